@@ -1,0 +1,40 @@
+"""Every event contract by topic: the source of the committed JSON Schemas."""
+
+from pydantic import BaseModel
+
+from contracts import topics
+from contracts.dead_letters import DeadLetter
+from contracts.loans import DispositionedBatch, EvaluatedBatch, IngestedBatch, PricedBatch
+from contracts.runs import (
+    OutputsWritten,
+    RunCompleted,
+    RunFailed,
+    RunReprocessRequested,
+    RunRequested,
+    RunRetryRequested,
+    RunStarted,
+    TapeIngested,
+)
+from contracts.tapes import TapeEnd, TapeRow
+
+EVENTS_BY_TOPIC: dict[str, tuple[type[BaseModel], ...]] = {
+    topics.LOAN_TAPES.name: (TapeRow, TapeEnd),
+    topics.RUNS.name: (
+        RunRequested,
+        RunReprocessRequested,
+        RunRetryRequested,
+        RunStarted,
+        TapeIngested,
+        RunFailed,
+        OutputsWritten,
+        RunCompleted,
+    ),
+    topics.LOANS_INGESTED.name: (IngestedBatch,),
+    topics.LOANS_EVALUATED.name: (EvaluatedBatch,),
+    topics.LOANS_PRICED.name: (PricedBatch,),
+    topics.LOANS_DISPOSITIONED.name: (DispositionedBatch,),
+    topics.DEAD_LETTERS.name: (DeadLetter,),
+}
+ALL_MODELS: tuple[type[BaseModel], ...] = tuple(
+    model for models in EVENTS_BY_TOPIC.values() for model in models
+)

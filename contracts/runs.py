@@ -1,0 +1,152 @@
+"""Run lifecycle events on `runs.v1`, keyed by run id (SPEC §2, §3.7)."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import Field, TypeAdapter
+
+from contracts.base import Contract, Envelope
+from contracts.loans import RunParams
+
+Phase = Literal["ingest", "validate", "eligibility", "pricing", "disposition", "output", "archive"]
+PHASES: tuple[Phase, ...] = (
+    "ingest",
+    "validate",
+    "eligibility",
+    "pricing",
+    "disposition",
+    "output",
+    "archive",
+)
+ReportKey = Literal["purchase_tape", "projected_tape", "rejection_report", "exception_summary"]
+REPORT_KEYS: tuple[ReportKey, ...] = (
+    "purchase_tape",
+    "projected_tape",
+    "rejection_report",
+    "exception_summary",
+)
+
+
+class RunSource(Contract):
+    """Where a run's tape comes from."""
+
+    kind: Literal["folder", "tape", "archive"] = Field(
+        description="`folder` of the inputs area, a producer's `tape`, or a parent's `archive`."
+    )
+    location: str = Field(
+        description="Folder path, tape id, or parent run id.", examples=["2026-11-23"]
+    )
+
+
+class RunRequested(Envelope):
+    """A user asked for a run over a folder of the storage `inputs` area (gateway, CLI)."""
+
+    event_type: Literal["run.requested"] = "run.requested"
+    params: RunParams
+    folder: str = Field(default="", description="Folder under `inputs/`; empty is its root.")
+    requested_by: str | None = None
+    created_at: datetime
+
+
+class RunReprocessRequested(Envelope):
+    """A new run over a parent run's archived inputs, possibly with new parameters."""
+
+    event_type: Literal["run.reprocess_requested"] = "run.reprocess_requested"
+    params: RunParams
+    parent_run_id: UUID
+    requested_by: str | None = None
+    created_at: datetime
+
+
+class RunRetryRequested(Envelope):
+    """A failed run is to resume from its failed phase."""
+
+    event_type: Literal["run.retry_requested"] = "run.retry_requested"
+    attempt: int = Field(ge=2, description="The attempt this retry starts.")
+    phase: Phase
+    requested_by: str | None = None
+
+
+class RunStarted(Envelope):
+    """Ingest has begun reading the run's tape."""
+
+    event_type: Literal["run.started"] = "run.started"
+    params: RunParams
+    source: RunSource
+    created_at: datetime = Field(description="The run's creation time (run_weekday is from it).")
+    parent_run_id: UUID | None = None
+    attempt: int = 1
+
+
+class TapeIngested(Envelope):
+    """Every loan of the run has been published; counts are final."""
+
+    event_type: Literal["run.tape_ingested"] = "run.tape_ingested"
+    total_loans: int = Field(ge=0)
+    total_balance: Decimal = Field(description="Exact sum of every parsed loan_amount.")
+    batch_count: int = Field(ge=0)
+    files: tuple[str, ...] = Field(description="Source files in processing order.")
+    duplicates: int = Field(ge=0)
+
+
+class RunFailed(Envelope):
+    """The run stopped at `phase`; `error` says why in words a user can act on."""
+
+    event_type: Literal["run.failed"] = "run.failed"
+    phase: Phase
+    error: str
+    attempt: int = 1
+
+
+class ReportFile(Contract):
+    """One written report."""
+
+    key: ReportKey
+    uri: str = Field(description="Absolute local path or s3:// URI.")
+    storage_key: str = Field(examples=["outputs/0b1c.../purchase_tape.csv"])
+    sha256: str
+    size: int = Field(ge=0)
+    rows: int = Field(ge=0, description="Data rows, header excluded.")
+
+
+class Dispositions(Contract):
+    to_purchase: int = 0
+    projected: int = 0
+    rejected: int = 0
+
+
+class OutputsWritten(Envelope):
+    """The four reports are written and the run's inputs and outputs archived."""
+
+    event_type: Literal["run.outputs_written"] = "run.outputs_written"
+    reports: tuple[ReportFile, ...]
+    archive_input: tuple[str, ...] = Field(description="Storage keys of the archived inputs.")
+    archive_output: tuple[str, ...] = Field(description="Storage keys of the archived reports.")
+
+
+class RunCompleted(Envelope):
+    """The run is done: its final facts (SPEC §3.7)."""
+
+    event_type: Literal["run.completed"] = "run.completed"
+    total_loans: int
+    total_balance: Decimal
+    exceptions_count: int
+    dispositions: Dispositions
+    reports: tuple[ReportFile, ...]
+    completed_at: datetime
+
+
+RunEvent = Annotated[
+    RunRequested
+    | RunReprocessRequested
+    | RunRetryRequested
+    | RunStarted
+    | TapeIngested
+    | RunFailed
+    | OutputsWritten
+    | RunCompleted,
+    Field(discriminator="event_type"),
+]
+RUN_EVENT = TypeAdapter(RunEvent)

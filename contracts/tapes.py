@@ -1,0 +1,35 @@
+"""The producer contract on `loan-tapes.v1` (SPEC §2): rows, then an end marker, keyed by tape id."""
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from contracts.base import Contract
+
+
+class TapeRow(Contract):
+    """One tape row: column names as a file's header would have them, to cell text."""
+
+    kind: Literal["row"] = "row"
+    tape_id: str = Field(min_length=1, examples=["T-2026-11-22-A"])
+    row: int = Field(ge=1, description="Row number, from 1.")
+    fields: dict[str, str | None] = Field(
+        examples=[{"seller_loan_number": "L-1", "loan_amount": "250000"}]
+    )
+
+
+class TapeEnd(Contract):
+    """The end marker: how many rows the tape has, and the run's parameters."""
+
+    kind: Literal["end"] = "end"
+    tape_id: str = Field(min_length=1, examples=["T-2026-11-22-A"])
+    rows: int = Field(ge=0, examples=[1000])
+    pdate: date = Field(examples=["2026-11-23"])
+    irr_target: Decimal = Field(default=Decimal("8.05"), gt=0, lt=100, examples=[8.05])
+    sales_team_id: str | None = None
+
+
+TapeMessage = Annotated[TapeRow | TapeEnd, Field(discriminator="kind")]
+TAPE_MESSAGE = TypeAdapter(TapeMessage)

@@ -1,0 +1,48 @@
+"""The topic registry: logical names, partitions, keys and retention (SPEC §2)."""
+
+from dataclasses import dataclass, field
+
+DEFAULT_PREFIX = "loan-engine."
+KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """One logical topic; `physical(prefix)` is the name on the broker."""
+
+    name: str
+    partitions: int
+    key: str
+    description: str
+    config: dict[str, str] = field(default_factory=lambda: dict(KEEP_FOREVER))
+
+    def physical(self, prefix: str = DEFAULT_PREFIX) -> str:
+        """The broker-side topic name under a deployment prefix."""
+        return f"{prefix}{self.name}"
+
+
+LOAN_TAPES = Topic("loan-tapes.v1", 6, "tape id", "Producers' tape rows and end markers.")
+RUNS = Topic("runs.v1", 6, "run id", "Run lifecycle: requested, started, ingested, completed.")
+LOANS_INGESTED = Topic("loans.ingested.v1", 6, "{run_id}:{batch_seq}", "Normalised loans.")
+LOANS_EVALUATED = Topic("loans.evaluated.v1", 6, "{run_id}:{batch_seq}", "Exceptions, DQ.")
+LOANS_PRICED = Topic("loans.priced.v1", 6, "{run_id}:{batch_seq}", "IRR-target pricing.")
+LOANS_DISPOSITIONED = Topic(
+    "loans.dispositioned.v1", 6, "{run_id}:{batch_seq}", "Each loan's final disposition."
+)
+DEAD_LETTERS = Topic("dead-letters.v1", 3, "original key", "Messages no consumer could process.")
+
+ALL_TOPICS: tuple[Topic, ...] = (
+    LOAN_TAPES,
+    RUNS,
+    LOANS_INGESTED,
+    LOANS_EVALUATED,
+    LOANS_PRICED,
+    LOANS_DISPOSITIONED,
+    DEAD_LETTERS,
+)
+LOAN_TOPICS: tuple[Topic, ...] = (
+    LOANS_INGESTED,
+    LOANS_EVALUATED,
+    LOANS_PRICED,
+    LOANS_DISPOSITIONED,
+)

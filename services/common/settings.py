@@ -1,0 +1,74 @@
+"""The settings base: one object per service, read from the environment (SPEC §5).
+
+Shared infrastructure (broker, database, storage, topic prefix) is read from unprefixed variables
+so one `.env` serves every process; a service's own tunables use its prefix (`INGEST_`, ...).
+Nothing else in the code base reads `os.environ`.
+"""
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.topics import DEFAULT_PREFIX, Topic
+
+
+def shared(name: str, default: object, description: str) -> object:
+    """A field read from an unprefixed environment variable shared by every service."""
+    return Field(default, validation_alias=AliasChoices(name), description=description)
+
+
+class ServiceSettings(BaseSettings):
+    """What every Loan Engine process needs; subclasses add their own with an env prefix."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    service_name: str = "loan-engine"
+    environment: Literal["development", "test", "production"] = shared(
+        "ENVIRONMENT", "development", "Deployment environment; development logs coloured text."
+    )
+    kafka_bootstrap_servers: str = shared(
+        "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "Kafka bootstrap servers."
+    )
+    topic_prefix: str = shared("TOPIC_PREFIX", DEFAULT_PREFIX, "Prefix of every topic name.")
+    database_url: SecretStr = shared(
+        "DATABASE_URL",
+        SecretStr("postgresql+asyncpg://loan_engine@127.0.0.1:5432/loan_engine"),
+        "SQLAlchemy async URL of PostgreSQL.",
+    )
+    storage_type: Literal["local", "s3"] = shared(
+        "STORAGE_TYPE", "local", "Where inputs, outputs and archives live."
+    )
+    storage_root: Path = shared(
+        "STORAGE_ROOT", Path(".stack/storage"), "Root folder of local storage."
+    )
+    s3_bucket: str = shared("S3_BUCKET", "loan-engine", "Bucket for S3 storage.")
+    s3_endpoint_url: str | None = shared("S3_ENDPOINT_URL", None, "S3 endpoint (MinIO, moto).")
+    s3_region: str = shared("S3_REGION", "us-east-1", "S3 region.")
+    loan_batch_size: int = shared(
+        "LOAN_BATCH_SIZE", 500, "Loan events per Kafka record on loan topics."
+    )
+    default_irr_target: Decimal = shared("DEFAULT_IRR_TARGET", Decimal("8.05"), "IRR target.")
+    log_level: str = shared("LOG_LEVEL", "INFO", "Log level.")
+    log_format: Literal["json", "text", "auto"] = shared(
+        "LOG_FORMAT", "auto", "json, coloured text, or auto (text in development)."
+    )
+    otel_exporter_otlp_endpoint: str | None = shared(
+        "OTEL_EXPORTER_OTLP_ENDPOINT", None, "OTLP/HTTP endpoint; no export when unset."
+    )
+    otel_sample_ratio: float = shared(
+        "OTEL_TRACES_SAMPLER_RATIO", 1.0, "Share of traces sampled (parent-based)."
+    )
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+
+    def topic(self, topic: Topic) -> str:
+        """The physical name of a registry topic under this deployment's prefix."""
+        return topic.physical(self.topic_prefix)
+
+    @property
+    def database_dsn(self) -> str:
+        """The database URL as text (never log it: it may hold a password)."""
+        return self.database_url.get_secret_value()
