@@ -1,4 +1,4 @@
-"""The producer contract on `loan-tapes.v1` (SPEC §2): rows, then an end marker, keyed by tape id."""
+"""The producer contract on `loan-tapes.v1` (SPEC §2): rows, then an end marker."""
 
 from datetime import date
 from decimal import Decimal
