@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 
 DEFAULT_PREFIX = "loan-engine."
 KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+# A batch of 500 loans is ~0.5 MB of JSON before compression; leave room for wide tapes.
+BATCH_CONFIG = {**KEEP_FOREVER, "max.message.bytes": str(16 * 1024 * 1024)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,13 +25,25 @@ class Topic:
 
 LOAN_TAPES = Topic("loan-tapes.v1", 6, "tape id", "Producers' tape rows and end markers.")
 RUNS = Topic("runs.v1", 6, "run id", "Run lifecycle: requested, started, ingested, completed.")
-LOANS_INGESTED = Topic("loans.ingested.v1", 6, "{run_id}:{batch_seq}", "Normalised loans.")
-LOANS_EVALUATED = Topic("loans.evaluated.v1", 6, "{run_id}:{batch_seq}", "Exceptions, DQ.")
-LOANS_PRICED = Topic("loans.priced.v1", 6, "{run_id}:{batch_seq}", "IRR-target pricing.")
-LOANS_DISPOSITIONED = Topic(
-    "loans.dispositioned.v1", 6, "{run_id}:{batch_seq}", "Each loan's final disposition."
+LOANS_INGESTED = Topic(
+    "loans.ingested.v1", 6, "{run_id}:{batch_seq}", "Normalised loans.", BATCH_CONFIG
 )
-DEAD_LETTERS = Topic("dead-letters.v1", 3, "original key", "Messages no consumer could process.")
+LOANS_EVALUATED = Topic(
+    "loans.evaluated.v1", 6, "{run_id}:{batch_seq}", "Exceptions, DQ.", BATCH_CONFIG
+)
+LOANS_PRICED = Topic(
+    "loans.priced.v1", 6, "{run_id}:{batch_seq}", "IRR-target pricing.", BATCH_CONFIG
+)
+LOANS_DISPOSITIONED = Topic(
+    "loans.dispositioned.v1",
+    6,
+    "{run_id}:{batch_seq}",
+    "Each loan's final disposition.",
+    BATCH_CONFIG,
+)
+DEAD_LETTERS = Topic(
+    "dead-letters.v1", 3, "original key", "Messages no consumer could process.", BATCH_CONFIG
+)
 
 ALL_TOPICS: tuple[Topic, ...] = (
     LOAN_TAPES,

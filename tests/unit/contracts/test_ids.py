@@ -1,0 +1,27 @@
+from uuid import NAMESPACE_DNS, UUID, uuid5
+
+from contracts.ids import NS, batch_key, event_id, loan_id, tape_run_id
+
+RUN = UUID("0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d")
+
+
+def test_namespace_is_uuid5_of_loan_engine_in_the_dns_namespace() -> None:
+    assert uuid5(NAMESPACE_DNS, "loan-engine") == NS
+
+
+def test_loan_id_is_uuid5_of_run_file_and_row() -> None:
+    assert loan_id(RUN, "tape.csv", 7) == uuid5(NS, f"{RUN}/tape.csv/7")
+
+
+def test_a_producer_knows_its_run_id_before_it_pushes() -> None:
+    assert tape_run_id("T-2026-11-22-A") == uuid5(NS, "tape:T-2026-11-22-A")
+
+
+def test_event_ids_are_the_same_on_replay_and_differ_between_facts() -> None:
+    loan = loan_id(RUN, "tape.csv", 1)
+    assert event_id("loan.priced", RUN, loan) == event_id("loan.priced", RUN, loan)
+    assert event_id("loan.priced", RUN, loan) != event_id("loan.evaluated", RUN, loan)
+
+
+def test_batch_key_is_run_id_and_batch_seq() -> None:
+    assert batch_key(RUN, 7) == f"{RUN}:7"
