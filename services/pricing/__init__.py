@@ -1,0 +1,1 @@
+"""Pricing service: IRR-target pricing (SPEC §3.5)."""

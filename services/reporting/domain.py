@@ -1,0 +1,121 @@
+"""Dispositions, run totals and the exception summary (SPEC §3.6-3.8)."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
+
+from contracts.loans import Disposition, LoanDispositioned, LoanException, Pricing
+from contracts.runs import Dispositions
+
+SUMMARY_HEADER = (
+    "exception_type",
+    "exception_category",
+    "severity",
+    "count",
+    "rejection_criteria",
+    "sample_message",
+)
+SummaryRow = tuple[str, str, str, int, str, str]
+# total_balance is an exact sum (SPEC §3.7): no precision limit, so nothing is ever rounded.
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+
+
+def disposition(exceptions: Sequence[LoanException], pricing: Pricing | None) -> Disposition:
+    """Rejected on any hard exception; else to_purchase when priced; else projected."""
+    if any(exception.severity == "hard" for exception in exceptions):
+        return "rejected"
+    return "to_purchase" if pricing is not None else "projected"
+
+
+@dataclass(slots=True)
+class RunTotals:
+    """A run's facts folded from its dispositioned loans (SPEC §3.7)."""
+
+    total_loans: int = 0
+    total_balance: Decimal = field(default_factory=Decimal)
+    exceptions_count: int = 0
+    to_purchase: int = 0
+    projected: int = 0
+    rejected: int = 0
+
+    def add(self, loan: LoanDispositioned) -> None:
+        """Count one loan: every loan, every exception, every parsed loan_amount."""
+        self.total_loans += 1
+        self.exceptions_count += len(loan.exceptions)
+        amount = _parsed_amount(loan)
+        if amount is not None:
+            self.total_balance = _EXACT.add(self.total_balance, amount)
+        match loan.disposition:
+            case "to_purchase":
+                self.to_purchase += 1
+            case "projected":
+                self.projected += 1
+            case "rejected":
+                self.rejected += 1
+
+    def dispositions(self) -> Dispositions:
+        """The disposition counts as the run contracts carry them."""
+        return Dispositions(
+            to_purchase=self.to_purchase, projected=self.projected, rejected=self.rejected
+        )
+
+
+@dataclass(slots=True)
+class _Group:
+    category: str
+    rejection_criteria: str
+    sample_message: str
+    count: int = 0
+
+
+class ExceptionSummary:
+    """Exceptions grouped by (type, severity); its state is bounded by the exception types."""
+
+    __slots__ = ("_groups",)
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str], _Group] = {}
+
+    def add(self, exceptions: Iterable[LoanException]) -> None:
+        """Count exceptions, fed in tape order so each group keeps its first message."""
+        for exception in exceptions:
+            key = (exception.exception_type, exception.severity)
+            group = self._groups.get(key)
+            if group is None:
+                group = _Group(exception.category, exception.rejection_criteria, exception.message)
+                self._groups[key] = group
+            group.count += 1
+
+    def rows(self) -> list[SummaryRow]:
+        """Rows in SUMMARY_HEADER order: count descending, then type (and severity) ascending."""
+        ordered = sorted(self._groups.items(), key=lambda item: (-item[1].count, item[0]))
+        return [
+            (
+                kind,
+                group.category,
+                severity,
+                group.count,
+                group.rejection_criteria,
+                group.sample_message,
+            )
+            for (kind, severity), group in ordered
+        ]
+
+
+def exception_summary_rows(exceptions: Iterable[LoanException]) -> list[SummaryRow]:
+    """The exception summary of exceptions given in tape order (SPEC §3.8)."""
+    summary = ExceptionSummary()
+    summary.add(exceptions)
+    return summary.rows()
+
+
+def _parsed_amount(loan: LoanDispositioned) -> Decimal | None:
+    """The loan's loan_amount when it parsed (SPEC §3.1), else None."""
+    text = loan.loan.fields.loan_amount
+    if text is None or "loan_amount" in loan.loan.invalid:
+        return None
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None

@@ -1,0 +1,1 @@
+"""Rules service: validation, eligibility and data quality (SPEC §3.2-3.4)."""
