@@ -1,0 +1,1 @@
+"""The `loan-engine` command line."""

@@ -1,0 +1,21 @@
+"""The `loan-engine` console script: one Typer app, one line per command group."""
+
+import typer
+
+from services.cli import pipeline, tape
+from services.cli.stack.commands import app as stack_app
+
+app = typer.Typer(
+    help="Loan Engine: loan tapes in, dispositions and reports out.", no_args_is_help=True
+)
+app.add_typer(stack_app, name="stack")
+app.add_typer(pipeline.app)  # `run` and `runs list|show|wait`
+app.add_typer(tape.app, name="tape")
+
+from services.cli import admin, projections  # noqa: E402 - gateway command groups
+
+app.add_typer(admin.app, name="admin")
+app.add_typer(projections.app, name="projections")
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,283 @@
+"""The stack's PostgreSQL: a private cluster under `.stack/postgres/`, or `DATABASE_URL`."""
+
+import asyncio
+import hashlib
+import os
+import pwd
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from services.cli.stack import databases, ports
+from services.cli.stack.errors import MissingTool, StartFailed
+from services.cli.stack.settings import StackSettings
+from services.cli.stack.urls import local_url
+
+Progress = Callable[[str], None]
+
+DEBIAN_ROOT = Path("/usr/lib/postgresql")
+SERVER_USER = "postgres"
+"""The OS user that owns the cluster when the stack runs as root (PostgreSQL refuses root)."""
+
+CLUSTER_CONFIG = """
+# Written by `loan-engine stack up`: a private development cluster.
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+max_connections = 200
+# Development data: a crash may lose the last commits, never corrupt the cluster.
+synchronous_commit = off
+"""
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", path.parent.name)) or (0,)
+
+
+def find_bin_dir(candidates: Sequence[Path]) -> Path | None:
+    """The newest `.../<version>/bin` among `candidates` that holds initdb and pg_ctl."""
+    usable = [
+        path for path in candidates if (path / "initdb").is_file() and (path / "pg_ctl").is_file()
+    ]
+    return max(usable, key=_version_key) if usable else None
+
+
+def bin_dir(settings: StackSettings, progress: Progress) -> Path:
+    """PostgreSQL's server binaries, installed with apt when missing and running as root."""
+    if settings.postgres_bin_dir is not None:
+        return settings.postgres_bin_dir
+    found = find_bin_dir(sorted(DEBIAN_ROOT.glob("*/bin")))
+    if found is not None:
+        return found
+    if os.geteuid() != 0:
+        raise MissingTool(
+            "PostgreSQL server binaries were not found under /usr/lib/postgresql; install them "
+            "with `sudo apt-get install -y postgresql` (or set DATABASE_URL to a server you have, "
+            "or STACK_POSTGRES_BIN_DIR to the folder holding initdb and pg_ctl)"
+        )
+    progress("installing PostgreSQL with apt-get (first run only)")
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "postgresql"]):
+        result = subprocess.run(
+            command, capture_output=True, text=True, env=environment, check=False
+        )
+        if result.returncode != 0:
+            raise MissingTool(f"`{' '.join(command)}` failed:\n{result.stderr[-2000:]}")
+    found = find_bin_dir(sorted(DEBIAN_ROOT.glob("*/bin")))
+    if found is None:
+        raise MissingTool("apt-get installed postgresql but no initdb was found")
+    return found
+
+
+def cluster_dir(settings: StackSettings) -> Path:
+    """The private cluster's folder (data and log), symlinks resolved for the server user."""
+    return (settings.state / "postgres").resolve()
+
+
+def server_url(settings: StackSettings) -> str:
+    """The private cluster's maintenance database URL."""
+    return local_url(settings.postgres_port, "postgres")
+
+
+def database_url(settings: StackSettings) -> str:
+    """The URL the services use: DATABASE_URL when given, else the private cluster's database."""
+    if settings.database_url:
+        return settings.database_url
+    return local_url(settings.postgres_port, settings.postgres_database)
+
+
+def _as_server_user(argv: Sequence[str]) -> list[str]:
+    # As root, run server tools as the `postgres` user: initdb and postgres refuse root.
+    if os.geteuid() != 0:
+        return list(argv)
+    return ["runuser", "-u", SERVER_USER, "--", *argv]
+
+
+def _run(argv: Sequence[str], what: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(_as_server_user(argv), capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise StartFailed(f"{what} failed:\n{(result.stdout + result.stderr)[-2000:]}")
+    return result
+
+
+def blocking_folder(path: Path, uid: int, gids: set[int]) -> Path | None:
+    """The first existing folder from `/` down to `path` that the user cannot traverse."""
+    for folder in [*reversed(path.parents), path]:
+        try:
+            info = folder.stat()
+        except FileNotFoundError:
+            return None
+        if uid == 0:
+            continue
+        if info.st_uid == uid:
+            allowed = info.st_mode & 0o100
+        elif info.st_gid in gids:
+            allowed = info.st_mode & 0o010
+        else:
+            allowed = info.st_mode & 0o001
+        if not allowed:
+            return folder
+    return None
+
+
+def _server_account() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(SERVER_USER)
+    except KeyError as error:
+        raise MissingTool(
+            "running as root needs the `postgres` OS user to own the cluster; "
+            "install Debian's postgresql package (`apt-get install -y postgresql`)"
+        ) from error
+
+
+def _make_home(settings: StackSettings, progress: Progress) -> Path:
+    """Create the cluster folder where the server user can reach it.
+
+    As root the server runs as `postgres`; when a parent of the project is private (a clone under
+    /root, say) the cluster lives under /var/tmp instead and `.stack/postgres` links to it.
+    """
+    home = settings.state / "postgres"
+    if home.exists():
+        return home.resolve()
+    if os.geteuid() == 0:
+        account = _server_account()
+        gids = {account.pw_gid, *os.getgrouplist(SERVER_USER, account.pw_gid)}
+        blocked = blocking_folder(home.parent, account.pw_uid, gids)
+        if blocked is not None:
+            digest = hashlib.sha256(str(home).encode()).hexdigest()[:12]
+            outside = Path("/var/tmp/loan-engine") / digest / "postgres"
+            outside.mkdir(parents=True, exist_ok=True)
+            for folder in (outside.parent, outside.parent.parent):
+                folder.chmod(0o755)
+            home.parent.mkdir(parents=True, exist_ok=True)
+            home.symlink_to(outside, target_is_directory=True)
+            progress(f"{blocked} is private to the postgres user: the cluster lives in {outside}")
+            return outside
+    home.mkdir(parents=True, exist_ok=True)
+    return home.resolve()
+
+
+def _own_for_server_user(path: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    account = _server_account()
+    for folder, _, files in os.walk(path.resolve()):
+        os.chown(folder, account.pw_uid, account.pw_gid)
+        for name in files:
+            os.chown(Path(folder) / name, account.pw_uid, account.pw_gid)
+
+
+def initialise(settings: StackSettings, binaries: Path, progress: Progress) -> Path:
+    """`initdb` the private cluster once; return its data folder."""
+    data = cluster_dir(settings) / "data"
+    if (data / "PG_VERSION").exists():
+        return data
+    home = _make_home(settings, progress)
+    data = home / "data"
+    progress(f"initialising a PostgreSQL cluster in {data}")
+    _own_for_server_user(home)
+    _run(
+        [
+            str(binaries / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ],
+        "initdb",
+    )
+    with (data / "postgresql.conf").open("a", encoding="utf-8") as config:
+        config.write(CLUSTER_CONFIG)
+    return data
+
+
+def is_running(settings: StackSettings, binaries: Path) -> bool:
+    """Whether the private cluster's postmaster is running."""
+    data = cluster_dir(settings) / "data"
+    if not (data / "PG_VERSION").exists():
+        return False
+    result = subprocess.run(
+        _as_server_user([str(binaries / "pg_ctl"), "status", "-D", str(data)]),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.returncode == 0
+
+
+def start(settings: StackSettings, progress: Progress) -> bool:
+    """Start the private cluster unless running; create the database. True when started now."""
+    binaries = bin_dir(settings, progress)
+    data = initialise(settings, binaries, progress)
+    started = False
+    if not is_running(settings, binaries):
+        ports.require_free(settings.postgres_port, "PostgreSQL", "STACK_POSTGRES_PORT")
+        progress(f"starting PostgreSQL on 127.0.0.1:{settings.postgres_port}")
+        _own_for_server_user(cluster_dir(settings))
+        _run(
+            [
+                str(binaries / "pg_ctl"),
+                "start",
+                "-D",
+                str(data),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(cluster_dir(settings) / "postgres.log"),
+                "-o",
+                f"-p {settings.postgres_port}",
+            ],
+            "starting PostgreSQL",
+        )
+        started = True
+    asyncio.run(
+        databases.create_database(server_url(settings), settings.postgres_database, exist_ok=True)
+    )
+    return started
+
+
+def stop(settings: StackSettings) -> None:
+    """Stop the private cluster (fast shutdown) when it runs."""
+    binaries = find_bin_dir(
+        [settings.postgres_bin_dir]
+        if settings.postgres_bin_dir
+        else sorted(DEBIAN_ROOT.glob("*/bin"))
+    )
+    if binaries is None or not is_running(settings, binaries):
+        return
+    _run(
+        [
+            str(binaries / "pg_ctl"),
+            "stop",
+            "-D",
+            str(cluster_dir(settings) / "data"),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            "60",
+        ],
+        "stopping PostgreSQL",
+    )
+
+
+def healthy(url: str) -> bool:
+    """Whether the database at `url` answers."""
+    return asyncio.run(databases.can_connect(url))
+
+
+def log_file(settings: StackSettings) -> Path:
+    """The private cluster's server log."""
+    return cluster_dir(settings) / "postgres.log"
+
+
+def which_psql() -> str | None:
+    """psql on PATH, for the user's convenience in status output."""
+    return shutil.which("psql")

@@ -1,0 +1,136 @@
+"""Session infrastructure for integration tests: a real Kafka broker and a real PostgreSQL.
+
+Each is found in this order: the environment (`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`); else
+testcontainers when a Docker engine answers; else the project's own local stack (started through
+`services.cli.stack`, reused when already up, stopped at the end if this session started it).
+Every fixture here is lazy: a unit test that asks for none of them starts nothing.
+"""
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import pytest
+
+T = TypeVar("T")
+
+
+def run_async(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to completion on a private loop in another thread.
+
+    Session fixtures here are synchronous so any test (sync or async) can use them; a private
+    thread keeps them clear of the loop pytest-asyncio runs the tests on.
+    """
+
+    async def main() -> T:
+        return await factory()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
+def docker_engine_answers(timeout: float = 1.0) -> bool:
+    """Whether a Docker engine answers `/_ping` quickly (a client alone is not enough)."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    parts = urlsplit(host)
+    try:
+        if parts.scheme == "unix":
+            if not Path(parts.path).exists():
+                return False
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(parts.path)
+        elif parts.scheme in ("tcp", "http") and parts.hostname:
+            sock = socket.create_connection((parts.hostname, parts.port or 2375), timeout)
+        else:
+            return False
+        with sock:
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            status_line = sock.recv(64).split(b"\r\n", 1)[0]
+            return status_line.startswith(b"HTTP/1.") and b" 200 " in status_line + b" "
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_available() -> bool:
+    """Whether testcontainers can be used this session."""
+    return docker_engine_answers()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap_servers(docker_available: bool) -> Iterator[str]:
+    """Bootstrap servers of a real Kafka broker for this test session."""
+    from_env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if from_env:
+        yield from_env
+        return
+    if docker_available:
+        from testcontainers.community.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    from services.cli.stack import infra
+
+    with infra.kafka_for_tests() as bootstrap_servers:
+        yield bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def _postgres_server_url(docker_available: bool) -> Iterator[str]:
+    """A SQLAlchemy asyncpg URL of a PostgreSQL server whose user may create databases."""
+    from_env = os.environ.get("DATABASE_URL")
+    if from_env:
+        yield from_env
+        return
+    if docker_available:
+        from testcontainers.community.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:15", driver="asyncpg") as container:
+            yield container.get_connection_url()
+        return
+    from services.cli.stack import infra
+
+    with infra.postgres_for_tests() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(_postgres_server_url: str) -> Iterator[str]:
+    """A fresh database for this test session (dropped at the end), as a SQLAlchemy asyncpg URL."""
+    from services.cli.stack import databases
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = run_async(lambda: databases.create_database(_postgres_server_url, name))
+    try:
+        yield url
+    finally:
+        run_async(lambda: databases.drop_database(_postgres_server_url, name))
+
+
+@pytest.fixture(scope="session")
+def topic_prefix(kafka_bootstrap_servers: str) -> Iterator[str]:
+    """A topic prefix unique to this session, with every registry topic created under it."""
+    from services.cli.stack import topics
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}."
+    names = run_async(lambda: topics.ensure_topics(kafka_bootstrap_servers, prefix))
+    try:
+        yield prefix
+    finally:
+        run_async(lambda: topics.delete_topics(kafka_bootstrap_servers, names))
+
+
+@pytest.fixture
+def storage_root(tmp_path: Path) -> Path:
+    """An empty local storage root for one test."""
+    root = tmp_path / "storage"
+    root.mkdir()
+    return root

@@ -1,0 +1,230 @@
+"""The session infrastructure and the local stack, against real processes.
+
+The stack tests run the real `loan-engine stack` commands with their own state folder, free
+ports and a Procfile of tiny health servers, so they never touch a developer's stack.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from contracts.topics import ALL_TOPICS
+from services.cli.stack.urls import asyncpg_dsn, database_name
+
+pytestmark = pytest.mark.integration
+
+HEALTH_SERVER = """
+import http.server, sys
+
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path in ("/health", "/health/ready", "/metrics") else 404)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+print("serving", flush=True)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_forever()
+"""
+
+
+async def test_session_prefix_has_every_registry_topic_with_its_partitions(
+    kafka_bootstrap_servers: str, topic_prefix: str
+) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([t.physical(topic_prefix) for t in ALL_TOPICS])
+    finally:
+        await admin.close()
+    partitions = {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
+    assert partitions == {t.physical(topic_prefix): t.partitions for t in ALL_TOPICS}
+
+
+async def test_session_database_is_fresh_and_writable(database_url: str) -> None:
+    assert database_url.startswith("postgresql+asyncpg://")
+    assert database_name(database_url).startswith("test_")
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        tables = await connection.fetchval(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        )
+        await connection.execute("CREATE TABLE probe (id int)")
+    finally:
+        await connection.close()
+    assert tables == 0
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on right now (held open together so they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@dataclass
+class Stack:
+    """A stack under test: its folder, environment and ports."""
+
+    state: Path
+    environment: dict[str, str]
+    ports: dict[str, int]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli.main", "stack", *args],
+            env=self.environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def status(self) -> dict[str, Any]:
+        result = self.cli("status", "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def recorded_pids(self) -> dict[str, int]:
+        recorded = json.loads((self.state / "state.json").read_text())["processes"]
+        return {name: value["pid"] for name, value in recorded.items()}
+
+    def postmaster_pid(self) -> int | None:
+        pid_file = self.state / "postgres" / "data" / "postmaster.pid"
+        return int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+
+    def process_tree(self) -> set[int]:
+        """Every live process the stack started: recorded pids, the postmaster, descendants."""
+        roots = [*self.recorded_pids().values(), self.postmaster_pid()]
+        pids: set[int] = set()
+        for pid in roots:
+            if pid is None or not psutil.pid_exists(pid):
+                continue
+            process = psutil.Process(pid)
+            pids.add(pid)
+            pids.update(child.pid for child in process.children(recursive=True))
+        return pids
+
+    def strays(self) -> list[str]:
+        """Processes anywhere on the machine that mention this stack's folder."""
+        found = []
+        for process in psutil.process_iter(["cmdline"]):
+            cmdline = " ".join(process.info["cmdline"] or [])
+            if str(self.state) in cmdline and process.pid != os.getpid():
+                found.append(f"{process.pid}: {cmdline}")
+        return found
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    """A stack in a temporary folder on free ports; brought down whatever the tests do."""
+    # Not under pytest's private tmp folder: as root the cluster runs as `postgres`, which
+    # must reach it (a private parent makes the stack keep the cluster under /var/tmp instead).
+    state = Path(tempfile.mkdtemp(prefix="loan-engine-stack-test-"))
+    state.chmod(0o755)
+    server = state / "health_server.py"
+    server.write_text(HEALTH_SERVER)
+    (state / "Procfile").write_text(
+        f"ingest: python {server} $INGEST_HTTP_PORT\n"
+        f"gateway: python {server} $GATEWAY_HTTP_PORT\n"
+        "rules: python -m services.no_such_service.main\n"
+    )
+    names = ("kafka", "controller", "postgres", "gateway", "ingest", "rules")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "TOPIC_PREFIX")
+    }
+    environment.update(
+        STACK_STATE_DIR=str(state),
+        STACK_PROCFILE_PATH=str(state / "Procfile"),
+        STACK_KAFKA_PORT=str(ports["kafka"]),
+        STACK_KAFKA_CONTROLLER_PORT=str(ports["controller"]),
+        STACK_POSTGRES_PORT=str(ports["postgres"]),
+        STACK_SERVICE_READY_TIMEOUT="20",
+        GATEWAY_HTTP_PORT=str(ports["gateway"]),
+        INGEST_HTTP_PORT=str(ports["ingest"]),
+        RULES_HTTP_PORT=str(ports["rules"]),
+    )
+    under_test = Stack(state, environment, ports)
+    try:
+        yield under_test
+    finally:
+        under_test.cli("down")
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.mark.timeout(120)
+def test_up_starts_broker_database_and_services_and_reports_a_missing_module(
+    stack: Stack,
+) -> None:
+    result = stack.cli("up", "--json")
+    assert result.returncode == 1, result.stderr  # the missing module is a failure to report
+    assert "services.no_such_service.main does not exist" in result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["kafka"] == {
+        "bootstrap_servers": f"127.0.0.1:{stack.ports['kafka']}",
+        "healthy": True,
+    }
+    assert report["postgres"]["healthy"] is True
+    states = {p["name"]: (p["state"], p["pid"]) for p in report["processes"]}
+    assert states["ingest"][0] == "healthy" and states["gateway"][0] == "healthy"
+    assert states["rules"] == ("failed", None)
+    assert report["gateway_url"] == f"http://127.0.0.1:{stack.ports['gateway']}"
+
+
+@pytest.mark.timeout(120)
+def test_up_twice_leaves_one_set_of_processes(stack: Stack) -> None:
+    before_pids, before_tree = stack.recorded_pids(), stack.process_tree()
+    assert set(before_pids) == {"kafka", "ingest", "gateway"}
+    stack.cli("up")
+    assert stack.recorded_pids() == before_pids
+    assert stack.process_tree() == before_tree
+    assert len([p for p in stack.strays() if "kafka.Kafka" in p]) == 1
+
+
+@pytest.mark.timeout(60)
+def test_status_json_is_the_last_line_with_processes_and_health(stack: Stack) -> None:
+    report = stack.status()
+    assert report["kafka"]["healthy"] and report["postgres"]["healthy"]
+    assert [p["name"] for p in report["processes"]] == ["ingest", "gateway", "rules"]
+    gateway = next(p for p in report["processes"] if p["name"] == "gateway")
+    assert gateway["health_url"] == f"http://127.0.0.1:{stack.ports['gateway']}/health"
+    assert gateway["metrics_url"] == f"http://127.0.0.1:{stack.ports['gateway']}/metrics"
+
+
+@pytest.mark.timeout(120)
+def test_down_leaves_no_process_behind(stack: Stack) -> None:
+    tree = stack.process_tree()
+    assert len(tree) > 5
+    result = stack.cli("down")
+    assert result.returncode == 0, result.stderr
+    assert not [
+        pid
+        for pid in tree
+        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    ]
+    assert stack.strays() == []
+    report = stack.status()
+    assert not report["kafka"]["healthy"] and not report["postgres"]["healthy"]
+    assert {p["state"] for p in report["processes"]} == {"stopped", "failed"}

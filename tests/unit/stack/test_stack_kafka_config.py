@@ -1,0 +1,55 @@
+"""The Kafka node's configuration and cluster id."""
+
+from pathlib import Path
+
+from services.cli.stack.kafka import jars_present, new_cluster_id, render_server_properties
+
+
+def properties(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines())
+
+
+def test_node_is_one_combined_broker_and_controller_on_loopback() -> None:
+    config = properties(render_server_properties(9092, 9093, Path("/data/kafka")))
+    assert config["process.roles"] == "broker,controller"
+    assert config["listeners"] == "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    assert config["advertised.listeners"] == "PLAINTEXT://127.0.0.1:9092"
+    assert config["log.dirs"] == "/data/kafka"
+
+
+def test_quorum_uses_bootstrap_servers_and_never_static_voters() -> None:
+    config = properties(render_server_properties(29092, 29093, Path("/d")))
+    assert config["controller.quorum.bootstrap.servers"] == "127.0.0.1:29093"
+    assert "controller.quorum.voters" not in config
+
+
+def test_local_node_keeps_group_coordination_fast() -> None:
+    config = properties(render_server_properties(9092, 9093, Path("/d")))
+    assert config["offsets.topic.num.partitions"] == "3"
+    assert config["group.initial.rebalance.delay.ms"] == "0"
+    assert config["offsets.topic.replication.factor"] == "1"
+
+
+def test_topics_are_never_created_by_accident() -> None:
+    config = properties(render_server_properties(9092, 9093, Path("/d")))
+    assert config["auto.create.topics.enable"] == "false"
+
+
+def test_cluster_id_is_url_safe_base64_of_sixteen_bytes_without_padding() -> None:
+    assert new_cluster_id(bytes(range(16))) == "AAECAwQFBgcICQoLDA0ODw"
+    generated = new_cluster_id()
+    assert len(generated) == 22
+    assert set(generated) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def test_cluster_ids_differ_between_calls() -> None:
+    assert new_cluster_id() != new_cluster_id()
+
+
+def test_jar_cache_counts_only_when_broker_server_and_tools_jars_are_there(tmp_path: Path) -> None:
+    for jar in ("kafka_2.13-4.1.1.jar", "kafka-server-4.1.1.jar"):
+        (tmp_path / jar).touch()
+    assert not jars_present(tmp_path, "4.1.1")
+    (tmp_path / "kafka-tools-4.1.1.jar").touch()
+    assert jars_present(tmp_path, "4.1.1")
+    assert not jars_present(tmp_path, "4.2.0")
