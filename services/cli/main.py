@@ -2,7 +2,7 @@
 
 import typer
 
-from services.cli import pipeline, tape
+from services.cli import admin, pipeline, projections, tape
 from services.cli.stack.commands import app as stack_app
 
 app = typer.Typer(
@@ -11,8 +11,6 @@ app = typer.Typer(
 app.add_typer(stack_app, name="stack")
 app.add_typer(pipeline.app)  # `run` and `runs list|show|wait`
 app.add_typer(tape.app, name="tape")
-
-from services.cli import admin, projections  # noqa: E402 - gateway command groups
 
 app.add_typer(admin.app, name="admin")
 app.add_typer(projections.app, name="projections")
