@@ -1,0 +1,251 @@
+"""Tape files to rows of cell text (SPEC §3.1), and a producer's tape back to CSV for the archive.
+
+A CSV is strict UTF-8 (with or without BOM); an XLSX is its first worksheet in workbook order,
+read in openpyxl's streaming mode with defusedxml guarding the XML. Both stream: memory stays flat
+however long the tape. Every problem with the file itself is an `UnreadableTape`.
+"""
+
+import csv
+import io
+import math
+import shutil
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import PurePosixPath
+from typing import IO, BinaryIO
+from xml.etree.ElementTree import ParseError
+
+from openpyxl import load_workbook
+from openpyxl.utils.exceptions import InvalidFileException
+
+from services.ingest.errors import UnreadableTape
+
+TAPE_SUFFIXES = (".csv", ".xlsx")
+# Office lock files (`~$tape.xlsx`) and hidden files (`._tape.csv` from macOS) are never tapes.
+IGNORED_PREFIXES = ("~$", ".")
+# A non-seekable XLSX stream is spooled; up to this size it stays in memory.
+SPOOL_IN_MEMORY_BYTES = 32 * 1024 * 1024
+CSV_CHUNK_CHARS = 64 * 1024
+# What a broken or hostile XLSX makes openpyxl, zipfile or defusedxml raise (defusedxml's
+# EntitiesForbidden is a ValueError). OSError is left alone: a failing stream may be transient.
+_BROKEN_XLSX = (
+    zipfile.BadZipFile,
+    InvalidFileException,
+    ParseError,
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    EOFError,
+    zlib.error,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLimits:
+    """Bounds that stop an absurd or hostile file from eating the machine."""
+
+    max_rows: int = 2_000_000
+    max_columns: int = 1_000
+    max_unpacked_bytes: int = 2 * 1024**3
+
+
+def is_tape_file(name: str) -> bool:
+    """Whether a file name is a tape: `.csv` or `.xlsx` (any case), not a lock or hidden file."""
+    base = PurePosixPath(name).name
+    return base.lower().endswith(TAPE_SUFFIXES) and not base.startswith(IGNORED_PREFIXES)
+
+
+def read_rows(
+    name: str, stream: BinaryIO, limits: ReadLimits = ReadLimits()
+) -> Iterator[list[str]]:
+    """The header row, then every row of a tape file, as cell texts ("" for an empty cell)."""
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix == ".csv":
+        return _checked(name, _csv_rows(name, stream), limits)
+    if suffix == ".xlsx":
+        return _checked(name, _xlsx_rows(name, stream, limits), limits)
+    raise UnreadableTape(name, "is not a tape file: only .csv and .xlsx files are read")
+
+
+def _checked(name: str, rows: Iterator[list[str]], limits: ReadLimits) -> Iterator[list[str]]:
+    """Rows with trailing empty cells dropped, within the limits, with a header and data."""
+    count = 0
+    has_data = False
+    for cells in rows:
+        count += 1
+        if count > limits.max_rows + 1:
+            raise UnreadableTape(name, f"has more than {limits.max_rows} rows")
+        # Trailing empty cells carry nothing (the normaliser pads short rows) but spreadsheets
+        # are full of them: formatted cells far to the right must not count as columns.
+        while cells and not cells[-1]:
+            cells.pop()
+        if len(cells) > limits.max_columns:
+            raise UnreadableTape(name, f"has more than {limits.max_columns} columns")
+        blank = all(not cell or cell.isspace() for cell in cells)
+        if count == 1 and blank:
+            raise UnreadableTape(name, "has an empty first row: a tape's first row is its header")
+        has_data = has_data or (count > 1 and not blank)
+        yield cells
+    if count == 0:
+        raise UnreadableTape(name, "is empty")
+    if not has_data:
+        raise UnreadableTape(name, "has a header but no data rows")
+
+
+def _csv_rows(name: str, stream: BinaryIO) -> Iterator[list[str]]:
+    """A CSV's rows, decoded as strict UTF-8 so a wrong encoding fails instead of garbling."""
+    counted = _NewlineCounter(stream)
+    text = io.TextIOWrapper(counted, encoding="utf-8-sig", errors="strict", newline="")
+    reader = csv.reader(text)
+    try:
+        yield from reader
+    except UnicodeDecodeError as error:
+        line = counted.line_of(error)
+        reason = f"is not UTF-8 text (invalid bytes on line {line}); save it as CSV UTF-8"
+        raise UnreadableTape(name, reason) from error
+    except csv.Error as error:
+        reason = f"is not a readable CSV (line {reader.line_num}: {error})"
+        raise UnreadableTape(name, reason) from error
+    finally:
+        text.detach()  # the caller owns the stream: closing the wrapper must not close it
+
+
+class _NewlineCounter(io.BufferedIOBase):
+    """A pass-through reader that counts the newlines before the chunk last handed out.
+
+    The text layer decodes whole chunks, so a decoding error knows its offset in the chunk only;
+    with the newlines before it, that becomes the file's line number.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__()
+        self._stream = stream
+        self._before = 0
+        self._in_last = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._counted(self._stream.read(-1 if size is None else size))
+
+    def read1(self, size: int = -1) -> bytes:
+        read1 = getattr(self._stream, "read1", None)
+        return self._counted(read1(size) if read1 is not None else self._stream.read(size))
+
+    def line_of(self, error: UnicodeDecodeError) -> int:
+        """The 1-based line of a decoding error raised on the last chunk."""
+        return self._before + error.object[: error.start].count(b"\n") + 1
+
+    def _counted(self, chunk: bytes) -> bytes:
+        self._before += self._in_last
+        self._in_last = chunk.count(b"\n")
+        return chunk
+
+
+def _xlsx_rows(name: str, stream: BinaryIO, limits: ReadLimits) -> Iterator[list[str]]:
+    """The first worksheet's rows as cell texts, streamed."""
+    source: IO[bytes] = stream if stream.seekable() else _spooled(stream)
+    try:
+        _check_archive(name, source, limits)
+        try:
+            workbook = load_workbook(source, read_only=True, data_only=True)
+        except _BROKEN_XLSX as error:
+            raise UnreadableTape(name, "is not a readable XLSX workbook") from error
+        try:
+            if not workbook.worksheets:
+                raise UnreadableTape(name, "has no worksheet")
+            sheet = workbook.worksheets[0]
+            # A declared dimension can lie (A1:XFD1048576) and would pad every row to it.
+            sheet.reset_dimensions()
+            for values in sheet.iter_rows(values_only=True):
+                yield [cell_text(value) for value in values]
+        except _BROKEN_XLSX as error:
+            raise UnreadableTape(name, "is not a readable XLSX workbook") from error
+        finally:
+            workbook.close()
+    finally:
+        if source is not stream:
+            source.close()
+
+
+def _spooled(stream: BinaryIO) -> IO[bytes]:
+    """A seekable copy of a stream (openpyxl needs to seek inside the zip archive)."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115
+    shutil.copyfileobj(stream, spool)
+    spool.seek(0)
+    return spool
+
+
+def _check_archive(name: str, source: IO[bytes], limits: ReadLimits) -> None:
+    """Refuse what is not a zip, or what would unpack to more than the limit (a zip bomb)."""
+    try:
+        with zipfile.ZipFile(source) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile as error:
+        raise UnreadableTape(name, "is not a readable XLSX workbook (not a zip archive)") from error
+    finally:
+        source.seek(0)
+    if unpacked > limits.max_unpacked_bytes:
+        raise UnreadableTape(
+            name, f"unpacks to {unpacked} bytes, more than the limit of {limits.max_unpacked_bytes}"
+        )
+
+
+def cell_text(value: object) -> str:
+    """An XLSX cell's value as tape text (SPEC §3.1): numbers, booleans, dates, text, errors."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value  # text, error text (#N/A) and a formula's cached text alike
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return number_text(value)
+    if isinstance(value, datetime):
+        if value.time() == time(0) and value.tzinfo is None:
+            return value.date().isoformat()
+        return value.isoformat(timespec="seconds" if value.microsecond == 0 else "auto")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, time):
+        return value.isoformat(timespec="seconds" if value.microsecond == 0 else "auto")
+    if isinstance(value, timedelta):
+        # A duration-formatted cell holds a number of days; read the number it holds.
+        return number_text(value / timedelta(days=1))
+    return str(value)
+
+
+def number_text(value: float) -> str:
+    """A binary float as its shortest round-trip decimal text, with no fraction when whole."""
+    if not math.isfinite(value):
+        return repr(value)  # inf / nan: text the numeric parser rejects as invalid
+    if value.is_integer():
+        return str(int(value))
+    # repr is the shortest text that reads back as the same float; 'f' keeps it positional.
+    return format(Decimal(repr(value)), "f")
+
+
+def rebuild_tape_csv(
+    columns: Sequence[str], rows: Iterable[tuple[int, Mapping[str, str | None]]]
+) -> Iterator[str]:
+    """A producer's tape as CSV text in chunks: its original column names, then every row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for _, cells in rows:
+        writer.writerow([cells.get(column) or "" for column in columns])
+        if buffer.tell() >= CSV_CHUNK_CHARS:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
