@@ -1,0 +1,166 @@
+"""How every worker consumes: contract decoding, consumer options and fault classification.
+
+Subscribe with `**consumer_options(group)` and `decoder=contract_decoder(Model)`: the batch is
+parsed by pydantic-core's Rust JSON (`contracts.codec.decode`, ~2.4x faster than FastStream's
+JSON-then-validate path) and a body that does not decode raises `UndecodableMessage`, which the
+dead-letter middleware (`services.common.dead_letters`) turns into a dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from faststream import AckPolicy
+from faststream.message import StreamMessage
+from pydantic import BaseModel, ValidationError
+
+from contracts.codec import decode
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class PermanentMessageError(Exception):
+    """The message can never be processed (bad data): dead-letter it and move on."""
+
+
+class UndecodableMessage(PermanentMessageError):
+    """The body is not valid JSON of the expected contract."""
+
+
+class TransientError(Exception):
+    """A dependency is unavailable for now (broker, database, storage): retry with back-off."""
+
+
+def contract_decoder(model: type[M]) -> Callable[[StreamMessage[Any]], Awaitable[M]]:
+    """A FastStream decoder that validates the raw body as `model` in one Rust pass."""
+
+    async def decode_contract(message: StreamMessage[Any]) -> M:
+        try:
+            return decode(message.body, model)
+        except (ValidationError, UnicodeDecodeError) as exc:
+            raise UndecodableMessage(f"not a valid {model.__name__}: {exc}") from exc
+
+    decode_contract.__name__ = f"decode_{model.__name__}"
+    return decode_contract
+
+
+def consumer_options(group_id: str, **overrides: Any) -> dict[str, Any]:
+    """Subscriber options shared by every worker: commit after processing, start from the log's
+    beginning for a new group, and fetch sizes that bound memory on 16 MiB loan batches."""
+    options: dict[str, Any] = {
+        "group_id": group_id,
+        "auto_offset_reset": "earliest",
+        # Commit only once the handler has finished (at-least-once); on an error the consumer
+        # seeks back so the record is redelivered instead of skipped.
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "fetch_max_bytes": 16 * 1024 * 1024,
+        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+        # Run completion streams a whole run's reports inside one message; give it time.
+        "max_poll_interval_ms": 15 * 60 * 1000,
+    }
+    options.update(overrides)
+    return options
+
+
+def _transient_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [TransientError, OSError, TimeoutError]
+    try:
+        from aiokafka.errors import KafkaError
+
+        types.append(KafkaError)
+    except ImportError:  # pragma: no cover - aiokafka is a dependency
+        pass
+    try:
+        from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+
+        types.extend((OperationalError, InterfaceError, DisconnectionError))
+    except ImportError:  # pragma: no cover - sqlalchemy is a dependency
+        pass
+    try:
+        from asyncpg import CannotConnectNowError, PostgresConnectionError
+
+        types.extend((PostgresConnectionError, CannotConnectNowError))
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        pass
+    try:
+        from botocore.exceptions import BotoCoreError
+
+        types.append(BotoCoreError)
+    except ImportError:  # pragma: no cover - aioboto3 is a dependency
+        pass
+    return tuple(types)
+
+
+TRANSIENT_ERRORS = _transient_types()
+# OSErrors that describe the request, not the system: retrying changes nothing.
+NOT_TRANSIENT_OS_ERRORS = (
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` says a dependency is down (retry) rather than that the message is bad.
+
+    Wrapped errors (`raise X from cause`) are transient when their cause is.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (PermanentMessageError, *NOT_TRANSIENT_OS_ERRORS)):
+            return False
+        if _says_transient(current):
+            return True
+        current = current.__cause__
+    return False
+
+
+def _says_transient(exc: BaseException) -> bool:
+    if isinstance(exc, TRANSIENT_ERRORS) or getattr(exc, "connection_invalidated", False):
+        # SQLAlchemy flags any DBAPI error that lost its connection as `connection_invalidated`.
+        return True
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        # botocore ClientError: a 5xx from S3 is the service's fault, not the message's.
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return isinstance(status, int) and status >= 500
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential back-off: `base * 2**(attempt-1)` seconds, capped at `cap`."""
+
+    attempts: int = 3
+    transient_attempts: int = 8
+    base_seconds: float = 0.2
+    cap_seconds: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (from 1)."""
+        return min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1))
+
+
+async def retry_transient(
+    operation: Callable[[], Awaitable[Any]],
+    policy: RetryPolicy = RetryPolicy(),
+    on_retry: Callable[[int, BaseException], None] | None = None,
+) -> Any:
+    """Run `operation`, retrying transient failures with back-off; the last failure is raised."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await operation()
+        except Exception as exc:
+            if not is_transient(exc) or attempt >= policy.transient_attempts:
+                raise
+            if on_retry is not None:
+                on_retry(attempt, exc)
+            await asyncio.sleep(policy.delay(attempt))

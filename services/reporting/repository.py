@@ -1,0 +1,271 @@
+"""Reporting's own tables (schema `reporting`) and the SQL over them; the caller commits.
+
+`runs` tracks each run: its totals once ingest has published them, and how many of its loans have
+been dispositioned (counted from rows newly inserted, so a redelivered batch adds nothing).
+`loans` keeps every dispositioned loan event keyed by loan id, streamed back in tape order when
+the reports are written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    case,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from contracts.codec import encode
+from contracts.loans import LoanDispositioned
+from contracts.runs import RunFailed, RunStarted, TapeIngested
+
+SCHEMA = "reporting"
+metadata = MetaData(schema=SCHEMA)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", Uuid, primary_key=True),
+    # pending -> running -> completed | failed (a failed run may still complete after a retry)
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("attempt", Integer, nullable=False, server_default="1"),
+    Column("created_at", DateTime(timezone=True)),
+    Column("params", JSONB),
+    Column("source", JSONB),
+    Column("total_loans", Integer),
+    Column("total_balance", Text, comment="Exact Decimal text from the tape-ingested event."),
+    Column("files", JSONB),
+    Column("dispositioned", Integer, nullable=False, server_default="0"),
+    Column("failed_phase", Text),
+    Column("error", Text),
+    Column("completed_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+loans = Table(
+    "loans",
+    metadata,
+    Column("loan_id", Uuid, primary_key=True),
+    Column("run_id", Uuid, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("disposition", Text, nullable=False),
+    Column("event", Text, nullable=False, comment="The LoanDispositioned event as JSON."),
+    Index("loans_run_seq", "run_id", "seq"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """What completion needs to know about a run."""
+
+    run_id: UUID
+    status: str
+    attempt: int
+    total_loans: int | None
+    total_balance: str | None
+    dispositioned: int
+
+    @property
+    def ready(self) -> bool:
+        """Every ingested loan has been dispositioned and the run is not completed yet."""
+        return (
+            self.status != "completed"
+            and self.total_loans is not None
+            and self.dispositioned == self.total_loans
+        )
+
+    @property
+    def balance(self) -> Decimal:
+        """The run's total balance as ingest summed it."""
+        return Decimal(self.total_balance or "0")
+
+
+_STATE = (
+    runs.c.run_id,
+    runs.c.status,
+    runs.c.attempt,
+    runs.c.total_loans,
+    runs.c.total_balance,
+    runs.c.dispositioned,
+)
+
+# One statement: insert the batch's loans, skip those already stored, and add the number of
+# rows actually inserted to the run's counter, so a redelivery changes nothing.
+_ADD_LOANS = text(
+    """
+    WITH inserted AS (
+        INSERT INTO reporting.loans (loan_id, run_id, seq, disposition, event)
+        SELECT loan_id, :run_id, seq, disposition, event
+        FROM unnest(
+            CAST(:loan_ids AS uuid[]),
+            CAST(:seqs AS integer[]),
+            CAST(:dispositions AS text[]),
+            CAST(:events AS text[])
+        ) AS batch (loan_id, seq, disposition, event)
+        ON CONFLICT (loan_id) DO NOTHING
+        RETURNING 1
+    )
+    UPDATE reporting.runs
+    SET dispositioned = dispositioned + (SELECT count(*) FROM inserted), updated_at = now()
+    WHERE run_id = :run_id
+    RETURNING run_id, status, attempt, total_loans, total_balance, dispositioned
+    """
+)
+
+
+def lock_key(run_id: UUID) -> int:
+    """The advisory-lock key of a run: its first 8 bytes as a signed bigint."""
+    return int.from_bytes(run_id.bytes[:8], "big", signed=True)
+
+
+class ReportingRepository:
+    """SQL over reporting's tables on one connection; never commits."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def ensure_run(self, run_id: UUID) -> None:
+        """Create the run's row if no event of it has been seen yet."""
+        statement = insert(runs).values(run_id=run_id).on_conflict_do_nothing()
+        await self.connection.execute(statement)
+
+    async def get(self, run_id: UUID) -> RunState | None:
+        """The run's state, or None when reporting has never heard of it."""
+        row = (
+            await self.connection.execute(select(*_STATE).where(runs.c.run_id == run_id))
+        ).one_or_none()
+        return None if row is None else RunState(*row)
+
+    async def add_loans(self, run_id: UUID, events: Sequence[LoanDispositioned]) -> RunState:
+        """Store a batch's loans (idempotent) and count the newly inserted ones."""
+        await self.ensure_run(run_id)
+        result = await self.connection.execute(
+            _ADD_LOANS,
+            {
+                "run_id": run_id,
+                "loan_ids": [event.loan.loan_id for event in events],
+                "seqs": [event.loan.seq for event in events],
+                "dispositions": [event.disposition for event in events],
+                "events": [encode(event).decode() for event in events],
+            },
+        )
+        return RunState(*result.one())
+
+    async def record_started(self, event: RunStarted) -> None:
+        """Remember the run's creation, parameters and source; it is running unless completed."""
+        statement = insert(runs).values(
+            run_id=event.run_id,
+            status="running",
+            attempt=event.attempt,
+            created_at=event.created_at,
+            params=event.params.model_dump(mode="json"),
+            source=event.source.model_dump(mode="json"),
+        )
+        excluded = statement.excluded
+        await self.connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[runs.c.run_id],
+                set_={
+                    "created_at": excluded.created_at,
+                    "params": excluded.params,
+                    "source": excluded.source,
+                    "attempt": func.greatest(runs.c.attempt, excluded.attempt),
+                    "status": case((runs.c.status == "completed", "completed"), else_="running"),
+                    "updated_at": func.now(),
+                },
+            )
+        )
+
+    async def record_ingested(self, event: TapeIngested) -> RunState:
+        """Record the run's final loan count and balance; the state to check for completion."""
+        await self.ensure_run(event.run_id)
+        statement = (
+            update(runs)
+            .where(runs.c.run_id == event.run_id)
+            .values(
+                total_loans=event.total_loans,
+                total_balance=str(event.total_balance),
+                files=list(event.files),
+                updated_at=func.now(),
+            )
+            .returning(*_STATE)
+        )
+        return RunState(*(await self.connection.execute(statement)).one())
+
+    async def record_failed(self, event: RunFailed) -> None:
+        """Mark the run failed at a phase, unless it has completed."""
+        await self.ensure_run(event.run_id)
+        await self.connection.execute(
+            update(runs)
+            .where(runs.c.run_id == event.run_id, runs.c.status != "completed")
+            .values(
+                status="failed",
+                failed_phase=event.phase,
+                error=event.error,
+                attempt=event.attempt,
+                updated_at=func.now(),
+            )
+        )
+
+    async def record_retry(self, run_id: UUID, attempt: int) -> RunState | None:
+        """A failed run is retried: running again, with the new attempt number."""
+        statement = (
+            update(runs)
+            .where(runs.c.run_id == run_id, runs.c.status != "completed")
+            .values(status="running", attempt=attempt, failed_phase=None, updated_at=func.now())
+            .returning(*_STATE)
+        )
+        row = (await self.connection.execute(statement)).one_or_none()
+        return None if row is None else RunState(*row)
+
+    async def mark_completed(self, run_id: UUID, completed_at: datetime) -> bool:
+        """Complete the run; False when it already was (the guard that makes it happen once)."""
+        statement = (
+            update(runs)
+            .where(runs.c.run_id == run_id, runs.c.status != "completed")
+            .values(
+                status="completed", completed_at=completed_at, error=None, updated_at=func.now()
+            )
+            .returning(runs.c.run_id)
+        )
+        return (await self.connection.execute(statement)).one_or_none() is not None
+
+    async def stream_events(self, run_id: UUID, chunk: int) -> AsyncIterator[Sequence[str]]:
+        """The run's loan events as JSON, in tape order, `chunk` at a time (server-side cursor)."""
+        statement = (
+            select(loans.c.event)
+            .where(loans.c.run_id == run_id)
+            .order_by(loans.c.seq)
+            .execution_options(yield_per=chunk)
+        )
+        result = await self.connection.stream(statement)
+        async for partition in result.scalars().partitions(chunk):
+            yield partition
+
+    async def try_lock(self, run_id: UUID) -> bool:
+        """Take the run's session-level advisory lock if free (released when the session ends)."""
+        statement = text("SELECT pg_try_advisory_lock(:key)")
+        return bool((await self.connection.execute(statement, {"key": lock_key(run_id)})).scalar())
+
+    async def unlock(self, run_id: UUID) -> None:
+        """Release the run's advisory lock."""
+        await self.connection.execute(
+            text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key(run_id)}
+        )

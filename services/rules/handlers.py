@@ -1,0 +1,60 @@
+"""Rules' adapter to Kafka: an ingested batch in, the evaluated batch with the same number out."""
+
+from collections.abc import Callable
+from datetime import datetime
+
+from faststream.kafka import KafkaBroker, KafkaResponse
+
+from contracts.ids import event_id
+from contracts.loans import EvaluatedBatch, IngestedBatch, LoanEvaluated, LoanIngested
+from contracts.topics import LOANS_EVALUATED, LOANS_INGESTED
+from services.common.consumer import consumer_options, contract_decoder
+from services.common.runtime import batch_response, utc_now
+from services.rules.domain import RuleSet, evaluate
+from services.rules.settings import RulesSettings
+
+PRODUCER = "rules"
+
+
+def evaluated(event: LoanIngested, rule_set: RuleSet, now: datetime) -> LoanEvaluated:
+    """One loan's evaluation event; its id is the same on every redelivery."""
+    outcome = evaluate(event.loan, rule_set)
+    return LoanEvaluated(
+        event_id=event_id("loan.evaluated", event.run_id, event.loan.loan_id),
+        run_id=event.run_id,
+        occurred_at=now,
+        producer=PRODUCER,
+        loan=event.loan,
+        exceptions=outcome.exceptions,
+        quality=outcome.quality,
+        rule_set_version=rule_set.version,
+    )
+
+
+def evaluated_batch(batch: IngestedBatch, rule_set: RuleSet, now: datetime) -> EvaluatedBatch:
+    """The evaluated batch: same run, number and parameters, loans in the same order."""
+    return EvaluatedBatch(
+        run_id=batch.run_id,
+        batch_seq=batch.batch_seq,
+        params=batch.params,
+        events=tuple(evaluated(event, rule_set, now) for event in batch.events),
+    )
+
+
+def subscribe(
+    broker: KafkaBroker,
+    settings: RulesSettings,
+    rule_set: RuleSet,
+    clock: Callable[[], datetime] = utc_now,
+) -> None:
+    """Consume `loans.ingested.v1` (group `rules`) and publish to `loans.evaluated.v1`."""
+
+    @broker.subscriber(
+        settings.topic(LOANS_INGESTED),
+        decoder=contract_decoder(IngestedBatch),
+        **consumer_options(settings.consumer_group),
+    )
+    @broker.publisher(settings.topic(LOANS_EVALUATED), schema=EvaluatedBatch)
+    async def on_loans_ingested(batch: IngestedBatch) -> KafkaResponse:
+        """Evaluate every loan of an ingested batch with the current rule set."""
+        return batch_response(evaluated_batch(batch, rule_set, clock()))

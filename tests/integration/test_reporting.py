@@ -1,0 +1,456 @@
+"""Reporting against a real PostgreSQL (and S3 in moto's server): runs complete once, exactly.
+
+Most tests drive `ReportingService` directly with a recording publisher, so every interleaving of
+the completion paths is chosen by the test; the last one goes through the real broker.
+"""
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Iterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from asgi_lifespan import LifespanManager
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.codec import decode, decode_union, encode
+from contracts.ids import event_id
+from contracts.loans import DispositionedBatch, LoanPriced, PricedBatch
+from contracts.runs import (
+    REPORT_KEYS,
+    RUN_EVENT,
+    OutputsWritten,
+    RunCompleted,
+    RunFailed,
+    RunRetryRequested,
+    TapeIngested,
+)
+from contracts.topics import LOANS_DISPOSITIONED, LOANS_PRICED, RUNS, Topic
+from services.common.db import make_engine, upgrade
+from services.common.kafka import KafkaPublisher
+from services.common.storage import LocalStorage, S3Storage, Storage
+from services.pricing.domain import price
+from services.reporting.main import build_app
+from services.reporting.repository import metadata, runs
+from services.reporting.service import ReportingService
+from services.reporting.settings import ReportingSettings
+from services.rules.domain import evaluate, load_rule_set
+from tests.factories import OCCURRED_AT, loan_priced, loan_record, run_params
+
+pytestmark = pytest.mark.integration
+
+HEADER = (
+    b"seller_loan_number,loan_amount,note_rate,ltv_ratio,dti_ratio,credit_score,property_type,"
+    b"occupancy_status,loan_purpose,purchase_price,appraisal_value,disposition,pricing_spread,"
+    b"final_price\r\n"
+)
+
+
+class RecordingPublisher:
+    """Collects what the service publishes, in order."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, BaseModel]] = []
+
+    async def publish(self, topic: Topic, key: str, event: BaseModel, headers: Any = None) -> None:
+        self.published.append((topic.name, event))
+        assert key == str(event.run_id)
+        assert headers is None
+
+    async def publish_batch(self, topic: Topic, batch: Any, headers: Any = None) -> None:
+        self.published.append((topic.name, batch))
+        assert headers is None
+
+    def of(self, kind: type[BaseModel]) -> list[Any]:
+        return [event for _, event in self.published if isinstance(event, kind)]
+
+
+class FlakyStorage:
+    """Local storage whose uploads fail while `failures` lasts (a storage outage)."""
+
+    def __init__(self, inner: LocalStorage, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    async def put_file(self, key: str, path: Path) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionRefusedError("storage unavailable")
+        await self.inner.put_file(key, path)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.fixture(scope="module")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(ReportingSettings(database_url=database_url))
+    await upgrade(engine, "reporting")
+    yield engine
+    await engine.dispose()
+
+
+def settings(database_url: str, **overrides: Any) -> ReportingSettings:
+    return ReportingSettings(
+        database_url=database_url, output_attempts=2, output_backoff_seconds=0, **overrides
+    )
+
+
+def service_for(
+    engine: AsyncEngine, storage: Storage, publisher: RecordingPublisher, database_url: str
+) -> ReportingService:
+    clock = lambda: OCCURRED_AT  # noqa: E731 - a fixed clock keeps the events comparable
+    return ReportingService(settings(database_url), engine, storage, publisher, clock)
+
+
+def priced_loans(run_id: UUID, count: int) -> list[LoanPriced]:
+    """`count` loans through the pure rules and pricing: every third one has a DTI of 55."""
+    rule_set, loans = load_rule_set(), []
+    for seq in range(1, count + 1):
+        dti = "55" if seq % 3 == 0 else "35.0"
+        record = loan_record(seq=seq, run_id=run_id, seller_loan_number=f"L{seq}", dti_ratio=dti)
+        outcome = evaluate(record, rule_set)
+        pricing = price(outcome.exceptions, record.fields.note_rate, Decimal("8.05"))
+        loans.append(
+            loan_priced(
+                record,
+                exceptions=outcome.exceptions,
+                quality=outcome.quality,
+                pricing=pricing,
+                run_id=run_id,
+            )
+        )
+    return loans
+
+
+def batches(run_id: UUID, loans: Sequence[LoanPriced], size: int) -> list[PricedBatch]:
+    return [
+        PricedBatch(
+            run_id=run_id,
+            batch_seq=number,
+            params=run_params(),
+            events=tuple(loans[start : start + size]),
+        )
+        for number, start in enumerate(range(0, len(loans), size))
+    ]
+
+
+def tape_ingested(run_id: UUID, total: int, balance: str = "250000") -> TapeIngested:
+    return TapeIngested(
+        event_id=event_id("run.tape_ingested", run_id),
+        run_id=run_id,
+        occurred_at=OCCURRED_AT,
+        producer="ingest",
+        total_loans=total,
+        total_balance=Decimal(balance),
+        batch_count=1,
+        files=("tape.csv",),
+        duplicates=0,
+    )
+
+
+async def status_of(engine: AsyncEngine, run_id: UUID) -> tuple[str, int]:
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                select(runs.c.status, runs.c.dispositioned).where(runs.c.run_id == run_id)
+            )
+        ).one()
+    return row.status, row.dispositioned
+
+
+async def test_the_migrations_create_exactly_the_tables_the_repository_uses(
+    engine: AsyncEngine,
+) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    def differences(connection: Any) -> list[Any]:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "include_schemas": True,
+                "version_table_schema": "reporting",
+                "include_name": lambda name, type_, _parent: (
+                    type_ != "schema" or name == "reporting"
+                ),
+            },
+        )
+        return list(compare_metadata(context, metadata))
+
+    async with engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
+
+
+async def test_run_completes_once_when_completion_is_observed_twice_and_batches_redelivered(
+    engine: AsyncEngine, database_url: str, storage_root: Path
+) -> None:
+    run_id, publisher = uuid4(), RecordingPublisher()
+    service = service_for(engine, LocalStorage(storage_root), publisher, database_url)
+    first, second = batches(run_id, priced_loans(run_id, 6), size=3)
+
+    await service.on_priced(first)
+    await service.on_priced(first)  # redelivered: adds nothing
+    await asyncio.gather(
+        service.on_priced(second), service.on_tape_ingested(tape_ingested(run_id, 6))
+    )
+    await service.on_priced(second)  # redelivered after completion
+    await service.on_tape_ingested(tape_ingested(run_id, 6))  # observed again
+
+    [completed] = publisher.of(RunCompleted)
+    assert len(publisher.of(OutputsWritten)) == 1
+    assert completed.total_loans == 6
+    assert completed.dispositions.model_dump() == {"to_purchase": 4, "projected": 0, "rejected": 2}
+    assert completed.exceptions_count == 2
+    assert completed.total_balance == Decimal("250000")
+    assert await status_of(engine, run_id) == ("completed", 6)
+
+
+async def test_tape_ingested_before_the_last_batch_completes_on_that_batch(
+    engine: AsyncEngine, database_url: str, storage_root: Path
+) -> None:
+    run_id, publisher = uuid4(), RecordingPublisher()
+    service = service_for(engine, LocalStorage(storage_root), publisher, database_url)
+    first, second = batches(run_id, priced_loans(run_id, 4), size=2)
+
+    await service.on_priced(first)
+    await service.on_tape_ingested(tape_ingested(run_id, 4))
+    assert publisher.of(RunCompleted) == []
+    await service.on_priced(second)
+
+    assert len(publisher.of(RunCompleted)) == 1
+    dispositioned = publisher.of(DispositionedBatch)
+    assert [batch.batch_seq for batch in dispositioned] == [0, 1]
+    # The loans are published before the run is declared complete.
+    assert isinstance(publisher.published[-1][1], RunCompleted)
+
+
+async def test_reports_are_stored_in_tape_order_and_archived_with_digests(
+    engine: AsyncEngine, database_url: str, storage_root: Path
+) -> None:
+    run_id, publisher = uuid4(), RecordingPublisher()
+    storage = LocalStorage(storage_root)
+    await storage.put_bytes(f"archive/{run_id}/input/tape.csv", b"header\r\n")
+    service = service_for(engine, storage, publisher, database_url)
+    loans = priced_loans(run_id, 5)
+
+    for batch in reversed(batches(run_id, loans, size=2)):  # partitions deliver in any order
+        await service.on_priced(batch)
+    await service.on_tape_ingested(tape_ingested(run_id, 5))
+
+    [written] = publisher.of(OutputsWritten)
+    purchase = (storage_root / f"outputs/{run_id}/purchase_tape.csv").read_bytes()
+    assert purchase.startswith(HEADER)
+    assert [line.split(b",")[0] for line in purchase.splitlines()[1:]] == [
+        b"L1",
+        b"L2",
+        b"L4",
+        b"L5",
+    ]
+    assert written.archive_input == (f"archive/{run_id}/input/tape.csv",)
+    assert written.archive_output == tuple(
+        f"archive/{run_id}/output/{key}.csv" for key in REPORT_KEYS
+    )
+    for report in written.reports:
+        archived = (storage_root / f"archive/{run_id}/output/{report.key}.csv").read_bytes()
+        assert archived == (storage_root / report.storage_key).read_bytes()
+        assert report.uri == str(storage_root / report.storage_key)
+        assert report.size == len(archived)
+    by_key = {report.key: report.rows for report in written.reports}
+    assert by_key == {
+        "purchase_tape": 4,
+        "projected_tape": 0,
+        "rejection_report": 1,
+        "exception_summary": 1,
+    }
+
+
+async def test_a_zero_loan_run_completes_with_header_only_reports(
+    engine: AsyncEngine, database_url: str, storage_root: Path
+) -> None:
+    run_id, publisher = uuid4(), RecordingPublisher()
+    service = service_for(engine, LocalStorage(storage_root), publisher, database_url)
+
+    await service.on_tape_ingested(tape_ingested(run_id, 0, balance="0"))
+
+    [completed] = publisher.of(RunCompleted)
+    assert completed.total_loans == 0
+    assert (storage_root / f"outputs/{run_id}/purchase_tape.csv").read_bytes() == HEADER
+    summary = (storage_root / f"outputs/{run_id}/exception_summary.csv").read_bytes()
+    assert summary == (
+        b"exception_type,exception_category,severity,count,rejection_criteria,sample_message\r\n"
+    )
+
+
+async def test_a_storage_outage_fails_the_run_at_output_and_a_retry_completes_it(
+    engine: AsyncEngine, database_url: str, storage_root: Path
+) -> None:
+    run_id, publisher = uuid4(), RecordingPublisher()
+    storage = FlakyStorage(LocalStorage(storage_root), failures=2)
+    service = service_for(engine, storage, publisher, database_url)
+    [batch] = batches(run_id, priced_loans(run_id, 2), size=2)
+
+    await service.on_priced(batch)
+    await service.on_tape_ingested(tape_ingested(run_id, 2))
+
+    [failed] = publisher.of(RunFailed)
+    assert failed.phase == "output"
+    assert "storage unavailable" in failed.error
+    assert publisher.of(RunCompleted) == []
+    assert await status_of(engine, run_id) == ("failed", 2)
+    await service.on_run_failed(failed)  # reporting reads its own failure back
+
+    retry = RunRetryRequested(
+        event_id=event_id("run.retry_requested", run_id, 2),
+        run_id=run_id,
+        occurred_at=OCCURRED_AT,
+        producer="gateway",
+        attempt=2,
+        phase="output",
+    )
+    await service.on_retry_requested(retry)
+
+    assert len(publisher.of(RunCompleted)) == 1
+    assert await status_of(engine, run_id) == ("completed", 2)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def s3_object(endpoint: str, bucket: str, key: str) -> bytes:
+    """An object's bytes read with plain boto3, independently of the storage under test."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    return bytes(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+async def test_reports_are_written_to_s3_when_storage_is_s3(
+    engine: AsyncEngine,
+    database_url: str,
+    moto_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
+        monkeypatch.setenv(name, value)
+    storage = S3Storage("reports", moto_endpoint, "us-east-1")
+    await storage.ensure_bucket()
+    run_id, publisher = uuid4(), RecordingPublisher()
+    service = service_for(engine, storage, publisher, database_url)
+    [batch] = batches(run_id, priced_loans(run_id, 3), size=3)
+
+    await service.on_priced(batch)
+    await service.on_tape_ingested(tape_ingested(run_id, 3))
+
+    [completed] = publisher.of(RunCompleted)
+    report = next(report for report in completed.reports if report.key == "purchase_tape")
+    assert report.uri == f"s3://reports/outputs/{run_id}/purchase_tape.csv"
+    body = s3_object(moto_endpoint, "reports", report.storage_key)
+    assert body.startswith(HEADER)
+    assert len(body.splitlines()) == 1 + report.rows == 3
+    assert await storage.exists(f"archive/{run_id}/output/purchase_tape.csv")
+
+
+async def read_run(
+    settings: ReportingSettings, run_id: UUID, timeout: float = 60, grace: float = 3
+) -> list[Any]:
+    """Every event of `run_id` on runs.v1 and loans.dispositioned.v1, read until `grace` seconds
+    after the first RunCompleted (so a second one would be seen too)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    found: list[Any] = []
+    loop = asyncio.get_running_loop()
+    try:
+        partitions = [
+            TopicPartition(settings.topic(topic), number)
+            for topic in (RUNS, LOANS_DISPOSITIONED)
+            for number in range(topic.partitions)
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            polled = await consumer.getmany(timeout_ms=500)
+            for record in (record for records in polled.values() for record in records):
+                if not record.key.decode().startswith(str(run_id)):
+                    continue
+                if record.topic == settings.topic(RUNS):
+                    event = decode_union(record.value, RUN_EVENT)
+                    if isinstance(event, RunCompleted):
+                        deadline = min(deadline, loop.time() + grace)
+                    found.append(event)
+                else:
+                    found.append(decode(record.value, DispositionedBatch))
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_through_the_broker_redelivered_batches_and_a_repeated_tape_event_complete_once(
+    kafka_bootstrap_servers: str, topic_prefix: str, database_url: str, storage_root: Path
+) -> None:
+    config = ReportingSettings(
+        kafka_bootstrap_servers=kafka_bootstrap_servers,
+        topic_prefix=topic_prefix,
+        database_url=database_url,
+        storage_root=storage_root,
+        priced_group=f"reporting-{uuid4().hex[:8]}",
+        runs_group=f"reporting-runs-{uuid4().hex[:8]}",
+    )
+    run_id = uuid4()
+    first, second = batches(run_id, priced_loans(run_id, 4), size=2)
+    app = build_app(config)
+
+    async with LifespanManager(app, startup_timeout=90, shutdown_timeout=30):
+        async with KafkaPublisher(config) as publisher:
+            for batch in (first, second, first):
+                await publisher.publish_batch(LOANS_PRICED, batch)
+            for _ in range(2):
+                await publisher.publish(RUNS, str(run_id), tape_ingested(run_id, 4))
+        events = await read_run(config, run_id)
+
+    completed = [event for event in events if isinstance(event, RunCompleted)]
+    assert len(completed) == 1
+    assert completed[0].dispositions.model_dump() == {
+        "to_purchase": 3,
+        "projected": 0,
+        "rejected": 1,
+    }
+    assert len([event for event in events if isinstance(event, OutputsWritten)]) == 1
+    dispositioned = [event for event in events if isinstance(event, DispositionedBatch)]
+    assert sorted(batch.batch_seq for batch in dispositioned) == [0, 0, 1]
+    first_copies = [encode(b) for b in dispositioned if b.batch_seq == 0]
+    assert [e.event_id for e in decode(first_copies[0], DispositionedBatch).events] == [
+        e.event_id for e in decode(first_copies[1], DispositionedBatch).events
+    ]
+    assert (storage_root / f"outputs/{run_id}/purchase_tape.csv").is_file()

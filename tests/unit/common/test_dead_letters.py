@@ -1,0 +1,174 @@
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from pydantic import BaseModel
+
+from contracts.codec import decode
+from contracts.dead_letters import DeadLetter
+from services.common.consumer import (
+    RetryPolicy,
+    TransientError,
+    consumer_options,
+    contract_decoder,
+)
+from services.common.dead_letters import (
+    DeadLetterMiddleware,
+    build_dead_letter,
+    dead_letter_id,
+    decode_payload,
+    encode_payload,
+)
+
+NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+FAST = RetryPolicy(attempts=3, transient_attempts=4, base_seconds=0, cap_seconds=0)
+
+
+class Amount(BaseModel):
+    amount: Decimal
+
+
+def test_utf8_payload_is_kept_as_text() -> None:
+    assert encode_payload('{"loan": "é"}'.encode()) == '{"loan": "é"}'
+
+
+def test_binary_payload_is_base64_with_a_prefix() -> None:
+    raw = b"\xff\xfe\x00binary"
+
+    payload = encode_payload(raw)
+
+    assert payload == "b64://4AYmluYXJ5"
+    assert decode_payload(payload) == raw
+
+
+def test_dead_letter_names_the_original_coordinates_and_reason() -> None:
+    letter = build_dead_letter(
+        service="rules",
+        reason="not valid JSON",
+        topic="loan-engine.loans.ingested.v1",
+        partition=3,
+        offset=42,
+        key=b"run:7",
+        value=b"{oops",
+        occurred_at=NOW,
+    )
+
+    assert (letter.topic, letter.partition, letter.offset) == (
+        "loan-engine.loans.ingested.v1",
+        3,
+        42,
+    )
+    assert letter.key == "run:7"
+    assert letter.payload == "{oops"
+    assert letter.reason == "not valid JSON"
+    assert letter.event_id == dead_letter_id("loan-engine.loans.ingested.v1", 3, 42)
+
+
+def test_a_very_long_reason_is_truncated() -> None:
+    letter = build_dead_letter(
+        service="rules",
+        reason="x" * 10_000,
+        topic="t",
+        partition=0,
+        offset=0,
+        key=None,
+        value=None,
+        occurred_at=NOW,
+    )
+
+    assert len(letter.reason) == 2000
+    assert letter.payload == ""
+
+
+class Harness:
+    """A broker with the dead-letter middleware and a handler whose behaviour a test chooses."""
+
+    def __init__(self, behaviour: list[BaseException | None]) -> None:
+        self.letters: list[DeadLetter] = []
+        self.calls = 0
+        self.handled: list[Amount] = []
+        self.broker = KafkaBroker()
+        self.broker.add_middleware(DeadLetterMiddleware("rules", self.collect, policy=FAST))
+        behaviours = iter(behaviour)
+
+        @self.broker.subscriber("in", decoder=contract_decoder(Amount), **consumer_options("g"))
+        async def handle(message: Amount) -> None:
+            self.calls += 1
+            failure = next(behaviours, None)
+            if failure is not None:
+                raise failure
+            self.handled.append(message)
+
+    async def collect(self, letter: DeadLetter) -> None:
+        self.letters.append(letter)
+
+
+async def test_undecodable_message_is_dead_lettered_and_acknowledged() -> None:
+    harness = Harness([])
+    async with TestKafkaBroker(harness.broker) as broker:
+        await broker.publish(b"{not json", "in", key=b"k1")
+        await broker.publish(b'{"amount": "1.10"}', "in")
+
+    assert harness.handled == [Amount(amount=Decimal("1.10"))]
+    [letter] = harness.letters
+    assert letter.service == "rules"
+    assert letter.topic == "in"
+    assert letter.key == "k1"
+    assert letter.payload == "{not json"
+    assert letter.reason.startswith("UndecodableMessage: not a valid Amount")
+
+
+async def test_schema_invalid_message_is_dead_lettered_without_calling_the_handler() -> None:
+    harness = Harness([])
+    async with TestKafkaBroker(harness.broker) as broker:
+        await broker.publish(b'{"amount": "lots"}', "in")
+
+    assert harness.calls == 0
+    assert len(harness.letters) == 1
+    assert "amount" in harness.letters[0].reason
+
+
+async def test_transient_failure_is_retried_until_it_succeeds() -> None:
+    harness = Harness([TransientError("database down"), ConnectionResetError("reset")])
+    async with TestKafkaBroker(harness.broker) as broker:
+        await broker.publish(b'{"amount": "2"}', "in")
+
+    assert harness.calls == 3
+    assert harness.handled == [Amount(amount=Decimal("2"))]
+    assert harness.letters == []
+
+
+async def test_a_handler_that_keeps_failing_is_dead_lettered_after_its_attempts() -> None:
+    harness = Harness([KeyError("bug")] * 5)
+    async with TestKafkaBroker(harness.broker) as broker:
+        await broker.publish(b'{"amount": "3"}', "in")
+
+    assert harness.calls == FAST.attempts
+    [letter] = harness.letters
+    assert letter.reason.startswith("failed 3 times: KeyError")
+
+
+async def test_a_lasting_transient_failure_is_left_for_redelivery_not_dead_lettered() -> None:
+    harness = Harness([TransientError("database down")] * 10)
+    async with TestKafkaBroker(harness.broker) as broker:
+        with pytest.raises(TransientError):
+            await broker.publish(b'{"amount": "4"}', "in")
+
+    assert harness.calls == FAST.transient_attempts
+    assert harness.letters == []
+
+
+def test_dead_letter_round_trips_through_the_contract_codec() -> None:
+    letter = build_dead_letter(
+        service="pricing",
+        reason="bad",
+        topic="t",
+        partition=1,
+        offset=2,
+        key=None,
+        value=b"\x00\xff",
+        occurred_at=NOW,
+    )
+
+    assert decode(letter.model_dump_json(), DeadLetter) == letter

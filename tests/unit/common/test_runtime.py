@@ -1,0 +1,83 @@
+import httpx
+from faststream.kafka import TestKafkaBroker
+
+from contracts.codec import decode
+from contracts.dead_letters import DeadLetter
+from contracts.loans import IngestedBatch
+from contracts.topics import DEAD_LETTERS, LOANS_INGESTED
+from services.common.consumer import consumer_options, contract_decoder
+from services.common.health import ReadyCheck
+from services.common.metrics import DEAD_LETTERS_TOTAL
+from services.common.runtime import build_worker_app, make_broker
+from services.common.settings import ServiceSettings
+
+
+async def storage_ok() -> None:
+    return None
+
+
+def settings() -> ServiceSettings:
+    return ServiceSettings(
+        service_name="pricing", kafka_bootstrap_servers="127.0.0.1:1", topic_prefix="unit."
+    )
+
+
+def test_broker_producer_is_durable_idempotent_and_compressed() -> None:
+    broker = make_broker(settings())
+
+    options = broker._connection_kwargs  # what aiokafka is given on connect
+
+    assert options["acks"] == "all"
+    assert options["enable_idempotence"] is True
+    assert options["compression_type"] == "lz4"
+    assert options["max_request_size"] == 16 * 1024 * 1024
+
+
+async def test_worker_app_reports_kafka_unready_before_the_broker_connects() -> None:
+    broker = make_broker(settings())
+    app = build_worker_app(settings(), broker, ready_checks=[ReadyCheck("storage", storage_ok)])
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
+        ready = await client.get("/health/ready")
+        alive = await client.get("/health")
+        metrics = await client.get("/metrics")
+
+    assert ready.status_code == 503
+    assert ready.json()["failing"] == ["kafka"]
+    assert ready.json()["checks"]["storage"] == "ok"
+    assert alive.status_code == 200
+    assert "loan_engine_dead_letters_total" in metrics.text
+
+
+async def test_every_broker_dead_letters_an_undecodable_batch_to_the_prefixed_topic() -> None:
+    config = settings()
+    broker = make_broker(config)
+    letters: list[DeadLetter] = []
+    handled: list[IngestedBatch] = []
+    counter = DEAD_LETTERS_TOTAL.labels("pricing", LOANS_INGESTED.name)
+    before = counter._value.get()
+
+    @broker.subscriber(
+        config.topic(LOANS_INGESTED),
+        decoder=contract_decoder(IngestedBatch),
+        **consumer_options("pricing"),
+    )
+    async def on_batch(batch: IngestedBatch) -> None:
+        handled.append(batch)
+
+    @broker.subscriber(config.topic(DEAD_LETTERS), decoder=lambda message: message.body)
+    async def on_dead_letter(body: bytes) -> None:
+        letters.append(decode(body, DeadLetter))
+
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(b'{"run_id": "nope"}', config.topic(LOANS_INGESTED), key=b"r:0")
+
+    assert handled == []
+    [letter] = letters
+    assert letter.service == "pricing"
+    assert letter.topic == "unit.loans.ingested.v1"
+    assert letter.key == "r:0"
+    assert letter.payload == '{"run_id": "nope"}'
+    assert "IngestedBatch" in letter.reason
+    assert counter._value.get() == before + 1

@@ -1,0 +1,179 @@
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from pydantic import BaseModel
+
+from contracts.codec import decode, encode
+from contracts.dead_letters import DeadLetter
+from contracts.ids import event_id
+from contracts.loans import PricedBatch, Pricing
+from contracts.runs import (
+    RunCompleted,
+    RunFailed,
+    RunRetryRequested,
+    RunSource,
+    RunStarted,
+    TapeIngested,
+)
+from contracts.topics import DEAD_LETTERS, LOANS_PRICED, RUNS
+from services.common.runtime import make_broker
+from services.reporting.handlers import subscribe
+from services.reporting.service import dispositioned_batch
+from services.reporting.settings import ReportingSettings
+from tests.factories import (
+    OCCURRED_AT,
+    RUN_ID,
+    loan_exception,
+    loan_priced,
+    loan_record,
+    run_params,
+)
+
+SETTINGS = ReportingSettings(topic_prefix="unit.", kafka_bootstrap_servers="127.0.0.1:1")
+ENVELOPE = {"run_id": RUN_ID, "occurred_at": OCCURRED_AT, "producer": "ingest"}
+
+
+@dataclass
+class RecordingService:
+    """A stand-in for ReportingService that records what the handlers hand it."""
+
+    calls: list[tuple[str, BaseModel]] = field(default_factory=list)
+
+    async def on_priced(self, batch: PricedBatch) -> None:
+        self.calls.append(("priced", batch))
+
+    async def on_run_started(self, event: RunStarted) -> None:
+        self.calls.append(("started", event))
+
+    async def on_tape_ingested(self, event: TapeIngested) -> None:
+        self.calls.append(("ingested", event))
+
+    async def on_run_failed(self, event: RunFailed) -> None:
+        self.calls.append(("failed", event))
+
+    async def on_retry_requested(self, event: RunRetryRequested) -> None:
+        self.calls.append(("retry", event))
+
+
+def wired(service: RecordingService, letters: list[DeadLetter]) -> KafkaBroker:
+    broker = make_broker(SETTINGS)
+    subscribe(broker, SETTINGS, service)
+
+    @broker.subscriber(SETTINGS.topic(DEAD_LETTERS), decoder=lambda message: message.body)
+    async def collect(body: bytes) -> None:
+        letters.append(decode(body, DeadLetter))
+
+    return broker
+
+
+def priced_batch() -> PricedBatch:
+    return PricedBatch(
+        run_id=RUN_ID,
+        batch_seq=0,
+        params=run_params(),
+        events=(
+            loan_priced(
+                loan_record(seq=1), pricing=Pricing(pricing_spread="-0.2640", final_price="99.3400")
+            ),
+            loan_priced(loan_record(seq=2, seller_loan_number="LN2")),
+            loan_priced(
+                loan_record(seq=3, seller_loan_number="LN3"), exceptions=[loan_exception()]
+            ),
+        ),
+    )
+
+
+def tape_ingested() -> TapeIngested:
+    return TapeIngested(
+        event_id=event_id("run.tape_ingested", RUN_ID),
+        total_loans=3,
+        total_balance=Decimal("750000"),
+        batch_count=1,
+        files=("tape.csv",),
+        duplicates=0,
+        **ENVELOPE,
+    )
+
+
+async def test_a_priced_batch_is_handed_to_the_service_as_decoded() -> None:
+    service, letters = RecordingService(), []
+    batch = priced_batch()
+
+    async with TestKafkaBroker(wired(service, letters)) as broker:
+        await broker.publish(encode(batch), SETTINGS.topic(LOANS_PRICED))
+
+    assert service.calls == [("priced", batch)]
+    assert letters == []
+
+
+async def test_each_run_event_reporting_tracks_reaches_its_use_case() -> None:
+    service, letters = RecordingService(), []
+    started = RunStarted(
+        event_id=event_id("run.started", RUN_ID),
+        params=run_params(),
+        source=RunSource(kind="folder", location="2026-11-23"),
+        created_at=OCCURRED_AT,
+        **ENVELOPE,
+    )
+    failed = RunFailed(
+        event_id=event_id("run.failed", RUN_ID), phase="output", error="disk full", **ENVELOPE
+    )
+    retry = RunRetryRequested(
+        event_id=event_id("run.retry_requested", RUN_ID), attempt=2, phase="output", **ENVELOPE
+    )
+
+    async with TestKafkaBroker(wired(service, letters)) as broker:
+        for event in (started, tape_ingested(), failed, retry):
+            await broker.publish(encode(event), SETTINGS.topic(RUNS), key=str(RUN_ID).encode())
+
+    assert [name for name, _ in service.calls] == ["started", "ingested", "failed", "retry"]
+    assert service.calls[1][1] == tape_ingested()
+
+
+async def test_run_events_of_other_services_are_ignored() -> None:
+    service, letters = RecordingService(), []
+    completed = RunCompleted(
+        event_id=event_id("run.completed", RUN_ID),
+        total_loans=0,
+        total_balance=Decimal(0),
+        exceptions_count=0,
+        dispositions={},
+        reports=(),
+        completed_at=OCCURRED_AT,
+        **ENVELOPE,
+    )
+
+    async with TestKafkaBroker(wired(service, letters)) as broker:
+        await broker.publish(encode(completed), SETTINGS.topic(RUNS))
+
+    assert service.calls == []
+    assert letters == []
+
+
+async def test_a_malformed_run_event_is_dead_lettered_and_the_next_one_handled() -> None:
+    service, letters = RecordingService(), []
+
+    async with TestKafkaBroker(wired(service, letters)) as broker:
+        await broker.publish(b'{"event_type": "run.tape_ingested"}', SETTINGS.topic(RUNS))
+        await broker.publish(b"\xff not json", SETTINGS.topic(RUNS))
+        await broker.publish(encode(tape_ingested()), SETTINGS.topic(RUNS))
+
+    assert [letter.service for letter in letters] == ["reporting", "reporting"]
+    assert letters[0].reason.startswith("UndecodableMessage: not a valid run event")
+    assert letters[1].payload.startswith("b64:")
+    assert [name for name, _ in service.calls] == ["ingested"]
+
+
+def test_dispositioned_batch_keeps_order_and_gives_each_loan_its_disposition() -> None:
+    batch = priced_batch()
+
+    output = dispositioned_batch(batch, OCCURRED_AT)
+
+    assert (output.run_id, output.batch_seq, output.params) == (RUN_ID, 0, batch.params)
+    assert [e.disposition for e in output.events] == ["to_purchase", "projected", "rejected"]
+    assert [e.loan for e in output.events] == [e.loan for e in batch.events]
+    first = output.events[0]
+    assert first.event_id == event_id("loan.dispositioned", RUN_ID, first.loan.loan_id)
+    assert first.producer == "reporting"
+    assert first.pricing == batch.events[0].pricing
