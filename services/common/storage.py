@@ -231,9 +231,12 @@ class S3Storage:
                 response = await s3.get_object(Bucket=self.bucket, Key=safe_key(key))
             except s3.exceptions.NoSuchKey as exc:
                 raise NotFound(key) from exc
-            async with response["Body"] as body:
-                while chunk := await body.read(chunk_size):
+            body = response["Body"]
+            try:
+                async for chunk in body.iter_chunks(chunk_size):
                     yield chunk
+            finally:
+                body.close()
 
     async def download_to(self, key: str, path: Path) -> None:
         with path.open("wb") as handle:

@@ -5,8 +5,7 @@ the completion paths is chosen by the test; the last one goes through the real b
 """
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -320,25 +319,6 @@ async def test_a_storage_outage_fails_the_run_at_output_and_a_retry_completes_it
     assert await status_of(engine, run_id) == ("completed", 2)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
 def s3_object(endpoint: str, bucket: str, key: str) -> bytes:
     """An object's bytes read with plain boto3, independently of the storage under test."""
     import boto3
@@ -356,12 +336,9 @@ def s3_object(endpoint: str, bucket: str, key: str) -> bytes:
 async def test_reports_are_written_to_s3_when_storage_is_s3(
     engine: AsyncEngine,
     database_url: str,
-    moto_endpoint: str,
-    monkeypatch: pytest.MonkeyPatch,
+    s3_endpoint: str,
 ) -> None:
-    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
-        monkeypatch.setenv(name, value)
-    storage = S3Storage("reports", moto_endpoint, "us-east-1")
+    storage = S3Storage("reports", s3_endpoint, "us-east-1")
     await storage.ensure_bucket()
     run_id, publisher = uuid4(), RecordingPublisher()
     service = service_for(engine, storage, publisher, database_url)
@@ -373,7 +350,7 @@ async def test_reports_are_written_to_s3_when_storage_is_s3(
     [completed] = publisher.of(RunCompleted)
     report = next(report for report in completed.reports if report.key == "purchase_tape")
     assert report.uri == f"s3://reports/outputs/{run_id}/purchase_tape.csv"
-    body = s3_object(moto_endpoint, "reports", report.storage_key)
+    body = s3_object(s3_endpoint, "reports", report.storage_key)
     assert body.startswith(HEADER)
     assert len(body.splitlines()) == 1 + report.rows == 3
     assert await storage.exists(f"archive/{run_id}/output/purchase_tape.csv")

@@ -19,9 +19,14 @@ class Migration:
     name: str
     config: str
     """Path of the alembic ini file, relative to the project directory."""
+    section: str
+    """The named section of that file (`alembic -n SECTION`)."""
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration("gateway", "alembic.ini"),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("gateway", "alembic.ini", "gateway"),
+    Migration("reporting", "alembic.ini", "reporting"),
+)
 """Every Alembic config of the project; a service with its own schema adds one line here."""
 
 
@@ -41,7 +46,8 @@ def upgrade_all(
     for migration in pending(project_dir, migrations):
         progress(f"migrating {migration.name} ({migration.config})")
         result = subprocess.run(
-            [sys.executable, "-m", "alembic", "-c", migration.config, "upgrade", "head"],
+            [sys.executable, "-m", "alembic", "-c", migration.config, "-n", migration.section]
+            + ["upgrade", "head"],
             cwd=project_dir,
             env={**os.environ, **environment},
             capture_output=True,

@@ -48,8 +48,11 @@ def test_port_taken_names_the_setting_to_change() -> None:
 
 def test_only_migrations_whose_config_exists_are_run(tmp_path: Path) -> None:
     (tmp_path / "alembic.ini").touch()
-    wanted = (Migration("gateway", "alembic.ini"), Migration("reporting", "reporting.ini"))
-    assert pending(tmp_path, wanted) == [Migration("gateway", "alembic.ini")]
+    wanted = (
+        Migration("gateway", "alembic.ini", "gateway"),
+        Migration("reporting", "reporting.ini", "reporting"),
+    )
+    assert pending(tmp_path, wanted) == [wanted[0]]
 
 
 def test_monitoring_says_what_is_missing_instead_of_starting(tmp_path: Path) -> None:
