@@ -1,0 +1,123 @@
+"""The gateway's FastAPI app: every router under `/api`, errors in one handler, health outside."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from starlette.routing import Mount
+
+from services.common.health import (
+    ReadyCheck,
+    database_ready,
+    kafka_ready,
+    run_checks,
+    storage_ready,
+)
+from services.common.metrics import HttpMetricsMiddleware, metrics_asgi_app
+from services.common.storage import Storage, storage_from_settings
+from services.gateway.db import make_engine
+from services.gateway.deps import Publisher, require_roles
+from services.gateway.errors import install_error_handlers
+from services.gateway.identity.service import bootstrap_admin
+from services.gateway.middleware import RequestIdMiddleware, UploadLimitMiddleware
+from services.gateway.publisher import LazyPublisher
+from services.gateway.routes import (
+    admin,
+    auth,
+    facts,
+    files,
+    meta,
+    outputs,
+    pipeline,
+    runs,
+    summary,
+)
+from services.gateway.settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api"
+
+
+def api_router(admin_routers: Sequence[APIRouter] = ()) -> APIRouter:
+    """Every resource router; extra admin routers are mounted under `/admin`, admins only."""
+    router = APIRouter(prefix=API_PREFIX)
+    for module in (auth, pipeline, runs, outputs, summary, facts, meta, files, admin):
+        router.include_router(module.router)
+    for extra in admin_routers:
+        router.include_router(
+            extra, prefix="/admin", dependencies=[Depends(require_roles("admin"))]
+        )
+    return router
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    storage: Storage | None = None,
+    publisher: Publisher | None = None,
+    admin_routers: Sequence[APIRouter] = (),
+    ready_checks: Sequence[ReadyCheck] = (),
+) -> FastAPI:
+    """The gateway app; storage and publisher default to those the settings name."""
+    config = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(config)
+        app.state.settings = config
+        app.state.engine = engine
+        app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        app.state.storage = storage or storage_from_settings(config)
+        own_publisher = publisher is None
+        app.state.publisher = publisher or LazyPublisher(config)
+        try:
+            async with app.state.sessionmaker() as session:
+                if await bootstrap_admin(session, config):
+                    logger.info("first admin created", extra={"username": config.admin_username})
+        except Exception as error:
+            # The API still serves (and /health/ready says why) when the database is not ready.
+            logger.error("admin bootstrap failed", extra={"error": type(error).__name__})
+        try:
+            yield
+        finally:
+            if own_publisher:
+                await app.state.publisher.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Loan Engine gateway",
+        version="1.0.0",
+        description="Runs, loans, exceptions, reports and files of Loan Engine (SPEC §4).",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(api_router(admin_routers))
+
+    @app.get("/health", include_in_schema=False)
+    async def alive() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/health/ready", include_in_schema=False)
+    async def ready(request: Request) -> JSONResponse:
+        checks = (
+            database_ready(request.app.state.engine),
+            kafka_ready(config),
+            storage_ready(request.app.state.storage),
+            *ready_checks,
+        )
+        readiness = await run_checks(checks)
+        return JSONResponse(readiness.as_json(), 200 if readiness.ready else 503)
+
+    app.router.routes.append(Mount("/metrics", metrics_asgi_app()))
+    app.add_middleware(HttpMetricsMiddleware)
+    app.add_middleware(
+        UploadLimitMiddleware, path=f"{API_PREFIX}/files/upload", max_bytes=config.upload_max_bytes
+    )
+    app.add_middleware(RequestIdMiddleware)
+    return app

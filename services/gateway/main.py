@@ -1,0 +1,28 @@
+"""The gateway API: `python -m services.gateway.main` (uvicorn on GATEWAY_HTTP_PORT, 8000)."""
+
+import uvicorn
+
+from services.common.logs import configure_logging
+from services.gateway.app import create_app
+from services.gateway.settings import GatewaySettings
+
+GRACEFUL_SECONDS = 30
+
+
+def main() -> None:
+    """Serve the API until SIGTERM; in-flight requests get GRACEFUL_SECONDS to finish."""
+    settings = GatewaySettings()
+    configure_logging(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+    )
+
+
+if __name__ == "__main__":
+    main()

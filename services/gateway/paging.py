@@ -1,0 +1,54 @@
+"""Opaque keyset cursors: the sort key of a page's last row, URL-safe, checked on the way in."""
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+Key = Sequence[object]
+
+
+class InvalidCursor(ValueError):
+    """A cursor that was not produced by `encode_cursor` for this kind of list."""
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def encode_cursor(kind: str, key: Key) -> str:
+    """The cursor after the row whose sort key is `key`."""
+    payload = json.dumps([kind, [_plain(value) for value in key]], separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str, types: Sequence[type]) -> tuple[object, ...]:
+    """The sort key inside a cursor, each value converted to its declared type."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        found_kind, values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if found_kind != kind or len(values) != len(types):
+            raise InvalidCursor("cursor does not belong to this list")
+        return tuple(_typed(value, kind_) for value, kind_ in zip(values, types, strict=True))
+    except (ValueError, TypeError, binascii.Error) as error:
+        raise InvalidCursor("invalid cursor") from error
+
+
+def _typed(value: object, target: type) -> object:
+    if value is None:
+        return None
+    if target is datetime:
+        return datetime.fromisoformat(str(value))
+    if target is UUID:
+        return UUID(str(value))
+    if target is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if target is str and isinstance(value, str):
+        return value
+    raise InvalidCursor("cursor value of the wrong type")

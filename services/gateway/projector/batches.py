@@ -1,0 +1,232 @@
+"""Reading dispositioned loan batches fast: msgspec decodes only the fields the read models keep.
+
+A million loans arrive as two thousand ~0.5 MB JSON records; decoding them into typed structs that
+skip every other field is several times faster than building dicts (SPEC §2: per-record overhead
+in Python limits throughput). The contract itself is `contracts.loans.DispositionedBatch`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from services.gateway.quality import validity_420
+from services.gateway.tables import LOAN_FIELD_COLUMNS
+
+LOAN_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "seq",
+    "loan_id",
+    "sales_team_id",
+    "source_file",
+    "row",
+    *LOAN_FIELD_COLUMNS,
+    "invalid",
+    "extra",
+    "duplicate_of_file",
+    "duplicate_of_row",
+    "disposition",
+    "pricing_spread",
+    "final_price",
+    "exceptions_count",
+    "dq_score",
+    "rule_set_version",
+)
+EXCEPTION_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "seq",
+    "ordinal",
+    "loan_id",
+    "sales_team_id",
+    "seller_loan_number",
+    "source_file",
+    "row",
+    "exception_type",
+    "category",
+    "severity",
+    "message",
+    "rejection_criteria",
+    "disposition",
+)
+DISPOSITIONS = ("to_purchase", "projected", "rejected")
+
+
+class _Fields(msgspec.Struct):
+    seller_loan_number: str | None = None
+    loan_amount: str | None = None
+    note_rate: str | None = None
+    ltv_ratio: str | None = None
+    dti_ratio: str | None = None
+    credit_score: str | None = None
+    property_type: str | None = None
+    occupancy_status: str | None = None
+    loan_purpose: str | None = None
+    purchase_price: str | None = None
+    appraisal_value: str | None = None
+
+
+class _RowRef(msgspec.Struct):
+    source_file: str
+    row: int
+
+
+class _Loan(msgspec.Struct):
+    loan_id: str
+    seq: int
+    source_file: str
+    row: int
+    fields: _Fields
+    invalid: list[str] = []
+    extra: msgspec.Raw = msgspec.Raw(b"{}")
+    duplicate_of: _RowRef | None = None
+
+
+class _Exception(msgspec.Struct):
+    exception_type: str
+    category: str
+    severity: str
+    message: str
+    rejection_criteria: str
+
+
+class _Quality(msgspec.Struct):
+    present_fields: int
+    numeric_present: int
+    numeric_valid: int
+    unique: bool
+    rules_passed: int
+    dq_score: Decimal
+
+
+class _Pricing(msgspec.Struct):
+    pricing_spread: str
+    final_price: str
+
+
+class _Event(msgspec.Struct):
+    loan: _Loan
+    quality: _Quality
+    rule_set_version: str
+    disposition: str
+    exceptions: list[_Exception] = []
+    pricing: _Pricing | None = None
+
+
+class _Params(msgspec.Struct):
+    sales_team_id: str | None = None
+
+
+class _Batch(msgspec.Struct):
+    run_id: str
+    batch_seq: int
+    params: _Params
+    events: list[_Event]
+
+
+_DECODER = msgspec.json.Decoder(_Batch)
+
+
+@dataclass(slots=True)
+class DispositionedRows:
+    """Everything one dispositioned batch adds: loan facts, exceptions and per-batch sums."""
+
+    run_id: str
+    batch_seq: int
+    loans: list[tuple[Any, ...]] = field(default_factory=list)
+    exceptions: list[tuple[Any, ...]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    exception_counts: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def dispositioned_rows(value: bytes) -> DispositionedRows:
+    """Rows in LOAN_COLUMNS / EXCEPTION_COLUMNS order, and sums, of one batch's JSON value.
+
+    Raises ValueError (msgspec.ValidationError, msgspec.DecodeError) for a malformed batch.
+    """
+    batch = _DECODER.decode(value)
+    run_id = batch.run_id
+    team = batch.params.sales_team_id
+    rows = DispositionedRows(run_id, batch.batch_seq)
+    loans, exceptions, counts = rows.loans, rows.exceptions, rows.exception_counts
+    by_disposition = dict.fromkeys(DISPOSITIONS, 0)
+    present = valid420 = unique = passed = exceptions_total = 0
+    dq_sum = Decimal(0)
+    for event in batch.events:
+        loan, fields, quality = event.loan, event.loan.fields, event.quality
+        disposition = event.disposition
+        if disposition not in by_disposition:
+            raise ValueError(f"unknown disposition {disposition!r}")
+        duplicate, pricing = loan.duplicate_of, event.pricing
+        loans.append(
+            (
+                run_id,
+                loan.seq,
+                loan.loan_id,
+                team,
+                loan.source_file,
+                loan.row,
+                fields.seller_loan_number,
+                fields.loan_amount,
+                fields.note_rate,
+                fields.ltv_ratio,
+                fields.dti_ratio,
+                fields.credit_score,
+                fields.property_type,
+                fields.occupancy_status,
+                fields.loan_purpose,
+                fields.purchase_price,
+                fields.appraisal_value,
+                loan.invalid,
+                bytes(loan.extra).decode(),
+                duplicate.source_file if duplicate else None,
+                duplicate.row if duplicate else None,
+                disposition,
+                pricing.pricing_spread if pricing else None,
+                pricing.final_price if pricing else None,
+                len(event.exceptions),
+                str(quality.dq_score),
+                event.rule_set_version,
+            )
+        )
+        for ordinal, exc in enumerate(event.exceptions):
+            exceptions.append(
+                (
+                    run_id,
+                    loan.seq,
+                    ordinal,
+                    loan.loan_id,
+                    team,
+                    fields.seller_loan_number,
+                    loan.source_file,
+                    loan.row,
+                    exc.exception_type,
+                    exc.category,
+                    exc.severity,
+                    exc.message,
+                    exc.rejection_criteria,
+                    disposition,
+                )
+            )
+            key = (exc.exception_type, exc.severity)
+            counts[key] = counts.get(key, 0) + 1
+        by_disposition[disposition] += 1
+        exceptions_total += len(event.exceptions)
+        present += quality.present_fields
+        valid420 += validity_420(quality.numeric_present, quality.numeric_valid)
+        unique += quality.unique
+        passed += quality.rules_passed
+        dq_sum += quality.dq_score
+    rows.stats = {
+        "loans": len(loans),
+        **by_disposition,
+        "exceptions": exceptions_total,
+        "present_fields": present,
+        "validity_420": valid420,
+        "unique_loans": unique,
+        "rules_passed": passed,
+        "dq_score": dq_sum,
+    }
+    return rows

@@ -1,0 +1,155 @@
+"""The projector process: `python -m services.gateway.projector.main`.
+
+Serves `/health`, `/health/ready` and `/metrics` on GATEWAY_PROJECTOR_HTTP_PORT while it projects
+every topic into PostgreSQL. One projector is active at a time (a PostgreSQL advisory lock); a
+second one waits as a standby. SIGTERM finishes the chunk in hand, whose positions commit with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from services.common.health import ReadyCheck, kafka_ready, run_checks
+from services.common.kafka import KafkaPublisher
+from services.common.logs import configure_logging
+from services.common.metrics import metrics_asgi_app, report_consumer_lag
+from services.common.runtime import wait_until_ready
+from services.gateway.db import connect
+from services.gateway.projector.consumer import SERVICE, Projector
+from services.gateway.projector.maintenance import wait_projector_lock
+from services.gateway.settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+
+def database_check(settings: GatewaySettings) -> ReadyCheck:
+    """PostgreSQL answers on a connection of its own."""
+
+    async def check() -> None:
+        conn = await connect(settings)
+        try:
+            await conn.fetchval("SELECT 1")
+        finally:
+            await conn.close()
+
+    return ReadyCheck("database", check)
+
+
+def health_app(settings: GatewaySettings) -> Starlette:
+    """`/health`, `/health/ready` (broker, database; 503 naming what fails) and `/metrics`."""
+    checks = (kafka_ready(settings), database_check(settings))
+
+    async def alive(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(_: Request) -> JSONResponse:
+        readiness = await run_checks(checks)
+        return JSONResponse(readiness.as_json(), 200 if readiness.ready else 503)
+
+    return Starlette(
+        routes=[
+            Route("/health", alive),
+            Route("/health/ready", ready),
+            Mount("/metrics", metrics_asgi_app()),
+        ]
+    )
+
+
+async def project(settings: GatewaySettings, stop: asyncio.Event) -> None:
+    """Wait for the dependencies and the projector lock, then project until `stop` is set."""
+    database = database_check(settings)
+    await wait_until_ready(kafka_ready(settings))
+    await wait_until_ready(database)
+    lock_conn = await connect(settings)
+    conn = await connect(settings)
+    publisher = KafkaPublisher(settings)
+    try:
+        if not await _until_stopped(wait_projector_lock(lock_conn), stop):
+            return
+        logger.info("projector lock held, projecting")
+        await publisher.start()
+        projector = Projector(settings, conn, publisher.publish_raw)
+        await projector.start()
+        lag = asyncio.create_task(
+            report_consumer_lag(
+                lambda: [projector.consumer] if projector.consumer else [],
+                SERVICE,
+                topic_prefix=settings.topic_prefix,
+            )
+        )
+        try:
+            await projector.run(stop)
+        finally:
+            lag.cancel()
+            await projector.stop()
+    finally:
+        await publisher.stop()
+        await conn.close()
+        await lock_conn.close()
+
+
+async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run `work` unless `stop` is set first (then cancel it); whether it finished."""
+    task = asyncio.create_task(work)
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False
+
+
+async def serve(settings: GatewaySettings) -> None:
+    """Run the health server and the projector until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    config = uvicorn.Config(
+        health_app(settings),
+        host=settings.http_host,
+        port=settings.projector_http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    # The projector owns the signals: it stops reading first, then the health server goes.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    http = asyncio.create_task(server.serve())
+    worker = asyncio.create_task(project(settings, stop))
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({worker, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        await worker
+    finally:
+        stopped.cancel()
+        server.should_exit = True
+        await http
+
+
+def main() -> None:
+    """Run the projector until SIGTERM."""
+    settings = GatewaySettings(service_name="projector")
+    configure_logging(settings)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""`/runs`: list, one run, its progress, retry and reprocess."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from services.gateway.deps import CurrentUser, PagingDep, PublisherDep, SessionDep
+from services.gateway.domain import RunStatus, state_from_mapping
+from services.gateway.errors import Unprocessable
+from services.gateway.paging import InvalidCursor, decode_cursor, encode_cursor
+from services.gateway.repository import runs as repo
+from services.gateway.runs_service import reprocess_run, retry_run, visible_run
+from services.gateway.schemas.common import Page
+from services.gateway.schemas.runs import ProgressResponse, ReprocessRequest, RunResponse
+from services.gateway.views import progress_response, run_response
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+CURSOR = "runs"
+
+
+@router.get("", response_model=Page[RunResponse])
+async def list_runs(
+    user: CurrentUser,
+    session: SessionDep,
+    paging: PagingDep,
+    status: RunStatus | None = None,
+    run_weekday: Annotated[int | None, Query(ge=0, le=6, description="0 = Monday.")] = None,
+) -> Page[RunResponse]:
+    """Runs you may see, newest first, filtered by status and weekday."""
+    after = None
+    if paging.after:
+        try:
+            after = decode_cursor(CURSOR, paging.after, (datetime, UUID))
+        except InvalidCursor as error:
+            raise Unprocessable("Invalid cursor") from error
+    rows = await repo.list_runs(
+        session,
+        team_scope=user.team_scope,
+        status=status,
+        run_weekday=run_weekday,
+        skip=paging.skip,
+        limit=paging.limit,
+        after=after,  # type: ignore[arg-type]
+    )
+    items = [run_response(state_from_mapping(row._mapping)) for row in rows]
+    cursor = (
+        encode_cursor(CURSOR, (rows[-1].created_at, rows[-1].run_id))
+        if len(rows) == paging.limit
+        else None
+    )
+    return Page(items=items, skip=paging.skip, limit=paging.limit, next_cursor=cursor)
+
+
+@router.get("/{run_id}", response_model=RunResponse)
+async def get_run(run_id: UUID, user: CurrentUser, session: SessionDep) -> RunResponse:
+    """One run; 404 if it does not exist or is not yours to see."""
+    return run_response(await visible_run(session, user, run_id))
+
+
+@router.get("/{run_id}/progress", response_model=ProgressResponse)
+async def get_progress(run_id: UUID, user: CurrentUser, session: SessionDep) -> ProgressResponse:
+    """Per-phase progress, the overall percentage and the estimated seconds left."""
+    state = await visible_run(session, user, run_id)
+    stages = await repo.stage_counts(session, run_id)
+    reports = len(await repo.report_rows(session, run_id))
+    return progress_response(state, stages, reports, datetime.now(UTC))
+
+
+@router.post("/{run_id}/retry", status_code=202, response_model=RunResponse)
+async def retry(
+    run_id: UUID, user: CurrentUser, session: SessionDep, publisher: PublisherDep
+) -> RunResponse:
+    """Resume a failed run from its failed phase (409 unless it failed)."""
+    return run_response(await retry_run(session, publisher, user, run_id))
+
+
+@router.post("/{run_id}/reprocess", status_code=202, response_model=RunResponse)
+async def reprocess(
+    run_id: UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    publisher: PublisherDep,
+    body: ReprocessRequest | None = None,
+) -> RunResponse:
+    """A new run (its `parent_run_id` is this run) over this run's archived inputs."""
+    request = body or ReprocessRequest()
+    return run_response(await reprocess_run(session, publisher, user, run_id, request))

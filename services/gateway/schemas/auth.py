@@ -1,0 +1,78 @@
+"""Login, token and user shapes."""
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from services.gateway.identity.principal import Role
+
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+
+
+class TokenResponse(BaseModel):
+    """An access token (short-lived) and a refresh token."""
+
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="Seconds the access token stays valid.")
+
+
+class RefreshRequest(BaseModel):
+    """A refresh token to exchange for new tokens."""
+
+    refresh_token: str
+
+
+class LogoutRequest(BaseModel):
+    """Optionally the refresh token to revoke with the access token in use."""
+
+    refresh_token: str | None = None
+
+
+class UserResponse(BaseModel):
+    """A user, without secrets."""
+
+    id: UUID
+    username: str
+    email: str
+    role: Role
+    team_id: str | None
+    is_active: bool
+    created_at: datetime
+
+
+class UserCreate(BaseModel):
+    """A new user."""
+
+    username: str = Field(min_length=1, max_length=150, pattern=r"^[A-Za-z0-9_.@-]+$")
+    email: str = Field(max_length=320, pattern=EMAIL_PATTERN)
+    role: Role
+    team_id: str | None = None
+    password: str = Field(min_length=8, max_length=256)
+
+
+class UserUpdate(BaseModel):
+    """Changes to a user; omitted fields stay as they are."""
+
+    email: str | None = Field(None, max_length=320, pattern=EMAIL_PATTERN)
+    role: Role | None = None
+    team_id: str | None = None
+    is_active: bool | None = None
+    password: str | None = Field(None, min_length=8, max_length=256)
+
+
+class TeamResponse(BaseModel):
+    """A sales team."""
+
+    id: str = Field(examples=["east-coast"])
+    name: str = Field(examples=["East Coast"])
+    created_at: datetime
+
+
+class TeamCreate(BaseModel):
+    """A new sales team; its id defaults to the slug of its name."""
+
+    name: str = Field(min_length=1, max_length=200)
+    id: str | None = Field(None, max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")

@@ -1,0 +1,107 @@
+"""Summary, exception and loan shapes (SPEC §4 names)."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from contracts.loans import Disposition
+
+
+class DataQuality(BaseModel):
+    """A run's mean quality dimensions (4 decimals) and mean dq_score (2 decimals)."""
+
+    completeness: Decimal
+    validity: Decimal
+    uniqueness: Decimal
+    conformance: Decimal
+    dq_score: Decimal
+
+
+class EligibilityChecks(BaseModel):
+    """The dispositioned loans of a run, by outcome."""
+
+    total_loans: int
+    eligible: int = Field(description="Loans without a hard exception.")
+    to_purchase: int
+    projected: int
+    rejected: int
+    exceptions_by_type: dict[str, int]
+    exceptions_by_severity: dict[str, int]
+    dq: DataQuality
+
+
+class SummaryResponse(BaseModel):
+    """A run's totals and eligibility outcome."""
+
+    run_id: UUID
+    total_loans: int
+    total_balance: Decimal | None
+    exceptions_count: int
+    eligibility_checks: EligibilityChecks
+
+
+class ExceptionResponse(BaseModel):
+    """One exception raised on one loan."""
+
+    run_id: UUID
+    loan_id: UUID
+    seller_loan_number: str | None
+    source_file: str
+    row: int
+    exception_type: str = Field(examples=["dti_ratio"])
+    category: str = Field(examples=["credit"])
+    severity: Literal["hard", "soft"]
+    message: str
+    rejection_criteria: str = Field(examples=["notebook.dti_exceeds_maximum"])
+    disposition: Disposition
+    created_at: datetime | None = Field(description="When the loan's run was created.")
+
+
+class LoanResponse(BaseModel):
+    """One loan's data as read from the tape, its disposition and its price."""
+
+    loan_id: UUID
+    run_id: UUID
+    seq: int = Field(description="Position in the run's tape order, from 1.")
+    source_file: str
+    row: int
+    seller_loan_number: str | None
+    loan_amount: str | None
+    note_rate: str | None
+    ltv_ratio: str | None
+    dti_ratio: str | None
+    credit_score: str | None
+    property_type: str | None
+    occupancy_status: str | None
+    loan_purpose: str | None
+    purchase_price: str | None
+    appraisal_value: str | None
+    extra: dict[str, str] = Field(description="The tape's other columns.")
+    invalid_fields: list[str]
+    duplicate_of: str | None = Field(description="`FILE:ROW` of the first occurrence.")
+    disposition: Disposition
+    pricing_spread: str | None
+    final_price: str | None
+    exceptions_count: int
+    dq_score: Decimal
+    rule_set_version: str
+
+
+class FileEntry(BaseModel):
+    """One file or folder of the `inputs` area, relative to the caller's root."""
+
+    name: str
+    path: str
+    type: Literal["file", "directory"]
+    size: int | None = None
+    last_modified: datetime | None = None
+
+
+class FileListResponse(BaseModel):
+    """A folder's entries."""
+
+    path: str
+    entries: list[FileEntry]

@@ -1,0 +1,62 @@
+"""Settings of the gateway API and its projector (env prefix `GATEWAY_`)."""
+
+import secrets
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+# A per-process random secret is fine for one development process; several replicas (or tokens
+# that must survive a restart) need GATEWAY_JWT_SECRET, and production refuses to start without it.
+_EPHEMERAL_SECRET = SecretStr(secrets.token_urlsafe(48))
+
+
+class GatewaySettings(ServiceSettings):
+    """Everything the gateway API and the projector read from the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    service_name: str = "gateway"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8000, description="Port of the REST API.")
+    projector_http_port: int = Field(8105, description="Health/metrics port of the projector.")
+
+    jwt_secret: SecretStr | None = Field(
+        None, description="HMAC key of the JWTs (required in production)."
+    )
+    jwt_algorithm: str = "HS256"
+    jwt_issuer: str = "loan-engine"
+    access_token_seconds: int = Field(900, gt=0, description="Lifetime of an access token.")
+    refresh_token_seconds: int = Field(
+        7 * 24 * 3600, gt=0, description="Lifetime of a refresh token."
+    )
+
+    admin_username: str | None = Field(None, description="First admin, created at first start.")
+    admin_password: SecretStr | None = Field(None, description="Password of the first admin.")
+    admin_email: str = Field("admin@localhost", description="E-mail of the first admin.")
+
+    upload_max_bytes: int = Field(200 * 1024 * 1024, gt=0, description="Largest upload accepted.")
+    run_wait_max_seconds: int = Field(300, gt=0, description="Longest `?wait=` on a run request.")
+    run_wait_poll_seconds: float = Field(0.25, gt=0, description="How often `?wait=` looks.")
+    export_max_rows: int = Field(50_000, gt=0, description="Most rows one exception export holds.")
+    db_pool_size: int = Field(10, gt=0, description="Database connections of one API process.")
+
+    projector_max_records: int = Field(
+        200, gt=0, description="Kafka records the projector writes in one transaction."
+    )
+    projector_poll_ms: int = Field(200, gt=0, description="How long one poll waits for records.")
+    projector_fetch_max_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Bytes per fetch.")
+
+    @model_validator(mode="after")
+    def _require_secret_in_production(self) -> "GatewaySettings":
+        if self.jwt_secret is None and self.environment == "production":
+            raise ValueError("GATEWAY_JWT_SECRET must be set in production")
+        return self
+
+    @property
+    def signing_key(self) -> str:
+        """The JWT key: the configured secret, else this process's random one."""
+        return (self.jwt_secret or _EPHEMERAL_SECRET).get_secret_value()

@@ -1,0 +1,286 @@
+"""The gateway's PostgreSQL tables (schema `gateway`): identity, read models, projector state.
+
+Identity (users, teams, revoked tokens) is the only state kept outside the log; every other table
+is a projection that `projections rebuild` can truncate and replay (see READ_MODEL_TABLES).
+"""
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    Table,
+    Text,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+SCHEMA = "gateway"
+metadata = MetaData(schema=SCHEMA)
+
+
+def _ts(name: str, **kwargs: object) -> Column:
+    return Column(name, DateTime(timezone=True), **kwargs)
+
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    _ts("created_at", nullable=False, server_default=func.now()),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("username", Text, nullable=False, unique=True),
+    Column("email", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("team_id", Text, ForeignKey(teams.c.id), nullable=True),
+    Column("password_hash", Text, nullable=False),
+    Column("is_active", Boolean, nullable=False, server_default="true"),
+    _ts("created_at", nullable=False, server_default=func.now()),
+    _ts("updated_at", nullable=False, server_default=func.now()),
+    CheckConstraint("role IN ('admin', 'analyst', 'sales_team')", name="users_role"),
+    CheckConstraint("(role = 'sales_team') = (team_id IS NOT NULL)", name="users_team_role"),
+)
+
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("jti", Text, primary_key=True),
+    _ts("expires_at", nullable=False),
+    # Purging expired revocations walks this index.
+    Index("revoked_tokens_expires_at", "expires_at"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("status", Text, nullable=False),
+    Column("last_phase", Text),
+    Column("failed_phase", Text),
+    Column("error", Text),
+    Column("source_kind", Text),
+    Column("source_location", Text),
+    Column("folder", Text),
+    Column("sales_team_id", Text),
+    Column("requested_by", Text),
+    Column("parent_run_id", Uuid),
+    Column("attempt", Integer, nullable=False),
+    # Decimals as their exact text: `numeric` would not give back `1E+5` or `8.050` as written.
+    Column("irr_target", Text),
+    Column("pdate", Date),
+    _ts("created_at"),
+    Column("run_weekday", SmallInteger),
+    Column("run_weekday_name", Text),
+    _ts("started_at"),
+    _ts("tape_ingested_at"),
+    _ts("outputs_written_at"),
+    _ts("completed_at"),
+    Column("total_loans", BigInteger),
+    Column("total_balance", Text),
+    Column("batch_count", Integer),
+    Column("duplicates", Integer),
+    Column("files", ARRAY(Text)),
+    Column("exceptions_count", BigInteger),
+    Column("to_purchase", BigInteger),
+    Column("projected", BigInteger),
+    Column("rejected", BigInteger),
+    Column("archive_input", ARRAY(Text)),
+    Column("archive_output", ARRAY(Text)),
+    # GET /runs (newest first, keyset on created_at, run_id), unfiltered and per filter.
+    Index("runs_newest", "created_at", "run_id"),
+    Index("runs_status_newest", "status", "created_at", "run_id"),
+    Index("runs_weekday_newest", "run_weekday", "created_at", "run_id"),
+    Index("runs_team_newest", "sales_team_id", "created_at", "run_id"),
+)
+
+report_files = Table(
+    "report_files",
+    metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("storage_key", Text, nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    _ts("written_at", nullable=False),
+)
+
+run_batches = Table(
+    "run_batches",
+    metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("stage", Text, primary_key=True),
+    Column("batch_seq", Integer, primary_key=True),
+    Column("loan_count", Integer, nullable=False),
+    _ts("recorded_at", nullable=False),
+)
+
+batch_stats = Table(
+    "batch_stats",
+    metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("batch_seq", Integer, primary_key=True),
+    Column("loans", Integer, nullable=False),
+    Column("to_purchase", Integer, nullable=False),
+    Column("projected", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("exceptions", Integer, nullable=False),
+    Column("present_fields", BigInteger, nullable=False),
+    Column("validity_420", BigInteger, nullable=False),
+    Column("unique_loans", BigInteger, nullable=False),
+    Column("rules_passed", BigInteger, nullable=False),
+    Column("dq_score", Numeric, nullable=False),
+)
+
+batch_exception_counts = Table(
+    "batch_exception_counts",
+    metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("batch_seq", Integer, primary_key=True),
+    Column("exception_type", Text, primary_key=True),
+    Column("severity", Text, primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+LOAN_FIELD_COLUMNS = (
+    "seller_loan_number",
+    "loan_amount",
+    "note_rate",
+    "ltv_ratio",
+    "dti_ratio",
+    "credit_score",
+    "property_type",
+    "occupancy_status",
+    "loan_purpose",
+    "purchase_price",
+    "appraisal_value",
+)
+
+loan_facts = Table(
+    "loan_facts",
+    metadata,
+    # Keyed by the run and tape position: appends stay at the right edge of the index, where a
+    # random uuid key would touch a new page per loan. GET /loans?run_id= walks this key.
+    Column("run_id", Uuid, primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("loan_id", Uuid, nullable=False),
+    Column("sales_team_id", Text),
+    Column("source_file", Text, nullable=False),
+    Column("row", Integer, nullable=False),
+    *(Column(name, Text) for name in LOAN_FIELD_COLUMNS),
+    Column("invalid", ARRAY(Text), nullable=False),
+    Column("extra", JSONB, nullable=False),
+    Column("duplicate_of_file", Text),
+    Column("duplicate_of_row", Integer),
+    Column("disposition", Text, nullable=False),
+    Column("pricing_spread", Text),
+    Column("final_price", Text),
+    Column("exceptions_count", SmallInteger, nullable=False),
+    Column("dq_score", Numeric, nullable=False),
+    Column("rule_set_version", Text, nullable=False),
+    # GET /loans?run_id=&disposition= in tape order (keyset on seq).
+    Index("loan_facts_run_disposition_seq", "run_id", "disposition", "seq"),
+)
+
+loan_exceptions = Table(
+    "loan_exceptions",
+    metadata,
+    # One run's exceptions in tape order (GET /exceptions?run_id=) walk this key.
+    Column("run_id", Uuid, primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("ordinal", SmallInteger, primary_key=True),
+    Column("loan_id", Uuid, nullable=False),
+    Column("sales_team_id", Text),
+    Column("seller_loan_number", Text),
+    Column("source_file", Text, nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("exception_type", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("rejection_criteria", Text, nullable=False),
+    Column("disposition", Text, nullable=False),
+    # The run's creation time, and its negated epoch microseconds so one ascending index walks
+    # newest runs first and each run in tape order (NULL until the run's first event is seen).
+    _ts("created_at"),
+    Column("run_order", BigInteger),
+    # GET /exceptions newest first: unfiltered, by type, by team; one run by type.
+    Index("loan_exceptions_newest", "run_order", "run_id", "seq", "ordinal"),
+    Index("loan_exceptions_type_newest", "exception_type", "run_order", "run_id", "seq", "ordinal"),
+    Index("loan_exceptions_team_newest", "sales_team_id", "run_order", "run_id", "seq", "ordinal"),
+    Index("loan_exceptions_run_type", "run_id", "exception_type", "seq", "ordinal"),
+)
+
+tapes = Table(
+    "tapes",
+    metadata,
+    Column("tape_id", Text, primary_key=True),
+    Column("run_id", Uuid, nullable=False),
+    Column("max_row", Integer, nullable=False),
+    Column("expected_rows", Integer),
+    Column("pdate", Date),
+    Column("irr_target", Text),
+    Column("sales_team_id", Text),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("event_id", Uuid, primary_key=True),
+    Column("service", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("key", Text),
+    Column("payload", Text, nullable=False),
+    _ts("occurred_at", nullable=False),
+    Index("dead_letters_newest", "occurred_at"),
+)
+
+projector_positions = Table(
+    "projector_positions",
+    metadata,
+    Column("topic", Text, primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+)
+
+projector_state = Table(
+    "projector_state",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+    _ts("rebuilt_at"),
+    CheckConstraint("id = 1", name="projector_state_single_row"),
+)
+
+READ_MODEL_TABLES: tuple[Table, ...] = (
+    runs,
+    report_files,
+    run_batches,
+    batch_stats,
+    batch_exception_counts,
+    loan_facts,
+    loan_exceptions,
+    tapes,
+    dead_letters,
+)
+"""Tables built only from the log: truncated by a rebuild, digested by the checksum."""
