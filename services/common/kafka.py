@@ -11,7 +11,9 @@ from pydantic import BaseModel
 from contracts.codec import encode
 from contracts.ids import batch_key
 from contracts.topics import Topic
+from services.common.metrics import event_type_of, record_produced
 from services.common.settings import ServiceSettings
+from services.common.tracing import inject_headers
 
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 Headers = Mapping[str, str]
@@ -62,16 +64,20 @@ class KafkaPublisher:
     ) -> None:
         """Publish one contract and wait for the broker's acknowledgement."""
         await self.publish_raw(topic, key, encode(event), headers)
+        record_produced(self.settings.service_name, topic.name, event_type_of(event, headers))
 
     async def publish_raw(
         self, topic: Topic, key: str | None, value: bytes, headers: Headers | None = None
     ) -> None:
-        """Publish already-encoded bytes (producer rows, dead letters, replays)."""
+        """Publish already-encoded bytes (producer rows, dead letters, replays).
+
+        The current trace context rides along in W3C headers, so the consumer's span joins it.
+        """
         await self.producer.send_and_wait(
             self.settings.topic(topic),
             value=value,
             key=key.encode() if key is not None else None,
-            headers=kafka_headers(headers),
+            headers=kafka_headers(inject_headers(headers)),
         )
 
     async def publish_batch(self, topic: Topic, batch: Any, headers: Headers | None = None) -> None:

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import orjson
 
 from services.common.settings import ServiceSettings
+from services.common.tracing import current_trace_id
 
 # Attributes every LogRecord has (and uvicorn's coloured copy of its message); anything else
 # on a record came from `extra=`.
@@ -49,15 +50,6 @@ def log_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
-def _trace_id() -> str | None:
-    try:
-        from opentelemetry import trace
-    except ImportError:  # pragma: no cover - opentelemetry is a project dependency
-        return None
-    span_context = trace.get_current_span().get_span_context()
-    return format(span_context.trace_id, "032x") if span_context.is_valid else None
-
-
 def record_fields(record: logging.LogRecord, service: str) -> dict[str, Any]:
     """The structured fields of one log record, in a stable order."""
     fields: dict[str, Any] = {
@@ -67,7 +59,7 @@ def record_fields(record: logging.LogRecord, service: str) -> dict[str, Any]:
         "message": record.getMessage(),
         "service": service,
     }
-    if trace_id := _trace_id():
+    if trace_id := current_trace_id():
         fields["trace_id"] = trace_id
     fields.update(_context.get())
     fields.update((key, value) for key, value in vars(record).items() if key not in _RECORD_FIELDS)

@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from starlette.routing import Mount
 
 from services.common.health import (
     ReadyCheck,
@@ -18,16 +17,23 @@ from services.common.health import (
     run_checks,
     storage_ready,
 )
-from services.common.metrics import HttpMetricsMiddleware, metrics_asgi_app
+from services.common.metrics import HttpMetricsMiddleware, metrics_endpoint
 from services.common.storage import Storage, storage_from_settings
+from services.common.tracing import fastapi_telemetry, setup_tracing
 from services.gateway.db import make_engine
 from services.gateway.deps import Publisher, require_roles
 from services.gateway.errors import install_error_handlers
 from services.gateway.identity.service import bootstrap_admin
-from services.gateway.middleware import RequestIdMiddleware, UploadLimitMiddleware
+from services.gateway.middleware import (
+    MULTIPART_OVERHEAD,
+    BodyLimitMiddleware,
+    RequestIdMiddleware,
+)
 from services.gateway.publisher import LazyPublisher
+from services.gateway.ratelimit import RateLimitMiddleware
 from services.gateway.routes import (
     admin,
+    admin_ops,
     auth,
     facts,
     files,
@@ -37,6 +43,7 @@ from services.gateway.routes import (
     runs,
     summary,
 )
+from services.gateway.security import HardeningSettings, SecurityHeadersMiddleware
 from services.gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
@@ -45,11 +52,12 @@ API_PREFIX = "/api"
 
 
 def api_router(admin_routers: Sequence[APIRouter] = ()) -> APIRouter:
-    """Every resource router; extra admin routers are mounted under `/admin`, admins only."""
+    """Every resource router; admin routers (diagnostics and any extra) under `/admin`, admins
+    only."""
     router = APIRouter(prefix=API_PREFIX)
     for module in (auth, pipeline, runs, outputs, summary, facts, meta, files, admin):
         router.include_router(module.router)
-    for extra in admin_routers:
+    for extra in (admin_ops.router, *admin_routers):
         router.include_router(
             extra, prefix="/admin", dependencies=[Depends(require_roles("admin"))]
         )
@@ -63,14 +71,21 @@ def create_app(
     publisher: Publisher | None = None,
     admin_routers: Sequence[APIRouter] = (),
     ready_checks: Sequence[ReadyCheck] = (),
+    hardening: HardeningSettings | None = None,
 ) -> FastAPI:
-    """The gateway app; storage and publisher default to those the settings name."""
+    """The gateway app; storage and publisher default to those the settings name.
+
+    Rate limits apply unless `hardening.rate_limit_enabled` is False, or left unset in the
+    `test` environment (where one client makes every request of a suite).
+    """
     config = settings or GatewaySettings()
+    guard = hardening or HardeningSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(config)
         app.state.settings = config
+        app.state.hardening = guard
         app.state.engine = engine
         app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         app.state.storage = storage or storage_from_settings(config)
@@ -95,6 +110,7 @@ def create_app(
         version="1.0.0",
         description="Runs, loans, exceptions, reports and files of Loan Engine (SPEC §4).",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(setup_tracing(config)),
     )
     install_error_handlers(app)
     app.include_router(api_router(admin_routers))
@@ -114,10 +130,25 @@ def create_app(
         readiness = await run_checks(checks)
         return JSONResponse(readiness.as_json(), 200 if readiness.ready else 503)
 
-    app.router.routes.append(Mount("/metrics", metrics_asgi_app()))
-    app.add_middleware(HttpMetricsMiddleware)
+    # Plain routes: `/metrics` answers itself, no redirect (`/metrics/` kept for old scrapers).
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_route("/metrics/", metrics_endpoint, include_in_schema=False)
+    # Added innermost first; outermost first they are: security headers, request id, metrics,
+    # rate limits, body limits.
     app.add_middleware(
-        UploadLimitMiddleware, path=f"{API_PREFIX}/files/upload", max_bytes=config.upload_max_bytes
+        BodyLimitMiddleware,
+        max_bytes=guard.max_body_bytes,
+        path_limits={
+            f"{API_PREFIX}/files/upload": config.upload_max_bytes + MULTIPART_OVERHEAD,
+        },
     )
+    rate_limited = guard.rate_limit_enabled
+    if rate_limited is None:
+        rate_limited = config.environment != "test"
+    if rate_limited:
+        app.add_middleware(RateLimitMiddleware, settings=config, hardening=guard)
+    app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    # Outermost, so even the last-resort 500 of RequestIdMiddleware carries the headers.
+    app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=guard.hsts_seconds)
     return app

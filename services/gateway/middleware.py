@@ -1,4 +1,4 @@
-"""Request ids, and the last-resort 500 that carries one.
+"""Request ids, the last-resort 500 that carries one, and request body limits.
 
 A sane `X-Request-ID` is honoured, anything else replaced by a fresh id; it is exposed to logs
 (`log_context`), to error bodies (`request.state.request_id`) and to the client (the header).
@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Mapping
 
 import orjson
 from starlette.datastructures import MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.logs import log_context
@@ -53,30 +55,33 @@ class RequestIdMiddleware:
                 logger.exception("unhandled error", extra={"path": scope.get("path")})
                 if started:
                     raise
-                await _error(send_with_id, 500, "Internal server error", request_id)
+                await error_response(send_with_id, 500, "Internal server error", request_id)
 
 
 # Multipart framing around the file: boundaries, part headers, the form's other fields.
 MULTIPART_OVERHEAD = 64 * 1024
 
 
-class UploadLimitMiddleware:
-    """Refuse an upload larger than the limit before it is read: by its Content-Length when it
-    has one, else as soon as the streamed body passes the limit (413 either way)."""
+class BodyLimitMiddleware:
+    """Refuse a request body larger than its path's limit before it is read: by its
+    Content-Length when it has one, else as soon as the streamed body passes the limit (413)."""
 
-    def __init__(self, app: ASGIApp, path: str, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, path_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.path = path
-        self.max_bytes = max_bytes + MULTIPART_OVERHEAD
+        self.max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") != self.path:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.path_limits.get(scope.get("path", ""), self.max_bytes)
+        request_id = scope.get("state", {}).get("request_id")
         length = dict(scope.get("headers") or ()).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_bytes:
-            request_id = scope.get("state", {}).get("request_id")
-            await _error(send, 413, "Payload too large", request_id)
+        if length.isdigit() and int(length) > max_bytes:
+            await error_response(send, 413, "Payload too large", request_id)
             return
         received = 0
         refused = False
@@ -88,11 +93,10 @@ class UploadLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     # Answer now and let the app see a client that went away.
                     refused = True
-                    request_id = scope.get("state", {}).get("request_id")
-                    await _error(send, 413, "Payload too large", request_id)
+                    await error_response(send, 413, "Payload too large", request_id)
                     return {"type": "http.disconnect"}
             return message
 
@@ -100,19 +104,27 @@ class UploadLimitMiddleware:
             if not refused:
                 await send(message)
 
-        await self.app(scope, limited, send_unless_refused)
+        try:
+            await self.app(scope, limited, send_unless_refused)
+        except ClientDisconnect:
+            # The disconnect is the one this middleware made up after answering 413.
+            if not refused:
+                raise
 
 
-async def _error(send: Send, status: int, message: str, request_id: str | None) -> None:
+async def error_response(
+    send: Send,
+    status: int,
+    message: str,
+    request_id: str | None,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Send the standard error body straight from a middleware."""
     body = orjson.dumps({"error": message, "status_code": status, "request_id": request_id})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((name.lower().encode(), value.encode()) for name, value in (headers or {}).items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})

@@ -81,6 +81,7 @@ class RunState:
     total_loans: int | None
     total_balance: str | None
     dispositioned: int
+    created_at: datetime | None = None
 
     @property
     def ready(self) -> bool:
@@ -104,6 +105,7 @@ _STATE = (
     runs.c.total_loans,
     runs.c.total_balance,
     runs.c.dispositioned,
+    runs.c.created_at,
 )
 
 # One statement: insert the batch's loans, skip those already stored, and add the number of

@@ -40,7 +40,7 @@ from contracts.runs import (
 from contracts.topics import LOANS_DISPOSITIONED, RUNS, Topic
 from services.common.consumer import RetryPolicy, is_transient, retry_transient
 from services.common.logs import log_context
-from services.common.metrics import record_dispositions
+from services.common.metrics import record_dispositions, record_run
 from services.common.storage import Storage, sha256_file
 from services.reporting.domain import RunTotals, disposition
 from services.reporting.errors import InconsistentRun, OutputUnavailable
@@ -213,6 +213,8 @@ class ReportingService:
         async with self.engine.begin() as connection:
             completed = await ReportingRepository(connection).mark_completed(run_id, self.clock())
         logger.info("run completed", extra={"loans": state.total_loans, "first": completed})
+        if completed:
+            record_run("completed", self._run_seconds(state))
         return completed
 
     async def _attempt(
@@ -313,7 +315,14 @@ class ReportingService:
         async with self.engine.begin() as connection:
             await ReportingRepository(connection).record_failed(event)
         await self.publisher.publish(RUNS, str(state.run_id), event)
+        record_run("failed", self._run_seconds(state))
         logger.error("run failed", extra={"phase": phase, "error": str(failure)})
+
+    def _run_seconds(self, state: RunState) -> float | None:
+        """Seconds since the run was created, when reporting saw its start."""
+        if state.created_at is None:
+            return None
+        return (self.clock() - state.created_at).total_seconds()
 
     @staticmethod
     def _log_retry(attempt: int, error: BaseException) -> None:

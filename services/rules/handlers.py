@@ -9,6 +9,7 @@ from contracts.ids import event_id
 from contracts.loans import EvaluatedBatch, IngestedBatch, LoanEvaluated, LoanIngested
 from contracts.topics import LOANS_EVALUATED, LOANS_INGESTED
 from services.common.consumer import consumer_options, contract_decoder
+from services.common.metrics import record_exceptions
 from services.common.runtime import batch_response, utc_now
 from services.rules.domain import RuleSet, evaluate
 from services.rules.settings import RulesSettings
@@ -57,4 +58,6 @@ def subscribe(
     @broker.publisher(settings.topic(LOANS_EVALUATED), schema=EvaluatedBatch)
     async def on_loans_ingested(batch: IngestedBatch) -> KafkaResponse:
         """Evaluate every loan of an ingested batch with the current rule set."""
-        return batch_response(evaluated_batch(batch, rule_set, clock()))
+        output = evaluated_batch(batch, rule_set, clock())
+        record_exceptions(e for event in output.events for e in event.exceptions)
+        return batch_response(output)

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from services.common.metrics import record_run
 from services.gateway.deps import (
     CurrentUser,
     PublisherDep,
@@ -40,6 +41,7 @@ async def run_pipeline(
 ) -> JSONResponse:
     """Request a run over a folder of your inputs: 202 with the pending run, or 200 once ended."""
     state = await request_run(session, publisher, user, body)
+    record_run("requested")
     await session.close()
     if wait:
         seconds = min(wait, settings.run_wait_max_seconds)

@@ -1,0 +1,154 @@
+"""Rate limits (SPEC §5): login per client IP; runs, uploads and the rest of the API per user.
+
+Counters live in a `limits` storage named by a URI: `memory://` for one process, `redis://...`
+so that every gateway replica counts against the same windows. A refused request answers 429 with
+`Retry-After` and `X-RateLimit-Limit/Remaining/Reset`; allowed ones carry the `X-RateLimit-*`
+headers too, so clients can pace themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.gateway.identity.tokens import InvalidToken, verify_token
+from services.gateway.middleware import error_response
+from services.gateway.security import HardeningSettings
+from services.gateway.settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api"
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One named limit and whether it counts per client IP (else per user)."""
+
+    name: str
+    item: RateLimitItem
+    per_ip: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The gateway's limits, parsed from settings (`"10/minute"`)."""
+
+    login: Limit
+    runs: Limit
+    uploads: Limit
+    api: Limit
+
+    @classmethod
+    def from_settings(cls, settings: HardeningSettings) -> Limits:
+        """Parse every limit of the settings."""
+        return cls(
+            login=Limit("login", parse(settings.rate_limit_login), per_ip=True),
+            runs=Limit("runs", parse(settings.rate_limit_runs)),
+            uploads=Limit("uploads", parse(settings.rate_limit_uploads)),
+            api=Limit("api", parse(settings.rate_limit_api)),
+        )
+
+    def for_request(self, method: str, path: str) -> Limit | None:
+        """The limit a request counts against, or None outside the API."""
+        if not path.startswith(f"{API_PREFIX}/"):
+            return None
+        if method == "POST" and path == f"{API_PREFIX}/auth/login":
+            return self.login
+        if method == "POST" and path == f"{API_PREFIX}/pipeline/run":
+            return self.runs
+        if method == "POST" and path == f"{API_PREFIX}/files/upload":
+            return self.uploads
+        return self.api
+
+
+def async_storage(uri: str) -> Storage:
+    """The asynchronous `limits` storage of a URI (`memory://`, `redis://host:6379/0`, ...)."""
+    return storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")  # type: ignore[return-value]
+
+
+def client_ip(scope: Scope) -> str:
+    """The peer address (a proxy in front must be trusted through uvicorn's forwarded headers)."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+def user_identity(scope: Scope, settings: GatewaySettings) -> str | None:
+    """The user id of a valid bearer access token, None without one."""
+    authorization = dict(scope.get("headers") or ()).get(b"authorization", b"").decode("latin-1")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        return str(verify_token(settings, token.strip(), "access").user_id)
+    except InvalidToken:
+        return None
+
+
+class RateLimitMiddleware:
+    """Pure ASGI middleware applying `Limits` with a moving window."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: GatewaySettings,
+        hardening: HardeningSettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.limits = Limits.from_settings(hardening)
+        self.limiter = MovingWindowRateLimiter(async_storage(hardening.rate_limit_storage))
+        self.clock = clock
+
+    def identity(self, scope: Scope, limit: Limit) -> str:
+        """Who a request is counted for: its IP for per-IP limits and anonymous callers."""
+        if not limit.per_ip and (user := user_identity(scope, self.settings)):
+            return f"user:{user}"
+        return f"ip:{client_ip(scope)}"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.for_request(scope.get("method", ""), scope.get("path", ""))
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        who = self.identity(scope, limit)
+        allowed = await self.limiter.hit(limit.item, limit.name, who)
+        stats = await self.limiter.get_window_stats(limit.item, limit.name, who)
+        reset = max(math.ceil(stats.reset_time - self.clock()), 0)
+        headers = {
+            "X-RateLimit-Limit": str(limit.item.amount),
+            "X-RateLimit-Remaining": str(max(stats.remaining, 0)),
+            "X-RateLimit-Reset": str(reset),
+        }
+        if not allowed:
+            logger.warning("rate limit exceeded", extra={"limit": limit.name, "who": who})
+            request_id = scope.get("state", {}).get("request_id")
+            await error_response(
+                send,
+                429,
+                "Too many requests",
+                request_id,
+                {**headers, "Retry-After": str(max(reset, 1))},
+            )
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(headers)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
