@@ -20,6 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import start_http_server
 
 from contracts.loans import LoanException
+from contracts.topics import ALL_TOPICS
+from services.cli.stack.topics import delete_topics, ensure_topics
 from services.common import metrics
 from services.common.metrics import REGISTRY, EventMetricsMiddleware, HttpMetricsMiddleware
 from services.common.settings import ServiceSettings
@@ -65,6 +67,9 @@ async def test_a_trace_and_the_metrics_follow_a_batch_through_the_real_broker(
     kafka_bootstrap_servers: str, topic_prefix: str
 ) -> None:
     service = f"it-{uuid4().hex[:8]}"
+    # Topics of its own: the session's loan topics also carry other tests' batches and spans.
+    topic_prefix = f"{topic_prefix}{service}."
+    await ensure_topics(kafka_bootstrap_servers, topic_prefix)
     settings = ServiceSettings(service_name=service, otel_exporter_otlp_endpoint=None)
     exporter = InMemorySpanExporter()
     provider = setup_tracing(settings, exporter=exporter, set_global=False)
@@ -117,6 +122,9 @@ async def test_a_trace_and_the_metrics_follow_a_batch_through_the_real_broker(
         )
     finally:
         await broker.stop()
+        await delete_topics(
+            kafka_bootstrap_servers, [topic.physical(topic_prefix) for topic in ALL_TOPICS]
+        )
 
     assert evaluated == [7]
     assert rules.context.trace_id == root.get_span_context().trace_id
