@@ -18,6 +18,7 @@ from services.cli.stack import (
     topics,
 )
 from services.cli.stack.errors import StartFailed
+from services.cli.stack.secrets import local_secrets
 from services.cli.stack.settings import StackSettings
 from services.cli.stack.status import ProcessStatus, StackStatus
 
@@ -47,6 +48,7 @@ def infra_environment(settings: StackSettings) -> dict[str, str]:
         "TOPIC_PREFIX": settings.topic_prefix,
         "STORAGE_ROOT": str(settings.storage_root),
         **settings.service_ports_env(),
+        **local_secrets(settings.state),
     }
 
 
