@@ -5,8 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from services.ingest.service import incomplete_message, tape_attempt
-from services.ingest.spool import EndedTape, Spool, SpooledRow
+from services.ingest.spool import (
+    EndedTape,
+    Spool,
+    SpooledRow,
+    already_handled,
+    incomplete_message,
+    tape_attempt,
+)
 
 AT = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 
@@ -113,3 +119,11 @@ def test_the_state_survives_a_restart(tmp_path: Path) -> None:
 
     assert [number for number, _ in again.rows("T")] == [1]
     assert again.committable(0, 9) == 5
+
+
+def test_an_end_marker_at_or_before_the_last_one_handled_is_a_redelivery() -> None:
+    assert already_handled(ended(7), 0, 7)
+    assert already_handled(ended(7), 0, 3)
+    assert not already_handled(ended(7), 0, 8)
+    assert not already_handled(ended(7), 1, 3)
+    assert not already_handled(None, 0, 7)

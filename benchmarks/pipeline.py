@@ -1,0 +1,286 @@
+"""The million-loan benchmark: a generated tape through the real services, as the stack runs them.
+
+    .venv/bin/python benchmarks/pipeline.py --loans 1000000
+
+Ingest, rules, pricing and reporting run as separate processes against the broker and database
+named by KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL (or the stack's `.stack/env`), under a topic prefix
+and a database of their own, removed afterwards. It reports the wall time from the run request to
+run completion, loans/s, each service's peak RSS (psutil, sampled), and the time a plain
+single-process Python loop takes over the same tape with the same pure chain (readers ->
+Normaliser -> rules -> pricing -> disposition -> ReportWriter); both runs' reports must agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import ExitStack, closing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import psutil
+
+from contracts.ids import event_id
+from contracts.loans import LoanDispositioned, RunParams
+from contracts.runs import REPORT_KEYS
+from services.cli.client import CliSettings, RunLog, load_settings
+from services.cli.pipeline import request
+from services.cli.stack import databases, supervisor, topics
+from services.common.storage import LocalStorage
+from services.ingest.domain import Normaliser
+from services.ingest.duplicates import SqliteDuplicateIndex
+from services.ingest.readers import read_rows
+from services.ingest.tapegen import generate_tape
+from services.pricing.domain import price
+from services.reporting.domain import disposition
+from services.reporting.reports import ReportWriter
+from services.rules.domain import evaluate, load_rule_set
+
+PROJECT = Path(__file__).resolve().parents[1]
+WORKERS = {
+    "ingest": "services.ingest.main",
+    "rules": "services.rules.main",
+    "pricing": "services.pricing.main",
+    "reporting": "services.reporting.main",
+}
+IRR_TARGET = Decimal("8.05")
+
+
+def progress(message: str) -> None:
+    """Progress to stderr; the results go to stdout."""
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class PeakRss:
+    """Samples the resident memory of processes (and their children) in a background thread."""
+
+    pids: dict[str, int]
+    interval: float = 0.2
+    peaks: dict[str, int] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> PeakRss:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        processes = {name: psutil.Process(pid) for name, pid in self.pids.items()}
+        while not self._stop.wait(self.interval):
+            for name, process in processes.items():
+                try:
+                    family = [process, *process.children(recursive=True)]
+                    rss = sum(member.memory_info().rss for member in family)
+                    times = process.cpu_times()
+                except psutil.Error:
+                    continue
+                self.peaks[name] = max(self.peaks.get(name, 0), rss)
+                self.cpu_seconds[name] = times.user + times.system
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def answers(url: str) -> bool:
+    """Whether GET `url` answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def digests(paths: dict[str, Path]) -> dict[str, str]:
+    """sha256 of each report file."""
+    return {key: hashlib.sha256(path.read_bytes()).hexdigest() for key, path in paths.items()}
+
+
+def plain_loop(tape: Path, out_dir: Path) -> tuple[float, int, dict[str, str]]:
+    """The same pure chain in one process, one loan at a time: seconds, loans, report digests."""
+    started = time.perf_counter()
+    rule_set = load_rule_set()
+    run_id = uuid4()
+    now = datetime.now(UTC)
+    paths = {key: out_dir / f"{key}.csv" for key in REPORT_KEYS}
+    with ExitStack() as stack, SqliteDuplicateIndex() as duplicates:
+        sinks = {key: stack.enter_context(path.open("wb")) for key, path in paths.items()}
+        writer = ReportWriter(sinks)
+        normaliser = Normaliser(run_id, duplicates)
+        stream = stack.enter_context(tape.open("rb"))
+        for record in normaliser.file(tape.name, read_rows(tape.name, stream)):
+            evaluation = evaluate(record, rule_set)
+            pricing = price(evaluation.exceptions, record.fields.note_rate, IRR_TARGET)
+            writer.add(
+                LoanDispositioned(
+                    event_id=event_id("loan.dispositioned", run_id, record.loan_id),
+                    run_id=run_id,
+                    occurred_at=now,
+                    producer="benchmark",
+                    loan=record,
+                    exceptions=evaluation.exceptions,
+                    quality=evaluation.quality,
+                    rule_set_version=rule_set.version,
+                    pricing=pricing,
+                    disposition=disposition(evaluation.exceptions, pricing),
+                )
+            )
+        writer.finish()
+    return time.perf_counter() - started, normaliser.total_loans, digests(paths)
+
+
+def start_workers(env: dict[str, str], logs: Path, spawned: dict[str, supervisor.Spawned]) -> None:
+    """Spawn the four workers into `spawned` and wait until each answers /health/ready."""
+    for name, module in WORKERS.items():
+        port = free_port()
+        worker_env = {**env, f"{name.upper()}_HTTP_PORT": str(port)}
+        argv = [sys.executable, "-m", module]
+        spawned[name] = supervisor.spawn(argv, logs / f"{name}.log", env=worker_env, cwd=PROJECT)
+        url = f"http://127.0.0.1:{port}/health/ready"
+        if not supervisor.wait_until(lambda url=url: answers(url), timeout=120):
+            log = supervisor.tail(logs / f"{name}.log")
+            raise RuntimeError(f"{name} never became ready:\n{log}")
+
+
+async def run_once(settings: CliSettings, tape: Path, timeout: float) -> dict[str, Any]:
+    """Upload the tape, request a run and follow the log until it ends; timings and result."""
+    storage = LocalStorage(settings.storage_root)
+    await storage.put_file(f"inputs/bench/{tape.name}", tape)
+    run_id = uuid4()
+    moments: dict[str, float] = {}
+    async with RunLog(settings) as log:
+        await log.catch_up()
+        started = time.perf_counter()
+        params = RunParams(irr_target=IRR_TARGET, pdate=datetime.now(UTC).date())
+        await request(settings, run_id, params, "bench")
+
+        def seen(event: Any) -> None:
+            moments.setdefault(event.event_type, time.perf_counter() - started)
+            progress(f"{event.event_type} after {moments[event.event_type]:.1f}s")
+
+        view = await log.wait(run_id, timeout, seen, after_catch_up=False)
+    wall = time.perf_counter() - started
+    if view is None:
+        raise RuntimeError(f"run {run_id} never appeared in the log")
+    return {"wall_seconds": wall, "moments": moments, "view": view}
+
+
+def run_pipeline(tape: Path, loans: int, work: Path, timeout: float) -> dict[str, Any]:
+    """The tape through the four worker processes; wall time, throughput, peak RSS, digests."""
+    base = load_settings()
+    prefix = f"bench-{uuid4().hex[:8]}."
+    server_url = base.database_dsn
+    database = f"bench_{uuid4().hex[:8]}"
+    storage_root = work / "storage"
+    progress(f"creating topics {prefix}* and database {database}")
+    names = asyncio.run(topics.ensure_topics(base.kafka_bootstrap_servers, prefix))
+    database_url = asyncio.run(databases.create_database(server_url, database))
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": base.kafka_bootstrap_servers,
+        "TOPIC_PREFIX": prefix,
+        "DATABASE_URL": database_url,
+        "STORAGE_TYPE": "local",
+        "STORAGE_ROOT": str(storage_root),
+        "INGEST_STATE_DIR": str(work / "ingest-state"),
+        "INGEST_WORK_DIR": str(work / "ingest-work"),
+        "REPORTING_WORK_DIR": str(work / "reporting-work"),
+        "ENVIRONMENT": "production",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "WARNING",
+    }
+    for folder in ("ingest-work", "reporting-work"):
+        (work / folder).mkdir(exist_ok=True)
+    settings = base.model_copy(update={"topic_prefix": prefix, "storage_root": storage_root})
+    spawned: dict[str, supervisor.Spawned] = {}
+    try:
+        start_workers(env, work / "logs", spawned)
+        progress(f"workers ready; running {loans} loans")
+        with PeakRss({name: process.pid for name, process in spawned.items()}) as rss:
+            outcome = asyncio.run(run_once(settings, tape, timeout))
+    finally:
+        for process in spawned.values():
+            supervisor.stop(process)
+        asyncio.run(topics.delete_topics(base.kafka_bootstrap_servers, names))
+        asyncio.run(databases.drop_database(server_url, database))
+    view = outcome["view"]
+    reports = {key: Path(location) for key, location in view.reports.items()}
+    return {
+        "status": view.status,
+        "error": view.error,
+        "total_loans": view.total_loans,
+        "wall_seconds": round(outcome["wall_seconds"], 2),
+        "loans_per_second": round(loans / outcome["wall_seconds"]),
+        "ingested_after_seconds": round(outcome["moments"].get("run.tape_ingested", 0.0), 2),
+        "peak_rss_mb": {name: round(peak / 2**20) for name, peak in sorted(rss.peaks.items())},
+        "cpu_seconds": {name: round(cpu, 1) for name, cpu in sorted(rss.cpu_seconds.items())},
+        "digests": digests(reports) if view.status == "completed" else {},
+    }
+
+
+def main() -> None:
+    """Generate the tape, run the pipeline and the plain loop, print what they took."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--loans", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=20261123)
+    parser.add_argument("--bad-share", type=float, default=0.05)
+    parser.add_argument("--format", choices=["csv", "xlsx"], default="csv")
+    parser.add_argument("--work-dir", type=Path, default=None, help="Default: a temp folder.")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="Keep the work folder (logs).")
+    parser.add_argument("--timeout", type=float, default=1800, help="Give up on the run after.")
+    args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the workers, topics and database are always cleaned up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    with ExitStack() as cleanup:
+        work = Path(tempfile.mkdtemp(prefix="loan-engine-bench-", dir=args.work_dir))
+        if not args.keep:
+            cleanup.callback(shutil.rmtree, work, ignore_errors=True)
+        progress(f"work folder {work}")
+        tape = work / f"tape-{args.loans}.{args.format}"
+        progress(f"generating {args.loans} loans to {tape}")
+        generate_tape(tape, args.loans, args.seed, args.bad_share)
+        pipeline = run_pipeline(tape, args.loans, work, args.timeout)
+        result: dict[str, Any] = {"loans": args.loans, "pipeline": pipeline}
+        if not args.skip_baseline:
+            progress("running the plain single-process loop")
+            (work / "plain").mkdir()
+            seconds, loans, plain_digests = plain_loop(tape, work / "plain")
+            result["plain_loop"] = {
+                "seconds": round(seconds, 2),
+                "loans_per_second": round(loans / seconds),
+                "reports_identical": plain_digests == pipeline["digests"],
+            }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""What the pipeline and tape commands share: finding the stack, and runs as the log knows them.
+
+The CLI needs no database: `runs.v1` is the system of record, so a run's state is the fold of its
+events, read from the beginning of the topic (it holds a handful of events per run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+from pydantic_settings import SettingsConfigDict
+
+from contracts.codec import decode_union
+from contracts.runs import (
+    REPORT_KEYS,
+    RUN_EVENT,
+    OutputsWritten,
+    RunCompleted,
+    RunFailed,
+    RunReprocessRequested,
+    RunRequested,
+    RunRetryRequested,
+    RunStarted,
+    TapeIngested,
+)
+from contracts.topics import RUNS
+from services.cli.stack.settings import StackSettings
+from services.common.settings import ServiceSettings
+
+TERMINAL = frozenset({"completed", "failed"})
+
+
+class CliSettings(ServiceSettings):
+    """The stack's infrastructure as the CLI sees it (env prefix `CLI_` for its own knobs)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CLI_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    service_name: str = "loan-engine-cli"
+    poll_timeout_ms: int = 500
+
+
+def stack_env_file() -> Path:
+    """The `.stack/env` written by `loan-engine stack up`."""
+    return StackSettings().env_file
+
+
+def load_settings(env_file: Path | None = None) -> CliSettings:
+    """Settings from the environment, else the stack's env file, else `.env`, else defaults."""
+    stack_env = env_file or stack_env_file()
+    # Later files win over earlier ones; real environment variables win over both.
+    return CliSettings(_env_file=(Path(".env"), stack_env))  # type: ignore[call-arg]
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """One run folded from its `runs.v1` events."""
+
+    run_id: UUID
+    status: str = "pending"
+    error: str | None = None
+    created_at: datetime | None = None
+    source: str | None = None
+    attempt: int = 1
+    last_phase: str | None = None
+    total_loans: int | None = None
+    total_balance: Decimal | None = None
+    exceptions_count: int | None = None
+    dispositions: dict[str, int] = field(default_factory=dict)
+    reports: dict[str, str] = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has completed or failed (a retry may still follow a failure)."""
+        return self.status in TERMINAL
+
+
+def apply(view: RunView, event: Any) -> RunView:
+    """The run after one more of its events."""
+    view = replace(view, updated_at=event.occurred_at)
+    match event:
+        case RunRequested():
+            return replace(view, created_at=event.created_at, source=f"folder:{event.folder}")
+        case RunReprocessRequested():
+            source = f"archive:{event.parent_run_id}"
+            return replace(view, created_at=event.created_at, source=source)
+        case RunRetryRequested():
+            return replace(view, status="pending", error=None, attempt=event.attempt)
+        case RunStarted():
+            source = f"{event.source.kind}:{event.source.location}"
+            return replace(
+                view,
+                status="running",
+                error=None,
+                created_at=event.created_at,
+                source=source,
+                attempt=event.attempt,
+                last_phase="ingest",
+            )
+        case TapeIngested():
+            return replace(view, total_loans=event.total_loans, total_balance=event.total_balance)
+        case RunFailed():
+            return replace(view, status="failed", error=event.error, last_phase=event.phase)
+        case OutputsWritten():
+            return replace(view, reports={report.key: report.uri for report in event.reports})
+        case RunCompleted():
+            return replace(
+                view,
+                status="completed",
+                error=None,
+                last_phase="archive",
+                total_loans=event.total_loans,
+                total_balance=event.total_balance,
+                exceptions_count=event.exceptions_count,
+                dispositions=event.dispositions.model_dump(),
+                reports={report.key: report.uri for report in event.reports},
+            )
+    return view
+
+
+def fold(events: Iterable[Any]) -> dict[UUID, RunView]:
+    """Every run the events mention, in order of first appearance."""
+    runs: dict[UUID, RunView] = {}
+    for event in events:
+        runs[event.run_id] = apply(runs.get(event.run_id) or RunView(event.run_id), event)
+    return runs
+
+
+def result_json(view: RunView) -> dict[str, Any]:
+    """A run's result as SPEC §6 prints it (`--json`)."""
+    dispositions = {key: view.dispositions.get(key, 0) for key in DISPOSITION_KEYS}
+    return {
+        "run_id": str(view.run_id),
+        "status": view.status,
+        "error": view.error,
+        "total_loans": view.total_loans,
+        "total_balance": None if view.total_balance is None else str(view.total_balance),
+        "exceptions_count": view.exceptions_count,
+        "dispositions": dispositions,
+        "reports": {key: view.reports.get(key) for key in REPORT_KEYS},
+    }
+
+
+DISPOSITION_KEYS = ("to_purchase", "projected", "rejected")
+
+
+def describe(event: Any) -> str:
+    """One line of progress for a run event."""
+    match event:
+        case RunRequested() | RunReprocessRequested():
+            return "requested"
+        case RunRetryRequested():
+            return f"retry requested (attempt {event.attempt}, from {event.phase})"
+        case RunStarted():
+            source = f"{event.source.kind} {event.source.location!r}"
+            return f"started (attempt {event.attempt}): reading {source}"
+        case TapeIngested():
+            return f"ingested {event.total_loans} loans in {event.batch_count} batches"
+        case RunFailed():
+            return f"failed in {event.phase}: {event.error}"
+        case OutputsWritten():
+            return "reports written"
+        case RunCompleted():
+            return f"completed: {event.dispositions.model_dump()}"
+    return event.event_type
+
+
+class RunLog:
+    """A group-less reader of `runs.v1` from its beginning; use as an async context manager."""
+
+    def __init__(self, settings: CliSettings) -> None:
+        self.settings = settings
+        self.topic = settings.topic(RUNS)
+        # No group: every partition is assigned to this reader, from its earliest offset.
+        self.consumer = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id=settings.service_name,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        self.runs: dict[UUID, RunView] = {}
+
+    async def __aenter__(self) -> RunLog:
+        await self.consumer.start()
+        try:
+            if self.topic not in await self.consumer.topics():
+                raise LookupError(f"topic {self.topic} does not exist: is the stack up?")
+            while not self.consumer.assignment():
+                await self.read()
+        except BaseException:
+            await self.consumer.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.consumer.stop()
+
+    async def read(self, on_event: Callable[[Any], None] | None = None) -> list[Any]:
+        """Consume what is available now and fold it; the events read, in order."""
+        polled = await self.consumer.getmany(timeout_ms=self.settings.poll_timeout_ms)
+        events: list[Any] = []
+        for records in polled.values():
+            for record in records:
+                event = _decode(record.value)
+                if event is None:
+                    continue
+                events.append(event)
+                self.runs[event.run_id] = apply(
+                    self.runs.get(event.run_id) or RunView(event.run_id), event
+                )
+                if on_event is not None:
+                    on_event(event)
+        return events
+
+    async def catch_up(self) -> dict[UUID, RunView]:
+        """Read up to the end of the log as it is now; every run it knows."""
+        ends = await self.consumer.end_offsets(list(self.consumer.assignment()))
+        while await self._behind(ends):
+            await self.read()
+        return self.runs
+
+    async def _behind(self, ends: dict[TopicPartition, int]) -> bool:
+        for partition, end in ends.items():
+            if await self.consumer.position(partition) < end:
+                return True
+        return False
+
+    async def wait(
+        self,
+        run_id: UUID,
+        timeout: float | None,
+        on_event: Callable[[Any], None] | None = None,
+        *,
+        after_catch_up: bool = True,
+    ) -> RunView | None:
+        """Follow the log until the run completes or fails (or the timeout passes)."""
+        if after_catch_up:
+            await self.catch_up()
+            view = self.runs.get(run_id)
+            if view is not None and view.finished:
+                return view
+
+        def mine(event: Any) -> None:
+            if on_event is not None and event.run_id == run_id:
+                on_event(event)
+
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    await self.read(mine)
+                    view = self.runs.get(run_id)
+                    if view is not None and view.finished:
+                        return view
+        except TimeoutError:
+            return self.runs.get(run_id)
+
+
+def _decode(value: bytes | None) -> Any:
+    """A run event, or None for a record this CLI does not know (a newer event type)."""
+    if value is None:
+        return None
+    try:
+        return decode_union(value, RUN_EVENT)
+    except ValidationError:
+        return None

@@ -1,0 +1,242 @@
+"""Ingest's adapters to Kafka: run requests through FastStream, producer tapes through aiokafka.
+
+Producer tapes use a plain consumer because its offsets are committed by rule, not per message:
+only up to a point no spooled tape straddles (services.ingest.spool), so a lost spool is rebuilt
+by replaying the topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
+from pydantic import ValidationError
+
+from contracts.codec import decode, encode, loads
+from contracts.ids import batch_key
+from contracts.loans import IngestedBatch
+from contracts.runs import RunReprocessRequested, RunRequested, RunRetryRequested, RunStarted
+from contracts.tapes import TAPE_MESSAGE, TapeEnd, TapeRow
+from contracts.topics import LOAN_TAPES, LOANS_INGESTED, RUNS
+from services.common.consumer import (
+    RetryPolicy,
+    UndecodableMessage,
+    consumer_options,
+    retry_transient,
+)
+from services.common.dead_letters import PublishDeadLetter, build_dead_letter, reason_of
+from services.common.kafka import batch_headers
+from services.common.metrics import record_consumed
+from services.common.storage import InvalidPath, safe_key
+from services.common.tracing import consumer_span, record_attributes
+from services.ingest.service import IngestService, SendBatch
+from services.ingest.settings import IngestSettings
+from services.ingest.spool import SpooledRow, StartedRuns
+
+logger = logging.getLogger(__name__)
+
+HandledRunEvent = RunRequested | RunReprocessRequested | RunRetryRequested | RunStarted
+HANDLED: dict[str, type[HandledRunEvent]] = {
+    model.model_fields["event_type"].default: model
+    for model in (RunRequested, RunReprocessRequested, RunRetryRequested, RunStarted)
+}
+
+
+async def decode_run_event(message: StreamMessage[Any]) -> HandledRunEvent | None:
+    """The run events ingest acts on; any other event on `runs.v1` is None (not ingest's)."""
+    try:
+        event_type = loads(message.body).get("event_type")
+        model = HANDLED.get(event_type)
+        return None if model is None else decode(message.body, model)
+    except (ValidationError, ValueError, AttributeError) as error:
+        raise UndecodableMessage(f"not a valid run event: {error}") from error
+
+
+def subscribe_runs(
+    broker: KafkaBroker, settings: IngestSettings, service: IngestService, started: StartedRuns
+) -> None:
+    """Consume `runs.v1` (group `ingest`): requests, reprocessing, retries and starts seen."""
+
+    @broker.subscriber(
+        settings.topic(RUNS),
+        decoder=decode_run_event,
+        **consumer_options(settings.runs_group, max_poll_interval_ms=settings.max_poll_interval_ms),
+    )
+    async def on_run_event(event: HandledRunEvent | None) -> None:
+        """Start a requested run, or remember a start so a retry of ingest can redo it."""
+        match event:
+            case RunRequested():
+                await service.on_run_requested(event)
+            case RunReprocessRequested():
+                await service.on_reprocess_requested(event)
+            case RunRetryRequested():
+                await service.on_retry_requested(event, started.get(event.run_id))
+            case RunStarted():
+                started.record(event)
+
+
+def check_tape_message(record: ConsumerRecord[bytes, bytes]) -> TapeRow | TapeEnd:
+    """A producer record as a tape message; UndecodableMessage says what is wrong with it."""
+    try:
+        message = TAPE_MESSAGE.validate_json(record.value or b"")
+    except ValidationError as error:
+        raise UndecodableMessage(f"not a valid tape message: {error}") from error
+    key = record.key.decode("utf-8", "replace") if record.key is not None else None
+    if key != message.tape_id:
+        raise UndecodableMessage(f"record key {key!r} is not the tape id {message.tape_id!r}")
+    try:
+        usable = safe_key(f"{message.tape_id}.csv") == f"{message.tape_id}.csv"
+    except InvalidPath:
+        usable = False
+    if not usable or "/" in message.tape_id:
+        raise UndecodableMessage(f"tape id {message.tape_id!r} cannot name a file")
+    return message
+
+
+def broker_batch_sender(broker: KafkaBroker, settings: IngestSettings) -> SendBatch:
+    """Loan batches through the service's broker without waiting: the future of the ack."""
+    topic = settings.topic(LOANS_INGESTED)
+
+    async def send(batch: IngestedBatch) -> asyncio.Future[Any]:
+        key = batch_key(batch.run_id, batch.batch_seq).encode()
+        headers = batch_headers(batch)
+        return await broker.publish(encode(batch), topic, key=key, headers=headers, no_confirm=True)
+
+    return send
+
+
+class TapeConsumer:
+    """Spools producer rows, runs a tape at its end marker, and commits only what is safe."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        service: IngestService,
+        dead_letter: PublishDeadLetter,
+        policy: RetryPolicy = RetryPolicy(),
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self.spool = service.spool
+        self.dead_letter = dead_letter
+        self.policy = policy
+        self.topic = settings.topic(LOAN_TAPES)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        """The running consumer (created on start: aiokafka needs the running loop)."""
+        if self._consumer is None:
+            raise RuntimeError("the tape consumer has not started")
+        return self._consumer
+
+    async def start(self) -> None:
+        """Join the group and start consuming in the background."""
+        settings = self.settings
+        self._consumer = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=settings.tapes_group,
+            client_id=f"{settings.service_name}-tapes",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.tapes_poll_records,
+            max_poll_interval_ms=settings.max_poll_interval_ms,
+        )
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name="ingest-tapes")
+
+    async def stop(self) -> None:
+        """Stop consuming (an end marker being handled is abandoned, and redelivered later)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _run(self) -> None:
+        while True:
+            polled = await self.consumer.getmany(timeout_ms=1000)
+            for partition, records in polled.items():
+                await self.handle(partition, records)
+
+    async def handle(
+        self, partition: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        """Spool a partition's records in order, handle end markers, commit the safe offset."""
+        rows: list[SpooledRow] = []
+        for record in records:
+            try:
+                message = check_tape_message(record)
+            except UndecodableMessage as error:
+                await self._dead_letter(record, reason_of(error))
+                continue
+            record_consumed(self.settings.service_name, LOAN_TAPES.name, f"tape.{message.kind}")
+            if isinstance(message, TapeRow):
+                rows.append(
+                    SpooledRow(
+                        message.tape_id,
+                        message.row,
+                        message.fields,
+                        record.partition,
+                        record.offset,
+                    )
+                )
+                continue
+            self.spool.add(rows)
+            rows = []
+            if not await self._end(message, record):
+                self.consumer.seek(partition, record.offset)
+                return
+        self.spool.add(rows)
+        await self._commit(partition, records[-1].offset + 1)
+
+    async def _end(self, end: TapeEnd, record: ConsumerRecord[bytes, bytes]) -> bool:
+        """Handle an end marker, retrying transient faults; False leaves it for redelivery."""
+        timestamp = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        attributes = record_attributes(record, LOAN_TAPES.name, 1)
+        try:
+            with consumer_span(f"{self.topic} process", record.headers, attributes=attributes):
+                await retry_transient(
+                    lambda: self.service.on_tape_end(
+                        end, record.partition, record.offset, timestamp
+                    ),
+                    self.policy,
+                )
+        except Exception:
+            logger.exception(
+                "tape end marker failed; it will be redelivered",
+                extra={"tape_id": end.tape_id, "offset": record.offset},
+            )
+            await asyncio.sleep(self.policy.cap_seconds)
+            return False
+        return True
+
+    async def _commit(self, partition: TopicPartition, next_offset: int) -> None:
+        offset = self.spool.committable(partition.partition, next_offset)
+        await self.consumer.commit({partition: offset})
+        self.spool.committed(partition.partition, offset)
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        letter = build_dead_letter(
+            service=self.settings.service_name,
+            reason=reason,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            occurred_at=datetime.now(UTC),
+        )
+        await self.dead_letter(letter)
+        logger.warning(
+            "tape message dead-lettered",
+            extra={"partition": record.partition, "offset": record.offset, "reason": reason[:200]},
+        )

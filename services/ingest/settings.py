@@ -1,0 +1,44 @@
+"""Settings of the ingest service (env prefix `INGEST_`; shared infrastructure unprefixed)."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+
+class IngestSettings(ServiceSettings):
+    """What ingest needs beyond the shared settings: its state folder and consumer tuning."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="INGEST_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    service_name: str = "ingest"
+    http_port: int = 8101
+    state_dir: Path = Field(
+        Path(".stack/state/ingest"),
+        description="Durable local state: the producer-tape spool and the runs ingest started.",
+    )
+    work_dir: Path | None = Field(
+        None, description="Where input files are downloaded while read (default: system temp)."
+    )
+    runs_group: str = Field("ingest", description="Consumer group on runs.v1.")
+    tapes_group: str = Field("ingest-tapes", description="Consumer group on loan-tapes.v1.")
+    max_poll_interval_ms: int = Field(
+        3_600_000,
+        description="A million-loan tape is read inside one message's handling; allow an hour.",
+    )
+    tapes_poll_records: int = Field(5_000, description="Producer rows taken per poll.")
+    publish_window: int = Field(
+        16, description="Loan batches in flight to the broker before ingest waits for acks."
+    )
+    missing_rows_shown: int = Field(
+        10, description="How many missing row numbers a failed tape's error names."
+    )
+
+    @property
+    def spool_path(self) -> Path:
+        """The SQLite file holding the producer-tape spool and the started-runs ledger."""
+        return self.state_dir / "ingest.sqlite3"

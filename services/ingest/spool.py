@@ -1,0 +1,337 @@
+"""Ingest's durable local state in SQLite: the producer-tape spool and the runs ingest started.
+
+The spool is a cache, not the system of record. A partition's offset is committed only to a point
+that no tape straddles: never past the first row of a tape still open, nor past the first row of
+an ended tape whose end marker lies beyond that point. A lost spool is therefore rebuilt by
+replaying the topic from the committed offset: every end marker replayed finds all of its rows
+replayed before it. Re-delivered rows are harmless (INSERT OR IGNORE by tape and row number) and
+rows may arrive in any order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+from contracts.codec import decode, encode
+from contracts.runs import RunStarted
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tape_rows (
+    tape_id TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    fields BLOB NOT NULL,
+    PRIMARY KEY (tape_id, row)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS open_tapes (
+    tape_id TEXT PRIMARY KEY,
+    partition INTEGER NOT NULL,
+    first_offset INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tape_spans (
+    partition INTEGER NOT NULL,
+    first_offset INTEGER NOT NULL,
+    end_offset INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tape_spans_by_end ON tape_spans (partition, end_offset);
+CREATE TABLE IF NOT EXISTS ended_tapes (
+    tape_id TEXT PRIMARY KEY,
+    partition INTEGER NOT NULL,
+    end_offset INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    failed INTEGER NOT NULL,
+    rows INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS started_runs (
+    run_id TEXT PRIMARY KEY,
+    event BLOB NOT NULL
+);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (and create) the state database: WAL, so the spool and the ledger share one file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The tape consumer and the runs handler each hold a connection; wait on a busy writer.
+    connection = sqlite3.connect(
+        path, isolation_level="DEFERRED", check_same_thread=False, timeout=60
+    )
+    connection.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode loses at most the last transactions on power loss, never consistency;
+    # the topic replay (offsets committed behind open tapes) restores anything lost.
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.executescript(SCHEMA)
+    connection.commit()
+    return connection
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledRow:
+    """One producer row as it arrived, with where it came from."""
+
+    tape_id: str
+    row: int
+    fields: dict[str, str | None]
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Completeness:
+    """How a tape's spooled rows compare with its end marker's row count."""
+
+    expected: int
+    missing: tuple[int, ...]
+    missing_count: int
+    beyond: tuple[int, ...]
+    beyond_count: int
+
+    @property
+    def complete(self) -> bool:
+        """Rows 1..N all arrived and nothing beyond N."""
+        return self.missing_count == 0 and self.beyond_count == 0
+
+
+@dataclass(frozen=True, slots=True)
+class EndedTape:
+    """What ingest did with a tape's last end marker: replays, re-pushes and retries reuse it."""
+
+    partition: int
+    end_offset: int
+    created_at: datetime
+    attempt: int
+    failed: bool
+    rows: int
+
+
+def incomplete_message(tape_id: str, found: Completeness) -> str:
+    """The user-facing reason a tape is incomplete: the first few rows at fault and how many."""
+    parts: list[str] = []
+    if found.missing_count:
+        rows = _listed(found.missing, found.missing_count)
+        parts.append(f"{found.missing_count} did not arrive (rows {rows})")
+    if found.beyond_count:
+        rows = _listed(found.beyond, found.beyond_count)
+        parts.append(f"{found.beyond_count} arrived beyond it (rows {rows})")
+    return (
+        f"tape {tape_id!r} is incomplete: its end marker says {found.expected} rows but "
+        + " and ".join(parts)
+    )
+
+
+def _listed(rows: tuple[int, ...], count: int) -> str:
+    shown = ", ".join(str(row) for row in rows)
+    return f"{shown} and {count - len(rows)} more" if count > len(rows) else shown
+
+
+def tape_attempt(previous: EndedTape | None, end_timestamp: datetime) -> tuple[datetime, int]:
+    """A tape run's creation time and attempt for a new end marker.
+
+    The first end marker creates the run at its own Kafka timestamp; pushing a completed tape
+    again is the same run (same time, same attempt, same events); an end marker after a failed
+    attempt starts the next attempt of that run.
+    """
+    if previous is None:
+        return end_timestamp, 1
+    return previous.created_at, previous.attempt + (1 if previous.failed else 0)
+
+
+def already_handled(previous: EndedTape | None, partition: int, offset: int) -> bool:
+    """Whether an end marker is a redelivery of one handled before (not a new push)."""
+    return (
+        previous is not None and previous.partition == partition and offset <= previous.end_offset
+    )
+
+
+class Spool:
+    """Producer rows waiting for their end marker, and the tapes already ended."""
+
+    def __init__(self, path: Path) -> None:
+        self.connection = connect(path)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.connection.close()
+
+    def add(self, rows: Iterable[SpooledRow]) -> None:
+        """Spool rows and note the first offset of each tape they open; commits."""
+        rows = list(rows)
+        with self.connection:
+            self.connection.executemany(
+                "INSERT OR IGNORE INTO tape_rows (tape_id, row, fields) VALUES (?, ?, ?)",
+                [(row.tape_id, row.row, orjson.dumps(row.fields)) for row in rows],
+            )
+            self.connection.executemany(
+                "INSERT INTO open_tapes (tape_id, partition, first_offset) VALUES (?, ?, ?) "
+                "ON CONFLICT (tape_id) DO UPDATE SET "
+                "first_offset = min(first_offset, excluded.first_offset)",
+                [(row.tape_id, row.partition, row.offset) for row in rows],
+            )
+
+    def completeness(self, tape_id: str, expected: int, shown: int) -> Completeness:
+        """Which of rows 1..expected are missing and which rows lie beyond, the first `shown`."""
+        count = self._scalar(
+            "SELECT count(*) FROM tape_rows WHERE tape_id = ? AND row <= ?", tape_id, expected
+        )
+        beyond_count = self._scalar(
+            "SELECT count(*) FROM tape_rows WHERE tape_id = ? AND row > ?", tape_id, expected
+        )
+        beyond = self.connection.execute(
+            "SELECT row FROM tape_rows WHERE tape_id = ? AND row > ? ORDER BY row LIMIT ?",
+            (tape_id, expected, shown),
+        ).fetchall()
+        return Completeness(
+            expected=expected,
+            missing=tuple(self._first_missing(tape_id, expected, shown))
+            if count < expected
+            else (),
+            missing_count=expected - count,
+            beyond=tuple(row for (row,) in beyond),
+            beyond_count=beyond_count,
+        )
+
+    def _first_missing(self, tape_id: str, expected: int, shown: int) -> Iterator[int]:
+        found = 0
+        want = 1
+        cursor = self.connection.execute(
+            "SELECT row FROM tape_rows WHERE tape_id = ? AND row <= ? ORDER BY row",
+            (tape_id, expected),
+        )
+        for (row,) in cursor:
+            while want < row and found < shown:
+                yield want
+                found += 1
+                want += 1
+            if found >= shown:
+                return
+            want = row + 1
+        while want <= expected and found < shown:
+            yield want
+            found += 1
+            want += 1
+
+    def rows(self, tape_id: str) -> Iterator[tuple[int, dict[str, str | None]]]:
+        """The tape's rows in row order, read lazily (constant memory)."""
+        cursor = self.connection.execute(
+            "SELECT row, fields FROM tape_rows WHERE tape_id = ? ORDER BY row", (tape_id,)
+        )
+        for row, fields in cursor:
+            yield row, orjson.loads(fields)
+
+    def columns(self, tape_id: str) -> list[str]:
+        """The tape's column names in order of first appearance (row order, then field order)."""
+        seen: dict[str, None] = {}
+        for _, fields in self.rows(tape_id):
+            for name in fields:
+                seen.setdefault(name, None)
+        return list(seen)
+
+    def ended(self, tape_id: str) -> EndedTape | None:
+        """What became of the tape's last end marker, if one was handled."""
+        found = self.connection.execute(
+            "SELECT partition, end_offset, created_at, attempt, failed, rows FROM ended_tapes "
+            "WHERE tape_id = ?",
+            (tape_id,),
+        ).fetchone()
+        if found is None:
+            return None
+        partition, end_offset, created_at, attempt, failed, rows = found
+        return EndedTape(
+            partition, end_offset, datetime.fromisoformat(created_at), attempt, bool(failed), rows
+        )
+
+    def end(self, tape_id: str, outcome: EndedTape) -> None:
+        """Record how the tape ended and close it; a completed tape's rows are dropped.
+
+        A failed tape keeps its rows, so missing rows pushed later complete it. The span from the
+        tape's first row to its end marker is kept until the committed offset passes it.
+        """
+        with self.connection:
+            self.connection.execute(
+                "INSERT INTO tape_spans (partition, first_offset, end_offset) "
+                "SELECT partition, first_offset, ? FROM open_tapes WHERE tape_id = ?",
+                (outcome.end_offset, tape_id),
+            )
+            self.connection.execute(
+                "INSERT OR REPLACE INTO ended_tapes VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    tape_id,
+                    outcome.partition,
+                    outcome.end_offset,
+                    outcome.created_at.isoformat(),
+                    outcome.attempt,
+                    int(outcome.failed),
+                    outcome.rows,
+                ),
+            )
+            self.connection.execute("DELETE FROM open_tapes WHERE tape_id = ?", (tape_id,))
+            if not outcome.failed:
+                self.connection.execute("DELETE FROM tape_rows WHERE tape_id = ?", (tape_id,))
+
+    def committable(self, partition: int, next_offset: int) -> int:
+        """The highest offset up to `next_offset` that may be committed: inside no tape's span.
+
+        A span runs from a tape's first row to its end marker (open tapes: to infinity); a commit
+        point inside one would let a replay deliver that end marker without the rows before it.
+        """
+        point = next_offset
+        while True:
+            straddling = self._scalar(
+                "SELECT min(first_offset) FROM ("
+                " SELECT first_offset FROM open_tapes WHERE partition = ? AND first_offset < ?"
+                " UNION ALL"
+                " SELECT first_offset FROM tape_spans"
+                " WHERE partition = ? AND first_offset < ? AND end_offset >= ?)",
+                partition,
+                point,
+                partition,
+                point,
+                point,
+            )
+            if straddling is None:
+                return point
+            point = straddling
+
+    def committed(self, partition: int, offset: int) -> None:
+        """Forget spans wholly behind a committed offset: a replay never reaches them again."""
+        with self.connection:
+            self.connection.execute(
+                "DELETE FROM tape_spans WHERE partition = ? AND end_offset < ?", (partition, offset)
+            )
+
+    def _scalar(self, sql: str, *params: Any) -> Any:
+        return self.connection.execute(sql, params).fetchone()[0]
+
+
+class StartedRuns:
+    """Every run start seen on `runs.v1`, so a retry of the ingest phase knows what to redo."""
+
+    def __init__(self, path: Path) -> None:
+        self.connection = connect(path)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.connection.close()
+
+    def record(self, started: RunStarted) -> None:
+        """Remember (or refresh) a run's latest start."""
+        with self.connection:
+            self.connection.execute(
+                "INSERT OR REPLACE INTO started_runs (run_id, event) VALUES (?, ?)",
+                (str(started.run_id), encode(started)),
+            )
+
+    def get(self, run_id: UUID) -> RunStarted | None:
+        """The run's latest start, if ingest has seen one."""
+        found = self.connection.execute(
+            "SELECT event FROM started_runs WHERE run_id = ?", (str(run_id),)
+        ).fetchone()
+        return None if found is None else decode(found[0], RunStarted)

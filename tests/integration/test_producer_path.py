@@ -1,0 +1,363 @@
+"""The producer path (SPEC §2, `loan-tapes.v1`) driven by a foreign client: aiokafka, raw JSON."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import RecordMetadata
+
+from contracts.codec import decode, decode_union
+from contracts.dead_letters import DeadLetter
+from contracts.ids import event_id, loan_id, tape_run_id
+from contracts.loans import IngestedBatch
+from contracts.runs import RUN_EVENT, RunFailed, RunStarted, TapeIngested
+from contracts.topics import DEAD_LETTERS, LOAN_TAPES, LOANS_INGESTED, RUNS
+from services.ingest.main import build_app
+from services.ingest.settings import IngestSettings
+
+pytestmark = pytest.mark.integration
+
+COLUMNS = ("Seller Loan Number", "Loan Amount", "Note Rate", "Property Type", "State")
+
+
+class Watcher:
+    """Reads run events, ingested batches and dead letters from the beginning of their topics."""
+
+    def __init__(self, settings: IngestSettings) -> None:
+        self.settings = settings
+        self.run_events: list[Any] = []
+        self.batches: list[IngestedBatch] = []
+        self.dead_letters: list[DeadLetter] = []
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+        )
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        partitions = [
+            TopicPartition(self.settings.topic(topic), number)
+            for topic in (RUNS, LOANS_INGESTED, DEAD_LETTERS)
+            for number in range(topic.partitions)
+        ]
+        self.consumer.assign(partitions)
+        await self.consumer.seek_to_beginning(*partitions)
+
+    async def until(self, done: Callable[[], bool], timeout: float = 60) -> None:
+        async with asyncio.timeout(timeout):
+            while not done():
+                for records in (await self.consumer.getmany(timeout_ms=300)).values():
+                    for record in records:
+                        self._keep(record.topic, record.value)
+
+    def _keep(self, topic: str, value: bytes) -> None:
+        if topic == self.settings.topic(RUNS):
+            self.run_events.append(decode_union(value, RUN_EVENT))
+        elif topic == self.settings.topic(LOANS_INGESTED):
+            self.batches.append(decode(value, IngestedBatch))
+        else:
+            self.dead_letters.append(decode(value, DeadLetter))
+
+    def events(self, run_id: UUID, kind: type) -> list[Any]:
+        return [e for e in self.run_events if e.run_id == run_id and isinstance(e, kind)]
+
+    def ended(self, run_id: UUID, count: int = 1) -> Callable[[], bool]:
+        return lambda: (
+            len(self.events(run_id, TapeIngested) + self.events(run_id, RunFailed)) >= count
+        )
+
+    def dead_letter(self, sent: RecordMetadata) -> DeadLetter | None:
+        found = [
+            letter
+            for letter in self.dead_letters
+            if (letter.partition, letter.offset) == (sent.partition, sent.offset)
+        ]
+        return found[0] if found else None
+
+    def loans(self, run_id: UUID) -> list[Any]:
+        batches = {batch.batch_seq: batch for batch in self.batches if batch.run_id == run_id}
+        return [event.loan for seq in sorted(batches) for event in batches[seq].events]
+
+
+class ForeignProducer:
+    """A producer that is not ours: stdlib JSON, a plain aiokafka client, the SPEC's shapes."""
+
+    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+        self.topic = topic
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
+
+    async def raw(self, key: str, value: bytes) -> RecordMetadata:
+        return await self.producer.send_and_wait(self.topic, value=value, key=key.encode())
+
+    async def row(self, tape_id: str, row: int, cells: tuple[str, ...]) -> RecordMetadata:
+        message = {
+            "kind": "row",
+            "tape_id": tape_id,
+            "row": row,
+            "fields": dict(zip(COLUMNS, cells, strict=True)),
+        }
+        return await self.raw(tape_id, json.dumps(message).encode())
+
+    async def end(self, tape_id: str, rows: int) -> RecordMetadata:
+        # The number is written as JSON text exactly as SPEC shows it (no float in the test).
+        text = (
+            f'{{"kind": "end", "tape_id": {json.dumps(tape_id)}, "rows": {rows}, '
+            '"pdate": "2026-11-23", "irr_target": 8.05, "sales_team_id": null}'
+        )
+        return await self.raw(tape_id, text.encode())
+
+
+@pytest.fixture
+def settings_for(
+    kafka_bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+) -> Callable[[str], IngestSettings]:
+    def make(state: str) -> IngestSettings:
+        return IngestSettings(
+            kafka_bootstrap_servers=kafka_bootstrap_servers,
+            topic_prefix=topic_prefix,
+            storage_root=tmp_path / "storage",
+            state_dir=tmp_path / state,
+            loan_batch_size=2,
+            http_port=0,
+        )
+
+    return make
+
+
+class IngestApps:
+    """Ingest services started in-process for one test; whatever still runs stops at the end."""
+
+    def __init__(self) -> None:
+        self.running: list[Any] = []
+
+    async def start(self, settings: IngestSettings) -> Any:
+        app = build_app(settings)
+        await app.start()
+        self.running.append(app)
+        return app
+
+    async def stop(self, app: Any) -> None:
+        self.running.remove(app)
+        await app.stop()
+
+
+@pytest.fixture
+async def apps() -> AsyncIterator[IngestApps]:
+    apps = IngestApps()
+    try:
+        yield apps
+    finally:
+        for app in list(apps.running):
+            await apps.stop(app)
+
+
+@pytest.fixture
+async def watcher(settings_for: Callable[[str], IngestSettings]) -> AsyncIterator[Watcher]:
+    watcher = Watcher(settings_for("watcher"))
+    await watcher.start()
+    try:
+        yield watcher
+    finally:
+        await watcher.consumer.stop()
+
+
+@pytest.fixture
+async def producer(settings_for: Callable[[str], IngestSettings]) -> AsyncIterator[ForeignProducer]:
+    settings = settings_for("producer")
+    producer = ForeignProducer(settings.kafka_bootstrap_servers, settings.topic(LOAN_TAPES))
+    await producer.producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.producer.stop()
+
+
+ROWS = {
+    1: ("L-1", "$100,000", "6.5", "SFR", "CA"),
+    2: ("L-2", "200000", "7.25", "condo", "NY"),
+    3: ("", " ", "", "", ""),
+    4: ("L-1", "50000", "6", "PUD", "TX"),
+}
+
+
+async def test_a_foreign_producers_tape_becomes_one_run_whatever_the_order_and_repeats(
+    settings_for: Callable[[str], IngestSettings],
+    apps: IngestApps,
+    producer: ForeignProducer,
+    watcher: Watcher,
+) -> None:
+    settings = settings_for("state")
+    await apps.start(settings)
+    tape_id = f"T-{uuid4().hex[:8]}"
+    run_id = tape_run_id(tape_id)
+    await producer.row(tape_id, 3, ROWS[3])
+    await producer.row(tape_id, 2, ROWS[2])
+    bad = await producer.raw(tape_id, b'{"kind": "row", "tape_id": ')
+    await producer.row(tape_id, 4, ROWS[4])
+    await producer.row(tape_id, 1, ROWS[1])
+    await producer.row(tape_id, 2, ROWS[2])  # re-sent: harmless
+    end = await producer.end(tape_id, 4)
+
+    await watcher.until(watcher.ended(run_id))
+
+    (started,) = watcher.events(run_id, RunStarted)
+    assert started.source.kind == "tape" and started.source.location == tape_id
+    assert started.created_at == datetime.fromtimestamp(end.timestamp / 1000, UTC)
+    assert started.params.irr_target == Decimal("8.05")
+    (ingested,) = watcher.events(run_id, TapeIngested)
+    assert ingested.files == (f"{tape_id}.csv",)
+    assert (ingested.total_loans, ingested.duplicates) == (3, 1)
+    assert ingested.total_balance == Decimal("350000")
+    loans = watcher.loans(run_id)
+    assert [loan.row for loan in loans] == [1, 2, 4]
+    assert loans[0].loan_id == loan_id(run_id, f"{tape_id}.csv", 1)
+    assert loans[0].fields.loan_amount == "100000"
+    assert loans[1].extra == {"state": "NY"}
+    assert loans[2].duplicate_of is not None and loans[2].duplicate_of.row == 1
+    archived = settings.storage_root / "archive" / str(run_id) / "input" / f"{tape_id}.csv"
+    assert archived.read_text(encoding="utf-8").splitlines()[:2] == [
+        ",".join(COLUMNS),
+        'L-1,"$100,000",6.5,SFR,CA',
+    ]
+    await watcher.until(lambda: watcher.dead_letter(bad) is not None)
+    letter = watcher.dead_letter(bad)
+    assert letter is not None
+    assert letter.service == "ingest" and "not a valid tape message" in letter.reason
+    assert letter.payload == '{"kind": "row", "tape_id": '
+
+
+async def test_a_tape_with_rows_that_never_arrived_fails_naming_them(
+    settings_for: Callable[[str], IngestSettings],
+    apps: IngestApps,
+    producer: ForeignProducer,
+    watcher: Watcher,
+) -> None:
+    await apps.start(settings_for("state"))
+    tape_id = f"T-{uuid4().hex[:8]}"
+    run_id = tape_run_id(tape_id)
+    await producer.row(tape_id, 1, ROWS[1])
+    await producer.row(tape_id, 4, ROWS[4])
+    await producer.end(tape_id, 5)
+
+    await watcher.until(watcher.ended(run_id))
+
+    assert len(watcher.events(run_id, RunStarted)) == 1
+    (failed,) = watcher.events(run_id, RunFailed)
+    assert failed.phase == "ingest"
+    assert failed.error == (
+        f"tape {tape_id!r} is incomplete: its end marker says 5 rows but "
+        "3 did not arrive (rows 2, 3, 5)"
+    )
+    assert watcher.loans(run_id) == []
+
+
+async def test_messages_that_break_the_contract_are_dead_lettered_and_never_block(
+    settings_for: Callable[[str], IngestSettings],
+    apps: IngestApps,
+    producer: ForeignProducer,
+    watcher: Watcher,
+) -> None:
+    await apps.start(settings_for("state"))
+    tape_id = f"T-{uuid4().hex[:8]}"
+    wrong_key = await producer.raw(
+        "someone-else",
+        json.dumps({"kind": "row", "tape_id": tape_id, "row": 9, "fields": {}}).encode(),
+    )
+    invalid = await producer.raw(
+        tape_id, json.dumps({"kind": "row", "tape_id": tape_id, "row": 0, "fields": {}}).encode()
+    )
+    not_json = await producer.raw(tape_id, b"\xff\xfe not json")
+    await producer.row(tape_id, 1, ROWS[1])
+    await producer.end(tape_id, 1)
+
+    await watcher.until(watcher.ended(tape_run_id(tape_id)))
+    sent = (wrong_key, invalid, not_json)
+    await watcher.until(lambda: all(watcher.dead_letter(record) for record in sent))
+
+    reasons = [letter.reason for record in sent if (letter := watcher.dead_letter(record))]
+    assert "is not the tape id" in reasons[0]
+    assert "greater than or equal to 1" in reasons[1]
+    assert "not a valid tape message" in reasons[2]
+    letter = watcher.dead_letter(not_json)
+    assert letter is not None and letter.payload.startswith("b64:")
+    (ingested,) = watcher.events(tape_run_id(tape_id), TapeIngested)
+    assert ingested.total_loans == 1
+
+
+async def test_pushing_the_same_tape_twice_is_one_run_with_the_same_events(
+    settings_for: Callable[[str], IngestSettings],
+    apps: IngestApps,
+    producer: ForeignProducer,
+    watcher: Watcher,
+) -> None:
+    await apps.start(settings_for("state"))
+    tape_id = f"T-{uuid4().hex[:8]}"
+    run_id = tape_run_id(tape_id)
+    for _ in range(2):
+        await producer.row(tape_id, 1, ROWS[1])
+        await producer.row(tape_id, 2, ROWS[2])
+        await producer.end(tape_id, 2)
+
+    await watcher.until(watcher.ended(run_id, count=2))
+
+    first, second = watcher.events(run_id, RunStarted)
+    assert (first.event_id, first.created_at) == (second.event_id, second.created_at)
+    one, two = watcher.events(run_id, TapeIngested)
+    assert one.event_id == two.event_id == event_id("run.tape_ingested", run_id, 1)
+    assert one.total_loans == two.total_loans == 2
+
+
+async def test_a_lost_spool_is_rebuilt_from_the_topic_because_open_tapes_hold_the_commit_back(
+    settings_for: Callable[[str], IngestSettings],
+    apps: IngestApps,
+    producer: ForeignProducer,
+    watcher: Watcher,
+) -> None:
+    first_settings = settings_for("first-state")
+    app = await apps.start(first_settings)
+    tape_id = f"T-{uuid4().hex[:8]}"
+    run_id = tape_run_id(tape_id)
+    first_row = await producer.row(tape_id, 1, ROWS[1])
+    second_row = await producer.row(tape_id, 2, ROWS[2])
+    partition = TopicPartition(first_settings.topic(LOAN_TAPES), first_row.partition)
+    # Another tape on the same partition ends after ours opened: the commit still stays behind.
+    other = f"{tape_id}-other"
+    while (await producer.row(other, 1, ROWS[1])).partition != first_row.partition:
+        other += "x"
+    await producer.end(other, 1)
+    await watcher.until(watcher.ended(tape_run_id(other)))
+    await until_committed(first_settings, partition, first_row.offset)
+
+    await apps.stop(app)  # the machine is lost: so is its spool
+    await apps.start(settings_for("second-state"))
+    await producer.end(tape_id, 2)
+
+    await watcher.until(watcher.ended(run_id))
+    (ingested,) = watcher.events(run_id, TapeIngested)
+    assert ingested.total_loans == 2
+    assert second_row.offset > first_row.offset
+
+
+async def until_committed(
+    settings: IngestSettings, partition: TopicPartition, offset: int, timeout: float = 30
+) -> None:
+    """Wait until the tape consumer group has committed exactly `offset` on `partition`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                offsets = await admin.list_consumer_group_offsets(settings.tapes_group)
+                found = offsets.get(partition)
+                if found is not None and found.offset == offset:
+                    return
+                await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
