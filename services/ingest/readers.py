@@ -5,6 +5,7 @@ read in openpyxl's streaming mode with defusedxml guarding the XML. Both stream:
 however long the tape. Every problem with the file itself is an `UnreadableTape`.
 """
 
+import contextlib
 import csv
 import io
 import math
@@ -114,7 +115,9 @@ def _csv_rows(name: str, stream: BinaryIO) -> Iterator[list[str]]:
         reason = f"is not a readable CSV (line {reader.line_num}: {error})"
         raise UnreadableTape(name, reason) from error
     finally:
-        text.detach()  # the caller owns the stream: closing the wrapper must not close it
+        # The caller owns the stream: closing the wrapper must not close it (already closed: fine).
+        with contextlib.suppress(ValueError):
+            text.detach()
 
 
 class _NewlineCounter(io.BufferedIOBase):

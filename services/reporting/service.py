@@ -232,6 +232,8 @@ class ReportingService:
     async def _write_reports(self, state: RunState) -> tuple[tuple[ReportFile, ...], RunTotals]:
         """Stream the run's loans in tape order into the four reports and store them."""
         run_id = state.run_id
+        if self.settings.work_dir is not None:
+            self.settings.work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.settings.work_dir) as directory:
             with report_files(Path(directory)) as (paths, sinks):
                 writer, totals = ReportWriter(sinks), RunTotals()

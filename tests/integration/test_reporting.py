@@ -287,6 +287,25 @@ async def test_a_zero_loan_run_completes_with_header_only_reports(
     )
 
 
+async def test_a_work_dir_that_does_not_exist_yet_is_created_for_the_reports(
+    engine: AsyncEngine, database_url: str, storage_root: Path, tmp_path: Path
+) -> None:
+    run_id, publisher = uuid4(), RecordingPublisher()
+    work_dir = tmp_path / "not" / "there"
+    service = ReportingService(
+        settings(database_url, work_dir=work_dir),
+        engine,
+        LocalStorage(storage_root),
+        publisher,
+        lambda: OCCURRED_AT,
+    )
+
+    await service.on_tape_ingested(tape_ingested(run_id, 0, balance="0"))
+
+    assert [event.run_id for event in publisher.of(RunCompleted)] == [run_id]
+    assert work_dir.is_dir()
+
+
 async def test_a_storage_outage_fails_the_run_at_output_and_a_retry_completes_it(
     engine: AsyncEngine, database_url: str, storage_root: Path
 ) -> None:

@@ -471,3 +471,11 @@ def test_a_long_rebuilt_tape_comes_in_chunks_that_join_to_the_whole() -> None:
 
     assert len(chunks) > 1
     assert "".join(chunks).count("\r\n") == 5_001
+
+
+def test_a_csv_reader_left_open_after_its_stream_closed_closes_cleanly() -> None:
+    stream = io.BytesIO(b"a,b\r\n1,2\r\n3,4\r\n")
+    rows = read_rows("tape.csv", stream)
+    assert next(rows) == ["a", "b"]
+    stream.close()
+    rows.close()  # the caller closed its stream first: closing the reader must not raise
