@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from contracts.loans import LOAN_FIELDS
+
 SCHEMA = "gateway"
 metadata = MetaData(schema=SCHEMA)
 
@@ -159,19 +161,7 @@ batch_exception_counts = Table(
     Column("count", Integer, nullable=False),
 )
 
-LOAN_FIELD_COLUMNS = (
-    "seller_loan_number",
-    "loan_amount",
-    "note_rate",
-    "ltv_ratio",
-    "dti_ratio",
-    "credit_score",
-    "property_type",
-    "occupancy_status",
-    "loan_purpose",
-    "purchase_price",
-    "appraisal_value",
-)
+LOAN_FIELD_COLUMNS = LOAN_FIELDS
 
 loan_facts = Table(
     "loan_facts",

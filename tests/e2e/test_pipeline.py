@@ -6,13 +6,9 @@ rules -> pricing -> disposition -> ReportWriter) computes inside the test from t
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Iterator
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +28,7 @@ from services.reporting.domain import RunTotals
 from services.reporting.reports import write_reports
 from services.rules.domain import load_rule_set
 from tests.factories import process_loan, report_sinks
+from tests.net import answers, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("workers")]
 
@@ -45,20 +42,6 @@ WORKERS = {
 }
 WAIT_SECONDS = 240
 EXPECTED_RUN = UUID("00000000-0000-4000-8000-000000000000")
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +81,7 @@ def workers(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
             spawned[name] = supervisor.spawn(argv, logs / f"{name}.log", env=env, cwd=PROJECT)
             urls[name] = f"http://127.0.0.1:{port}/health/ready"
         for name, url in urls.items():
-            if not supervisor.wait_until(lambda url=url: ready(url), timeout=120):
+            if not supervisor.wait_until(lambda url=url: answers(url), timeout=120):
                 pytest.fail(f"{name} never became ready:\n{supervisor.tail(logs / f'{name}.log')}")
         yield
     finally:

@@ -1,7 +1,6 @@
 """Metrics and traces through a real broker, scraped and queried by a real Prometheus."""
 
 import asyncio
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from services.common import metrics
 from services.common.metrics import REGISTRY, EventMetricsMiddleware, HttpMetricsMiddleware
 from services.common.settings import ServiceSettings
 from services.common.tracing import KafkaTracingMiddleware, setup_tracing, start_span
+from tests.net import free_port
 from tests.unit.observability.fakes import FakeConsumer
 from tests.unit.observability.monitoring_files import (
     ALERT_RULES,
@@ -38,12 +38,6 @@ from tests.unit.observability.monitoring_files import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def value(name: str, **labels: str) -> float:

@@ -10,7 +10,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -33,10 +32,11 @@ from services.reporting.main import build_app as build_reporting
 from services.reporting.settings import ReportingSettings
 from services.rules.main import build_app as build_rules
 from services.rules.settings import RulesSettings
+from tests.paths import GOLDEN
 
 pytestmark = pytest.mark.integration
 
-GOLDEN_TAPE = Path("/work/shared/golden/csv/tape.csv")
+GOLDEN_TAPE = GOLDEN / "csv" / "tape.csv"
 PASSWORD = "trace chain password"
 HOPS = ("runs.v1", "loans.ingested.v1", "loans.evaluated.v1", "loans.priced.v1")
 

@@ -12,12 +12,8 @@ import hashlib
 import io
 import json
 import os
-import socket
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from contextlib import closing
 from pathlib import Path
 from uuid import uuid4
 
@@ -34,11 +30,12 @@ from services.gateway.db import connect, migrate
 from services.gateway.exports import escape_cell
 from services.gateway.projector.consumer import Projector
 from services.gateway.settings import GatewaySettings
+from tests.net import answers, free_port
+from tests.paths import GOLDEN
 
 pytestmark = pytest.mark.e2e
 
 PROJECT = Path(__file__).resolve().parents[3]
-GOLDEN = Path("/work/shared/golden")
 WORKERS = {
     "ingest": "services.ingest.main",
     "rules": "services.rules.main",
@@ -46,20 +43,6 @@ WORKERS = {
     "reporting": "services.reporting.main",
 }
 WAIT_SECONDS = 240
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -21,17 +19,12 @@ from conftest import PASSWORD, gateway_settings, publish_runs
 
 from services.gateway.db import connect, migrate
 from services.gateway.settings import GatewaySettings
+from tests.net import free_port
 from tests.unit.gateway.gateway_events import RunScenario
 
 pytestmark = pytest.mark.integration
 
 PROJECT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(url: str, data: bytes | None = None) -> tuple[int, dict]:

@@ -12,14 +12,12 @@ import pytest
 from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS, LoanRecord, RowRef
 from services.ingest.domain import InMemoryDuplicateIndex, Normaliser
 from services.ingest.readers import read_rows
+from tests.paths import GOLDEN
 
-GOLDEN = Path("/work/shared/golden")
 RUN_ID = UUID("0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d")
 # The four report files' loan rows start with the eleven loan fields (SPEC §3.8).
 REPORTS = ("purchase_tape", "projected_tape", "rejection_report")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-pytestmark = pytest.mark.skipif(not GOLDEN.exists(), reason="golden tapes not present")
 
 
 def ingest(tape: Path) -> tuple[Normaliser, list[LoanRecord]]:

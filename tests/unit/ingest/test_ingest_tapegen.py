@@ -11,9 +11,10 @@ from contracts.loans import LoanRecord
 from services.ingest.domain import InMemoryDuplicateIndex, Normaliser
 from services.ingest.readers import read_rows
 from services.ingest.tapegen import HEADER, generate_tape
+from tests.paths import GOLDEN
 
 RUN_ID = UUID("0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d")
-GOLDEN_HEADER = Path("/work/shared/golden/csv/tape.csv")
+GOLDEN_HEADER = GOLDEN / "csv" / "tape.csv"
 
 
 def rows(path: Path) -> list[list[str]]:
