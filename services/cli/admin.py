@@ -17,6 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.cli.options import JsonOption
 from services.gateway.db import alembic_config, make_engine
 from services.gateway.errors import GatewayError
 from services.gateway.identity import repository as repo
@@ -27,7 +28,6 @@ from services.gateway.settings import GatewaySettings
 app = typer.Typer(help="Operators' chores: users, teams, the gateway database.")
 T = TypeVar("T")
 
-JsonOption = Annotated[bool, typer.Option("--json", help="End with one JSON object.")]
 PasswordStdin = Annotated[
     bool, typer.Option("--password-stdin", help="Read the password from standard input.")
 ]

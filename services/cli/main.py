@@ -11,7 +11,6 @@ app = typer.Typer(
 app.add_typer(stack_app, name="stack")
 app.add_typer(pipeline.app)  # `run` and `runs list|show|wait`
 app.add_typer(tape.app, name="tape")
-
 app.add_typer(admin.app, name="admin")
 app.add_typer(projections.app, name="projections")
 

@@ -27,6 +27,13 @@ from services.cli.client import (
     load_settings,
     result_json,
 )
+from services.cli.options import (
+    IrrTargetOption,
+    JsonOption,
+    PdateOption,
+    SalesTeamOption,
+    WaitOption,
+)
 from services.common.kafka import KafkaPublisher
 from services.common.storage import InvalidPath, safe_key, storage_from_settings
 
@@ -35,14 +42,6 @@ T = TypeVar("T")
 app = typer.Typer(help="Runs: request one, follow it, list what the log knows.")
 runs_app = typer.Typer(help="Runs as the log (runs.v1) knows them.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
-
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print one JSON object as the last line of stdout.")
-]
-WaitOption = Annotated[
-    float | None,
-    typer.Option("--wait", help="Follow the run up to this many seconds and print its result."),
-]
 
 
 def progress(message: str) -> None:
@@ -176,9 +175,9 @@ def run(
     folder: Annotated[
         str | None, typer.Option("--folder", help="Folder of the inputs area to run over.")
     ] = None,
-    pdate: Annotated[str | None, typer.Option("--pdate", help="Purchase date.")] = None,
-    irr_target: Annotated[str | None, typer.Option("--irr-target", help="IRR target.")] = None,
-    sales_team_id: Annotated[str | None, typer.Option("--sales-team-id")] = None,
+    pdate: PdateOption = None,
+    irr_target: IrrTargetOption = None,
+    sales_team_id: SalesTeamOption = None,
     wait: WaitOption = None,
     as_json: JsonOption = False,
 ) -> None:

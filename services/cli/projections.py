@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
+from services.cli.options import JsonOption
 from services.gateway.projector.maintenance import checksum, rebuild
 from services.gateway.settings import GatewaySettings
 
 app = typer.Typer(help="The gateway's read models: rebuild them from the log, digest them.")
-JsonOption = Annotated[bool, typer.Option("--json", help="End with one JSON object.")]
 
 
 @app.command("rebuild")

@@ -18,9 +18,14 @@ from contracts.loans import RunParams
 from contracts.tapes import TapeEnd, TapeRow
 from contracts.topics import LOAN_TAPES
 from services.cli.client import CliSettings, RunLog, RunView, load_settings
-from services.cli.pipeline import (
+from services.cli.options import (
+    IrrTargetOption,
     JsonOption,
+    PdateOption,
+    SalesTeamOption,
     WaitOption,
+)
+from services.cli.pipeline import (
     exit_code,
     follow_progress,
     print_result,
@@ -162,9 +167,9 @@ def push_command(
     tape_id: Annotated[
         str | None, typer.Option("--tape-id", help="Defaults to the file's stem.")
     ] = None,
-    pdate: Annotated[str | None, typer.Option("--pdate", help="Purchase date.")] = None,
-    irr_target: Annotated[str | None, typer.Option("--irr-target", help="IRR target.")] = None,
-    sales_team_id: Annotated[str | None, typer.Option("--sales-team-id")] = None,
+    pdate: PdateOption = None,
+    irr_target: IrrTargetOption = None,
+    sales_team_id: SalesTeamOption = None,
     wait: WaitOption = None,
     as_json: JsonOption = False,
 ) -> None:
