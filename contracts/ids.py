@@ -1,24 +1,49 @@
 """Deterministic identifiers (SPEC §2): one UUIDv5 namespace for loans, tape runs and events."""
 
-from uuid import NAMESPACE_DNS, UUID, uuid5
+import hashlib
+from functools import lru_cache
+from uuid import NAMESPACE_DNS, UUID, SafeUUID, uuid5
 
 NS = uuid5(NAMESPACE_DNS, "loan-engine")
+# Every id hashes the namespace bytes first: hash them once and copy the state per id.
+_NS_SHA1 = hashlib.sha1(NS.bytes, usedforsecurity=False)
+# RFC 4122 version 5 and variant bits, as `uuid.UUID(bytes=..., version=5)` sets them.
+_CLEAR_BITS = ~((0xF000 << 64) | (0xC000 << 48))
+_SET_BITS = (5 << 76) | (0x8000 << 48)
+
+
+def _uuid5(name: str) -> UUID:
+    """`uuid5(NS, name)` without re-hashing the namespace (identical result, about twice as fast)."""
+    digest = _NS_SHA1.copy()
+    digest.update(name.encode())
+    value = int.from_bytes(digest.digest()[:16], "big")
+    # UUID(int=...) re-checks its arguments; the value is in range by construction.
+    uuid = object.__new__(UUID)
+    object.__setattr__(uuid, "int", (value & _CLEAR_BITS) | _SET_BITS)
+    object.__setattr__(uuid, "is_safe", SafeUUID.unknown)
+    return uuid
+
+
+@lru_cache(maxsize=256)
+def _text(run_id: UUID) -> str:
+    """A run id's text: every event of a batch names the same run."""
+    return str(run_id)
 
 
 def loan_id(run_id: UUID, source_file: str, row: int) -> UUID:
     """A loan's id: stable for its run, file and row number."""
-    return uuid5(NS, f"{run_id}/{source_file}/{row}")
+    return _uuid5(f"{run_id}/{source_file}/{row}")
 
 
 def tape_run_id(tape_id: str) -> UUID:
     """The run id of a producer's tape: known before the push, one run per tape."""
-    return uuid5(NS, f"tape:{tape_id}")
+    return _uuid5(f"tape:{tape_id}")
 
 
 def event_id(event_type: str, run_id: UUID, *parts: object) -> UUID:
     """An event's id: the same on every re-delivery or replay of the same fact."""
-    suffix = "/".join(str(part) for part in parts)
-    return uuid5(NS, f"{event_type}/{run_id}/{suffix}")
+    suffix = str(parts[0]) if len(parts) == 1 else "/".join(str(part) for part in parts)
+    return _uuid5(f"{event_type}/{_text(run_id)}/{suffix}")
 
 
 def batch_key(run_id: UUID, batch_seq: int) -> str:

@@ -186,6 +186,42 @@ def consumer_span(
         yield span
 
 
+MAX_LINKS = 32
+
+
+@contextmanager
+def chunk_span(
+    name: str,
+    headers_of_records: Sequence[Mapping[str, str] | KafkaHeaders | None],
+    *,
+    attributes: Mapping[str, Any] | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+) -> Iterator[Span]:
+    """One CONSUMER span for records handled together (the projector's chunk).
+
+    Its parent is the first traced record's context, so that run's trace reaches this hop; the
+    other traces in the chunk are linked (at most MAX_LINKS), never given a span each.
+    """
+    contexts = []
+    seen: set[int] = set()
+    for headers in headers_of_records:
+        span_context = trace.get_current_span(extract_context(headers)).get_span_context()
+        if span_context.is_valid and span_context.trace_id not in seen:
+            seen.add(span_context.trace_id)
+            contexts.append(span_context)
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(contexts[0])) if contexts else None
+    links = [Link(context) for context in contexts[1 : MAX_LINKS + 1]]
+    tracer = get_tracer(tracer_provider)
+    with tracer.start_as_current_span(
+        name,
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        links=links,
+        attributes={**(attributes or {}), "messaging.batch.message_count": len(headers_of_records)},
+    ) as span:
+        yield span
+
+
 def record_attributes(record: Any, topic: str, records: int) -> dict[str, Any]:
     """Span attributes of a consumed Kafka record (the first of a poll when several)."""
     attributes: dict[str, Any] = {

@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind
 from services.common.tracing import setup_tracing
 from services.gateway.app import create_app
 from services.gateway.db import asyncpg_dsn, migrate
+from services.gateway.projector.main import project
 from services.gateway.settings import GatewaySettings
 from services.ingest.main import build_app as build_ingest
 from services.ingest.settings import IngestSettings
@@ -109,6 +110,10 @@ async def pipeline(
                 LifespanManager(worker, startup_timeout=90, shutdown_timeout=30)
             )
         await stack.enter_async_context(LifespanManager(app))
+        stop = asyncio.Event()
+        projector = asyncio.create_task(project(gateway_settings, stop))
+        stack.push_async_callback(lambda: projector)
+        stack.callback(stop.set)
         await app.state.storage.put_bytes("inputs/traced/tape.csv", GOLDEN_TAPE.read_bytes())
         transport = httpx.ASGITransport(app=app)
         client = httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=60)
@@ -150,7 +155,9 @@ async def test_one_run_is_one_trace_from_the_http_request_through_every_kafka_ho
     trace_id = request_span.context.trace_id
 
     async with asyncio.timeout(120):
-        while not any(s.name == "loans.priced.v1 process" for s in trace_of(exporter, trace_id)):
+        while not {"loans.priced.v1 process", "projector write"} <= {
+            s.name for s in trace_of(exporter, trace_id)
+        }:
             await asyncio.sleep(0.5)
         # Reporting completes the run on the last priced batch: wait for its span to end too.
         await asyncio.sleep(2)
@@ -166,3 +173,7 @@ async def test_one_run_is_one_trace_from_the_http_request_through_every_kafka_ho
     hop_names = [name for name in reversed(chain) if name.endswith(" process")]
     assert hop_names == [f"{hop} process" for hop in HOPS]
     assert all(s.kind == SpanKind.CONSUMER for s in spans if s.name.endswith(" process"))
+    # The projector's chunk spans join the run's trace at the last hop: the read models.
+    projected = [s for s in spans if s.name == "projector write"]
+    assert projected
+    assert all(ancestry(s, by_id)[-1] == "POST /api/pipeline/run" for s in projected)

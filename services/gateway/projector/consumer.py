@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from opentelemetry.trace import TracerProvider
 from prometheus_client import Histogram
 
 from contracts.topics import ALL_TOPICS, DEAD_LETTERS, LOAN_TAPES, Topic
@@ -25,6 +26,7 @@ from services.common.metrics import (
     record_dead_letter,
     record_projection_lag,
 )
+from services.common.tracing import chunk_span
 from services.gateway.projector.plan import Plan, Record, plan
 from services.gateway.projector.writer import (
     GenerationChanged,
@@ -72,10 +74,12 @@ class Projector:
         settings: GatewaySettings,
         conn: asyncpg.Connection,
         publish_raw: PublishRaw | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.settings = settings
         self.conn = conn
         self.publish_raw = publish_raw
+        self.tracer_provider = tracer_provider
         self.consumer: AIOKafkaConsumer | None = None
         self.generation = 0
         self._generation_checked = 0.0
@@ -170,7 +174,9 @@ class Projector:
         started = time.perf_counter()
         await self._dead_letter(chunk)
         try:
-            await write_chunk(self.conn, chunk, fetched.positions, self.generation)
+            headers = [record.headers for record in fetched.records]
+            with chunk_span("projector write", headers, tracer_provider=self.tracer_provider):
+                await write_chunk(self.conn, chunk, fetched.positions, self.generation)
         except GenerationChanged:
             return False
         CHUNK_SECONDS.observe(time.perf_counter() - started)

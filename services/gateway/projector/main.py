@@ -25,6 +25,7 @@ from services.common.kafka import KafkaPublisher
 from services.common.logs import configure_logging
 from services.common.metrics import metrics_asgi_app, report_consumer_lag
 from services.common.runtime import wait_until_ready
+from services.common.tracing import setup_tracing, shutdown_tracing
 from services.gateway.db import connect
 from services.gateway.projector.consumer import SERVICE, Projector
 from services.gateway.projector.maintenance import wait_projector_lock
@@ -148,7 +149,11 @@ def main() -> None:
     """Run the projector until SIGTERM."""
     settings = GatewaySettings(service_name="projector")
     configure_logging(settings)
-    asyncio.run(serve(settings))
+    provider = setup_tracing(settings)
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        shutdown_tracing(provider)
 
 
 if __name__ == "__main__":
