@@ -13,7 +13,7 @@ _SET_BITS = (5 << 76) | (0x8000 << 48)
 
 
 def _uuid5(name: str) -> UUID:
-    """`uuid5(NS, name)` without re-hashing the namespace (identical result, about twice as fast)."""
+    """`uuid5(NS, name)` without re-hashing the namespace (same result, about twice as fast)."""
     digest = _NS_SHA1.copy()
     digest.update(name.encode())
     value = int.from_bytes(digest.digest()[:16], "big")

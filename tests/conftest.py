@@ -128,6 +128,19 @@ def topic_prefix(kafka_bootstrap_servers: str) -> Iterator[str]:
         run_async(lambda: topics.delete_topics(kafka_bootstrap_servers, names))
 
 
+@pytest.fixture(scope="module")
+def module_topic_prefix(kafka_bootstrap_servers: str, topic_prefix: str) -> Iterator[str]:
+    """Topics of one test module's own, for tests that read a topic from its beginning."""
+    from services.cli.stack import topics
+
+    prefix = f"{topic_prefix}{uuid.uuid4().hex[:8]}."
+    names = run_async(lambda: topics.ensure_topics(kafka_bootstrap_servers, prefix))
+    try:
+        yield prefix
+    finally:
+        run_async(lambda: topics.delete_topics(kafka_bootstrap_servers, names))
+
+
 @pytest.fixture
 def storage_root(tmp_path: Path) -> Path:
     """An empty local storage root for one test."""

@@ -36,7 +36,7 @@ from contracts.runs import (
 )
 from contracts.tapes import TapeEnd
 from contracts.topics import RUNS, Topic
-from services.common.consumer import is_transient
+from services.common.consumer import gc_paused, is_transient
 from services.common.metrics import record_loans_processed
 from services.common.storage import Storage, safe_key
 from services.ingest import storage_io
@@ -108,21 +108,22 @@ class LoanBatchSender:
 
     async def _send(self, records: list[LoanRecord]) -> None:
         occurred_at = self.clock()
-        batch = IngestedBatch(
-            run_id=self.run_id,
-            batch_seq=self.batch_count,
-            params=self.params,
-            events=tuple(
-                LoanIngested(
-                    event_id=event_id("loan.ingested", self.run_id, record.loan_id),
-                    run_id=self.run_id,
-                    occurred_at=occurred_at,
-                    producer=PRODUCER,
-                    loan=record,
-                )
-                for record in records
-            ),
-        )
+        with gc_paused():
+            batch = IngestedBatch(
+                run_id=self.run_id,
+                batch_seq=self.batch_count,
+                params=self.params,
+                events=tuple(
+                    LoanIngested(
+                        event_id=event_id("loan.ingested", self.run_id, record.loan_id),
+                        run_id=self.run_id,
+                        occurred_at=occurred_at,
+                        producer=PRODUCER,
+                        loan=record,
+                    )
+                    for record in records
+                ),
+            )
         future = await self.send_batch(batch)
         self.pending.append(future)
         self.batch_count += 1

@@ -9,7 +9,7 @@ from faststream.kafka import KafkaBroker, KafkaResponse
 from contracts.ids import event_id
 from contracts.loans import EvaluatedBatch, LoanEvaluated, LoanPriced, PricedBatch
 from contracts.topics import LOANS_EVALUATED, LOANS_PRICED
-from services.common.consumer import consumer_options, contract_decoder
+from services.common.consumer import consumer_options, contract_decoder, gc_paused
 from services.common.runtime import batch_response, utc_now
 from services.pricing.domain import price
 from services.pricing.settings import PricingSettings
@@ -56,4 +56,5 @@ def subscribe(
     @broker.publisher(settings.topic(LOANS_PRICED), schema=PricedBatch)
     async def on_loans_evaluated(batch: EvaluatedBatch) -> KafkaResponse:
         """Price every loan of an evaluated batch against its run's IRR target."""
-        return batch_response(priced_batch(batch, clock()))
+        with gc_paused():
+            return batch_response(priced_batch(batch, clock()))

@@ -32,9 +32,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contracts.codec import encode
 from contracts.loans import LoanDispositioned
 from contracts.runs import RunFailed, RunStarted, TapeIngested
+from services.common.consumer import gc_paused
 
 SCHEMA = "reporting"
 metadata = MetaData(schema=SCHEMA)
@@ -158,6 +158,9 @@ class ReportingRepository:
     async def add_loans(self, run_id: UUID, events: Sequence[LoanDispositioned]) -> RunState:
         """Store a batch's loans (idempotent) and count the newly inserted ones."""
         await self.ensure_run(run_id)
+        with gc_paused():
+            # The codec's text (`encode` is this, as UTF-8 bytes): no encode-decode round trip.
+            texts = [event.model_dump_json() for event in events]
         result = await self.connection.execute(
             _ADD_LOANS,
             {
@@ -165,7 +168,7 @@ class ReportingRepository:
                 "loan_ids": [event.loan.loan_id for event in events],
                 "seqs": [event.loan.seq for event in events],
                 "dispositions": [event.disposition for event in events],
-                "events": [encode(event).decode() for event in events],
+                "events": texts,
             },
         )
         return RunState(*result.one())

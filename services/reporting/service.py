@@ -38,7 +38,7 @@ from contracts.runs import (
     TapeIngested,
 )
 from contracts.topics import LOANS_DISPOSITIONED, RUNS, Topic
-from services.common.consumer import RetryPolicy, is_transient, retry_transient
+from services.common.consumer import RetryPolicy, gc_paused, is_transient, retry_transient
 from services.common.logs import log_context
 from services.common.metrics import record_dispositions, record_run
 from services.common.storage import Storage, sha256_file
@@ -114,10 +114,11 @@ def report_files(
 
 def write_chunk(writer: ReportWriter, totals: RunTotals, events: Sequence[str]) -> None:
     """Decode a chunk of stored loan events and feed them, in order, to the reports."""
-    for text in events:
-        loan = decode(text, LoanDispositioned)
-        writer.add(loan)
-        totals.add(loan)
+    with gc_paused():
+        for text in events:
+            loan = decode(text, LoanDispositioned)
+            writer.add(loan)
+            totals.add(loan)
 
 
 class ReportingService:
@@ -143,7 +144,8 @@ class ReportingService:
 
     async def on_priced(self, batch: PricedBatch) -> None:
         """Disposition a priced batch, store its loans, publish them, complete the run if done."""
-        output = dispositioned_batch(batch, self.clock())
+        with gc_paused():
+            output = dispositioned_batch(batch, self.clock())
         async with self.engine.begin() as connection:
             state = await ReportingRepository(connection).add_loans(batch.run_id, output.events)
         await self.publisher.publish_batch(LOANS_DISPOSITIONED, output)

@@ -8,7 +8,7 @@ from faststream.kafka import KafkaBroker, KafkaResponse
 from contracts.ids import event_id
 from contracts.loans import EvaluatedBatch, IngestedBatch, LoanEvaluated, LoanIngested
 from contracts.topics import LOANS_EVALUATED, LOANS_INGESTED
-from services.common.consumer import consumer_options, contract_decoder
+from services.common.consumer import consumer_options, contract_decoder, gc_paused
 from services.common.metrics import record_exceptions
 from services.common.runtime import batch_response, utc_now
 from services.rules.domain import RuleSet, evaluate
@@ -58,6 +58,7 @@ def subscribe(
     @broker.publisher(settings.topic(LOANS_EVALUATED), schema=EvaluatedBatch)
     async def on_loans_ingested(batch: IngestedBatch) -> KafkaResponse:
         """Evaluate every loan of an ingested batch with the current rule set."""
-        output = evaluated_batch(batch, rule_set, clock())
-        record_exceptions(e for event in output.events for e in event.exceptions)
-        return batch_response(output)
+        with gc_paused():
+            output = evaluated_batch(batch, rule_set, clock())
+            record_exceptions(e for event in output.events for e in event.exceptions)
+            return batch_response(output)

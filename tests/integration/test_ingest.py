@@ -85,12 +85,12 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 def ingest_settings(
-    kafka_bootstrap_servers: str, topic_prefix: str, tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap_servers: str, module_topic_prefix: str, tmp_path_factory: pytest.TempPathFactory
 ) -> IngestSettings:
     root = tmp_path_factory.mktemp("ingest")
     return IngestSettings(
         kafka_bootstrap_servers=kafka_bootstrap_servers,
-        topic_prefix=topic_prefix,
+        topic_prefix=module_topic_prefix,
         storage_root=root / "storage",
         state_dir=root / "state",
         loan_batch_size=2,

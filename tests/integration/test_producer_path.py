@@ -116,12 +116,12 @@ class ForeignProducer:
 
 @pytest.fixture
 def settings_for(
-    kafka_bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+    kafka_bootstrap_servers: str, module_topic_prefix: str, tmp_path: Path
 ) -> Callable[[str], IngestSettings]:
     def make(state: str) -> IngestSettings:
         return IngestSettings(
             kafka_bootstrap_servers=kafka_bootstrap_servers,
-            topic_prefix=topic_prefix,
+            topic_prefix=module_topic_prefix,
             storage_root=tmp_path / "storage",
             state_dir=tmp_path / state,
             loan_batch_size=2,
