@@ -16,6 +16,8 @@ SUMMARY_HEADER = (
     "sample_message",
 )
 SummaryRow = tuple[str, str, str, int, str, str]
+# What the summary needs of one exception: type, category, severity, rejection criteria, message.
+ExceptionFacts = tuple[str, str, str, str, str]
 # total_balance is an exact sum (SPEC §3.7): no precision limit, so nothing is ever rounded.
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
@@ -40,12 +42,16 @@ class RunTotals:
 
     def add(self, loan: LoanDispositioned) -> None:
         """Count one loan: every loan, every exception, every parsed loan_amount."""
-        self.total_loans += 1
-        self.exceptions_count += len(loan.exceptions)
+        self.count(loan.disposition, len(loan.exceptions))
         amount = _parsed_amount(loan)
         if amount is not None:
             self.total_balance = _EXACT.add(self.total_balance, amount)
-        match loan.disposition:
+
+    def count(self, disposition: Disposition, exceptions: int) -> None:
+        """Count one loan by its disposition and number of exceptions (not its balance)."""
+        self.total_loans += 1
+        self.exceptions_count += exceptions
+        match disposition:
             case "to_purchase":
                 self.to_purchase += 1
             case "projected":
@@ -76,14 +82,13 @@ class ExceptionSummary:
     def __init__(self) -> None:
         self._groups: dict[tuple[str, str], _Group] = {}
 
-    def add(self, exceptions: Iterable[LoanException]) -> None:
+    def add(self, exceptions: Iterable[ExceptionFacts]) -> None:
         """Count exceptions, fed in tape order so each group keeps its first message."""
-        for exception in exceptions:
-            key = (exception.exception_type, exception.severity)
-            group = self._groups.get(key)
+        for kind, category, severity, criteria, message in exceptions:
+            group = self._groups.get((kind, severity))
             if group is None:
-                group = _Group(exception.category, exception.rejection_criteria, exception.message)
-                self._groups[key] = group
+                group = _Group(category, criteria, message)
+                self._groups[(kind, severity)] = group
             group.count += 1
 
     def rows(self) -> list[SummaryRow]:
@@ -102,10 +107,24 @@ class ExceptionSummary:
         ]
 
 
+def exception_facts(exceptions: Iterable[LoanException]) -> tuple[ExceptionFacts, ...]:
+    """What the exception summary needs of each exception."""
+    return tuple(
+        (
+            exception.exception_type,
+            exception.category,
+            exception.severity,
+            exception.rejection_criteria,
+            exception.message,
+        )
+        for exception in exceptions
+    )
+
+
 def exception_summary_rows(exceptions: Iterable[LoanException]) -> list[SummaryRow]:
     """The exception summary of exceptions given in tape order (SPEC §3.8)."""
     summary = ExceptionSummary()
-    summary.add(exceptions)
+    summary.add(exception_facts(exceptions))
     return summary.rows()
 
 

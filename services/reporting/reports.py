@@ -1,14 +1,26 @@
-"""The four report CSVs, written as a stream in tape order (SPEC §3.8)."""
+"""The four report CSVs, written as a stream in tape order (SPEC §3.8).
+
+Writing is two steps, so reporting can do the per-loan work as batches arrive: `render` turns one
+dispositioned loan into its report rows, already CSV text, and the facts the exception summary
+needs; `ReportWriter` takes rendered loans in tape order, appends each loan's text to its report
+and writes the summary at the end. `write_reports` does both for loans in hand.
+"""
 
 import csv
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import BinaryIO
 from uuid import UUID
 
-from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS, LoanDispositioned, LoanException
+from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS, Disposition, LoanDispositioned
 from contracts.runs import REPORT_KEYS, ReportKey
-from services.reporting.domain import SUMMARY_HEADER, ExceptionSummary
+from services.reporting.domain import (
+    SUMMARY_HEADER,
+    ExceptionFacts,
+    ExceptionSummary,
+    exception_facts,
+)
 
 LOAN_COLUMNS: tuple[str, ...] = (*LOAN_FIELDS, "disposition", "pricing_spread", "final_price")
 REJECTION_COLUMNS: tuple[str, ...] = (
@@ -20,7 +32,11 @@ REJECTION_COLUMNS: tuple[str, ...] = (
 )
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-_TAPES: dict[str, ReportKey] = {"to_purchase": "purchase_tape", "projected": "projected_tape"}
+REPORT_OF: dict[Disposition, ReportKey] = {
+    "to_purchase": "purchase_tape",
+    "projected": "projected_tape",
+    "rejected": "rejection_report",
+}
 
 
 def guard(text: str) -> str:
@@ -41,6 +57,54 @@ def loan_cells(loan: LoanDispositioned) -> list[str]:
     return cells
 
 
+@dataclass(frozen=True, slots=True)
+class RenderedLoan:
+    """One loan as the reports need it: its rows as CSV text and its exceptions' facts."""
+
+    loan_id: UUID
+    seq: int
+    disposition: Disposition
+    text: str
+    exceptions: tuple[ExceptionFacts, ...]
+
+    @property
+    def report(self) -> ReportKey:
+        """The report the loan's rows belong to."""
+        return REPORT_OF[self.disposition]
+
+    @property
+    def rows(self) -> int:
+        """Rows in `text`: one per exception on the rejection report, else one."""
+        return len(self.exceptions) if self.disposition == "rejected" else 1
+
+
+def render(loan: LoanDispositioned) -> RenderedLoan:
+    """A loan's report rows (CRLF-terminated CSV, quoted only when needed) and summary facts."""
+    lines = _Lines()
+    writer = csv.writer(lines)
+    cells = loan_cells(loan)
+    if loan.disposition == "rejected":
+        for exception in loan.exceptions:
+            writer.writerow(
+                [
+                    *cells,
+                    guard(exception.exception_type),
+                    guard(exception.severity),
+                    guard(exception.message),
+                    guard(exception.rejection_criteria),
+                ]
+            )
+    else:
+        writer.writerow(cells)
+    return RenderedLoan(
+        loan_id=loan.loan.loan_id,
+        seq=loan.loan.seq,
+        disposition=loan.disposition,
+        text="".join(lines.parts),
+        exceptions=exception_facts(loan.exceptions),
+    )
+
+
 class ReportWriter:
     """Writes the four reports to binary sinks as loans arrive; the summary on `finish`."""
 
@@ -48,47 +112,57 @@ class ReportWriter:
         missing = [key for key in REPORT_KEYS if key not in sinks]
         if missing:
             raise ValueError(f"no sink for reports: {', '.join(missing)}")
-        self._writers = {key: csv.writer(_Utf8(sinks[key])) for key in REPORT_KEYS}
+        self._sinks = dict(sinks)
         self._rows: dict[ReportKey, int] = dict.fromkeys(REPORT_KEYS, 0)
         self._summary = ExceptionSummary()
         self._last_seq = 0
         self._run_id: UUID | None = None
         self._finished = False
-        for key in _TAPES.values():
-            self._writers[key].writerow(LOAN_COLUMNS)
-        self._writers["rejection_report"].writerow(REJECTION_COLUMNS)
+        header = _Lines()
+        writer = csv.writer(header)
+        writer.writerow(LOAN_COLUMNS)
+        for key in ("purchase_tape", "projected_tape"):
+            self._sinks[key].write(header.parts[0].encode())
+        writer.writerow(REJECTION_COLUMNS)
+        self._sinks["rejection_report"].write(header.parts[1].encode())
 
     def add(self, loan: LoanDispositioned) -> None:
         """Write one loan's rows; loans of one run must come in tape order (rising `seq`)."""
-        if self._finished:
-            raise ValueError("the reports are finished")
         if self._run_id not in (None, loan.run_id):
             raise ValueError(f"loan of run {loan.run_id} in the reports of run {self._run_id}")
-        if loan.loan.seq <= self._last_seq:
-            raise ValueError(f"loan seq {loan.loan.seq} after {self._last_seq}: not tape order")
-        self._run_id, self._last_seq = loan.run_id, loan.loan.seq
-        self._summary.add(loan.exceptions)
-        cells = loan_cells(loan)
-        if loan.disposition == "rejected":
-            for exception in loan.exceptions:
-                self._write("rejection_report", [*cells, *_exception_cells(exception)])
-        else:
-            self._write(_TAPES[loan.disposition], cells)
+        self.add_rendered(render(loan))
+        self._run_id = loan.run_id
+
+    def add_rendered(self, loan: RenderedLoan) -> None:
+        """Write one rendered loan's rows, in tape order (rising `seq`)."""
+        self.add_text(loan.seq, loan.disposition, loan.text, loan.exceptions)
+
+    def add_text(
+        self, seq: int, disposition: Disposition, text: str, exceptions: Sequence[ExceptionFacts]
+    ) -> None:
+        """Write a loan's rendered rows given as their parts (what reporting stores of it)."""
+        if self._finished:
+            raise ValueError("the reports are finished")
+        if seq <= self._last_seq:
+            raise ValueError(f"loan seq {seq} after {self._last_seq}: not tape order")
+        self._last_seq = seq
+        report = REPORT_OF[disposition]
+        self._sinks[report].write(text.encode())
+        self._rows[report] += len(exceptions) if disposition == "rejected" else 1
+        self._summary.add(exceptions)
 
     def finish(self) -> dict[ReportKey, int]:
         """Write the exception summary; the data rows written to each report."""
         if self._finished:
             raise ValueError("the reports are finished")
         self._finished = True
-        self._writers["exception_summary"].writerow(SUMMARY_HEADER)
+        writer = csv.writer(_Utf8(self._sinks["exception_summary"]))
+        writer.writerow(SUMMARY_HEADER)
         for kind, category, severity, count, criteria, message in self._summary.rows():
             row = [guard(kind), guard(category), guard(severity), str(count)]
-            self._write("exception_summary", [*row, guard(criteria), guard(message)])
+            writer.writerow([*row, guard(criteria), guard(message)])
+            self._rows["exception_summary"] += 1
         return dict(self._rows)
-
-    def _write(self, key: ReportKey, cells: list[str]) -> None:
-        self._writers[key].writerow(cells)
-        self._rows[key] += 1
 
 
 def write_reports(
@@ -99,6 +173,19 @@ def write_reports(
     for loan in loans:
         writer.add(loan)
     return writer.finish()
+
+
+class _Lines:
+    """The text file csv.writer wants, keeping each row it writes."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
 
 
 class _Utf8:
@@ -122,15 +209,6 @@ def _field_cell(name: str, value: str | None, invalid: tuple[str, ...]) -> str:
     if name in NUMERIC_FIELDS and name not in invalid and _is_number(value):
         return value
     return "'" + value
-
-
-def _exception_cells(exception: LoanException) -> list[str]:
-    return [
-        guard(exception.exception_type),
-        guard(exception.severity),
-        guard(exception.message),
-        guard(exception.rejection_criteria),
-    ]
 
 
 def _is_number(text: str) -> bool:

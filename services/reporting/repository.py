@@ -2,8 +2,9 @@
 
 `runs` tracks each run: its totals once ingest has published them, and how many of its loans have
 been dispositioned (counted from rows newly inserted, so a redelivered batch adds nothing).
-`loans` keeps every dispositioned loan event keyed by loan id, streamed back in tape order when
-the reports are written.
+`loans` keeps every dispositioned loan keyed by loan id as the reports need it: its report rows
+already rendered as CSV text and its exceptions' summary facts, streamed back in tape order when
+the reports are written (so completion only concatenates text).
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contracts.loans import LoanDispositioned
+from contracts.codec import dumps
 from contracts.runs import RunFailed, RunStarted, TapeIngested
-from services.common.consumer import gc_paused
+from services.reporting.reports import RenderedLoan
 
 SCHEMA = "reporting"
 metadata = MetaData(schema=SCHEMA)
@@ -66,9 +67,18 @@ loans = Table(
     Column("run_id", Uuid, nullable=False),
     Column("seq", Integer, nullable=False),
     Column("disposition", Text, nullable=False),
-    Column("event", Text, nullable=False, comment="The LoanDispositioned event as JSON."),
+    Column("report_rows", Text, nullable=False, comment="The loan's report rows as CSV text."),
+    Column(
+        "exceptions",
+        Text,
+        comment="JSON list of [type, category, severity, criteria, message]; null when none.",
+    ),
     Index("loans_run_seq", "run_id", "seq"),
 )
+
+
+# seq, disposition, report rows, exceptions (JSON or None): a loan as completion reads it.
+StoredLoan = tuple[int, str, str, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +123,15 @@ _STATE = (
 _ADD_LOANS = text(
     """
     WITH inserted AS (
-        INSERT INTO reporting.loans (loan_id, run_id, seq, disposition, event)
-        SELECT loan_id, :run_id, seq, disposition, event
+        INSERT INTO reporting.loans (loan_id, run_id, seq, disposition, report_rows, exceptions)
+        SELECT loan_id, :run_id, seq, disposition, report_rows, exceptions
         FROM unnest(
             CAST(:loan_ids AS uuid[]),
             CAST(:seqs AS integer[]),
             CAST(:dispositions AS text[]),
-            CAST(:events AS text[])
-        ) AS batch (loan_id, seq, disposition, event)
+            CAST(:report_rows AS text[]),
+            CAST(:exceptions AS text[])
+        ) AS batch (loan_id, seq, disposition, report_rows, exceptions)
         ON CONFLICT (loan_id) DO NOTHING
         RETURNING 1
     )
@@ -155,20 +166,20 @@ class ReportingRepository:
         ).one_or_none()
         return None if row is None else RunState(*row)
 
-    async def add_loans(self, run_id: UUID, events: Sequence[LoanDispositioned]) -> RunState:
-        """Store a batch's loans (idempotent) and count the newly inserted ones."""
+    async def add_loans(self, run_id: UUID, loans: Sequence[RenderedLoan]) -> RunState:
+        """Store a batch's rendered loans (idempotent) and count the newly inserted ones."""
         await self.ensure_run(run_id)
-        with gc_paused():
-            # The codec's text (`encode` is this, as UTF-8 bytes): no encode-decode round trip.
-            texts = [event.model_dump_json() for event in events]
         result = await self.connection.execute(
             _ADD_LOANS,
             {
                 "run_id": run_id,
-                "loan_ids": [event.loan.loan_id for event in events],
-                "seqs": [event.loan.seq for event in events],
-                "dispositions": [event.disposition for event in events],
-                "events": texts,
+                "loan_ids": [loan.loan_id for loan in loans],
+                "seqs": [loan.seq for loan in loans],
+                "dispositions": [loan.disposition for loan in loans],
+                "report_rows": [loan.text for loan in loans],
+                "exceptions": [
+                    dumps(loan.exceptions).decode() if loan.exceptions else None for loan in loans
+                ],
             },
         )
         return RunState(*result.one())
@@ -252,16 +263,16 @@ class ReportingRepository:
         )
         return (await self.connection.execute(statement)).one_or_none() is not None
 
-    async def stream_events(self, run_id: UUID, chunk: int) -> AsyncIterator[Sequence[str]]:
-        """The run's loan events as JSON, in tape order, `chunk` at a time (server-side cursor)."""
+    async def stream_loans(self, run_id: UUID, chunk: int) -> AsyncIterator[Sequence[StoredLoan]]:
+        """The run's stored loans in tape order, `chunk` at a time (server-side cursor)."""
         statement = (
-            select(loans.c.event)
+            select(loans.c.seq, loans.c.disposition, loans.c.report_rows, loans.c.exceptions)
             .where(loans.c.run_id == run_id)
             .order_by(loans.c.seq)
             .execution_options(yield_per=chunk)
         )
         result = await self.connection.stream(statement)
-        async for partition in result.scalars().partitions(chunk):
+        async for partition in result.partitions(chunk):
             yield partition
 
     async def try_lock(self, run_id: UUID) -> bool:

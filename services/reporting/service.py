@@ -16,15 +16,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar, cast
 from uuid import UUID
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.codec import decode
+from contracts.codec import loads
 from contracts.ids import event_id
-from contracts.loans import DispositionedBatch, LoanDispositioned, LoanPriced, PricedBatch
+from contracts.loans import (
+    Disposition,
+    DispositionedBatch,
+    LoanDispositioned,
+    LoanPriced,
+    PricedBatch,
+)
 from contracts.runs import (
     REPORT_KEYS,
     OutputsWritten,
@@ -44,8 +50,8 @@ from services.common.metrics import record_dispositions, record_run
 from services.common.storage import Storage, sha256_file
 from services.reporting.domain import RunTotals, disposition
 from services.reporting.errors import InconsistentRun, OutputUnavailable
-from services.reporting.reports import ReportWriter
-from services.reporting.repository import ReportingRepository, RunState
+from services.reporting.reports import ReportWriter, render
+from services.reporting.repository import ReportingRepository, RunState, StoredLoan
 from services.reporting.settings import ReportingSettings
 
 logger = logging.getLogger(__name__)
@@ -112,13 +118,13 @@ def report_files(
         yield paths, {key: stack.enter_context(paths[key].open("wb")) for key in REPORT_KEYS}
 
 
-def write_chunk(writer: ReportWriter, totals: RunTotals, events: Sequence[str]) -> None:
-    """Decode a chunk of stored loan events and feed them, in order, to the reports."""
+def write_chunk(writer: ReportWriter, totals: RunTotals, chunk: Sequence[StoredLoan]) -> None:
+    """Feed a chunk of stored loans, in tape order, to the reports and the run's totals."""
     with gc_paused():
-        for text in events:
-            loan = decode(text, LoanDispositioned)
-            writer.add(loan)
-            totals.add(loan)
+        for seq, disposition, text, stored_exceptions in chunk:
+            exceptions = () if stored_exceptions is None else loads(stored_exceptions)
+            writer.add_text(seq, cast(Disposition, disposition), text, exceptions)
+            totals.count(cast(Disposition, disposition), len(exceptions))
 
 
 class ReportingService:
@@ -143,11 +149,12 @@ class ReportingService:
         )
 
     async def on_priced(self, batch: PricedBatch) -> None:
-        """Disposition a priced batch, store its loans, publish them, complete the run if done."""
+        """Disposition, store and publish a priced batch; complete its run when every loan is in."""
         with gc_paused():
             output = dispositioned_batch(batch, self.clock())
+            rendered = [render(event) for event in output.events]
         async with self.engine.begin() as connection:
-            state = await ReportingRepository(connection).add_loans(batch.run_id, output.events)
+            state = await ReportingRepository(connection).add_loans(batch.run_id, rendered)
         await self.publisher.publish_batch(LOANS_DISPOSITIONED, output)
         record_dispositions(event.disposition for event in output.events)
         await self.complete_if_ready(state)
@@ -240,12 +247,12 @@ class ReportingService:
             with report_files(Path(directory)) as (paths, sinks):
                 writer, totals = ReportWriter(sinks), RunTotals()
                 async with self.engine.connect() as connection:
-                    stream = ReportingRepository(connection).stream_events(
+                    stream = ReportingRepository(connection).stream_loans(
                         run_id, self.settings.stream_chunk
                     )
-                    async for events in stream:
-                        # Decoding and CSV writing are CPU work: a thread keeps /health answering.
-                        await asyncio.to_thread(write_chunk, writer, totals, events)
+                    async for chunk in stream:
+                        # Writing is CPU work: a thread keeps /health answering.
+                        await asyncio.to_thread(write_chunk, writer, totals, chunk)
                 rows = writer.finish()
             if totals.total_loans != state.total_loans:
                 raise InconsistentRun(

@@ -15,10 +15,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from asgi_lifespan import LifespanManager
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.codec import decode, decode_union, encode
+from contracts.codec import decode, decode_union, dumps, encode
 from contracts.ids import event_id
 from contracts.loans import DispositionedBatch, LoanPriced, PricedBatch
 from contracts.runs import (
@@ -31,16 +31,25 @@ from contracts.runs import (
     TapeIngested,
 )
 from contracts.topics import LOANS_DISPOSITIONED, LOANS_PRICED, RUNS, Topic
+from services.cli.stack import databases
 from services.common.db import make_engine, upgrade
 from services.common.kafka import KafkaPublisher
 from services.common.storage import LocalStorage, S3Storage, Storage
 from services.pricing.domain import price
 from services.reporting.main import build_app
-from services.reporting.repository import metadata, runs
+from services.reporting.reports import render
+from services.reporting.repository import ReportingRepository, metadata, runs
 from services.reporting.service import ReportingService
 from services.reporting.settings import ReportingSettings
 from services.rules.domain import evaluate, load_rule_set
-from tests.factories import OCCURRED_AT, loan_priced, loan_record, run_params
+from tests.factories import (
+    OCCURRED_AT,
+    loan_dispositioned,
+    loan_exception,
+    loan_priced,
+    loan_record,
+    run_params,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -185,6 +194,62 @@ async def test_the_migrations_create_exactly_the_tables_the_repository_uses(
 
     async with engine.connect() as connection:
         assert await connection.run_sync(differences) == []
+
+
+async def test_upgrading_from_stored_events_renders_every_loan_as_the_service_would(
+    _postgres_server_url: str,
+) -> None:
+    name = f"test_migrate_{uuid4().hex[:12]}"
+    url = await databases.create_database(_postgres_server_url, name)
+    engine = make_engine(ReportingSettings(database_url=url))
+    run_id = uuid4()
+    stored = [
+        loan_dispositioned(loan_record(seq=1), run_id=run_id),
+        loan_dispositioned(
+            loan_record(seq=2, seller_loan_number="=cmd"),
+            exceptions=[loan_exception(), loan_exception("note_rate", severity="soft")],
+            disposition="rejected",
+            run_id=run_id,
+        ),
+    ]
+    try:
+        await upgrade(engine, "reporting", "0001")
+        async with engine.begin() as connection:
+            for loan in stored:
+                await connection.execute(
+                    text(
+                        "INSERT INTO reporting.loans (loan_id, run_id, seq, disposition, event) "
+                        "VALUES (:loan_id, :run_id, :seq, :disposition, :event)"
+                    ),
+                    {
+                        "loan_id": loan.loan.loan_id,
+                        "run_id": run_id,
+                        "seq": loan.loan.seq,
+                        "disposition": loan.disposition,
+                        "event": encode(loan).decode(),
+                    },
+                )
+        await upgrade(engine, "reporting")
+        async with engine.connect() as connection:
+            chunks = [
+                list(chunk)
+                async for chunk in ReportingRepository(connection).stream_loans(run_id, 10)
+            ]
+    finally:
+        await engine.dispose()
+        await databases.drop_database(_postgres_server_url, name)
+    expected = [render(loan) for loan in stored]
+    assert chunks == [
+        [
+            (
+                loan.seq,
+                loan.disposition,
+                loan.text,
+                None if not loan.exceptions else dumps(loan.exceptions).decode(),
+            )
+            for loan in expected
+        ]
+    ]
 
 
 async def test_run_completes_once_when_completion_is_observed_twice_and_batches_redelivered(
