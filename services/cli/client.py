@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,11 +19,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 from pydantic_settings import SettingsConfigDict
 
+from contracts import run_fold
 from contracts.codec import decode_union
+from contracts.run_fold import RunFacts
 from contracts.runs import (
     REPORT_KEYS,
     RUN_EVENT,
     OutputsWritten,
+    Phase,
     RunCompleted,
     RunFailed,
     RunReprocessRequested,
@@ -64,7 +67,7 @@ def load_settings(env_file: Path | None = None) -> CliSettings:
 
 @dataclass(frozen=True, slots=True)
 class RunView:
-    """One run folded from its `runs.v1` events."""
+    """One run folded from its `runs.v1` events, as the CLI shows it."""
 
     run_id: UUID
     status: str = "pending"
@@ -79,6 +82,8 @@ class RunView:
     dispositions: dict[str, int] = field(default_factory=dict)
     reports: dict[str, str] = field(default_factory=dict)
     updated_at: datetime | None = None
+    facts: RunFacts | None = field(default=None, repr=False)
+    """The fold behind the view (contracts.run_fold); None for a run no event has reached."""
 
     @property
     def finished(self) -> bool:
@@ -88,45 +93,51 @@ class RunView:
 
 def apply(view: RunView, event: Any) -> RunView:
     """The run after one more of its events."""
-    view = replace(view, updated_at=event.occurred_at)
-    match event:
-        case RunRequested():
-            return replace(view, created_at=event.created_at, source=f"folder:{event.folder}")
-        case RunReprocessRequested():
-            source = f"archive:{event.parent_run_id}"
-            return replace(view, created_at=event.created_at, source=source)
-        case RunRetryRequested():
-            return replace(view, status="pending", error=None, attempt=event.attempt)
-        case RunStarted():
-            source = f"{event.source.kind}:{event.source.location}"
-            return replace(
-                view,
-                status="running",
-                error=None,
-                created_at=event.created_at,
-                source=source,
-                attempt=event.attempt,
-                last_phase="ingest",
-            )
-        case TapeIngested():
-            return replace(view, total_loans=event.total_loans, total_balance=event.total_balance)
-        case RunFailed():
-            return replace(view, status="failed", error=event.error, last_phase=event.phase)
-        case OutputsWritten():
-            return replace(view, reports={report.key: report.uri for report in event.reports})
-        case RunCompleted():
-            return replace(
-                view,
-                status="completed",
-                error=None,
-                last_phase="archive",
-                total_loans=event.total_loans,
-                total_balance=event.total_balance,
-                exceptions_count=event.exceptions_count,
-                dispositions=event.dispositions.model_dump(),
-                reports={report.key: report.uri for report in event.reports},
-            )
-    return view
+    facts = run_fold.apply(event, view.facts or RunFacts(view.run_id))
+    return view_of(facts, updated_at=event.occurred_at)
+
+
+def view_of(facts: RunFacts, updated_at: datetime | None = None) -> RunView:
+    """The CLI's shape of a run's facts: a retried run is pending until it starts, fails or
+    completes again, and the phase shown is the one its latest milestone names."""
+    source = None if facts.source_kind is None else f"{facts.source_kind}:{facts.source_location}"
+    return RunView(
+        run_id=facts.run_id,
+        status="pending" if facts.retry_phase is not None else facts.status,
+        error=facts.error,
+        created_at=facts.created_at,
+        source=source,
+        attempt=facts.attempt,
+        last_phase=_milestone_phase(facts),
+        total_loans=facts.total_loans,
+        total_balance=facts.total_balance,
+        exceptions_count=facts.exceptions_count,
+        dispositions=_dispositions(facts),
+        reports={report.key: report.uri for report in facts.reports},
+        updated_at=updated_at,
+        facts=facts,
+    )
+
+
+def _dispositions(facts: RunFacts) -> dict[str, int]:
+    """Loans per disposition once the run has completed, else none."""
+    counts = {
+        "to_purchase": facts.to_purchase,
+        "projected": facts.projected,
+        "rejected": facts.rejected,
+    }
+    return {key: count for key, count in counts.items() if count is not None}
+
+
+def _milestone_phase(facts: RunFacts) -> Phase | None:
+    """Ingest once started, the failed phase (also while its retry waits), archive once done."""
+    if facts.status == "completed":
+        return "archive"
+    if facts.status == "failed":
+        return facts.failed_phase
+    if facts.retry_phase is not None:
+        return facts.retry_phase
+    return "ingest" if facts.status == "running" else None
 
 
 def fold(events: Iterable[Any]) -> dict[UUID, RunView]:

@@ -43,7 +43,7 @@ from services.gateway.routes import (
     runs,
     summary,
 )
-from services.gateway.security import HardeningSettings, SecurityHeadersMiddleware
+from services.gateway.security import SecurityHeadersMiddleware
 from services.gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
@@ -71,21 +71,14 @@ def create_app(
     publisher: Publisher | None = None,
     admin_routers: Sequence[APIRouter] = (),
     ready_checks: Sequence[ReadyCheck] = (),
-    hardening: HardeningSettings | None = None,
 ) -> FastAPI:
-    """The gateway app; storage and publisher default to those the settings name.
-
-    Rate limits apply unless `hardening.rate_limit_enabled` is False, or left unset in the
-    `test` environment (where one client makes every request of a suite).
-    """
+    """The gateway app; storage and publisher default to those the settings name."""
     config = settings or GatewaySettings()
-    guard = hardening or HardeningSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(config)
         app.state.settings = config
-        app.state.hardening = guard
         app.state.engine = engine
         app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         app.state.storage = storage or storage_from_settings(config)
@@ -137,18 +130,15 @@ def create_app(
     # rate limits, body limits.
     app.add_middleware(
         BodyLimitMiddleware,
-        max_bytes=guard.max_body_bytes,
+        max_bytes=config.max_body_bytes,
         path_limits={
             f"{API_PREFIX}/files/upload": config.upload_max_bytes + MULTIPART_OVERHEAD,
         },
     )
-    rate_limited = guard.rate_limit_enabled
-    if rate_limited is None:
-        rate_limited = config.environment != "test"
-    if rate_limited:
-        app.add_middleware(RateLimitMiddleware, settings=config, hardening=guard)
+    if config.rate_limited:
+        app.add_middleware(RateLimitMiddleware, settings=config)
     app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     # Outermost, so even the last-resort 500 of RequestIdMiddleware carries the headers.
-    app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=guard.hsts_seconds)
+    app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=config.hsts_seconds)
     return app

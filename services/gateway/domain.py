@@ -1,33 +1,21 @@
-"""A run's read model folded from its events on `runs.v1` (SPEC §3.7): pure, total, replayable.
+"""A run's read model (SPEC §3.7): the columns of the gateway `runs` table.
 
-Events of one run share a partition, so they arrive in order; every step is idempotent, so a
-re-delivered event leaves the state as it was.
+The rules that fold a run's events live in `contracts.run_fold`; this module only shapes its
+`RunFacts` as columns. The table keeps neither the reports (`report_files` has them) nor a
+pending retry (the API shows a retried run as running), so neither survives a stored row.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import singledispatch
-from typing import Literal
 from uuid import UUID
 
-from contracts.loans import RunParams
-from contracts.runs import (
-    PHASES,
-    OutputsWritten,
-    Phase,
-    RunCompleted,
-    RunFailed,
-    RunReprocessRequested,
-    RunRequested,
-    RunRetryRequested,
-    RunStarted,
-    TapeIngested,
-)
+from contracts.run_fold import RunFacts, RunStatus, SourceKind
+from contracts.run_fold import apply as apply_fact
+from contracts.run_fold import later_phase as later_phase  # re-exported: it was defined here
+from contracts.runs import Phase
 
-RunStatus = Literal["pending", "running", "completed", "failed"]
-RUN_STATUSES: tuple[RunStatus, ...] = ("pending", "running", "completed", "failed")
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -41,7 +29,7 @@ class RunState:
     last_phase: Phase | None = None
     failed_phase: Phase | None = None
     error: str | None = None
-    source_kind: str | None = None
+    source_kind: SourceKind | None = None
     source_location: str | None = None
     folder: str | None = None
     sales_team_id: str | None = None
@@ -76,8 +64,29 @@ class RunState:
 
 
 RUN_FIELDS = tuple(f.name for f in fields(RunState))
+# Columns that are facts as such; the weekday is derived from the creation time.
+_FACT_FIELDS = tuple(name for name in RUN_FIELDS if name in RunFacts.__dataclass_fields__)
 _LISTS = ("files", "archive_input", "archive_output")
 _DECIMALS = ("irr_target", "total_balance")
+
+
+def apply(event: object, state: RunState) -> RunState:
+    """The run after `event` (contracts.run_fold); events of other types leave it unchanged."""
+    return state_of(apply_fact(event, facts_of(state)))
+
+
+def facts_of(state: RunState) -> RunFacts:
+    """The facts a stored run holds (its creation time stands for when it was first seen)."""
+    return RunFacts(**{name: getattr(state, name) for name in _FACT_FIELDS})
+
+
+def state_of(facts: RunFacts) -> RunState:
+    """The columns of a run: a run never seen created dates from its first event."""
+    values = {name: getattr(facts, name) for name in _FACT_FIELDS}
+    created_at = facts.created_at or facts.first_seen_at
+    day, name = weekday(created_at) if created_at is not None else (None, None)
+    values.update(created_at=created_at, run_weekday=day, run_weekday_name=name)
+    return RunState(**values)
 
 
 def state_from_mapping(values: Mapping[str, object]) -> RunState:
@@ -115,158 +124,3 @@ def run_order(created_at: datetime) -> int:
     """Negated epoch microseconds: ascending order of it is newest-first order of runs."""
     delta = created_at.astimezone(UTC) - EPOCH
     return -((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
-
-
-def later_phase(current: Phase | None, reached: Phase) -> Phase:
-    """The further along of two phases (SPEC §3.7 order)."""
-    if current is None or PHASES.index(reached) > PHASES.index(current):
-        return reached
-    return current
-
-
-def _created(state: RunState, created_at: datetime) -> RunState:
-    day, name = weekday(created_at)
-    return replace(state, created_at=created_at, run_weekday=day, run_weekday_name=name)
-
-
-def _params(state: RunState, params: RunParams) -> RunState:
-    return replace(
-        state,
-        irr_target=params.irr_target,
-        pdate=params.pdate,
-        sales_team_id=params.sales_team_id,
-    )
-
-
-def _seen(state: RunState, occurred_at: datetime) -> RunState:
-    """A run first met through an event without a creation time dates from that event."""
-    return state if state.created_at is not None else _created(state, occurred_at)
-
-
-@singledispatch
-def apply(_event: object, state: RunState) -> RunState:
-    """The run after `event`; events of other types leave it unchanged."""
-    return state
-
-
-@apply.register
-def _(event: RunRequested, state: RunState) -> RunState:
-    state = _params(_created(state, event.created_at), event.params)
-    return replace(
-        state,
-        folder=event.folder,
-        source_kind="folder",
-        source_location=event.folder,
-        requested_by=event.requested_by,
-    )
-
-
-@apply.register
-def _(event: RunReprocessRequested, state: RunState) -> RunState:
-    state = _params(_created(state, event.created_at), event.params)
-    return replace(
-        state,
-        source_kind="archive",
-        source_location=str(event.parent_run_id),
-        parent_run_id=event.parent_run_id,
-        requested_by=event.requested_by,
-    )
-
-
-@apply.register
-def _(event: RunRetryRequested, state: RunState) -> RunState:
-    if event.attempt <= state.attempt or state.status != "failed":
-        return state
-    return replace(
-        state,
-        status="running",
-        attempt=event.attempt,
-        last_phase=event.phase,
-        failed_phase=None,
-        error=None,
-        completed_at=None,
-    )
-
-
-@apply.register
-def _(event: RunStarted, state: RunState) -> RunState:
-    state = _params(_created(state, event.created_at), event.params)
-    state = replace(
-        state,
-        source_kind=event.source.kind,
-        source_location=event.source.location,
-        folder=event.source.location if event.source.kind == "folder" else state.folder,
-        parent_run_id=event.parent_run_id or state.parent_run_id,
-        started_at=state.started_at or event.occurred_at,
-        last_phase=later_phase(state.last_phase, "ingest"),
-    )
-    if event.attempt > state.attempt:
-        return replace(state, status="running", attempt=event.attempt, error=None)
-    if event.attempt == state.attempt and state.status == "pending":
-        return replace(state, status="running")
-    return state
-
-
-@apply.register
-def _(event: TapeIngested, state: RunState) -> RunState:
-    state = _seen(state, event.occurred_at)
-    return replace(
-        state,
-        status="running" if state.status == "pending" else state.status,
-        total_loans=event.total_loans,
-        total_balance=event.total_balance,
-        batch_count=event.batch_count,
-        duplicates=event.duplicates,
-        files=tuple(event.files),
-        tape_ingested_at=event.occurred_at,
-        started_at=state.started_at or event.occurred_at,
-        last_phase=later_phase(state.last_phase, "ingest"),
-    )
-
-
-@apply.register
-def _(event: RunFailed, state: RunState) -> RunState:
-    state = _seen(state, event.occurred_at)
-    if event.attempt < state.attempt or state.status == "completed":
-        return state
-    return replace(
-        state,
-        status="failed",
-        attempt=event.attempt,
-        error=event.error,
-        failed_phase=event.phase,
-        last_phase=event.phase,
-        completed_at=event.occurred_at,
-    )
-
-
-@apply.register
-def _(event: OutputsWritten, state: RunState) -> RunState:
-    state = _seen(state, event.occurred_at)
-    return replace(
-        state,
-        outputs_written_at=event.occurred_at,
-        archive_input=tuple(event.archive_input),
-        archive_output=tuple(event.archive_output),
-        last_phase=later_phase(state.last_phase, "archive"),
-    )
-
-
-@apply.register
-def _(event: RunCompleted, state: RunState) -> RunState:
-    state = _seen(state, event.occurred_at)
-    return replace(
-        state,
-        status="completed",
-        error=None,
-        failed_phase=None,
-        total_loans=event.total_loans,
-        total_balance=event.total_balance,
-        exceptions_count=event.exceptions_count,
-        to_purchase=event.dispositions.to_purchase,
-        projected=event.dispositions.projected,
-        rejected=event.dispositions.rejected,
-        completed_at=event.completed_at,
-        started_at=state.started_at or event.occurred_at,
-        last_phase=later_phase(state.last_phase, "archive"),
-    )

@@ -23,7 +23,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.identity.tokens import InvalidToken, verify_token
 from services.gateway.middleware import error_response
-from services.gateway.security import HardeningSettings
 from services.gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ class Limits:
     api: Limit
 
     @classmethod
-    def from_settings(cls, settings: HardeningSettings) -> Limits:
+    def from_settings(cls, settings: GatewaySettings) -> Limits:
         """Parse every limit of the settings."""
         return cls(
             login=Limit("login", parse(settings.rate_limit_login), per_ip=True),
@@ -102,13 +101,12 @@ class RateLimitMiddleware:
         self,
         app: ASGIApp,
         settings: GatewaySettings,
-        hardening: HardeningSettings,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
         self.settings = settings
-        self.limits = Limits.from_settings(hardening)
-        self.limiter = MovingWindowRateLimiter(async_storage(hardening.rate_limit_storage))
+        self.limits = Limits.from_settings(settings)
+        self.limiter = MovingWindowRateLimiter(async_storage(settings.rate_limit_storage))
         self.clock = clock
 
     def identity(self, scope: Scope, limit: Limit) -> str:

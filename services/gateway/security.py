@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import time
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,32 +30,6 @@ STATIC_HEADERS: tuple[tuple[str, str], ...] = (
     ("Cross-Origin-Embedder-Policy", "require-corp"),
     ("Cache-Control", "no-store"),
 )
-
-
-class HardeningSettings(BaseSettings):
-    """Security headers, rate limits and body limits of the gateway (env prefix `GATEWAY_`)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="GATEWAY_", env_file=".env", extra="ignore", populate_by_name=True
-    )
-
-    hsts_seconds: int = Field(
-        0, ge=0, description="Strict-Transport-Security max-age; 0 sends none (plain HTTP)."
-    )
-    max_body_bytes: int = Field(
-        1024 * 1024, gt=0, description="Largest request body outside uploads (413 beyond)."
-    )
-    rate_limit_enabled: bool | None = Field(
-        None, description="Whether rate limits apply; unset: everywhere but `environment=test`."
-    )
-    rate_limit_storage: str = Field(
-        "memory://",
-        description="`limits` storage URI; `redis://host:6379` lets replicas share limits.",
-    )
-    rate_limit_login: str = Field("10/minute", description="Logins per client IP.")
-    rate_limit_runs: str = Field("5/minute", description="Pipeline run requests per user.")
-    rate_limit_uploads: str = Field("20/minute", description="File uploads per user.")
-    rate_limit_api: str = Field("100/minute", description="Other API requests per user.")
 
 
 def security_headers(path: str, hsts_seconds: int = 0) -> list[tuple[str, str]]:

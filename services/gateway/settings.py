@@ -50,11 +50,38 @@ class GatewaySettings(ServiceSettings):
     projector_poll_ms: int = Field(200, gt=0, description="How long one poll waits for records.")
     projector_fetch_max_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Bytes per fetch.")
 
+    # Hardening (SPEC §5): security headers, request body limits, rate limits.
+    hsts_seconds: int = Field(
+        0, ge=0, description="Strict-Transport-Security max-age; 0 sends none (plain HTTP)."
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024, gt=0, description="Largest request body outside uploads (413 beyond)."
+    )
+    rate_limit_enabled: bool | None = Field(
+        None, description="Whether rate limits apply; unset: everywhere but `environment=test`."
+    )
+    rate_limit_storage: str = Field(
+        "memory://",
+        description="`limits` storage URI; `redis://host:6379` lets replicas share limits.",
+    )
+    rate_limit_login: str = Field("10/minute", description="Logins per client IP.")
+    rate_limit_runs: str = Field("5/minute", description="Pipeline run requests per user.")
+    rate_limit_uploads: str = Field("20/minute", description="File uploads per user.")
+    rate_limit_api: str = Field("100/minute", description="Other API requests per user.")
+
     @model_validator(mode="after")
     def _require_secret_in_production(self) -> "GatewaySettings":
         if self.jwt_secret is None and self.environment == "production":
             raise ValueError("GATEWAY_JWT_SECRET must be set in production")
         return self
+
+    @property
+    def rate_limited(self) -> bool:
+        """Whether rate limits apply: as configured, else everywhere but the `test` environment
+        (where one client makes every request of a suite)."""
+        if self.rate_limit_enabled is None:
+            return self.environment != "test"
+        return self.rate_limit_enabled
 
     @property
     def signing_key(self) -> str:

@@ -9,7 +9,6 @@ from pydantic_settings import BaseSettings
 
 from services.cli.client import CliSettings
 from services.cli.stack.settings import StackSettings
-from services.gateway.security import HardeningSettings
 from services.gateway.settings import GatewaySettings
 from services.ingest.settings import IngestSettings
 from services.pricing.settings import PricingSettings
@@ -23,7 +22,6 @@ SETTINGS: tuple[type[BaseSettings], ...] = (
     PricingSettings,
     ReportingSettings,
     GatewaySettings,
-    HardeningSettings,
     StackSettings,
     CliSettings,
 )

@@ -52,13 +52,9 @@ def redact(name: str, value: Any) -> Any:
     return _URL_PASSWORD.sub(rf"\g<head>{REDACTED}@", text)
 
 
-def redacted_config(*settings: BaseModel) -> dict[str, Any]:
-    """Every field of the given settings, redacted."""
-    merged: dict[str, Any] = {}
-    for model in settings:
-        for name in type(model).model_fields:
-            merged[name] = redact(name, getattr(model, name))
-    return merged
+def redacted_config(settings: BaseModel) -> dict[str, Any]:
+    """Every field of the settings, redacted."""
+    return {name: redact(name, getattr(settings, name)) for name in type(settings).model_fields}
 
 
 @router.get("/health/detailed")
@@ -92,10 +88,9 @@ async def detailed_health(request: Request, settings: SettingsDep) -> JSONRespon
 
 
 @router.get("/config")
-async def config(request: Request, settings: SettingsDep) -> dict[str, Any]:
+async def config(settings: SettingsDep) -> dict[str, Any]:
     """The running configuration, with every secret replaced by `***`."""
-    extra = getattr(request.app.state, "hardening", None)
-    return redacted_config(settings, *((extra,) if extra is not None else ()))
+    return redacted_config(settings)
 
 
 @router.get("/system")

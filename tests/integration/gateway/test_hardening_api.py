@@ -15,7 +15,6 @@ from fastapi import APIRouter
 
 from services.common.logs import JsonFormatter
 from services.gateway.app import create_app
-from services.gateway.security import HardeningSettings
 from services.gateway.settings import GatewaySettings
 
 pytestmark = pytest.mark.integration
@@ -33,8 +32,10 @@ async def crash() -> None:
 @pytest.fixture(scope="module")
 async def limited(migrated: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway with the production rate limits switched on, in its own memory store."""
-    hardening = HardeningSettings(rate_limit_enabled=True, rate_limit_storage="memory://")
-    app = create_app(migrated, hardening=hardening, admin_routers=[broken])
+    hardened = migrated.model_copy(
+        update={"rate_limit_enabled": True, "rate_limit_storage": "memory://"}
+    )
+    app = create_app(hardened, admin_routers=[broken])
     async with LifespanManager(app):
         transport = httpx.ASGITransport(app=app, client=("192.0.2.10", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:

@@ -8,6 +8,7 @@ from contracts.ids import event_id
 from contracts.loans import RunParams
 from contracts.runs import (
     Dispositions,
+    OutputsWritten,
     ReportFile,
     RunCompleted,
     RunFailed,
@@ -151,3 +152,37 @@ def test_runs_are_kept_apart_by_run_id() -> None:
     assert runs[other].status == "pending"
     assert runs[RUN].status == "failed"
     assert RunView(other).status == "pending"
+
+
+def outputs() -> OutputsWritten:
+    keys = ("purchase_tape", "projected_tape", "rejection_report", "exception_summary")
+    return OutputsWritten(
+        **envelope("run.outputs_written"),
+        reports=tuple(report(key) for key in keys),
+        archive_input=(),
+        archive_output=(),
+    )
+
+
+def test_a_retried_run_is_pending_at_its_failed_phase_until_it_starts_again() -> None:
+    retry = RunRetryRequested(**envelope("run.retry_requested", 2), attempt=2, phase="ingest")
+    waiting = fold([requested(), started(), failed(), retry])[RUN]
+    restarted = apply(waiting, started(2))
+
+    assert (waiting.status, waiting.last_phase, waiting.attempt) == ("pending", "ingest", 2)
+    assert (restarted.status, restarted.last_phase) == ("running", "ingest")
+
+
+def test_a_running_run_shows_the_phase_of_its_latest_milestone() -> None:
+    written = fold([requested(), started(), ingested(), outputs()])[RUN]
+
+    assert (written.status, written.last_phase) == ("running", "ingest")
+    assert written.reports["purchase_tape"] == f"/srv/storage/outputs/{RUN}/purchase_tape.csv"
+    assert written.dispositions == {}
+
+
+def test_a_tape_pushed_again_after_completion_stays_completed() -> None:
+    view = fold([requested(), started(), ingested(), completed(), started(), ingested()])[RUN]
+
+    assert (view.status, view.last_phase, view.error) == ("completed", "archive", None)
+    assert view.finished

@@ -15,7 +15,7 @@ from services.gateway.identity.tokens import issue_token
 from services.gateway.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from services.gateway.ratelimit import Limits, RateLimitMiddleware, async_storage
 from services.gateway.routes.admin_ops import REDACTED, redact, redacted_config
-from services.gateway.security import API_CSP, DOCS_CSP, HardeningSettings
+from services.gateway.security import API_CSP, DOCS_CSP
 from services.gateway.security import SecurityHeadersMiddleware as Headers
 from services.gateway.settings import GatewaySettings
 
@@ -25,7 +25,7 @@ SETTINGS = GatewaySettings(
 )
 
 
-def hardened_app(hardening: HardeningSettings) -> FastAPI:
+def hardened_app(hardening: GatewaySettings) -> FastAPI:
     """A tiny API behind the gateway's middlewares, in the gateway's order."""
     app = FastAPI()
 
@@ -50,15 +50,17 @@ def hardened_app(hardening: HardeningSettings) -> FastAPI:
         return {"status": "ok"}
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=hardening.max_body_bytes)
-    app.add_middleware(RateLimitMiddleware, settings=SETTINGS, hardening=hardening)
+    app.add_middleware(RateLimitMiddleware, settings=hardening)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(Headers, hsts_seconds=hardening.hsts_seconds)
     return app
 
 
-def hardening(**values: object) -> HardeningSettings:
-    """Hardening settings with small limits and a private in-memory counter store."""
+def hardening(**values: object) -> GatewaySettings:
+    """Gateway settings with small limits and a private in-memory counter store."""
     defaults: dict[str, object] = {
+        "jwt_secret": SETTINGS.jwt_secret,
+        "environment": "test",
         "rate_limit_enabled": True,
         "rate_limit_storage": "memory://",
         "rate_limit_login": "3/minute",
@@ -67,7 +69,7 @@ def hardening(**values: object) -> HardeningSettings:
         "max_body_bytes": 1000,
     }
     defaults.update(values)
-    return HardeningSettings(**defaults)  # type: ignore[arg-type]
+    return GatewaySettings(**defaults)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -198,7 +200,7 @@ async def test_a_streamed_body_over_the_limit_answers_413(client: httpx.AsyncCli
 
 
 def test_every_api_path_maps_to_exactly_the_limit_the_spec_names() -> None:
-    limits = Limits.from_settings(HardeningSettings())
+    limits = Limits.from_settings(GatewaySettings())
     assert limits.for_request("POST", "/api/auth/login") is limits.login
     assert limits.for_request("POST", "/api/pipeline/run") is limits.runs
     assert limits.for_request("POST", "/api/files/upload") is limits.uploads
@@ -233,9 +235,16 @@ def test_redacted_config_never_contains_a_configured_secret_value() -> None:
         admin_password="hunter2-admin",  # type: ignore[arg-type]
         database_url="postgresql+asyncpg://app:dbpass99@db/loans",
     )
-    config = redacted_config(settings, HardeningSettings())
+    config = redacted_config(settings)
     text = repr(config)
     for secret in ("topsecret-signing-key", "hunter2-admin", "dbpass99"):
         assert secret not in text
     assert config["jwt_secret"] == REDACTED
     assert config["rate_limit_api"] == "100/minute"
+
+
+def test_rate_limits_apply_everywhere_but_the_test_environment_unless_configured() -> None:
+    assert GatewaySettings(environment="development").rate_limited
+    assert not GatewaySettings(environment="test").rate_limited
+    assert GatewaySettings(environment="test", rate_limit_enabled=True).rate_limited
+    assert not GatewaySettings(environment="development", rate_limit_enabled=False).rate_limited
