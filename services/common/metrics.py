@@ -117,6 +117,11 @@ RUN_DURATION = Histogram(
     buckets=RUN_BUCKETS,
     registry=REGISTRY,
 )
+TAPES_EXPIRED = Counter(
+    "loan_engine_tapes_expired_total",
+    "Producer tapes dropped because their end marker did not come within the TTL.",
+    registry=REGISTRY,
+)
 HTTP_REQUESTS = Counter(
     "loan_engine_http_requests_total",
     "HTTP requests answered, by route template, method and status code.",
@@ -227,6 +232,11 @@ def record_run(status: str, duration_seconds: float | None = None) -> None:
     RUNS_TOTAL.labels(status).inc()
     if duration_seconds is not None:
         RUN_DURATION.observe(max(duration_seconds, 0.0))
+
+
+def record_tape_expired() -> None:
+    """Count one producer tape expired without its end marker (ingest)."""
+    TAPES_EXPIRED.inc()
 
 
 def record_projection_lag(topic: str, record_timestamp_ms: int, now: float | None = None) -> None:

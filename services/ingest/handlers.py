@@ -2,7 +2,8 @@
 
 Producer tapes use a plain consumer because its offsets are committed by rule, not per message:
 only up to a point no spooled tape straddles (services.ingest.spool), so a lost spool is rebuilt
-by replaying the topic.
+by replaying the topic. After every poll the consumer expires open tapes that waited too long for
+their end marker, and commits past them at once: a crashed producer holds no partition back.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 from pydantic import ValidationError
@@ -32,7 +34,7 @@ from services.common.consumer import (
 )
 from services.common.dead_letters import PublishDeadLetter, build_dead_letter, reason_of
 from services.common.kafka import batch_headers
-from services.common.metrics import record_consumed
+from services.common.metrics import record_consumed, record_tape_expired
 from services.common.storage import InvalidPath, safe_key
 from services.common.tracing import consumer_span, record_attributes
 from services.ingest.service import IngestService, SendBatch
@@ -166,6 +168,48 @@ class TapeConsumer:
             polled = await self.consumer.getmany(timeout_ms=1000)
             for partition, records in polled.items():
                 await self.handle(partition, records)
+            try:
+                await self.expire_open_tapes()
+            except KafkaError as error:
+                # A rebalance took a partition mid-way: its next reader replays it and commits.
+                logger.warning(
+                    "tape expiry interrupted by a rebalance", extra={"error": type(error).__name__}
+                )
+
+    async def expire_open_tapes(self) -> None:
+        """Expire tapes whose end marker is overdue and commit past them.
+
+        Only on partitions read to their end: a backlog (ingest was down or busy) may hold the
+        end marker, so ingest's own delays never expire a tape.
+        """
+        caught_up = {tp.partition: tp for tp in await self._caught_up()}
+        now = self.service.clock()
+        ttl = self.settings.open_tape_ttl_seconds
+        expired = self.spool.expire(now, ttl, caught_up.keys())
+        for tape in expired:
+            record_tape_expired()
+            logger.warning(
+                "open tape expired without an end marker; its rows were dropped",
+                extra={
+                    "tape_id": tape.tape_id,
+                    "partition": tape.partition,
+                    "rows_dropped": tape.rows,
+                    "ttl_seconds": ttl,
+                    "last_row_at": tape.arrived_at.isoformat(),
+                },
+            )
+        for number in sorted({tape.partition for tape in expired}):
+            partition = caught_up[number]
+            await self._commit(partition, await self.consumer.position(partition))
+
+    async def _caught_up(self) -> list[TopicPartition]:
+        """This consumer's partitions with nothing left to read (as of the last fetch)."""
+        marks = {tp: self.consumer.highwater(tp) for tp in sorted(self.consumer.assignment())}
+        found: list[TopicPartition] = []
+        for partition, highwater in marks.items():
+            if highwater is not None and await self.consumer.position(partition) >= highwater:
+                found.append(partition)
+        return found
 
     async def handle(
         self, partition: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]
@@ -190,12 +234,12 @@ class TapeConsumer:
                     )
                 )
                 continue
-            self.spool.add(rows)
+            self.spool.add(rows, self.service.clock())
             rows = []
             if not await self._end(message, record):
                 self.consumer.seek(partition, record.offset)
                 return
-        self.spool.add(rows)
+        self.spool.add(rows, self.service.clock())
         await self._commit(partition, records[-1].offset + 1)
 
     async def _end(self, end: TapeEnd, record: ConsumerRecord[bytes, bytes]) -> bool:

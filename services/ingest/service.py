@@ -49,6 +49,7 @@ from services.ingest.spool import (
     EndedTape,
     Spool,
     already_handled,
+    expired_message,
     incomplete_message,
     tape_attempt,
 )
@@ -76,6 +77,10 @@ def utc_now() -> datetime:
 
 class IncompleteTape(TapeError):
     """A producer's tape whose rows 1..N did not all arrive, or with rows beyond N."""
+
+
+class TapeExpired(TapeError):
+    """A producer's tape whose end marker came after its rows had expired and been dropped."""
 
 
 def tape_file_name(tape_id: str) -> str:
@@ -243,7 +248,9 @@ class IngestService:
     ) -> None:
         """A producer's end marker: the tape's run, unless this marker was already handled."""
         previous = self.spool.ended(end.tape_id)
-        if already_handled(previous, partition, offset):
+        if previous is not None and already_handled(previous, partition, offset):
+            # The replay spooled the tape's rows again: close it again, or it stays open.
+            self.spool.end(end.tape_id, previous)
             logger.info(
                 "end marker already handled",
                 extra={"tape_id": end.tape_id, "partition": partition, "offset": offset},
@@ -289,6 +296,9 @@ class IngestService:
         sender = self._sender(started)
         name = tape_file_name(tape_id)
         try:
+            expired = self.spool.expired(tape_id)
+            if expired is not None:
+                raise TapeExpired(expired_message(expired))
             found = self.spool.completeness(tape_id, rows, self.settings.missing_rows_shown)
             if not found.complete:
                 raise IncompleteTape(incomplete_message(tape_id, found))

@@ -37,6 +37,14 @@ class IngestSettings(ServiceSettings):
     missing_rows_shown: int = Field(
         10, description="How many missing row numbers a failed tape's error names."
     )
+    open_tape_ttl_seconds: int = Field(
+        86_400,
+        gt=0,
+        description=(
+            "A producer tape expires (rows dropped, commit released) when its newest row was "
+            "spooled longer ago than this and ingest has read its partition to the end."
+        ),
+    )
 
     @property
     def spool_path(self) -> Path:

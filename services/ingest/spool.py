@@ -6,14 +6,21 @@ an ended tape whose end marker lies beyond that point. A lost spool is therefore
 replaying the topic from the committed offset: every end marker replayed finds all of its rows
 replayed before it. Re-delivered rows are harmless (INSERT OR IGNORE by tape and row number) and
 rows may arrive in any order.
+
+An open tape whose end marker never comes would hold its partition's commit back forever, so it
+expires: once its newest row was spooled (ingest's wall clock when it first read that offset; a
+replay does not count) longer ago than the TTL, its rows and its hold on the commit are dropped
+and the expiry is remembered, so a late end marker fails its run with a clear error. Replayed
+rows of the expired push stay dropped; a row at a later offset starts the tape afresh.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -33,7 +40,18 @@ CREATE TABLE IF NOT EXISTS tape_rows (
 CREATE TABLE IF NOT EXISTS open_tapes (
     tape_id TEXT PRIMARY KEY,
     partition INTEGER NOT NULL,
-    first_offset INTEGER NOT NULL
+    first_offset INTEGER NOT NULL,
+    last_offset INTEGER NOT NULL,
+    arrived_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS expired_tapes (
+    tape_id TEXT PRIMARY KEY,
+    partition INTEGER NOT NULL,
+    last_offset INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    arrived_at REAL NOT NULL,
+    expired_at REAL NOT NULL,
+    ttl_seconds INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tape_spans (
     partition INTEGER NOT NULL,
@@ -70,7 +88,24 @@ def connect(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.executescript(SCHEMA)
     connection.commit()
+    _add_expiry_columns(connection)
     return connection
+
+
+def _add_expiry_columns(connection: sqlite3.Connection) -> None:
+    """Upgrade a spool written before tapes expired: its open tapes' clocks start now."""
+    columns = {column[1] for column in connection.execute("PRAGMA table_info(open_tapes)")}
+    if "arrived_at" in columns:
+        return
+    with connection:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(
+            "ALTER TABLE open_tapes ADD COLUMN last_offset INTEGER NOT NULL DEFAULT 0"
+        )
+        connection.execute("ALTER TABLE open_tapes ADD COLUMN arrived_at REAL NOT NULL DEFAULT 0")
+        connection.execute(
+            "UPDATE open_tapes SET last_offset = first_offset, arrived_at = ?", (time.time(),)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +147,19 @@ class EndedTape:
     rows: int
 
 
+@dataclass(frozen=True, slots=True)
+class ExpiredTape:
+    """An open tape dropped because its end marker did not come within the TTL."""
+
+    tape_id: str
+    partition: int
+    last_offset: int
+    rows: int
+    arrived_at: datetime
+    expired_at: datetime
+    ttl_seconds: int
+
+
 def incomplete_message(tape_id: str, found: Completeness) -> str:
     """The user-facing reason a tape is incomplete: the first few rows at fault and how many."""
     parts: list[str] = []
@@ -125,6 +173,19 @@ def incomplete_message(tape_id: str, found: Completeness) -> str:
         f"tape {tape_id!r} is incomplete: its end marker says {found.expected} rows but "
         + " and ".join(parts)
     )
+
+
+def expired_message(tape: ExpiredTape) -> str:
+    """The user-facing reason a late end marker fails its run: the tape must be pushed again."""
+    return (
+        f"tape {tape.tape_id!r} expired after {_counted(tape.ttl_seconds, 'second')} without an "
+        f"end marker ({_counted(tape.rows, 'spooled row')} dropped); "
+        "push the tape again: all of its rows, then its end marker"
+    )
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _listed(rows: tuple[int, ...], count: int) -> str:
@@ -161,20 +222,86 @@ class Spool:
         """Close the database."""
         self.connection.close()
 
-    def add(self, rows: Iterable[SpooledRow]) -> None:
-        """Spool rows and note the first offset of each tape they open; commits."""
+    def add(self, rows: Iterable[SpooledRow], arrived_at: datetime) -> None:
+        """Spool rows read at `arrived_at` and note the offsets of each tape they open; commits.
+
+        A tape's arrival moves only with an offset it has not seen: a replay keeps no tape alive.
+        Rows of an expired tape up to its last offset replay the dropped push and stay dropped; a
+        later row starts the tape afresh.
+        """
         rows = list(rows)
+        expired = self._expired_offsets({row.tape_id for row in rows}) if rows else {}
+        fresh = [row for row in rows if not _replays_expired(row, expired)]
+        tapes: dict[str, tuple[int, int, int]] = {}
+        for row in fresh:
+            partition, first, last = tapes.get(row.tape_id, (row.partition, row.offset, row.offset))
+            tapes[row.tape_id] = (partition, min(first, row.offset), max(last, row.offset))
         with self.connection:
             self.connection.executemany(
                 "INSERT OR IGNORE INTO tape_rows (tape_id, row, fields) VALUES (?, ?, ?)",
-                [(row.tape_id, row.row, orjson.dumps(row.fields)) for row in rows],
+                [(row.tape_id, row.row, orjson.dumps(row.fields)) for row in fresh],
             )
             self.connection.executemany(
-                "INSERT INTO open_tapes (tape_id, partition, first_offset) VALUES (?, ?, ?) "
-                "ON CONFLICT (tape_id) DO UPDATE SET "
-                "first_offset = min(first_offset, excluded.first_offset)",
-                [(row.tape_id, row.partition, row.offset) for row in rows],
+                "INSERT INTO open_tapes (tape_id, partition, first_offset, last_offset, arrived_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tape_id) DO UPDATE SET"
+                " first_offset = min(first_offset, excluded.first_offset),"
+                " last_offset = max(last_offset, excluded.last_offset),"
+                " arrived_at = CASE WHEN excluded.last_offset > last_offset"
+                " THEN excluded.arrived_at ELSE arrived_at END",
+                [
+                    (tape_id, partition, first, last, arrived_at.timestamp())
+                    for tape_id, (partition, first, last) in tapes.items()
+                ],
             )
+            self.connection.executemany(
+                "DELETE FROM expired_tapes WHERE tape_id = ?",
+                [(tape_id,) for tape_id in tapes.keys() & expired.keys()],
+            )
+
+    def expire(
+        self, now: datetime, ttl_seconds: int, partitions: Collection[int]
+    ) -> list[ExpiredTape]:
+        """Drop the open tapes of `partitions` whose newest row arrived over `ttl_seconds` before
+        `now`: their rows and their hold on the commit. Each expiry is remembered; commits."""
+        if not partitions:
+            return []
+        found = self.connection.execute(
+            "SELECT tape_id, partition, last_offset, arrived_at FROM open_tapes"
+            " WHERE arrived_at < ? AND partition IN (SELECT value FROM json_each(?))"
+            " ORDER BY partition, first_offset",
+            (now.timestamp() - ttl_seconds, orjson.dumps(sorted(partitions)).decode()),
+        ).fetchall()
+        expired: list[ExpiredTape] = []
+        with self.connection:
+            for tape_id, partition, last_offset, arrived_at in found:
+                rows = self._scalar("SELECT count(*) FROM tape_rows WHERE tape_id = ?", tape_id)
+                record = (tape_id, partition, last_offset, rows, arrived_at, now.timestamp())
+                self.connection.execute(
+                    "INSERT OR REPLACE INTO expired_tapes VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (*record, ttl_seconds),
+                )
+                self.connection.execute("DELETE FROM tape_rows WHERE tape_id = ?", (tape_id,))
+                self.connection.execute("DELETE FROM open_tapes WHERE tape_id = ?", (tape_id,))
+                expired.append(_expired_tape(*record, ttl_seconds))
+        return expired
+
+    def expired(self, tape_id: str) -> ExpiredTape | None:
+        """The tape's expiry, if it expired and has not been pushed again since."""
+        found = self.connection.execute(
+            "SELECT tape_id, partition, last_offset, rows, arrived_at, expired_at, ttl_seconds"
+            " FROM expired_tapes WHERE tape_id = ?",
+            (tape_id,),
+        ).fetchone()
+        return None if found is None else _expired_tape(*found)
+
+    def _expired_offsets(self, tape_ids: Collection[str]) -> dict[str, tuple[int, int]]:
+        """Where each expired tape among `tape_ids` had its last row: (partition, offset)."""
+        found = self.connection.execute(
+            "SELECT tape_id, partition, last_offset FROM expired_tapes"
+            " WHERE tape_id IN (SELECT value FROM json_each(?))",
+            (orjson.dumps(list(tape_ids)).decode(),),
+        )
+        return {tape_id: (partition, offset) for tape_id, partition, offset in found}
 
     def completeness(self, tape_id: str, expected: int, shown: int) -> Completeness:
         """Which of rows 1..expected are missing and which rows lie beyond, the first `shown`."""
@@ -309,6 +436,33 @@ class Spool:
 
     def _scalar(self, sql: str, *params: Any) -> Any:
         return self.connection.execute(sql, params).fetchone()[0]
+
+
+def _expired_tape(
+    tape_id: str,
+    partition: int,
+    last_offset: int,
+    rows: int,
+    arrived_at: float,
+    expired_at: float,
+    ttl_seconds: int,
+) -> ExpiredTape:
+    """An `expired_tapes` row (times in Unix seconds) as an ExpiredTape."""
+    return ExpiredTape(
+        tape_id,
+        partition,
+        last_offset,
+        rows,
+        datetime.fromtimestamp(arrived_at, UTC),
+        datetime.fromtimestamp(expired_at, UTC),
+        ttl_seconds,
+    )
+
+
+def _replays_expired(row: SpooledRow, expired: dict[str, tuple[int, int]]) -> bool:
+    """Whether a row is a redelivery of an expired tape's dropped push."""
+    where = expired.get(row.tape_id)
+    return where is not None and row.partition == where[0] and row.offset <= where[1]
 
 
 class StartedRuns:

@@ -20,8 +20,10 @@ from contracts.ids import event_id, loan_id, tape_run_id
 from contracts.loans import IngestedBatch
 from contracts.runs import RUN_EVENT, RunFailed, RunStarted, TapeIngested
 from contracts.topics import DEAD_LETTERS, LOAN_TAPES, LOANS_INGESTED, RUNS
+from services.common.metrics import REGISTRY
 from services.ingest.main import build_app
 from services.ingest.settings import IngestSettings
+from services.ingest.spool import Spool, expired_message
 
 pytestmark = pytest.mark.integration
 
@@ -343,6 +345,56 @@ async def test_a_lost_spool_is_rebuilt_from_the_topic_because_open_tapes_hold_th
     (ingested,) = watcher.events(run_id, TapeIngested)
     assert ingested.total_loans == 2
     assert second_row.offset > first_row.offset
+
+
+async def test_a_tape_whose_end_marker_never_comes_expires_and_may_be_pushed_again(
+    settings_for: Callable[[str], IngestSettings],
+    apps: IngestApps,
+    producer: ForeignProducer,
+    watcher: Watcher,
+) -> None:
+    settings = settings_for("state").model_copy(update={"open_tape_ttl_seconds": 1})
+    expired_before = REGISTRY.get_sample_value("loan_engine_tapes_expired_total") or 0
+    app = await apps.start(settings)
+    tape_id = f"T-{uuid4().hex[:8]}"
+    run_id = tape_run_id(tape_id)
+    await producer.row(tape_id, 1, ROWS[1])
+    last_row = await producer.row(tape_id, 2, ROWS[2])
+    partition = TopicPartition(settings.topic(LOAN_TAPES), last_row.partition)
+
+    # Nothing else arrives on the partition: only the expiry can move the commit past the tape.
+    await until_committed(settings, partition, last_row.offset + 1)
+    spool = Spool(settings.spool_path)
+    try:
+        assert list(spool.rows(tape_id)) == []
+        expired = spool.expired(tape_id)
+    finally:
+        spool.close()
+    assert expired is not None and expired.ttl_seconds == 1
+    assert (REGISTRY.get_sample_value("loan_engine_tapes_expired_total") or 0) > expired_before
+
+    late_end = await producer.end(tape_id, 2)
+    await watcher.until(watcher.ended(run_id))
+    (failed,) = watcher.events(run_id, RunFailed)
+    assert failed.phase == "ingest"
+    assert failed.error == expired_message(expired)
+    assert failed.error.startswith(
+        f"tape {tape_id!r} expired after 1 second without an end marker ("
+    )
+    assert failed.error.endswith("push the tape again: all of its rows, then its end marker")
+    await until_committed(settings, partition, late_end.offset + 1)
+
+    await apps.stop(app)  # a TTL long enough for the new push to reach its end marker
+    await apps.start(settings_for("state"))
+    await producer.row(tape_id, 2, ROWS[2])
+    await producer.row(tape_id, 1, ROWS[1])
+    await producer.end(tape_id, 2)
+
+    await watcher.until(lambda: bool(watcher.events(run_id, TapeIngested)))
+    (ingested,) = watcher.events(run_id, TapeIngested)
+    assert ingested.total_loans == 2
+    assert [started.attempt for started in watcher.events(run_id, RunStarted)] == [1, 2]
+    assert [loan.row for loan in watcher.loans(run_id)] == [1, 2]
 
 
 async def until_committed(

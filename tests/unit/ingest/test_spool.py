@@ -1,20 +1,25 @@
-"""The producer-tape spool: idempotent rows, completeness, and the offset it is safe to commit."""
+"""The producer-tape spool: idempotent rows, completeness, the offset it is safe to commit, and
+the expiry of tapes whose end marker never comes."""
 
-from datetime import UTC, datetime
+import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from services.ingest.spool import (
     EndedTape,
+    ExpiredTape,
     Spool,
     SpooledRow,
     already_handled,
+    expired_message,
     incomplete_message,
     tape_attempt,
 )
 
 AT = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+TTL = 60
 
 
 @pytest.fixture
@@ -26,19 +31,23 @@ def row(tape_id: str, number: int, offset: int, partition: int = 0) -> SpooledRo
     return SpooledRow(tape_id, number, {"Loan Number": f"L-{number}"}, partition, offset)
 
 
+def later(seconds: int) -> datetime:
+    return AT + timedelta(seconds=seconds)
+
+
 def ended(offset: int, *, failed: bool = False, attempt: int = 1) -> EndedTape:
     return EndedTape(0, offset, AT, attempt, failed, 3)
 
 
 def test_rows_arrive_in_any_order_and_a_repeat_changes_nothing(spool: Spool) -> None:
-    spool.add([row("T", 3, 10), row("T", 1, 11), row("T", 2, 12), row("T", 1, 13)])
+    spool.add([row("T", 3, 10), row("T", 1, 11), row("T", 2, 12), row("T", 1, 13)], AT)
 
     assert [number for number, _ in spool.rows("T")] == [1, 2, 3]
     assert spool.completeness("T", 3, 10).complete
 
 
 def test_completeness_names_the_first_missing_rows_and_counts_them_all(spool: Spool) -> None:
-    spool.add([row("T", 2, 1), row("T", 5, 2), row("T", 9, 3)])
+    spool.add([row("T", 2, 1), row("T", 5, 2), row("T", 9, 3)], AT)
 
     found = spool.completeness("T", 8, 3)
 
@@ -55,14 +64,15 @@ def test_columns_are_listed_in_order_of_first_appearance(spool: Spool) -> None:
         [
             SpooledRow("T", 2, {"B": "2", "C": "x"}, 0, 1),
             SpooledRow("T", 1, {"A": "1", "B": "1"}, 0, 2),
-        ]
+        ],
+        AT,
     )
 
     assert spool.columns("T") == ["A", "B", "C"]
 
 
 def test_the_commit_stays_at_the_first_row_of_a_tape_still_open(spool: Spool) -> None:
-    spool.add([row("T", 1, 5), row("T", 2, 9)])
+    spool.add([row("T", 1, 5), row("T", 2, 9)], AT)
 
     assert spool.committable(0, 12) == 5
     assert spool.committable(1, 12) == 12
@@ -71,8 +81,8 @@ def test_the_commit_stays_at_the_first_row_of_a_tape_still_open(spool: Spool) ->
 def test_the_commit_never_lands_inside_an_ended_tape_whose_end_lies_beyond_it(
     spool: Spool,
 ) -> None:
-    spool.add([row("B", 1, 50)])
-    spool.add([row("A", 1, 100)])
+    spool.add([row("B", 1, 50)], AT)
+    spool.add([row("A", 1, 100)], AT)
     spool.end("B", ended(150))
 
     # A is open from 100; B ran from 50 to 150, so a replay from 100 would miss B's rows.
@@ -82,7 +92,7 @@ def test_the_commit_never_lands_inside_an_ended_tape_whose_end_lies_beyond_it(
 def test_an_ended_tape_no_longer_holds_the_commit_once_nothing_straddles_it(
     spool: Spool,
 ) -> None:
-    spool.add([row("T", 1, 5), row("T", 2, 6)])
+    spool.add([row("T", 1, 5), row("T", 2, 6)], AT)
     spool.end("T", ended(7))
 
     assert spool.committable(0, 8) == 8
@@ -91,7 +101,7 @@ def test_an_ended_tape_no_longer_holds_the_commit_once_nothing_straddles_it(
 
 
 def test_a_completed_tape_drops_its_rows_and_a_failed_one_keeps_them(spool: Spool) -> None:
-    spool.add([row("OK", 1, 1), row("BAD", 2, 2)])
+    spool.add([row("OK", 1, 1), row("BAD", 2, 2)], AT)
 
     spool.end("OK", ended(3))
     spool.end("BAD", ended(4, failed=True))
@@ -112,7 +122,7 @@ def test_a_tapes_first_end_creates_its_run_and_a_push_after_a_failure_is_the_nex
 def test_the_state_survives_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "ingest.sqlite3"
     first = Spool(path)
-    first.add([row("T", 1, 5)])
+    first.add([row("T", 1, 5)], AT)
     first.close()
 
     again = Spool(path)
@@ -127,3 +137,88 @@ def test_an_end_marker_at_or_before_the_last_one_handled_is_a_redelivery() -> No
     assert not already_handled(ended(7), 0, 8)
     assert not already_handled(ended(7), 1, 3)
     assert not already_handled(None, 0, 7)
+
+
+def test_an_open_tape_expires_once_its_newest_row_arrived_longer_ago_than_the_ttl(
+    spool: Spool,
+) -> None:
+    spool.add([row("T", 1, 5), row("T", 2, 6)], AT)
+
+    assert spool.expire(later(TTL), TTL, {0}) == []
+    (expired,) = spool.expire(later(TTL + 1), TTL, {0})
+
+    assert expired == ExpiredTape("T", 0, 6, 2, AT, later(TTL + 1), TTL)
+    assert spool.expired("T") == expired
+    assert list(spool.rows("T")) == []
+    assert spool.committable(0, 9) == 9
+
+
+def test_a_new_row_keeps_a_tape_open_but_a_replayed_one_does_not(spool: Spool) -> None:
+    spool.add([row("T", 1, 5), row("T", 2, 6)], AT)
+    spool.add([row("T", 3, 7)], later(30))
+
+    assert spool.expire(later(TTL + 1), TTL, {0}) == []
+    spool.add([row("T", 1, 5), row("T", 2, 6), row("T", 3, 7)], later(TTL + 10))
+    (expired,) = spool.expire(later(30 + TTL + 1), TTL, {0})
+
+    assert (expired.arrived_at, expired.rows) == (later(30), 3)
+
+
+def test_only_the_partitions_given_expire(spool: Spool) -> None:
+    spool.add([row("ON-1", 1, 5, partition=1)], AT)
+    spool.add([row("ON-0", 1, 5, partition=0)], AT)
+
+    assert [tape.tape_id for tape in spool.expire(later(TTL + 1), TTL, {0})] == ["ON-0"]
+    assert spool.expire(later(TTL + 1), TTL, set()) == []
+    assert spool.committable(1, 9) == 5
+
+
+def test_an_expired_tapes_replayed_rows_stay_dropped_and_a_later_row_starts_it_afresh(
+    spool: Spool,
+) -> None:
+    spool.add([row("T", 1, 5), row("T", 2, 6)], AT)
+    spool.expire(later(TTL + 1), TTL, {0})
+
+    spool.add([row("T", 1, 5), row("T", 2, 6)], later(TTL + 2))
+
+    assert list(spool.rows("T")) == []
+    assert spool.committable(0, 9) == 9
+    assert spool.expired("T") is not None
+
+    spool.add([row("T", 1, 20)], later(TTL + 3))
+
+    assert [number for number, _ in spool.rows("T")] == [1]
+    assert spool.expired("T") is None
+    assert spool.committable(0, 21) == 20
+
+
+def test_an_expired_tape_says_how_long_it_waited_and_that_it_must_be_pushed_again() -> None:
+    many = ExpiredTape("T-1", 0, 6, 2, AT, later(TTL + 1), 86_400)
+    one = ExpiredTape("T-1", 0, 6, 1, AT, later(TTL + 1), 1)
+
+    assert expired_message(many) == (
+        "tape 'T-1' expired after 86400 seconds without an end marker (2 spooled rows dropped); "
+        "push the tape again: all of its rows, then its end marker"
+    )
+    assert "after 1 second without an end marker (1 spooled row dropped)" in expired_message(one)
+
+
+def test_a_spool_written_before_tapes_expired_is_upgraded_and_its_open_tapes_wait_a_full_ttl(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ingest.sqlite3"
+    legacy = sqlite3.connect(path)
+    legacy.executescript(
+        "CREATE TABLE open_tapes (tape_id TEXT PRIMARY KEY, partition INTEGER NOT NULL,"
+        " first_offset INTEGER NOT NULL);"
+        "INSERT INTO open_tapes VALUES ('T', 0, 5);"
+    )
+    legacy.close()
+
+    spool = Spool(path)
+    spool.add([row("T", 1, 5)], AT)
+
+    assert spool.committable(0, 9) == 5
+    now = datetime.now(UTC)
+    assert spool.expire(now, 3_600, {0}) == []
+    assert [tape.tape_id for tape in spool.expire(now + timedelta(hours=2), 3_600, {0})] == ["T"]
