@@ -1,5 +1,6 @@
 """The producer contract on `loan-tapes.v1` (SPEC §2): rows, then an end marker."""
 
+import json
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -33,3 +34,17 @@ class TapeEnd(Contract):
 
 TapeMessage = Annotated[TapeRow | TapeEnd, Field(discriminator="kind")]
 TAPE_MESSAGE = TypeAdapter(TapeMessage)
+
+
+def decode_tape_message(data: bytes | str) -> TapeRow | TapeEnd:
+    """A producer record's value as a tape message; raises pydantic's ValidationError.
+
+    pydantic-core reads a JSON number for a Decimal through a binary float, so an end marker
+    (one per tape) is read again with every number as its exact decimal text: `irr_target` sent
+    as `8.050000000000000000001` stays exactly that. Rows carry text only and take the fast path.
+    """
+    message: TapeRow | TapeEnd = TAPE_MESSAGE.validate_json(data)
+    if isinstance(message, TapeEnd):
+        exact = json.loads(data, parse_float=Decimal)
+        message = TapeEnd.model_validate(exact)
+    return message

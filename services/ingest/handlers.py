@@ -24,7 +24,7 @@ from contracts.codec import decode, encode, loads
 from contracts.ids import batch_key
 from contracts.loans import IngestedBatch
 from contracts.runs import RunReprocessRequested, RunRequested, RunRetryRequested, RunStarted
-from contracts.tapes import TAPE_MESSAGE, TapeEnd, TapeRow
+from contracts.tapes import TapeEnd, TapeRow, decode_tape_message
 from contracts.topics import LOAN_TAPES, LOANS_INGESTED, RUNS
 from services.common.consumer import (
     RetryPolicy,
@@ -86,7 +86,7 @@ def subscribe_runs(
 def check_tape_message(record: ConsumerRecord[bytes, bytes]) -> TapeRow | TapeEnd:
     """A producer record as a tape message; UndecodableMessage says what is wrong with it."""
     try:
-        message = TAPE_MESSAGE.validate_json(record.value or b"")
+        message = decode_tape_message(record.value or b"")
     except ValidationError as error:
         raise UndecodableMessage(f"not a valid tape message: {error}") from error
     key = record.key.decode("utf-8", "replace") if record.key is not None else None

@@ -9,7 +9,7 @@ from contracts.codec import decode, decode_union, encode
 from contracts.ids import event_id
 from contracts.loans import RunParams
 from contracts.runs import RUN_EVENT, TapeIngested
-from contracts.tapes import TAPE_MESSAGE, TapeEnd, TapeRow
+from contracts.tapes import TAPE_MESSAGE, TapeEnd, TapeRow, decode_tape_message
 
 RUN = UUID("0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d")
 
@@ -68,3 +68,23 @@ def test_irr_target_outside_zero_to_hundred_is_rejected() -> None:
 def test_unknown_fields_are_refused_so_a_contract_change_is_a_new_version() -> None:
     with pytest.raises(ValidationError):
         decode(encode(tape_ingested("1")).replace(b"}", b',"surprise":1}', 1), TapeIngested)
+
+
+def test_an_end_marker_irr_target_sent_as_a_json_number_keeps_every_digit() -> None:
+    end = (
+        b'{"kind": "end", "tape_id": "T-1", "rows": 3, "pdate": "2026-11-23",'
+        b' "irr_target": 8.050000000000000000001}'
+    )
+    parsed = decode_tape_message(end)
+    assert isinstance(parsed, TapeEnd)
+    assert parsed.irr_target == Decimal("8.050000000000000000001")
+
+
+def test_decoding_a_tape_message_still_refuses_what_the_contract_refuses() -> None:
+    with pytest.raises(ValidationError):
+        decode_tape_message(b'{"kind": "end", "tape_id": "T-1", "rows": 3, "pdate": "x"}')
+    with pytest.raises(ValidationError):
+        decode_tape_message(
+            b'{"kind": "end", "tape_id": "T-1", "rows": 3, "pdate": "2026-11-23",'
+            b' "irr_target": 100}'
+        )
