@@ -1,14 +1,18 @@
-"""Session infrastructure for integration tests: a real Kafka broker and a real PostgreSQL.
+"""Session infrastructure for integration tests: a real Kafka broker, PostgreSQL and Redis.
 
-Each is found in this order: the environment (`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`); else
-testcontainers when a Docker engine answers; else the project's own local stack (started through
-`services.cli.stack`, reused when already up, stopped at the end if this session started it).
+Each is found in this order: the environment (`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`,
+`REDIS_URL`); else testcontainers when a Docker engine answers; else the project's own local stack
+(started through `services.cli.stack`, reused when already up, stopped at the end if this session
+started it) or, for Redis, Debian's `redis-server` started for the session on a free loopback port.
 Every fixture here is lazy: a unit test that asks for none of them starts nothing.
 """
 
 import asyncio
 import os
+import shutil
 import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -100,6 +104,69 @@ def _postgres_server_url(docker_available: bool) -> Iterator[str]:
 
     with infra.postgres_for_tests() as url:
         yield url
+
+
+def free_loopback_port() -> int:
+    """A TCP port nothing listens on at this moment."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def redis_answers(port: int) -> bool:
+    """Whether a Redis server on loopback answers PING."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(docker_available: bool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real Redis server for this test session (`redis://host:port`)."""
+    from_env = os.environ.get("REDIS_URL")
+    if from_env:
+        yield from_env
+        return
+    if docker_available:
+        from testcontainers.core.container import DockerContainer
+        from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+
+        # The Redis module of testcontainers needs redis-py; a log line is enough to wait on.
+        container = (
+            DockerContainer("redis:7")
+            .with_exposed_ports(6379)
+            .waiting_for(LogMessageWaitStrategy("Ready to accept connections"))
+        )
+        with container:
+            host, port = container.get_container_host_ip(), container.get_exposed_port(6379)
+            yield f"redis://{host}:{port}"
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server not found: run scripts/bootstrap, or set REDIS_URL")
+    directory = tmp_path_factory.mktemp("redis")
+    port = free_loopback_port()
+    command = [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory)]
+    command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+    with (directory / "redis.log").open("wb") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while not redis_answers(port):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"redis-server did not start: see {directory / 'redis.log'}")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 @pytest.fixture(scope="session")

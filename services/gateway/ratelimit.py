@@ -4,19 +4,27 @@ Counters live in a `limits` storage named by a URI: `memory://` for one process,
 so that every gateway replica counts against the same windows. A refused request answers 429 with
 `Retry-After` and `X-RateLimit-Limit/Remaining/Reset`; allowed ones carry the `X-RateLimit-*`
 headers too, so clients can pace themselves.
+
+A storage URI that `limits` cannot use fails the gateway's startup with a message naming
+GATEWAY_RATE_LIMIT_STORAGE. A storage that does not answer fails open: the startup log and every
+request it could not count say so at ERROR, and requests are answered without rate limits (and
+without `X-RateLimit-*` headers) until it answers again. Readiness does not depend on it, so an
+outage of the shared store never takes every replica out of the load balancer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, WindowStats, parse
 from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +36,9 @@ from services.gateway.settings import GatewaySettings
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api"
+# A request waits at most this long for its counters: a slow store must not slow the API down.
+STORAGE_TIMEOUT_SECONDS = 0.5
+STARTUP_CHECK_SECONDS = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +87,16 @@ def async_storage(uri: str) -> Storage:
     return storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")  # type: ignore[return-value]
 
 
+def storage_label(uri: str) -> str:
+    """A storage URI fit for a log line: its password, if any, replaced by `***`."""
+    scheme, separator, rest = uri.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    if not (separator and at and colon):
+        return uri
+    return f"{scheme}://{user}:***@{host}"
+
+
 def client_ip(scope: Scope) -> str:
     """The peer address (a proxy in front must be trusted through uvicorn's forwarded headers)."""
     client = scope.get("client")
@@ -106,8 +127,17 @@ class RateLimitMiddleware:
         self.app = app
         self.settings = settings
         self.limits = Limits.from_settings(settings)
-        self.limiter = MovingWindowRateLimiter(async_storage(settings.rate_limit_storage))
         self.clock = clock
+        self.storage = storage_label(settings.rate_limit_storage)
+        self.limiter: MovingWindowRateLimiter | None = None
+        self.unusable: str | None = None
+        try:
+            self.limiter = MovingWindowRateLimiter(async_storage(settings.rate_limit_storage))
+        except ConfigurationError as error:
+            # Raised here (Starlette builds middlewares on its first call), uvicorn would take it
+            # for "lifespan unsupported" and answer 500 to every request; startup fails instead.
+            reason = str(error).replace(settings.rate_limit_storage, self.storage)
+            self.unusable = f"GATEWAY_RATE_LIMIT_STORAGE={self.storage} is not usable: {reason}"
 
     def identity(self, scope: Scope, limit: Limit) -> str:
         """Who a request is counted for: its IP for per-IP limits and anonymous callers."""
@@ -115,7 +145,46 @@ class RateLimitMiddleware:
             return f"user:{user}"
         return f"ip:{client_ip(scope)}"
 
+    async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Fail startup on an unusable storage URI; say whether the storage answers."""
+        if self.limiter is None:
+            await receive()  # lifespan.startup
+            await send({"type": "lifespan.startup.failed", "message": self.unusable})
+            raise ConfigurationError(self.unusable)
+        try:
+            async with asyncio.timeout(STARTUP_CHECK_SECONDS):
+                reachable = await self.limiter.storage.check()
+        except Exception:  # any failure means the same: the storage does not answer
+            reachable = False
+        if reachable:
+            logger.info("rate limit storage ready", extra={"storage": self.storage})
+        else:
+            logger.error(
+                "rate limit storage unreachable; requests are not rate limited until it answers",
+                extra={"storage": self.storage},
+            )
+        await self.app(scope, receive, send)
+
+    async def count(self, limit: Limit, who: str) -> tuple[bool, WindowStats] | None:
+        """Count a request: whether it is allowed and its window; None when the storage failed."""
+        try:
+            if self.limiter is None:
+                raise ConfigurationError(self.unusable)
+            async with asyncio.timeout(STORAGE_TIMEOUT_SECONDS):
+                allowed = await self.limiter.hit(limit.item, limit.name, who)
+                stats = await self.limiter.get_window_stats(limit.item, limit.name, who)
+        except Exception as error:  # fail open: a rate-limit outage must not be an API outage
+            logger.error(
+                "rate limit storage unavailable; request not rate limited",
+                extra={"limit": limit.name, "storage": self.storage, "error": repr(error)[:200]},
+            )
+            return None
+        return allowed, stats
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -124,8 +193,11 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         who = self.identity(scope, limit)
-        allowed = await self.limiter.hit(limit.item, limit.name, who)
-        stats = await self.limiter.get_window_stats(limit.item, limit.name, who)
+        counted = await self.count(limit, who)
+        if counted is None:
+            await self.app(scope, receive, send)
+            return
+        allowed, stats = counted
         reset = max(math.ceil(stats.reset_time - self.clock()), 0)
         headers = {
             "X-RateLimit-Limit": str(limit.item.amount),

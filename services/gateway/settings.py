@@ -62,7 +62,10 @@ class GatewaySettings(ServiceSettings):
     )
     rate_limit_storage: str = Field(
         "memory://",
-        description="`limits` storage URI; `redis://host:6379` lets replicas share limits.",
+        description=(
+            "`limits` storage URI; `redis://host:6379` lets replicas share limits (while it is"
+            " down, requests go unlimited and each logs an error; an unusable URI stops startup)."
+        ),
     )
     rate_limit_login: str = Field("10/minute", description="Logins per client IP.")
     rate_limit_runs: str = Field("5/minute", description="Pipeline run requests per user.")
