@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.net import free_port, stop
+
 T = TypeVar("T")
 
 
@@ -106,13 +108,6 @@ def _postgres_server_url(docker_available: bool) -> Iterator[str]:
         yield url
 
 
-def free_loopback_port() -> int:
-    """A TCP port nothing listens on at this moment."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def redis_answers(port: int) -> bool:
     """Whether a Redis server on loopback answers PING."""
     try:
@@ -148,7 +143,7 @@ def redis_url(docker_available: bool, tmp_path_factory: pytest.TempPathFactory) 
     if binary is None:
         pytest.fail("redis-server not found: run scripts/bootstrap, or set REDIS_URL")
     directory = tmp_path_factory.mktemp("redis")
-    port = free_loopback_port()
+    port = free_port()
     command = [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory)]
     command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
     with (directory / "redis.log").open("wb") as log:
@@ -161,12 +156,7 @@ def redis_url(docker_available: bool, tmp_path_factory: pytest.TempPathFactory) 
             time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}"
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Loopback helpers for tests that start real processes."""
 
 import socket
+import subprocess
 import urllib.error
 import urllib.request
 
@@ -19,3 +20,13 @@ def answers(url: str) -> bool:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Terminate a process started by a test; kill it when it does not stop in time."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -25,7 +25,7 @@ from services.common import metrics
 from services.common.metrics import REGISTRY, EventMetricsMiddleware, HttpMetricsMiddleware
 from services.common.settings import ServiceSettings
 from services.common.tracing import KafkaTracingMiddleware, setup_tracing, start_span
-from tests.net import free_port
+from tests.net import free_port, stop
 from tests.unit.observability.fakes import FakeConsumer
 from tests.unit.observability.monitoring_files import (
     ALERT_RULES,
@@ -223,12 +223,7 @@ def prometheus_url(tmp_path: Path, metrics_port: int) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 

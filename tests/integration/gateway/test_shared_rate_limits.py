@@ -17,7 +17,7 @@ from limits.errors import ConfigurationError
 
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
-from tests.conftest import free_loopback_port
+from tests.net import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +95,7 @@ async def test_a_rate_limit_storage_that_is_down_is_logged_and_requests_still_an
     caplog: pytest.LogCaptureFixture,
     down: str,
 ) -> None:
-    port = silent_port if down == "silent" else free_loopback_port()
+    port = silent_port if down == "silent" else free_port()
     caplog.set_level(logging.INFO, logger=RATE_LIMIT_LOGGER)
     async with replicas(migrated, f"redis://127.0.0.1:{port}", count=1) as (client,):
         at_startup = [r.getMessage() for r in caplog.records if r.name == RATE_LIMIT_LOGGER]
