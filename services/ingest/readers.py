@@ -52,7 +52,7 @@ _BROKEN_XLSX = (
 class ReadLimits:
     """Bounds that stop an absurd or hostile file from eating the machine."""
 
-    max_rows: int = 2_000_000
+    max_rows: int = 5_000_000
     max_columns: int = 1_000
     max_unpacked_bytes: int = 2 * 1024**3
 
@@ -82,7 +82,7 @@ def _checked(name: str, rows: Iterator[list[str]], limits: ReadLimits) -> Iterat
     for cells in rows:
         count += 1
         if count > limits.max_rows + 1:
-            raise UnreadableTape(name, f"has more than {limits.max_rows} rows")
+            raise UnreadableTape(name, f"has more than {limits.max_rows} data rows, the limit")
         # Trailing empty cells carry nothing (the normaliser pads short rows) but spreadsheets
         # are full of them: formatted cells far to the right must not count as columns.
         while cells and not cells[-1]:

@@ -231,7 +231,7 @@ class IngestService:
                         # traceback still holds them.
                         with (
                             path.open("rb") as stream,
-                            closing(read_rows(name, stream)) as rows,
+                            closing(read_rows(name, stream, self.settings.read_limits)) as rows,
                         ):
                             await sender.send_all(normaliser.file(name, rows))
                 await self._ingested(started, sender, normaliser, names)

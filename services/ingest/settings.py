@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
+from services.ingest.readers import ReadLimits
 
 
 class IngestSettings(ServiceSettings):
@@ -45,6 +46,19 @@ class IngestSettings(ServiceSettings):
             "spooled longer ago than this and ingest has read its partition to the end."
         ),
     )
+
+    max_rows: int = Field(
+        5_000_000, gt=0, description="Most data rows one tape file may have (after its header)."
+    )
+    max_columns: int = Field(1_000, gt=0, description="Most columns one tape file may have.")
+    max_unpacked_bytes: int = Field(
+        2 * 1024**3, gt=0, description="Most bytes an XLSX file may unpack to (zip bombs)."
+    )
+
+    @property
+    def read_limits(self) -> ReadLimits:
+        """The bounds a tape file is read within."""
+        return ReadLimits(self.max_rows, self.max_columns, self.max_unpacked_bytes)
 
     @property
     def spool_path(self) -> Path:

@@ -94,6 +94,7 @@ def ingest_settings(
         storage_root=root / "storage",
         state_dir=root / "state",
         loan_batch_size=2,
+        max_rows=50,
         http_port=0,
     )
 
@@ -243,8 +244,24 @@ async def test_a_redelivered_request_publishes_the_same_event_ids_again(
         ({"tape.csv": (HEADER + "L-1,caf\xe9,1,1,700,SFR,NY\n").encode("latin-1")}, "not UTF-8"),
         ({"tape.csv": b"Loan Amount,loan_amount\n1,2\n"}, "'Loan Amount' and 'loan_amount'"),
         ({"tape.xlsx": b"PK\x03\x04 not really a workbook"}, "not a readable XLSX"),
+        (
+            {
+                "tape.csv": (
+                    HEADER + "".join(f"L-{n},1,1,1,700,SFR,NY\n" for n in range(51))
+                ).encode()
+            },
+            "more than 50 data rows",
+        ),
     ],
-    ids=["empty-folder", "no-tape-files", "header-only", "not-utf8", "column-clash", "bad-xlsx"],
+    ids=[
+        "empty-folder",
+        "no-tape-files",
+        "header-only",
+        "not-utf8",
+        "column-clash",
+        "bad-xlsx",
+        "over-INGEST_MAX_ROWS",
+    ],
 )
 async def test_a_folder_that_cannot_be_read_fails_the_run_with_a_clear_error(
     ingest_settings: IngestSettings,

@@ -194,7 +194,7 @@ def test_a_file_with_more_rows_than_the_limit_fails() -> None:
     data = b"Name\r\n" + b"x\r\n" * 11
 
     assert len(rows_of("tape.csv", data, ReadLimits(max_rows=11))) == 12
-    with pytest.raises(UnreadableTape, match="more than 10 rows"):
+    with pytest.raises(UnreadableTape, match="more than 10 data rows"):
         rows_of("tape.csv", data, ReadLimits(max_rows=10))
 
 
@@ -417,7 +417,7 @@ def test_a_row_far_below_the_data_is_stopped_at_the_row_limit() -> None:
         f'<row r="1">{inline("A1", "A")}</row><row r="1048576">{number("A1048576", "1")}</row>'
     )
 
-    with pytest.raises(UnreadableTape, match="more than 1000 rows"):
+    with pytest.raises(UnreadableTape, match="more than 1000 data rows"):
         rows_of("tape.xlsx", workbook_bytes([("tape", sheet)]), ReadLimits(max_rows=1_000))
 
 
