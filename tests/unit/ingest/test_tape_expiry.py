@@ -80,6 +80,12 @@ def push_rows(spool: Spool, first_offset: int, arrived_at: datetime = AT) -> Non
     )
 
 
+def push_rows_and_expire(spool: Spool) -> None:
+    """Rows 1 and 2 of the tape from offset 5, then its expiry on partition 0."""
+    push_rows(spool, 5)
+    spool.expire(AT + timedelta(seconds=TTL + 1), TTL, {0})
+
+
 def end_marker() -> TapeEnd:
     return TapeEnd(tape_id=TAPE, rows=2, pdate=date(2026, 11, 23))
 
@@ -87,8 +93,7 @@ def end_marker() -> TapeEnd:
 async def test_a_late_end_marker_fails_the_run_saying_the_tape_expired_and_must_be_pushed_again(
     service: IngestService, publisher: RecordingPublisher
 ) -> None:
-    push_rows(service.spool, 5)
-    service.spool.expire(AT + timedelta(seconds=TTL + 1), TTL, {0})
+    push_rows_and_expire(service.spool)
 
     await service.on_tape_end(end_marker(), 0, 9, AT)
 
@@ -107,8 +112,7 @@ async def test_a_late_end_marker_fails_the_run_saying_the_tape_expired_and_must_
 async def test_a_tape_pushed_again_after_it_expired_is_ingested_as_the_runs_next_attempt(
     service: IngestService, publisher: RecordingPublisher
 ) -> None:
-    push_rows(service.spool, 5)
-    service.spool.expire(AT + timedelta(seconds=TTL + 1), TTL, {0})
+    push_rows_and_expire(service.spool)
     await service.on_tape_end(end_marker(), 0, 9, AT)
 
     push_rows(service.spool, 10)
@@ -122,8 +126,7 @@ async def test_a_tape_pushed_again_after_it_expired_is_ingested_as_the_runs_next
 async def test_a_tape_never_ended_before_it_expired_is_a_fresh_run_when_pushed_again(
     service: IngestService, publisher: RecordingPublisher
 ) -> None:
-    push_rows(service.spool, 5)
-    service.spool.expire(AT + timedelta(seconds=TTL + 1), TTL, {0})
+    push_rows_and_expire(service.spool)
 
     push_rows(service.spool, 10)
     await service.on_tape_end(end_marker(), 0, 12, AT)
