@@ -19,14 +19,11 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from contextlib import ExitStack, closing
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -41,7 +38,8 @@ from contracts.loans import LoanDispositioned, RunParams
 from contracts.runs import REPORT_KEYS
 from services.cli.client import CliSettings, RunLog, load_settings
 from services.cli.pipeline import request
-from services.cli.stack import databases, supervisor, topics
+from services.cli.stack import databases, ports, supervisor, topics
+from services.cli.stack.services import answers
 from services.common.storage import LocalStorage
 from services.ingest.domain import Normaliser
 from services.ingest.duplicates import SqliteDuplicateIndex
@@ -102,22 +100,6 @@ class PeakRss:
                 self.cpu_seconds[name] = times.user + times.system
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def answers(url: str) -> bool:
-    """Whether GET `url` answers 200."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def digests(paths: dict[str, Path]) -> dict[str, str]:
     """sha256 of each report file."""
     return {key: hashlib.sha256(path.read_bytes()).hexdigest() for key, path in paths.items()}
@@ -159,12 +141,12 @@ def plain_loop(tape: Path, out_dir: Path) -> tuple[float, int, dict[str, str]]:
 def start_workers(env: dict[str, str], logs: Path, spawned: dict[str, supervisor.Spawned]) -> None:
     """Spawn the four workers into `spawned` and wait until each answers /health/ready."""
     for name, module in WORKERS.items():
-        port = free_port()
+        port = ports.free_port()
         worker_env = {**env, f"{name.upper()}_HTTP_PORT": str(port)}
         argv = [sys.executable, "-m", module]
         spawned[name] = supervisor.spawn(argv, logs / f"{name}.log", env=worker_env, cwd=PROJECT)
         url = f"http://127.0.0.1:{port}/health/ready"
-        if not supervisor.wait_until(lambda url=url: answers(url), timeout=120):
+        if not supervisor.wait_until(lambda url=url: answers(url, timeout=2.0), timeout=120):
             log = supervisor.tail(logs / f"{name}.log")
             raise RuntimeError(f"{name} never became ready:\n{log}")
 

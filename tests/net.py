@@ -1,25 +1,16 @@
-"""Loopback helpers for tests that start real processes."""
+"""Loopback helpers for tests that start real processes (the stack's own, where it has them)."""
 
-import socket
 import subprocess
-import urllib.error
-import urllib.request
 
+from services.cli.stack.ports import free_port
+from services.cli.stack.services import answers as answers_within
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+__all__ = ["answers", "free_port", "stop"]
 
 
 def answers(url: str) -> bool:
-    """Whether GET `url` answers 200 within two seconds."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+    """Whether GET `url` answers 2xx within two seconds."""
+    return answers_within(url, timeout=2.0)
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:

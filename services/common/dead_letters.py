@@ -90,6 +90,22 @@ def build_dead_letter(
     )
 
 
+def dead_letter_of(
+    record: Any, *, service: str, reason: str, occurred_at: datetime, topic: str | None = None
+) -> DeadLetter:
+    """The dead letter of one consumed Kafka record (`topic` overrides the record's own)."""
+    return build_dead_letter(
+        service=service,
+        reason=reason,
+        topic=record.topic if topic is None else topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        occurred_at=occurred_at,
+    )
+
+
 def records_of(message: StreamMessage[Any]) -> tuple[Any, ...]:
     """The Kafka records behind a FastStream message (one, or several for batch subscribers)."""
     raw = message.raw_message
@@ -136,15 +152,8 @@ class DeadLetterMiddleware:
     async def send(self, message: StreamMessage[Any], reason: str) -> None:
         """Dead-letter every record behind `message`."""
         for record in records_of(message):
-            letter = build_dead_letter(
-                service=self.service,
-                reason=reason,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=record.key,
-                value=record.value,
-                occurred_at=self.clock(),
+            letter = dead_letter_of(
+                record, service=self.service, reason=reason, occurred_at=self.clock()
             )
             # Counted by EventMetricsMiddleware when it sees the publish to dead-letters.v1.
             await self.publish(letter)

@@ -19,6 +19,7 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.common.cells import guard
 from services.gateway.repository.facts import (
     ExceptionFilters,
     exception_key,
@@ -39,16 +40,13 @@ COLUMNS = (
     "disposition",
     "created_at",
 )
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 PAGE_ROWS = 1000
 CHUNK = 256 * 1024
 
 
 def escape_cell(value: Any) -> Any:
     """A cell value safe to open in a spreadsheet: text that could start a formula gets a `'`."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
+    return guard(value) if isinstance(value, str) else value
 
 
 def _cells(row: Any) -> list[Any]:

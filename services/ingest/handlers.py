@@ -32,7 +32,7 @@ from services.common.consumer import (
     consumer_options,
     retry_transient,
 )
-from services.common.dead_letters import PublishDeadLetter, build_dead_letter, reason_of
+from services.common.dead_letters import PublishDeadLetter, dead_letter_of, reason_of
 from services.common.kafka import batch_headers
 from services.common.metrics import record_consumed, record_tape_expired
 from services.common.storage import InvalidPath, safe_key
@@ -269,15 +269,8 @@ class TapeConsumer:
         self.spool.committed(partition.partition, offset)
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
-        letter = build_dead_letter(
-            service=self.settings.service_name,
-            reason=reason,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            occurred_at=datetime.now(UTC),
+        letter = dead_letter_of(
+            record, service=self.settings.service_name, reason=reason, occurred_at=datetime.now(UTC)
         )
         await self.dead_letter(letter)
         logger.warning(

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS, Disposition, LoanDispositioned
 from contracts.runs import REPORT_KEYS, ReportKey
+from services.common.cells import FORMULA_PREFIXES, guard
 from services.reporting.domain import (
     SUMMARY_HEADER,
     ExceptionFacts,
@@ -30,18 +31,11 @@ REJECTION_COLUMNS: tuple[str, ...] = (
     "message",
     "rejection_criteria",
 )
-# A spreadsheet runs a cell starting with one of these as a formula (OWASP CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 REPORT_OF: dict[Disposition, ReportKey] = {
     "to_purchase": "purchase_tape",
     "projected": "projected_tape",
     "rejected": "rejection_report",
 }
-
-
-def guard(text: str) -> str:
-    """Text as a report writes it: prefixed with `'` when a spreadsheet would run it."""
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
 def loan_cells(loan: LoanDispositioned) -> list[str]:
@@ -66,16 +60,6 @@ class RenderedLoan:
     disposition: Disposition
     text: str
     exceptions: tuple[ExceptionFacts, ...]
-
-    @property
-    def report(self) -> ReportKey:
-        """The report the loan's rows belong to."""
-        return REPORT_OF[self.disposition]
-
-    @property
-    def rows(self) -> int:
-        """Rows in `text`: one per exception on the rejection report, else one."""
-        return len(self.exceptions) if self.disposition == "rejected" else 1
 
 
 def render(loan: LoanDispositioned) -> RenderedLoan:

@@ -121,10 +121,11 @@ def report_files(
 def write_chunk(writer: ReportWriter, totals: RunTotals, chunk: Sequence[StoredLoan]) -> None:
     """Feed a chunk of stored loans, in tape order, to the reports and the run's totals."""
     with gc_paused():
-        for seq, disposition, text, stored_exceptions in chunk:
+        for seq, stored_disposition, text, stored_exceptions in chunk:
+            disposition = cast(Disposition, stored_disposition)
             exceptions = () if stored_exceptions is None else loads(stored_exceptions)
-            writer.add_text(seq, cast(Disposition, disposition), text, exceptions)
-            totals.count(cast(Disposition, disposition), len(exceptions))
+            writer.add_text(seq, disposition, text, exceptions)
+            totals.count(disposition, len(exceptions))
 
 
 class ReportingService:

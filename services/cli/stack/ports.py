@@ -18,6 +18,13 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the system picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 def port_is_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
     """Whether something accepts connections on `host:port`."""
     try:

@@ -54,18 +54,11 @@ EXCEPTION_COLUMNS: tuple[str, ...] = (
 DISPOSITIONS = ("to_purchase", "projected", "rejected")
 
 
-class _Fields(msgspec.Struct):
-    seller_loan_number: str | None = None
-    loan_amount: str | None = None
-    note_rate: str | None = None
-    ltv_ratio: str | None = None
-    dti_ratio: str | None = None
-    credit_score: str | None = None
-    property_type: str | None = None
-    occupancy_status: str | None = None
-    loan_purpose: str | None = None
-    purchase_price: str | None = None
-    appraisal_value: str | None = None
+# The loan fields in the contract's order (the loan_facts columns), each optional text.
+_Fields = msgspec.defstruct(
+    "_Fields",
+    [(name, str | None, None) for name in LOAN_FIELD_COLUMNS],
+)
 
 
 class _RowRef(msgspec.Struct):
@@ -168,17 +161,7 @@ def dispositioned_rows(value: bytes) -> DispositionedRows:
                 team,
                 loan.source_file,
                 loan.row,
-                fields.seller_loan_number,
-                fields.loan_amount,
-                fields.note_rate,
-                fields.ltv_ratio,
-                fields.dti_ratio,
-                fields.credit_score,
-                fields.property_type,
-                fields.occupancy_status,
-                fields.loan_purpose,
-                fields.purchase_price,
-                fields.appraisal_value,
+                *msgspec.structs.astuple(fields),
                 loan.invalid,
                 bytes(loan.extra).decode(),
                 duplicate.source_file if duplicate else None,

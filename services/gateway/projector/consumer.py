@@ -19,7 +19,7 @@ from opentelemetry.trace import TracerProvider
 from prometheus_client import Histogram
 
 from contracts.topics import ALL_TOPICS, DEAD_LETTERS, LOAN_TAPES, Topic
-from services.common.dead_letters import build_dead_letter
+from services.common.dead_letters import dead_letter_of
 from services.common.metrics import (
     REGISTRY,
     record_consumed,
@@ -266,15 +266,12 @@ class Projector:
                 continue
             record_dead_letter(SERVICE, record.topic)
             physical = self.settings.topic(_topic(record.topic))
-            letter = build_dead_letter(
+            letter = dead_letter_of(
+                record,
                 service=SERVICE,
                 reason=rejected.reason,
-                topic=physical,
-                partition=record.partition,
-                offset=record.offset,
-                key=record.key,
-                value=record.value,
                 occurred_at=datetime.now(UTC),
+                topic=physical,
             )
             await self.publish_raw(
                 DEAD_LETTERS,
