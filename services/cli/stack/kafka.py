@@ -71,10 +71,16 @@ def render_server_properties(
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
-def new_cluster_id(random_bytes: bytes | None = None) -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 characters)."""
-    raw = random_bytes if random_bytes is not None else os.urandom(16)
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+def new_cluster_id(draw: Callable[[int], bytes] = os.urandom) -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 characters).
+
+    Like Kafka's own `Uuid.randomUuid()`, an id that would begin with `-` is drawn again: the
+    storage tool's argument parser would read it as an option (one id in 64 does).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(draw(16)).rstrip(b"=").decode("ascii")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def libs_dir(settings: StackSettings) -> Path:
