@@ -122,6 +122,11 @@ TAPES_EXPIRED = Counter(
     "Producer tapes dropped because their end marker did not come within the TTL.",
     registry=REGISTRY,
 )
+RATE_LIMIT_UNCHECKED = Counter(
+    "loan_engine_rate_limit_unchecked_requests_total",
+    "API requests the gateway answered without rate limits because their storage did not answer.",
+    registry=REGISTRY,
+)
 HTTP_REQUESTS = Counter(
     "loan_engine_http_requests_total",
     "HTTP requests answered, by route template, method and status code.",

@@ -6,10 +6,13 @@ so that every gateway replica counts against the same windows. A refused request
 headers too, so clients can pace themselves.
 
 A storage URI that `limits` cannot use fails the gateway's startup with a message naming
-GATEWAY_RATE_LIMIT_STORAGE. A storage that does not answer fails open: the startup log and every
-request it could not count say so at ERROR, and requests are answered without rate limits (and
-without `X-RateLimit-*` headers) until it answers again. Readiness does not depend on it, so an
-outage of the shared store never takes every replica out of the load balancer.
+GATEWAY_RATE_LIMIT_STORAGE. A storage that does not answer fails open: requests are answered
+without rate limits (and without `X-RateLimit-*` headers) until it answers again. The outage is
+logged once at ERROR when it begins and once at WARNING when it ends, and every request answered
+without a limit counts in `loan_engine_rate_limit_unchecked_requests_total`. While the storage is
+down, one request every `STORAGE_RETRY_SECONDS` asks it again; the others do not wait for it.
+Readiness does not depend on it, so an outage of the shared store never takes every replica out of
+the load balancer.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from limits.storage import storage_from_string
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.metrics import RATE_LIMIT_UNCHECKED
 from services.gateway.identity.tokens import InvalidToken, verify_token
 from services.gateway.middleware import error_response
 from services.gateway.settings import GatewaySettings
@@ -39,6 +43,8 @@ API_PREFIX = "/api"
 # A request waits at most this long for its counters: a slow store must not slow the API down.
 STORAGE_TIMEOUT_SECONDS = 0.5
 STARTUP_CHECK_SECONDS = 3.0
+# While the storage is down, requests go unchecked without asking it, except one per this interval.
+STORAGE_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,39 @@ class Limits:
         if method == "POST" and path == f"{API_PREFIX}/files/upload":
             return self.uploads
         return self.api
+
+
+@dataclass(slots=True)
+class Outage:
+    """Whether the rate-limit storage is down, since when, and when to ask it again."""
+
+    retry_seconds: float = STORAGE_RETRY_SECONDS
+    since: float | None = None
+    retry_at: float = 0.0
+
+    def should_ask(self, now: float) -> bool:
+        """Whether to ask the storage now: always while it answers, once per interval while down."""
+        if self.since is None:
+            return True
+        if now < self.retry_at:
+            return False
+        self.retry_at = now + self.retry_seconds  # one asker per interval; the rest go unchecked
+        return True
+
+    def failed(self, now: float) -> bool:
+        """Record a failure; True when it begins an outage."""
+        self.retry_at = now + self.retry_seconds
+        if self.since is not None:
+            return False
+        self.since = now
+        return True
+
+    def answered(self, now: float) -> float | None:
+        """Record an answer; the length of the outage it ends, None when there was none."""
+        if self.since is None:
+            return None
+        lasted, self.since = now - self.since, None
+        return lasted
 
 
 def async_storage(uri: str) -> Storage:
@@ -130,6 +169,7 @@ class RateLimitMiddleware:
         self.clock = clock
         self.storage = storage_label(settings.rate_limit_storage)
         self.limiter: MovingWindowRateLimiter | None = None
+        self.outage = Outage(STORAGE_RETRY_SECONDS)
         self.unusable: str | None = None
         try:
             self.limiter = MovingWindowRateLimiter(async_storage(settings.rate_limit_storage))
@@ -159,26 +199,36 @@ class RateLimitMiddleware:
         if reachable:
             logger.info("rate limit storage ready", extra={"storage": self.storage})
         else:
-            logger.error(
-                "rate limit storage unreachable; requests are not rate limited until it answers",
-                extra={"storage": self.storage},
-            )
+            self.unavailable(self.clock(), "did not answer the startup check")
         await self.app(scope, receive, send)
 
+    def unavailable(self, now: float, error: str) -> None:
+        """Record a storage failure; log it when it begins an outage."""
+        if self.outage.failed(now):
+            logger.error(
+                "rate limit storage unavailable; requests are not rate limited until it answers",
+                extra={"storage": self.storage, "error": error},
+            )
+
     async def count(self, limit: Limit, who: str) -> tuple[bool, WindowStats] | None:
-        """Count a request: whether it is allowed and its window; None when the storage failed."""
+        """Count a request: whether it is allowed and its window; None when it went unchecked."""
+        if self.limiter is None:  # startup failed on it; served without a lifespan, fail open
+            self.unavailable(self.clock(), str(self.unusable))
+            return None
+        if not self.outage.should_ask(self.clock()):
+            return None
         try:
-            if self.limiter is None:
-                raise ConfigurationError(self.unusable)
             async with asyncio.timeout(STORAGE_TIMEOUT_SECONDS):
                 allowed = await self.limiter.hit(limit.item, limit.name, who)
                 stats = await self.limiter.get_window_stats(limit.item, limit.name, who)
         except Exception as error:  # fail open: a rate-limit outage must not be an API outage
-            logger.error(
-                "rate limit storage unavailable; request not rate limited",
-                extra={"limit": limit.name, "storage": self.storage, "error": repr(error)[:200]},
-            )
+            self.unavailable(self.clock(), repr(error)[:200])
             return None
+        if (lasted := self.outage.answered(self.clock())) is not None:
+            logger.warning(
+                "rate limit storage answers again; requests are rate limited",
+                extra={"storage": self.storage, "outage_seconds": round(lasted, 3)},
+            )
         return allowed, stats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -195,6 +245,7 @@ class RateLimitMiddleware:
         who = self.identity(scope, limit)
         counted = await self.count(limit, who)
         if counted is None:
+            RATE_LIMIT_UNCHECKED.inc()
             await self.app(scope, receive, send)
             return
         allowed, stats = counted

@@ -3,18 +3,22 @@ its rate-limit storage is down or misconfigured."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from limits.errors import ConfigurationError
 
+from services.common.metrics import REGISTRY
+from services.gateway import ratelimit
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from tests.net import free_port
@@ -88,8 +92,25 @@ async def test_replicas_counting_in_memory_each_allow_the_whole_limit(
     assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["2", "2", "1", "1", "0", "0"]
 
 
+def unchecked() -> float:
+    """Requests answered without rate limits so far, as the gateway's metric counts them."""
+    return REGISTRY.get_sample_value("loan_engine_rate_limit_unchecked_requests_total") or 0.0
+
+
+def rate_limit_log(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
+    """The rate-limit middleware's log lines so far: level and message."""
+    return [(r.levelno, r.getMessage()) for r in caplog.records if r.name == RATE_LIMIT_LOGGER]
+
+
+OUTAGE_BEGINS = (
+    logging.ERROR,
+    "rate limit storage unavailable; requests are not rate limited until it answers",
+)
+OUTAGE_ENDS = (logging.WARNING, "rate limit storage answers again; requests are rate limited")
+
+
 @pytest.mark.parametrize("down", ["refused", "silent"])
-async def test_a_rate_limit_storage_that_is_down_is_logged_and_requests_still_answer(
+async def test_a_rate_limit_storage_that_is_down_is_logged_once_and_requests_still_answer(
     migrated: GatewaySettings,
     silent_port: int,
     caplog: pytest.LogCaptureFixture,
@@ -97,23 +118,92 @@ async def test_a_rate_limit_storage_that_is_down_is_logged_and_requests_still_an
 ) -> None:
     port = silent_port if down == "silent" else free_port()
     caplog.set_level(logging.INFO, logger=RATE_LIMIT_LOGGER)
+    before = unchecked()
     async with replicas(migrated, f"redis://127.0.0.1:{port}", count=1) as (client,):
-        at_startup = [r.getMessage() for r in caplog.records if r.name == RATE_LIMIT_LOGGER]
-        caplog.clear()
         answers = await spread([client], LIMIT + 2)
         health = await client.get("/health")
-    assert at_startup == [
-        "rate limit storage unreachable; requests are not rate limited until it answers"
-    ]
     assert [a.status_code for a in answers] == [401] * (LIMIT + 2)
     assert all("X-RateLimit-Limit" not in a.headers for a in answers)
     assert health.status_code == 200
-    failures = [r for r in caplog.records if r.name == RATE_LIMIT_LOGGER]
-    assert [r.getMessage() for r in failures] == [
-        "rate limit storage unavailable; request not rate limited"
-    ] * (LIMIT + 2)
-    assert all(r.levelno == logging.ERROR for r in failures)
-    assert {getattr(r, "storage", None) for r in failures} == {f"redis://127.0.0.1:{port}"}
+    assert rate_limit_log(caplog) == [OUTAGE_BEGINS]
+    outage = next(r for r in caplog.records if r.name == RATE_LIMIT_LOGGER)
+    assert getattr(outage, "storage", None) == f"redis://127.0.0.1:{port}"
+    assert unchecked() - before == LIMIT + 2
+
+
+class Cable:
+    """A loopback TCP relay in front of a real server that a test can cut and reconnect."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def connect(self) -> None:
+        """Accept connections on `port` and relay them to the target."""
+        self.server = await asyncio.start_server(self.relay, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        """Refuse new connections and break the open ones."""
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
+        for writer in list(self.writers):
+            writer.transport.abort()
+
+    async def relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        self.writers |= {writer, upstream_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.transport.abort()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+        self.writers -= {writer, upstream_writer}
+
+
+async def test_a_rate_limit_outage_is_logged_when_it_begins_and_when_it_ends(
+    migrated: GatewaySettings,
+    redis_url: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ratelimit, "STORAGE_RETRY_SECONDS", 0.2)
+    target = urlsplit(redis_url)
+    cable = Cable(target.hostname or "127.0.0.1", target.port or 6379)
+    await cable.connect()
+    caplog.set_level(logging.INFO, logger=RATE_LIMIT_LOGGER)
+    async with replicas(migrated, f"redis://127.0.0.1:{cable.port}", count=1) as (client,):
+        counted = await spread([client], 1)
+        await cable.cut()
+        before = unchecked()
+        during = await spread([client], 3)
+        await cable.connect()
+        await asyncio.sleep(0.3)  # past the retry interval: the next request asks the storage
+        after = await spread([client], 1)
+    await cable.cut()
+    assert [a.status_code for a in counted + during + after] == [401] * 5
+    assert "X-RateLimit-Remaining" in counted[0].headers
+    assert all("X-RateLimit-Remaining" not in a.headers for a in during)
+    assert unchecked() - before == 3
+    # The storage's window kept counting across the outage: the request before it and this one.
+    assert after[0].headers["X-RateLimit-Remaining"] == str(LIMIT - 2)
+    assert rate_limit_log(caplog) == [
+        (logging.INFO, "rate limit storage ready"),
+        OUTAGE_BEGINS,
+        OUTAGE_ENDS,
+    ]
+    ended = [r for r in caplog.records if r.getMessage() == OUTAGE_ENDS[1]]
+    assert getattr(ended[0], "outage_seconds", 0) >= 0.3
 
 
 async def test_a_rate_limit_storage_that_answers_is_logged_as_ready_at_startup(

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from services.gateway.identity.tokens import issue_token
 from services.gateway.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from services.gateway.ratelimit import Limits, RateLimitMiddleware, async_storage
+from services.gateway.ratelimit import Limits, Outage, RateLimitMiddleware, async_storage
 from services.gateway.routes.admin_ops import REDACTED, redact, redacted_config
 from services.gateway.security import API_CSP, DOCS_CSP
 from services.gateway.security import SecurityHeadersMiddleware as Headers
@@ -248,3 +248,30 @@ def test_rate_limits_apply_everywhere_but_the_test_environment_unless_configured
     assert not GatewaySettings(environment="test").rate_limited
     assert GatewaySettings(environment="test", rate_limit_enabled=True).rate_limited
     assert not GatewaySettings(environment="development", rate_limit_enabled=False).rate_limited
+
+
+def test_while_the_rate_limit_storage_answers_every_request_asks_it() -> None:
+    outage = Outage(retry_seconds=5.0)
+    assert all(outage.should_ask(now) for now in (0.0, 0.1, 100.0))
+    assert outage.answered(100.0) is None
+
+
+def test_during_an_outage_one_request_per_retry_interval_asks_the_storage() -> None:
+    outage = Outage(retry_seconds=5.0)
+    assert outage.failed(10.0) is True
+    assert [outage.should_ask(now) for now in (10.0, 14.9, 15.0, 15.0, 19.9, 20.0)] == [
+        False,
+        False,
+        True,
+        False,
+        False,
+        True,
+    ]
+
+
+def test_an_outage_begins_once_and_its_end_says_how_long_it_lasted() -> None:
+    outage = Outage(retry_seconds=5.0)
+    assert [outage.failed(now) for now in (10.0, 15.0, 20.0)] == [True, False, False]
+    assert outage.answered(26.5) == 16.5
+    assert outage.answered(27.0) is None
+    assert outage.failed(30.0) is True
