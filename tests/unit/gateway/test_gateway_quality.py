@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.loans import QualityCounts
@@ -34,6 +34,7 @@ def sums_of(counts: list[QualityCounts]) -> QualitySums:
     )
 
 
+@settings(deadline=None)  # a loaded CI machine must not turn a slow example into a failure
 @given(st.lists(quality_counts(), min_size=1, max_size=60))
 def test_means_from_sums_equal_the_rules_services_run_quality(counts: list[QualityCounts]) -> None:
     mine = run_quality(sums_of(counts))
