@@ -9,7 +9,9 @@ JsonOption = Annotated[
 ]
 WaitOption = Annotated[
     float | None,
-    typer.Option("--wait", help="Follow the run up to this many seconds and print its result."),
+    typer.Option(
+        "--wait", min=0, help="Follow the run up to this many seconds and print its result."
+    ),
 ]
 PdateOption = Annotated[str | None, typer.Option("--pdate", help="Purchase date (YYYY-MM-DD).")]
 IrrTargetOption = Annotated[

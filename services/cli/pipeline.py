@@ -140,6 +140,14 @@ async def follow(settings: CliSettings, run_id: UUID, timeout: float | None) -> 
         return await log.wait(run_id, timeout, follow_progress(run_id))
 
 
+def same_names(files: list[Path]) -> str:
+    """The files that share a name (the folder keeps names only), as `a/t.csv, b/t.csv`."""
+    by_name: dict[str, list[Path]] = {}
+    for path in files:
+        by_name.setdefault(path.name, []).append(path)
+    return "; ".join(", ".join(map(str, paths)) for paths in by_name.values() if len(paths) > 1)
+
+
 async def upload(settings: CliSettings, files: list[Path], folder: str) -> None:
     """Copy files into `inputs/{folder}`."""
     storage = storage_from_settings(settings)
@@ -190,6 +198,8 @@ def run(
         safe_key("inputs", target)
     except InvalidPath as error:
         raise usage_error(str(error)) from None
+    if clashes := same_names(files or []):
+        raise usage_error(f"two files would be stored under one name in the folder: {clashes}")
     if files:
         run_async(upload(settings, files, target))
     run_async(request(settings, run_id, params, target))
@@ -233,7 +243,7 @@ def show(run_id: str, as_json: JsonOption = False) -> None:
 def wait_for(
     run_id: str,
     timeout: Annotated[
-        float | None, typer.Option("--timeout", help="Give up after this many seconds.")
+        float | None, typer.Option("--timeout", min=0, help="Give up after this many seconds.")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
