@@ -117,10 +117,15 @@ async def is_revoked(session: AsyncSession, jti: str) -> bool:
     return (await session.execute(query)).first() is not None
 
 
-async def revoke(session: AsyncSession, jti: str, expires_at: datetime) -> None:
-    """Deny the token with this `jti` until it would have expired anyway."""
+async def revoke(session: AsyncSession, jti: str, expires_at: datetime) -> bool:
+    """Deny the token with this `jti` until it would have expired anyway; whether this call did.
+
+    Two transactions revoking one token at once: the second waits on the first's row and, once
+    that commits, inserts nothing, so exactly one of them learns it revoked the token.
+    """
     query = pg_insert(revoked_tokens).values(jti=jti, expires_at=expires_at)
-    await session.execute(query.on_conflict_do_nothing())
+    inserted = await session.execute(query.on_conflict_do_nothing().returning(revoked_tokens.c.jti))
+    return inserted.first() is not None
 
 
 async def purge_revocations(session: AsyncSession, now: datetime) -> None:

@@ -85,12 +85,17 @@ async def _verified(
 async def refresh(
     session: AsyncSession, settings: GatewaySettings, refresh_token: str
 ) -> TokenPair:
-    """New tokens for a valid refresh token, which is revoked (refresh tokens are single-use)."""
+    """New tokens for a valid refresh token, which is revoked (refresh tokens are single-use).
+
+    Revoking is the check: of several requests spending one refresh token at once, only the one
+    whose revocation commits gets new tokens.
+    """
     claims = await _verified(session, settings, refresh_token, "refresh")
     user = await repo.get_user_by_id(session, claims.user_id)
     if user is None or not user.is_active:
         raise Unauthorized("User not found or inactive")
-    await repo.revoke(session, claims.jti, claims.expires_at)
+    if not await repo.revoke(session, claims.jti, claims.expires_at):
+        raise Unauthorized("Token has been revoked")
     await session.commit()
     return _pair(settings, user)
 

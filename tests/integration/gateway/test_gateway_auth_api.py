@@ -1,5 +1,6 @@
 """Logging in, tokens (tampered, expired, revoked), roles, and the admin's users and teams."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -109,6 +110,15 @@ async def test_refresh_gives_new_tokens_and_the_refresh_token_works_only_once(
     assert (await client.get("/api/auth/me", headers=bearer(first.json()))).status_code == 200
     again = await client.post("/api/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert again.status_code == 401
+
+
+async def test_a_refresh_token_spent_by_several_requests_at_once_gives_tokens_to_one(
+    client: httpx.AsyncClient,
+) -> None:
+    tokens = await login(client, "sales_a")
+    body = {"refresh_token": tokens["refresh_token"]}
+    answers = await asyncio.gather(*(client.post("/api/auth/refresh", json=body) for _ in range(5)))
+    assert sorted(a.status_code for a in answers) == [200, 401, 401, 401, 401]
 
 
 @pytest.mark.parametrize("who", ["analyst", "sales_a"])
