@@ -35,7 +35,7 @@ from services.cli.options import (
     WaitOption,
 )
 from services.common.kafka import KafkaPublisher
-from services.common.storage import InvalidPath, safe_key, storage_from_settings
+from services.common.storage import InvalidPath, safe_key, safe_name, storage_from_settings
 
 T = TypeVar("T")
 
@@ -152,7 +152,7 @@ async def upload(settings: CliSettings, files: list[Path], folder: str) -> None:
     """Copy files into `inputs/{folder}`."""
     storage = storage_from_settings(settings)
     for path in files:
-        key = safe_key("inputs", folder, path.name)
+        key = safe_key("inputs", folder, safe_name(path.name))
         await storage.put_file(key, path)
         progress(f"uploaded {path} to {storage.uri(key)}")
 
@@ -196,6 +196,8 @@ def run(
     target = folder if folder is not None else (str(run_id) if files else "")
     try:
         safe_key("inputs", target)
+        for path in files or []:
+            safe_name(path.name)
     except InvalidPath as error:
         raise usage_error(str(error)) from None
     if clashes := same_names(files or []):

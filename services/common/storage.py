@@ -64,6 +64,14 @@ def safe_key(*parts: str) -> str:
     return "/".join(segments)
 
 
+def safe_name(name: str) -> str:
+    """A file name that stays one path segment once decoded (`a%2Fb.csv` would become a folder)."""
+    key = safe_key(name)
+    if not key or "/" in key:
+        raise InvalidPath(f"not a plain file name: {name!r}")
+    return key
+
+
 class Storage(Protocol):
     """What services need from object storage."""
 

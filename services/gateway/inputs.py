@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 
 from fastapi import UploadFile
 
-from services.common.storage import InvalidPath, Storage, StoredObject, safe_key
+from services.common.storage import InvalidPath, Storage, StoredObject, safe_key, safe_name
 from services.gateway.errors import BadRequest, NotFound, PayloadTooLarge
 from services.gateway.identity.principal import Principal
 from services.gateway.schemas.facts import FileEntry, FileListResponse
@@ -96,9 +96,24 @@ def _upload_name(filename: str | None) -> str:
     if not name.lower().endswith(TAPE_SUFFIXES):
         raise BadRequest("Only .csv and .xlsx tapes can be uploaded")
     try:
-        return safe_key(name)
+        return safe_name(name)
     except InvalidPath as error:
         raise BadRequest("Invalid file name") from error
+
+
+async def _require_folders(storage: Storage, user: Principal, clean: str) -> None:
+    """400 when a file stands where `clean` or one of its parents must be a folder."""
+    parts = PurePosixPath(clean).parts
+    for depth in range(1, len(parts) + 1):
+        folder = "/".join(parts[:depth])
+        if await storage.exists(_key(user, folder)):
+            raise BadRequest(f"'{folder}' is a file, not a folder")
+
+
+async def _require_no_folder(storage: Storage, key: str, path: str) -> None:
+    """400 when a folder already holds the name a file is to take."""
+    if await storage.list(f"{key}/"):
+        raise BadRequest(f"'{path}' is a folder")
 
 
 async def upload(
@@ -117,12 +132,14 @@ async def upload(
                 if size > max_bytes:
                     raise PayloadTooLarge(f"Uploads are limited to {max_bytes} bytes")
                 out.write(chunk)
-        key = safe_key(root_of(user), clean, name)
+        path = f"{clean}/{name}" if clean else name
+        key = safe_key(root_of(user), path)
+        await _require_folders(storage, user, clean)
+        await _require_no_folder(storage, key, path)
         await storage.put_file(key, temp)
         stored = await storage.stat(key)
     finally:
         temp.unlink(missing_ok=True)
-    path = f"{clean}/{name}" if clean else name
     return FileEntry(
         name=name, path=path, type="file", size=stored.size, last_modified=stored.last_modified
     )
@@ -145,8 +162,7 @@ async def make_folder(storage: Storage, user: Principal, path: str) -> FileEntry
     if not clean:
         raise BadRequest("Name the folder to create")
     key = _key(user, clean)
-    if await storage.exists(key):
-        raise BadRequest("A file with that name exists")
+    await _require_folders(storage, user, clean)
     marker = safe_key(key, FOLDER_MARKER)
     if not await storage.exists(marker):
         await storage.put_bytes(marker, b"")

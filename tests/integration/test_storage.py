@@ -13,6 +13,7 @@ from services.common.storage import (
     S3Storage,
     Storage,
     safe_key,
+    safe_name,
 )
 
 pytestmark = pytest.mark.integration
@@ -83,3 +84,13 @@ def test_keys_that_would_escape_the_storage_root_are_refused(path: str) -> None:
 
 def test_keys_are_normalised_posix_paths() -> None:
     assert safe_key("inputs", "./team//a/", "b.csv") == "inputs/team/a/b.csv"
+
+
+@pytest.mark.parametrize("name", ["a%2Fb.csv", "a%252Fb.csv", "a/b.csv", "", ".", "%2e"])
+def test_a_file_name_that_is_not_one_segment_once_decoded_is_refused(name: str) -> None:
+    with pytest.raises(InvalidPath):
+        safe_name(name)
+
+
+def test_a_plain_file_name_is_its_own_key() -> None:
+    assert safe_name("tape 100%.csv") == "tape 100%.csv"

@@ -257,3 +257,53 @@ async def test_deleting_a_missing_file_answers_404_and_the_root_400(
     missing = await client.delete("/api/files", params={"path": "nope.csv"}, headers=world.admin)
     root = await client.delete("/api/files", params={"path": ""}, headers=world.admin)
     assert (missing.status_code, root.status_code) == (404, 400)
+
+
+@pytest.mark.parametrize("name", ["a%2Fb.csv", "x%252e%252e%252fy.csv", "%2e%2e.csv%2f.csv"])
+async def test_an_upload_name_that_decodes_to_a_path_answers_400(
+    client: httpx.AsyncClient, world: World, name: str
+) -> None:
+    # Stored as `folder/a/b.csv`, the tape would sit where a run over the folder never reads.
+    response = await client.post(
+        "/api/files/upload",
+        params={"path": "named"},
+        files={"file": (name, b"x\r\n", "text/csv")},
+        headers=world.analyst,
+    )
+    assert response.status_code == 400, name
+    assert response.json()["error"] == "Invalid file name"
+
+
+async def test_a_file_cannot_be_used_as_a_folder_nor_a_folder_replaced_by_a_file(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    folder = f"clash-{uuid4().hex[:6]}"
+
+    async def upload(path: str) -> httpx.Response:
+        tape = {"file": ("t.csv", b"seller_loan_number\r\nL-1\r\n", "text/csv")}
+        return await client.post(
+            "/api/files/upload", params={"path": path}, files=tape, headers=world.analyst
+        )
+
+    assert (await upload(folder)).status_code == 201
+    into_file = await upload(f"{folder}/t.csv")
+    below_file = await client.post(
+        "/api/files/mkdir", params={"path": f"{folder}/t.csv/sub"}, headers=world.analyst
+    )
+    made = await client.post(
+        "/api/files/mkdir", params={"path": f"{folder}/sub/t.csv"}, headers=world.analyst
+    )
+    over_folder = await upload(f"{folder}/sub")
+    assert (into_file.status_code, into_file.json()["error"]) == (
+        400,
+        f"'{folder}/t.csv' is a file, not a folder",
+    )
+    assert (below_file.status_code, below_file.json()["error"]) == (
+        400,
+        f"'{folder}/t.csv' is a file, not a folder",
+    )
+    assert made.status_code == 201
+    assert (over_folder.status_code, over_folder.json()["error"]) == (
+        400,
+        f"'{folder}/sub/t.csv' is a folder",
+    )
