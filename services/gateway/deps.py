@@ -17,6 +17,7 @@ from services.gateway.errors import Forbidden, Unauthorized
 from services.gateway.identity.principal import Principal, Role
 from services.gateway.identity.service import authenticate
 from services.gateway.identity.tokens import TokenClaims
+from services.gateway.paging import BIGINT
 from services.gateway.settings import GatewaySettings
 
 
@@ -114,7 +115,7 @@ class Paging:
 
 
 def get_paging(
-    skip: Annotated[int, Query(ge=0, description="Rows to skip.")] = 0,
+    skip: Annotated[int, Query(ge=0, le=BIGINT.stop - 1, description="Rows to skip.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="Rows per page.")] = 100,
     after: Annotated[
         str | None, Query(max_length=500, description="`next_cursor` of the previous page.")

@@ -8,6 +8,12 @@ from datetime import datetime
 from uuid import UUID
 
 Key = Sequence[object]
+# A cursor's integers are column values: each is declared as the range of its column's type, so a
+# crafted cursor answers 422 instead of overflowing the database's parameter.
+SMALLINT = range(-(2**15), 2**15)
+INTEGER = range(-(2**31), 2**31)
+BIGINT = range(-(2**63), 2**63)
+CursorType = type | range
 
 
 class InvalidCursor(ValueError):
@@ -28,7 +34,7 @@ def encode_cursor(kind: str, key: Key) -> str:
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
-def decode_cursor(kind: str, cursor: str, types: Sequence[type]) -> tuple[object, ...]:
+def decode_cursor(kind: str, cursor: str, types: Sequence[CursorType]) -> tuple[object, ...]:
     """The sort key inside a cursor, each value converted to its declared type."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
@@ -40,14 +46,16 @@ def decode_cursor(kind: str, cursor: str, types: Sequence[type]) -> tuple[object
         raise InvalidCursor("invalid cursor") from error
 
 
-def _typed(value: object, target: type) -> object:
+def _typed(value: object, target: CursorType) -> object:
     if value is None:
         return None
     if target is datetime:
         return datetime.fromisoformat(str(value))
     if target is UUID:
         return UUID(str(value))
-    if target is int and isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(target, range) and isinstance(value, int) and not isinstance(value, bool):
+        if value not in target:
+            raise InvalidCursor("cursor value out of range")
         return value
     if target is str and isinstance(value, str):
         return value

@@ -41,7 +41,6 @@ class GatewaySettings(ServiceSettings):
     upload_max_bytes: int = Field(200 * 1024 * 1024, gt=0, description="Largest upload accepted.")
     run_wait_max_seconds: int = Field(300, gt=0, description="Longest `?wait=` on a run request.")
     run_wait_poll_seconds: float = Field(0.25, gt=0, description="How often `?wait=` looks.")
-    export_max_rows: int = Field(50_000, gt=0, description="Most rows one exception export holds.")
     db_pool_size: int = Field(10, gt=0, description="Database connections of one API process.")
 
     projector_max_records: int = Field(

@@ -10,7 +10,15 @@ from contracts.loans import Disposition
 from services.gateway.deps import CurrentUser, PagingDep, SessionDep, SessionMakerDep
 from services.gateway.errors import Unprocessable
 from services.gateway.exports import csv_stream, exception_rows, xlsx_stream
-from services.gateway.paging import InvalidCursor, decode_cursor, encode_cursor
+from services.gateway.paging import (
+    BIGINT,
+    INTEGER,
+    SMALLINT,
+    CursorType,
+    InvalidCursor,
+    decode_cursor,
+    encode_cursor,
+)
 from services.gateway.repository import facts as repo
 from services.gateway.routes.outputs import attachment
 from services.gateway.runs_service import visible_run
@@ -24,7 +32,9 @@ LOANS_CURSOR = "loans"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _cursor(kind: str, cursor: str | None, types: tuple[type, ...]) -> tuple[object, ...] | None:
+def _cursor(
+    kind: str, cursor: str | None, types: tuple[CursorType, ...]
+) -> tuple[object, ...] | None:
     if cursor is None:
         return None
     try:
@@ -62,7 +72,7 @@ async def list_exceptions(
 ) -> Page[ExceptionResponse]:
     """Exceptions you may see, newest run first (each run in tape order), filtered."""
     filters = await _filters(session, user, run_id, exception_type, severity, rejection_criteria)
-    after = _cursor(EXCEPTIONS_CURSOR, paging.after, (int, UUID, int, int))
+    after = _cursor(EXCEPTIONS_CURSOR, paging.after, (BIGINT, UUID, INTEGER, SMALLINT))
     rows = await repo.list_exceptions(
         session,
         filters,
@@ -121,7 +131,7 @@ async def list_loans(
 ) -> Page[LoanResponse]:
     """A run's loans in tape order: their data, disposition, price and loan id."""
     await visible_run(session, user, run_id)
-    after = _cursor(LOANS_CURSOR, paging.after, (int,))
+    after = _cursor(LOANS_CURSOR, paging.after, (INTEGER,))
     rows = await repo.list_loans(
         session,
         run_id=run_id,

@@ -10,6 +10,7 @@ from conftest import World
 from openpyxl import load_workbook
 
 from services.gateway.exports import escape_cell
+from services.gateway.paging import encode_cursor
 from services.rules.domain import run_quality
 from tests.unit.gateway.gateway_events import RunScenario
 
@@ -238,6 +239,22 @@ async def test_loans_filter_by_disposition_and_page_by_cursor(
             break
         params = {**params, "after": page["next_cursor"]}
     assert walked == rejected
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "key"),
+    [
+        ("/api/loans", "loans", [10**30]),
+        ("/api/exceptions", "exceptions", [10**30, "00000000-0000-0000-0000-000000000000", 1, 1]),
+        ("/api/exceptions", "exceptions", [1, "00000000-0000-0000-0000-000000000000", 1, 2**15]),
+    ],
+)
+async def test_a_well_formed_cursor_holding_an_out_of_range_number_answers_422(
+    client: httpx.AsyncClient, world: World, path: str, kind: str, key: list[object]
+) -> None:
+    params = {"run_id": str(world.run_a1.run_id), "after": encode_cursor(kind, key)}
+    response = await client.get(path, params=params, headers=world.analyst)
+    assert (response.status_code, response.json()["error"]) == (422, "Invalid cursor")
 
 
 async def test_sales_teams_and_config_are_served_to_any_user(

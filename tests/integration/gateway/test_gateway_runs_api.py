@@ -71,7 +71,14 @@ async def test_keyset_and_offset_paging_walk_the_same_order(
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": 0}, {"limit": 1001}, {"skip": -1}, {"run_weekday": 7}, {"status": "done"}],
+    [
+        {"limit": 0},
+        {"limit": 1001},
+        {"skip": -1},
+        {"skip": 2**63},
+        {"run_weekday": 7},
+        {"status": "done"},
+    ],
 )
 async def test_bad_list_parameters_answer_422_with_details(
     client: httpx.AsyncClient, world: World, params: dict[str, object]

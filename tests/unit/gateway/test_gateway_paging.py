@@ -5,7 +5,14 @@ from uuid import uuid4
 
 import pytest
 
-from services.gateway.paging import InvalidCursor, decode_cursor, encode_cursor
+from services.gateway.paging import (
+    BIGINT,
+    INTEGER,
+    SMALLINT,
+    InvalidCursor,
+    decode_cursor,
+    encode_cursor,
+)
 
 
 def test_a_cursor_gives_back_its_sort_key() -> None:
@@ -17,10 +24,33 @@ def test_a_cursor_gives_back_its_sort_key() -> None:
 def test_a_cursor_of_another_list_is_refused() -> None:
     cursor = encode_cursor("loans", (5,))
     with pytest.raises(InvalidCursor):
-        decode_cursor("runs", cursor, (int,))
+        decode_cursor("runs", cursor, (INTEGER,))
 
 
 @pytest.mark.parametrize("cursor", ["", "!!!", "bm9wZQ", encode_cursor("loans", ("x",))])
 def test_garbage_cursors_are_refused(cursor: str) -> None:
     with pytest.raises(InvalidCursor):
-        decode_cursor("loans", cursor, (int,))
+        decode_cursor("loans", cursor, (INTEGER,))
+
+
+@pytest.mark.parametrize(
+    ("values", "types"),
+    [
+        ((2**31,), (INTEGER,)),
+        ((-(2**31) - 1,), (INTEGER,)),
+        ((10**30,), (BIGINT,)),
+        ((1, 2**15), (INTEGER, SMALLINT)),
+        ((True,), (INTEGER,)),
+    ],
+)
+def test_a_cursor_integer_outside_its_columns_type_is_refused(
+    values: tuple[object, ...], types: tuple[range, ...]
+) -> None:
+    # A crafted cursor must answer 422, not overflow the database's parameter (a 500).
+    with pytest.raises(InvalidCursor):
+        decode_cursor("loans", encode_cursor("loans", values), types)
+
+
+def test_cursor_integers_at_the_ends_of_their_types_are_taken() -> None:
+    key = (2**63 - 1, 2**31 - 1, -(2**15))
+    assert decode_cursor("x", encode_cursor("x", key), (BIGINT, INTEGER, SMALLINT)) == key
