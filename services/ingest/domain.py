@@ -226,6 +226,9 @@ class Normaliser:
                 continue
             values: dict[str, str | None] = {}
             for column, value in cells.items():
+                if value and "\x00" in value:
+                    reason = f"row {row}, column {column!r} holds a NUL character, which is not text"
+                    raise UnreadableTape(source_file, reason)
                 name = columns.name(column)
                 if name:
                     values[name] = value

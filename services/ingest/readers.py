@@ -111,6 +111,11 @@ def _csv_rows(name: str, stream: BinaryIO) -> Iterator[list[str]]:
         line = counted.line_of(error)
         reason = f"is not UTF-8 text (invalid bytes on line {line}); save it as CSV UTF-8"
         raise UnreadableTape(name, reason) from error
+    except _NulByte as error:
+        # Valid UTF-8, but no text file holds NUL: UTF-16 without a BOM reads this way, and no
+        # report or database column could keep it.
+        reason = f"is not UTF-8 text (a NUL byte on line {error.line}); save it as CSV UTF-8"
+        raise UnreadableTape(name, reason) from None
     except csv.Error as error:
         reason = f"is not a readable CSV (line {reader.line_num}: {error})"
         raise UnreadableTape(name, reason) from error
@@ -120,8 +125,17 @@ def _csv_rows(name: str, stream: BinaryIO) -> Iterator[list[str]]:
             text.detach()
 
 
+class _NulByte(Exception):
+    """A NUL byte in a CSV, on a 1-based line."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(f"NUL byte on line {line}")
+        self.line = line
+
+
 class _NewlineCounter(io.BufferedIOBase):
-    """A pass-through reader that counts the newlines before the chunk last handed out.
+    """A pass-through reader that counts the newlines before the chunk last handed out, and
+    refuses a chunk holding a NUL byte.
 
     The text layer decodes whole chunks, so a decoding error knows its offset in the chunk only;
     with the newlines before it, that becomes the file's line number.
@@ -150,6 +164,8 @@ class _NewlineCounter(io.BufferedIOBase):
     def _counted(self, chunk: bytes) -> bytes:
         self._before += self._in_last
         self._in_last = chunk.count(b"\n")
+        if (at := chunk.find(b"\x00")) >= 0:
+            raise _NulByte(self._before + chunk[:at].count(b"\n") + 1)
         return chunk
 
 

@@ -509,6 +509,15 @@ def test_producer_columns_that_clash_across_rows_fail_the_tape() -> None:
         next(loans)
 
 
+def test_a_producer_row_holding_a_nul_character_fails_the_tape_naming_row_and_column() -> None:
+    # No report or database column can hold NUL: stored, it would lose the whole batch.
+    with pytest.raises(
+        UnreadableTape,
+        match=r"T-1.csv: row 2, column 'Loan Amount' holds a NUL character, which is not text",
+    ):
+        tape((1, {"Loan Amount": "1"}), (2, {"Loan Amount": "1\x000"}))
+
+
 def test_producer_tape_duplicates_and_totals_work_as_for_files() -> None:
     normaliser, loans = tape(
         (1, {"seller_loan_number": "A", "loan_amount": "100.50"}),

@@ -135,6 +135,24 @@ def test_the_line_of_a_bad_byte_is_named_however_deep_in_the_file() -> None:
         rows_of("tape.csv", data)
 
 
+def test_a_utf16_csv_without_a_bom_fails_clearly_on_its_nul_bytes() -> None:
+    # UTF-16 without a BOM is valid UTF-8 full of NUL bytes: read as text, it would reach reports
+    # and the database, which cannot hold NUL.
+    data = "Name,City\r\nAnn,Paris\r\n".encode("utf-16-le")
+
+    with pytest.raises(
+        UnreadableTape, match=r"tape.csv: is not UTF-8 text \(a NUL byte on line 1\)"
+    ):
+        rows_of("tape.csv", data)
+
+
+def test_the_line_of_a_nul_byte_is_named_however_deep_in_the_file() -> None:
+    data = b"Name,City\r\n" + b"Ann,Paris\r\n" * 5_000 + b"Bob,Pa\x00ris\r\n"
+
+    with pytest.raises(UnreadableTape, match=r"a NUL byte on line 5002\)"):
+        rows_of("tape.csv", data)
+
+
 @pytest.mark.parametrize("newline", ["\r\n", "\n", "\r"])
 def test_a_csv_with_any_line_ending_is_read(newline: str) -> None:
     data = newline.join(["Name,City", "Ann,Paris", '"multi', 'line",x', ""]).encode()
