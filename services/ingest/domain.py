@@ -227,8 +227,8 @@ class Normaliser:
             values: dict[str, str | None] = {}
             for column, value in cells.items():
                 if value and "\x00" in value:
-                    reason = f"row {row}, column {column!r} holds a NUL character, which is not text"
-                    raise UnreadableTape(source_file, reason)
+                    where = f"row {row}, column {column!r}"
+                    raise UnreadableTape(source_file, f"{where} holds a NUL character, not text")
                 name = columns.name(column)
                 if name:
                     values[name] = value

@@ -248,10 +248,14 @@ def number_text(value: float) -> str:
     """A binary float as its shortest round-trip decimal text, with no fraction when whole."""
     if not math.isfinite(value):
         return repr(value)  # inf / nan: text the numeric parser rejects as invalid
-    if value.is_integer():
-        return str(int(value))
-    # repr is the shortest text that reads back as the same float; 'f' keeps it positional.
-    return format(Decimal(repr(value)), "f")
+    # repr is the shortest text that reads back as the same float; 'f' keeps it positional. A
+    # whole float is not `int(value)`: 1.23456789012345e19 holds 12345678901234499584 in binary,
+    # but its shortest text is 12345678901234500000 (what Excel shows, and a CSV of it holds).
+    # Zero is "0" whatever its sign: a reader that takes `<v>-0</v>` for an integer has no -0.
+    if value == 0:
+        return "0"
+    shortest = Decimal(repr(value))
+    return format(shortest.to_integral_value() if value.is_integer() else shortest, "f")
 
 
 def rebuild_tape_csv(

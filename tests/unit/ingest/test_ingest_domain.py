@@ -513,7 +513,7 @@ def test_a_producer_row_holding_a_nul_character_fails_the_tape_naming_row_and_co
     # No report or database column can hold NUL: stored, it would lose the whole batch.
     with pytest.raises(
         UnreadableTape,
-        match=r"T-1.csv: row 2, column 'Loan Amount' holds a NUL character, which is not text",
+        match=r"T-1.csv: row 2, column 'Loan Amount' holds a NUL character, not text",
     ):
         tape((1, {"Loan Amount": "1"}), (2, {"Loan Amount": "1\x000"}))
 

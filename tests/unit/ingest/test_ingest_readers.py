@@ -239,6 +239,10 @@ def test_xlsx_numeric_cells_read_as_shortest_decimal_text_without_fraction_when_
         number("REF", "-0"),
         number("REF", "-5000"),
         number("REF", "12345678901234567890"),
+        number("REF", "1.23456789012345E+19"),
+        number("REF", "1.23456789012345E+17"),
+        number("REF", "1E+23"),
+        number("REF", "-0.0"),
     ) == [
         "720",
         "720",
@@ -251,7 +255,30 @@ def test_xlsx_numeric_cells_read_as_shortest_decimal_text_without_fraction_when_
         "0",
         "-5000",
         "12345678901234567890",
+        "12345678901234500000",
+        "123456789012345000",
+        "100000000000000000000000",
+        "0",
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1.23456789012345e19, "12345678901234500000"),
+        (2.0**53, "9007199254740992"),
+        (1e23, "100000000000000000000000"),
+        (-0.0, "0"),
+        (720.0, "720"),
+        (-6.875, "-6.875"),
+    ],
+)
+def test_a_whole_float_is_its_shortest_round_trip_text_not_its_binary_value(
+    value: float, text: str
+) -> None:
+    # SPEC 3.1: "written as its shortest round-trip decimal text, without a fractional part when
+    # the number is whole". An 18-digit loan number saved by Excel must read as Excel shows it.
+    assert number_text(value) == text
 
 
 def test_xlsx_numbers_written_by_a_spreadsheet_library_read_as_the_number_they_hold(
