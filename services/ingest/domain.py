@@ -7,10 +7,11 @@ of cell text; this module decides what those texts mean.
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Protocol
 from uuid import UUID
 
+from contracts.balance import BalanceNotExact, add_to_balance
 from contracts.ids import loan_id
 from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS, LoanFields, LoanRecord, RowRef
 from services.ingest.errors import ColumnClash, MissingRows, UnreadableTape
@@ -26,9 +27,6 @@ _FIELD_KINDS: tuple[tuple[str, str], ...] = tuple(
     (name, _SPECIAL_KINDS.get(name, _NUMBER_FIELD if name in NUMERIC_FIELDS else _TEXT))
     for name in LOAN_FIELDS
 )
-# The run's balance is a sum of exact decimals: 100 digits keep any real tape's sum exact, and the
-# widest exponents mean an absurd amount (1e999999) cannot overflow and crash the run.
-_SUM = Context(prec=100, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 def normalise_header_name(text: str) -> str:
@@ -239,7 +237,10 @@ class Normaliser:
         normalised = normalise_values(values)
         self._seq += 1
         if normalised.loan_amount is not None:
-            self._balance = _SUM.add(self._balance, normalised.loan_amount)
+            try:
+                self._balance = add_to_balance(self._balance, normalised.loan_amount)
+            except BalanceNotExact as error:
+                raise UnreadableTape(source_file, f"row {row}: {error}") from None
         duplicate_of = None
         seller_loan_number = normalised.fields["seller_loan_number"]
         if seller_loan_number is not None:

@@ -2,8 +2,9 @@
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
+from contracts.balance import add_to_balance
 from contracts.loans import Disposition, LoanDispositioned, LoanException, Pricing
 from contracts.runs import Dispositions
 
@@ -18,8 +19,6 @@ SUMMARY_HEADER = (
 SummaryRow = tuple[str, str, str, int, str, str]
 # What the summary needs of one exception: type, category, severity, rejection criteria, message.
 ExceptionFacts = tuple[str, str, str, str, str]
-# total_balance is an exact sum (SPEC §3.7): no precision limit, so nothing is ever rounded.
-_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 def disposition(exceptions: Sequence[LoanException], pricing: Pricing | None) -> Disposition:
@@ -45,7 +44,7 @@ class RunTotals:
         self.count(loan.disposition, len(loan.exceptions))
         amount = _parsed_amount(loan)
         if amount is not None:
-            self.total_balance = _EXACT.add(self.total_balance, amount)
+            self.total_balance = add_to_balance(self.total_balance, amount)
 
     def count(self, disposition: Disposition, exceptions: int) -> None:
         """Count one loan by its disposition and number of exceptions (not its balance)."""

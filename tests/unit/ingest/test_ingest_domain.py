@@ -368,12 +368,24 @@ def test_total_balance_is_the_exact_sum_of_every_parsed_loan_amount() -> None:
     assert normaliser.duplicates == 1
 
 
-def test_an_absurd_exponent_does_not_break_the_run_total() -> None:
+def test_amounts_far_apart_in_size_still_total_exactly() -> None:
     normaliser = Normaliser(RUN_ID, InMemoryDuplicateIndex())
 
-    list(normaliser.file("tape.csv", [HEADER, row(loan_amount="1e999999"), row(loan_amount="1")]))
+    list(normaliser.file("tape.csv", [HEADER, row(loan_amount="1e150"), row(loan_amount="0.01")]))
 
-    assert normaliser.total_balance > Decimal("1e999998")
+    assert str(normaliser.total_balance) == "1" + "0" * 150 + ".01"
+
+
+@pytest.mark.parametrize("absurd", ["1e999999", "9e999999999999999999"])
+def test_an_amount_the_total_cannot_hold_exactly_fails_the_tape_naming_its_row(
+    absurd: str,
+) -> None:
+    # SPEC 3.7: "total_balance = exact sum of every parsed loan_amount": never a rounded total.
+    normaliser = Normaliser(RUN_ID, InMemoryDuplicateIndex())
+    rows = [HEADER, row(loan_amount="1"), row(loan_amount=absurd), row(loan_amount=absurd)]
+
+    with pytest.raises(UnreadableTape, match=r"^tape.csv: row [23]: the total of loan_amount"):
+        list(normaliser.file("tape.csv", rows))
 
 
 def test_totals_start_at_zero() -> None:
