@@ -9,12 +9,14 @@ dead-letter middleware (`services.common.dead_letters`) turns into a dead letter
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
 from faststream import AckPolicy
 from faststream.message import StreamMessage
 from pydantic import BaseModel, ValidationError
@@ -139,6 +141,14 @@ NOT_TRANSIENT_OS_ERRORS = (
     NotADirectoryError,
     PermissionError,
 )
+# ... and the same by errno, for errors raised as plain OSError (a name too long for a file).
+NOT_TRANSIENT_ERRNOS = frozenset({errno.ENAMETOOLONG})
+# Kafka errors that say a record is too big to ever be accepted: resending it changes nothing.
+NOT_TRANSIENT_KAFKA_ERRORS: tuple[type[BaseException], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -150,7 +160,11 @@ def is_transient(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (PermanentMessageError, *NOT_TRANSIENT_OS_ERRORS)):
+        if isinstance(
+            current, (PermanentMessageError, *NOT_TRANSIENT_OS_ERRORS, *NOT_TRANSIENT_KAFKA_ERRORS)
+        ):
+            return False
+        if isinstance(current, OSError) and current.errno in NOT_TRANSIENT_ERRNOS:
             return False
         if _says_transient(current):
             return True

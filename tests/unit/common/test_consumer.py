@@ -1,6 +1,8 @@
+import errno
 import gc
 
 import pytest
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, RecordTooLargeError
 from botocore.exceptions import ClientError
 
 from services.common.consumer import (
@@ -35,6 +37,8 @@ def client_error(status: int) -> ClientError:
         TransientError("down"),
         client_error(503),
         wrapped(RuntimeError("driver"), ConnectionResetError("reset")),
+        KafkaConnectionError("broker down"),
+        OSError(errno.EIO, "I/O error"),
     ],
 )
 def test_dependency_outages_are_transient(error: BaseException) -> None:
@@ -49,6 +53,11 @@ def test_dependency_outages_are_transient(error: BaseException) -> None:
         FileNotFoundError("no such tape"),
         client_error(404),
         wrapped(UndecodableMessage("bad"), ConnectionResetError("reset")),
+        # A batch too big for the broker, or a tape id too long to name a file, never gets better.
+        MessageSizeTooLargeError("20313605 bytes"),
+        RecordTooLargeError("record"),
+        OSError(errno.ENAMETOOLONG, "File name too long"),
+        wrapped(RuntimeError("publish"), MessageSizeTooLargeError("too big")),
     ],
 )
 def test_bad_requests_and_bad_data_are_not_transient(error: BaseException) -> None:
