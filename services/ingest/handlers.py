@@ -9,13 +9,14 @@ their end marker, and commits past them at once: a crashed producer holds no par
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 from pydantic import ValidationError
@@ -33,6 +34,7 @@ from services.common.consumer import (
     retry_transient,
 )
 from services.common.dead_letters import PublishDeadLetter, dead_letter_of, reason_of
+from services.common.health import NotReady, ReadyCheck
 from services.common.kafka import batch_headers
 from services.common.metrics import record_consumed, record_tape_expired
 from services.common.storage import InvalidPath, safe_key
@@ -83,8 +85,17 @@ def subscribe_runs(
                 started.record(event)
 
 
-def check_tape_message(record: ConsumerRecord[bytes, bytes]) -> TapeRow | TapeEnd:
-    """A producer record as a tape message; UndecodableMessage says what is wrong with it."""
+# A file name holds 255 bytes: `.{tape_id}.csv.partial` leaves room for a tape id of 200.
+MAX_TAPE_ID_BYTES = 200
+
+
+def check_tape_message(record: ConsumerRecord[bytes, bytes], max_rows: int) -> TapeRow | TapeEnd:
+    """A producer record as a tape message; UndecodableMessage says what is wrong with it.
+
+    Beyond the schema: the key must be the tape id, the tape id must name a file (`{tape_id}.csv`,
+    archived through a temporary `.{tape_id}.csv.partial`, in at most 255 bytes), and row numbers
+    and an end marker's count must lie within the `max_rows` a tape may have.
+    """
     try:
         message = decode_tape_message(record.value or b"")
     except ValidationError as error:
@@ -98,6 +109,16 @@ def check_tape_message(record: ConsumerRecord[bytes, bytes]) -> TapeRow | TapeEn
         usable = False
     if not usable or "/" in message.tape_id:
         raise UndecodableMessage(f"tape id {message.tape_id!r} cannot name a file")
+    if len(message.tape_id.encode("utf-8")) > MAX_TAPE_ID_BYTES:
+        raise UndecodableMessage(
+            f"tape id is longer than {MAX_TAPE_ID_BYTES} bytes, so it cannot name a file"
+        )
+    number = message.row if isinstance(message, TapeRow) else message.rows
+    if number > max_rows:
+        what = f"row {number} is" if isinstance(message, TapeRow) else f"end marker counts {number}"
+        raise UndecodableMessage(
+            f"{what} beyond the {max_rows} rows a tape may have (INGEST_MAX_ROWS)"
+        )
     return message
 
 
@@ -163,18 +184,59 @@ class TapeConsumer:
         if self._consumer is not None:
             await self._consumer.stop()
 
+    def ready_check(self) -> ReadyCheck:
+        """Readiness fails, naming the error, if the consumer's task has ended (it never should)."""
+
+        async def check() -> None:
+            if self._task is not None and self._task.done() and not self._task.cancelled():
+                raise NotReady(f"the producer-tape consumer stopped: {self._task.exception()!r}")
+
+        return ReadyCheck("tapes", check)
+
     async def _run(self) -> None:
-        while True:
-            polled = await self.consumer.getmany(timeout_ms=1000)
-            for partition, records in polled.items():
-                await self.handle(partition, records)
-            try:
-                await self.expire_open_tapes()
-            except KafkaError as error:
-                # A rebalance took a partition mid-way: its next reader replays it and commits.
-                logger.warning(
-                    "tape expiry interrupted by a rebalance", extra={"error": type(error).__name__}
-                )
+        try:
+            while True:
+                polled = await self.consumer.getmany(timeout_ms=1000)
+                for partition, records in polled.items():
+                    await self._handle_or_rewind(partition, records)
+                try:
+                    await self.expire_open_tapes()
+                except KafkaError as error:
+                    # A rebalance took a partition mid-way: its next reader replays it, commits.
+                    logger.warning(
+                        "tape expiry interrupted by a rebalance",
+                        extra={"error": type(error).__name__},
+                    )
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            logger.critical("the producer-tape consumer stopped", exc_info=True)
+            raise
+
+    async def _handle_or_rewind(
+        self, partition: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        """Handle a partition's records; on failure read them again later, never stop consuming.
+
+        Spooling and end markers are idempotent, so records handled before the failure are
+        handled again harmlessly.
+        """
+        try:
+            await self.handle(partition, records)
+        except (IllegalStateError, CommitFailedError) as error:
+            # A rebalance took the partition mid-way: its next reader replays it from the commit.
+            logger.warning(
+                "tape partition lost to a rebalance",
+                extra={"partition": partition.partition, "error": type(error).__name__},
+            )
+        except Exception:
+            logger.exception(
+                "tape records failed; they will be read again",
+                extra={"partition": partition.partition, "offset": records[0].offset},
+            )
+            with contextlib.suppress(IllegalStateError):
+                self.consumer.seek(partition, records[0].offset)
+            await asyncio.sleep(self.policy.cap_seconds)
 
     async def expire_open_tapes(self) -> None:
         """Expire tapes whose end marker is overdue and commit past them.
@@ -218,7 +280,7 @@ class TapeConsumer:
         rows: list[SpooledRow] = []
         for record in records:
             try:
-                message = check_tape_message(record)
+                message = check_tape_message(record, self.settings.max_rows)
             except UndecodableMessage as error:
                 await self._dead_letter(record, reason_of(error))
                 continue

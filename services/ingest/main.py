@@ -36,7 +36,7 @@ def build_app(settings: IngestSettings) -> AsgiFastStream:
     app = build_worker_app(
         settings,
         broker,
-        ready_checks=(storage_ready(storage),),
+        ready_checks=(storage_ready(storage), tapes.ready_check()),
         on_shutdown=(tapes.stop,),
     )
     # The tape consumer publishes through the broker: start it once the broker is connected.

@@ -276,21 +276,109 @@ async def test_messages_that_break_the_contract_are_dead_lettered_and_never_bloc
         tape_id, json.dumps({"kind": "row", "tape_id": tape_id, "row": 0, "fields": {}}).encode()
     )
     not_json = await producer.raw(tape_id, b"\xff\xfe not json")
+    # Valid to the schema, but no tape has row 2**63 (nor could the spool store it) ...
+    beyond = await producer.raw(
+        tape_id,
+        json.dumps({"kind": "row", "tape_id": tape_id, "row": 2**63, "fields": {}}).encode(),
+    )
+    # ... nor can a 300-character tape id name a file.
+    long_id = "T" * 300
+    too_long = await producer.row(long_id, 1, ROWS[1])
     await producer.row(tape_id, 1, ROWS[1])
     await producer.end(tape_id, 1)
 
     await watcher.until(watcher.ended(tape_run_id(tape_id)))
-    sent = (wrong_key, invalid, not_json)
+    sent = (wrong_key, invalid, not_json, beyond, too_long)
     await watcher.until(lambda: all(watcher.dead_letter(record) for record in sent))
 
     reasons = [letter.reason for record in sent if (letter := watcher.dead_letter(record))]
     assert "is not the tape id" in reasons[0]
     assert "greater than or equal to 1" in reasons[1]
     assert "not a valid tape message" in reasons[2]
+    assert reasons[3].endswith(
+        f"row {2**63} is beyond the 5000000 rows a tape may have (INGEST_MAX_ROWS)"
+    )
+    assert reasons[4].endswith("tape id is longer than 200 bytes, so it cannot name a file")
     letter = watcher.dead_letter(not_json)
     assert letter is not None and letter.payload.startswith("b64:")
     (ingested,) = watcher.events(tape_run_id(tape_id), TapeIngested)
     assert ingested.total_loans == 1
+
+
+async def test_an_end_marker_counting_more_rows_than_a_tape_may_have_is_dead_lettered(
+    settings_for: Callable[[str], IngestSettings],
+    apps: IngestApps,
+    producer: ForeignProducer,
+    watcher: Watcher,
+) -> None:
+    await apps.start(settings_for("state"))
+    absurd, after = f"T-{uuid4().hex[:8]}", f"T-{uuid4().hex[:8]}"
+    await producer.row(absurd, 1, ROWS[1])
+    end = await producer.end(absurd, 2**63)
+    await producer.row(after, 1, ROWS[1])
+    await producer.end(after, 1)
+
+    await watcher.until(watcher.ended(tape_run_id(after)))
+    await watcher.until(lambda: watcher.dead_letter(end) is not None)
+
+    letter = watcher.dead_letter(end)
+    assert letter is not None and letter.reason.endswith(
+        f"end marker counts {2**63} beyond the 5000000 rows a tape may have (INGEST_MAX_ROWS)"
+    )
+    assert watcher.events(tape_run_id(absurd), RunStarted) == []
+    assert len(watcher.events(tape_run_id(after), TapeIngested)) == 1
+    # The producer corrects its end marker: the tape, still open, completes.
+    await producer.end(absurd, 1)
+    await watcher.until(watcher.ended(tape_run_id(absurd)))
+    assert len(watcher.events(tape_run_id(absurd), TapeIngested)) == 1
+
+
+async def test_a_row_holding_a_nul_character_fails_its_run_naming_row_and_column(
+    settings_for: Callable[[str], IngestSettings],
+    apps: IngestApps,
+    producer: ForeignProducer,
+    watcher: Watcher,
+) -> None:
+    await apps.start(settings_for("state"))
+    tape_id = f"T-{uuid4().hex[:8]}"
+    await producer.row(tape_id, 1, ROWS[1])
+    await producer.row(tape_id, 2, ("L-\x002", "1", "1", "SFR", "CA"))
+    await producer.end(tape_id, 2)
+
+    await watcher.until(watcher.ended(tape_run_id(tape_id)))
+
+    (failed,) = watcher.events(tape_run_id(tape_id), RunFailed)
+    assert failed.error == (
+        f"{tape_id}.csv: row 2, column 'Seller Loan Number' holds a NUL character, not text"
+    )
+    assert watcher.loans(tape_run_id(tape_id)) == []
+
+
+async def test_the_tape_consumer_reads_records_again_after_an_unexpected_failure(
+    settings_for: Callable[[str], IngestSettings],
+    apps: IngestApps,
+    producer: ForeignProducer,
+    watcher: Watcher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    failures = iter([RuntimeError("disk hiccup")])
+    original = Spool.add
+
+    def add_failing_once(self: Spool, *args: Any, **kwargs: Any) -> None:
+        if (failure := next(failures, None)) is not None:
+            raise failure
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Spool, "add", add_failing_once)
+    await apps.start(settings_for("state"))
+    tape_id = f"T-{uuid4().hex[:8]}"
+    await producer.row(tape_id, 1, ROWS[1])
+    await producer.end(tape_id, 1)
+
+    await watcher.until(watcher.ended(tape_run_id(tape_id)))
+
+    assert len(watcher.events(tape_run_id(tape_id), TapeIngested)) == 1
+    assert next(failures, None) is None
 
 
 async def test_pushing_the_same_tape_twice_is_one_run_with_the_same_events(
