@@ -92,7 +92,7 @@ class Limits:
 class Outage:
     """Whether the rate-limit storage is down, since when, and when to ask it again."""
 
-    retry_seconds: float = STORAGE_RETRY_SECONDS
+    retry_seconds: float
     since: float | None = None
     retry_at: float = 0.0
 

@@ -37,7 +37,7 @@ from services.common.dead_letters import PublishDeadLetter, dead_letter_of, reas
 from services.common.health import NotReady, ReadyCheck
 from services.common.kafka import batch_headers
 from services.common.metrics import record_consumed, record_tape_expired
-from services.common.storage import InvalidPath, safe_key
+from services.common.storage import InvalidPath, safe_name
 from services.common.tracing import consumer_span, record_attributes
 from services.ingest.service import IngestService, SendBatch
 from services.ingest.settings import IngestSettings
@@ -104,10 +104,10 @@ def check_tape_message(record: ConsumerRecord[bytes, bytes], max_rows: int) -> T
     if key != message.tape_id:
         raise UndecodableMessage(f"record key {key!r} is not the tape id {message.tape_id!r}")
     try:
-        usable = safe_key(f"{message.tape_id}.csv") == f"{message.tape_id}.csv"
+        usable = safe_name(f"{message.tape_id}.csv") == f"{message.tape_id}.csv"
     except InvalidPath:
         usable = False
-    if not usable or "/" in message.tape_id:
+    if not usable:
         raise UndecodableMessage(f"tape id {message.tape_id!r} cannot name a file")
     if len(message.tape_id.encode("utf-8")) > MAX_TAPE_ID_BYTES:
         raise UndecodableMessage(
@@ -207,9 +207,7 @@ class TapeConsumer:
                         "tape expiry interrupted by a rebalance",
                         extra={"error": type(error).__name__},
                     )
-        except asyncio.CancelledError:
-            raise
-        except BaseException:
+        except Exception:  # cancellation (stop) is not an Exception and ends the task quietly
             logger.critical("the producer-tape consumer stopped", exc_info=True)
             raise
 

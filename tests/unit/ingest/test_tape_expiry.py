@@ -1,4 +1,5 @@
-"""A producer tape whose end marker comes after it expired: its run fails, and a new push works."""
+"""A producer tape whose end marker comes after it expired: its run fails, and a new push works;
+and readiness says when the tape consumer has died."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -14,7 +15,9 @@ from contracts.loans import IngestedBatch
 from contracts.runs import RunFailed, RunStarted, TapeIngested
 from contracts.tapes import TapeEnd
 from contracts.topics import RUNS, Topic
+from services.common.health import NotReady
 from services.common.storage import LocalStorage
+from services.ingest.handlers import TapeConsumer
 from services.ingest.service import IngestService
 from services.ingest.settings import IngestSettings
 from services.ingest.spool import Spool, SpooledRow
@@ -151,3 +154,32 @@ async def test_a_replayed_end_marker_closes_the_rows_its_replay_spooled_again(
     assert list(service.spool.rows(TAPE)) == []
     assert service.spool.committable(0, 4) == 4
     assert service.spool.expire(AT + timedelta(days=30), TTL, {0}) == []
+
+
+async def test_readiness_names_the_tape_consumer_once_its_task_has_died(
+    service: IngestService, publisher: RecordingPublisher
+) -> None:
+    consumer = TapeConsumer(service.settings, service, publisher.publish)  # type: ignore[arg-type]
+    check = consumer.ready_check()
+    await check.check()  # not started: nothing to say
+
+    async def dies() -> None:
+        raise RuntimeError("disk gone")
+
+    consumer._task = asyncio.create_task(dies())
+    await asyncio.gather(consumer._task, return_exceptions=True)
+
+    with pytest.raises(NotReady, match=r"the producer-tape consumer stopped: RuntimeError\('disk"):
+        await check.check()
+    assert check.name == "tapes"
+
+
+async def test_a_stopped_tape_consumer_is_not_a_failure(
+    service: IngestService, publisher: RecordingPublisher
+) -> None:
+    consumer = TapeConsumer(service.settings, service, publisher.publish)  # type: ignore[arg-type]
+    consumer._task = asyncio.create_task(asyncio.sleep(60))
+    consumer._task.cancel()
+    await asyncio.gather(consumer._task, return_exceptions=True)
+
+    await consumer.ready_check().check()
