@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from contracts.dead_letters import DeadLetter
 from contracts.ids import tape_run_id
 from contracts.loans import IngestedBatch
 from contracts.runs import RunFailed, RunStarted, TapeIngested
@@ -156,10 +157,14 @@ async def test_a_replayed_end_marker_closes_the_rows_its_replay_spooled_again(
     assert service.spool.expire(AT + timedelta(days=30), TTL, {0}) == []
 
 
+async def no_dead_letters(letter: DeadLetter) -> None:
+    raise AssertionError(f"unexpected dead letter: {letter.reason}")
+
+
 async def test_readiness_names_the_tape_consumer_once_its_task_has_died(
-    service: IngestService, publisher: RecordingPublisher
+    service: IngestService,
 ) -> None:
-    consumer = TapeConsumer(service.settings, service, publisher.publish)  # type: ignore[arg-type]
+    consumer = TapeConsumer(service.settings, service, no_dead_letters)
     check = consumer.ready_check()
     await check.check()  # not started: nothing to say
 
@@ -175,9 +180,9 @@ async def test_readiness_names_the_tape_consumer_once_its_task_has_died(
 
 
 async def test_a_stopped_tape_consumer_is_not_a_failure(
-    service: IngestService, publisher: RecordingPublisher
+    service: IngestService,
 ) -> None:
-    consumer = TapeConsumer(service.settings, service, publisher.publish)  # type: ignore[arg-type]
+    consumer = TapeConsumer(service.settings, service, no_dead_letters)
     consumer._task = asyncio.create_task(asyncio.sleep(60))
     consumer._task.cancel()
     await asyncio.gather(consumer._task, return_exceptions=True)
