@@ -20,10 +20,16 @@ from services.common.health import (
 from services.common.metrics import HttpMetricsMiddleware, metrics_endpoint
 from services.common.storage import Storage, storage_from_settings
 from services.common.tracing import fastapi_telemetry, setup_tracing
+from services.gateway.admin import ops as admin_ops
+from services.gateway.admin import routes as admin
 from services.gateway.db import make_engine
 from services.gateway.deps import Publisher, require_roles
 from services.gateway.errors import install_error_handlers
+from services.gateway.facts import routes as facts
+from services.gateway.files import routes as files
+from services.gateway.identity import routes as auth
 from services.gateway.identity.service import bootstrap_admin
+from services.gateway.meta import routes as meta
 from services.gateway.middleware import (
     MULTIPART_OVERHEAD,
     BodyLimitMiddleware,
@@ -31,18 +37,8 @@ from services.gateway.middleware import (
 )
 from services.gateway.publisher import LazyPublisher
 from services.gateway.ratelimit import RateLimitMiddleware
-from services.gateway.routes import (
-    admin,
-    admin_ops,
-    auth,
-    facts,
-    files,
-    meta,
-    outputs,
-    pipeline,
-    runs,
-    summary,
-)
+from services.gateway.runs import outputs, pipeline, summary
+from services.gateway.runs import routes as runs
 from services.gateway.security import SecurityHeadersMiddleware
 from services.gateway.settings import GatewaySettings
 

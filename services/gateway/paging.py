@@ -1,11 +1,15 @@
-"""Opaque keyset cursors: the sort key of a page's last row, URL-safe, checked on the way in."""
+"""Keyset paging: the `Page` shape of every list, and opaque cursors (the sort key of a page's last
+row, URL-safe, checked on the way in)."""
 
 import base64
 import binascii
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Generic, TypeVar
 from uuid import UUID
+
+from pydantic import BaseModel, Field
 
 Key = Sequence[object]
 # A cursor's integers are column values: each is declared as the range of its column's type, so a
@@ -60,3 +64,17 @@ def _typed(value: object, target: CursorType) -> object:
     if target is str and isinstance(value, str):
         return value
     raise InvalidCursor("cursor value of the wrong type")
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list: its items and the cursor of the next page (keyset paging)."""
+
+    items: list[T]
+    skip: int = Field(description="Rows skipped before this page.")
+    limit: int = Field(description="Largest number of items a page holds.")
+    next_cursor: str | None = Field(
+        None, description="Pass as `after` for the next page; null on the last page."
+    )

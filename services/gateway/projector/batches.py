@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from services.gateway.quality import validity_420
+from services.gateway.runs.quality import validity_420
 from services.gateway.tables import LOAN_FIELD_COLUMNS
 
 LOAN_COLUMNS: tuple[str, ...] = (

@@ -22,8 +22,8 @@ from contracts import topics
 from contracts.codec import decode, decode_union
 from contracts.dead_letters import DeadLetter
 from contracts.runs import RUN_EVENT, OutputsWritten, RunCompleted
-from services.gateway.progress import Stage
 from services.gateway.projector.batches import DispositionedRows, dispositioned_rows
+from services.gateway.runs.progress import Stage
 
 STAGE_OF_TOPIC: Mapping[str, Stage] = {
     topics.LOANS_INGESTED.name: "ingested",

@@ -15,7 +15,13 @@ from uuid import UUID
 import asyncpg
 
 from contracts.ids import tape_run_id
-from services.gateway.domain import (
+from services.gateway.projector.batches import (
+    EXCEPTION_COLUMNS,
+    LOAN_COLUMNS,
+    DispositionedRows,
+)
+from services.gateway.projector.plan import BatchSeen, Plan, TapeSeen
+from services.gateway.runs.domain import (
     RUN_FIELDS,
     RunState,
     apply,
@@ -23,12 +29,6 @@ from services.gateway.domain import (
     state_from_mapping,
     state_to_row,
 )
-from services.gateway.projector.batches import (
-    EXCEPTION_COLUMNS,
-    LOAN_COLUMNS,
-    DispositionedRows,
-)
-from services.gateway.projector.plan import BatchSeen, Plan, TapeSeen
 from services.gateway.tables import SCHEMA
 
 RUN_COLUMNS = RUN_FIELDS

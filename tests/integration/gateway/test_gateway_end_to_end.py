@@ -27,7 +27,7 @@ from contracts.runs import REPORT_KEYS
 from services.cli.stack import supervisor
 from services.gateway.app import create_app
 from services.gateway.db import connect, migrate
-from services.gateway.exports import escape_cell
+from services.gateway.facts.exports import escape_cell
 from services.gateway.projector.consumer import Projector
 from services.gateway.settings import GatewaySettings
 from tests.net import answers, free_port

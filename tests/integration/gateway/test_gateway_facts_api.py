@@ -9,7 +9,7 @@ import pytest
 from conftest import World
 from openpyxl import load_workbook
 
-from services.gateway.exports import escape_cell
+from services.gateway.facts.exports import escape_cell
 from services.gateway.paging import encode_cursor
 from services.rules.domain import run_quality
 from tests.unit.gateway.gateway_events import RunScenario

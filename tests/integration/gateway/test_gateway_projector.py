@@ -16,7 +16,6 @@ from contracts.topics import LOANS_DISPOSITIONED, RUNS
 from services.common.kafka import KafkaPublisher
 from services.gateway.app import create_app
 from services.gateway.db import connect, migrate
-from services.gateway.domain import run_order
 from services.gateway.projector.consumer import Projector
 from services.gateway.projector.maintenance import (
     checksum,
@@ -28,6 +27,7 @@ from services.gateway.projector.maintenance import (
 )
 from services.gateway.projector.plan import plan
 from services.gateway.projector.writer import GenerationChanged, read_positions, write_chunk
+from services.gateway.runs.domain import run_order
 from services.gateway.settings import GatewaySettings
 from tests.unit.gateway.gateway_events import RunScenario
 

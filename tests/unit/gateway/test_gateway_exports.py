@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-from services.gateway.exports import COLUMNS, csv_stream, escape_cell, xlsx_stream
+from services.gateway.facts.exports import COLUMNS, csv_stream, escape_cell, xlsx_stream
 
 
 @pytest.mark.parametrize("text", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])

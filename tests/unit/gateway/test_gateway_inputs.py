@@ -5,8 +5,8 @@ from uuid import uuid4
 import pytest
 
 from services.gateway.errors import BadRequest
+from services.gateway.files.inputs import folder_for_run, relative_path, root_of
 from services.gateway.identity.principal import Principal
-from services.gateway.inputs import folder_for_run, relative_path, root_of
 
 ANALYST = Principal(uuid4(), "a", "analyst", None)
 SALES = Principal(uuid4(), "s", "sales_team", "team-a")

@@ -6,7 +6,7 @@ from contracts import topics
 from contracts.codec import encode
 from services.gateway.projector.batches import EXCEPTION_COLUMNS, LOAN_COLUMNS, dispositioned_rows
 from services.gateway.projector.plan import Record, plan
-from services.gateway.quality import validity_420
+from services.gateway.runs.quality import validity_420
 from tests.unit.gateway.gateway_events import RunScenario, to_record
 
 

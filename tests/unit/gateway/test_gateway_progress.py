@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from services.gateway.progress import ProgressFacts, StageCount, run_progress
+from services.gateway.runs.progress import ProgressFacts, StageCount, run_progress
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.loans import QualityCounts
-from services.gateway.quality import QualitySums, run_quality, validity_420
+from services.gateway.runs.quality import QualitySums, run_quality, validity_420
 from services.rules.domain import run_quality as rules_run_quality
 
 

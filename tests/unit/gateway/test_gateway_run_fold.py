@@ -7,7 +7,7 @@ from uuid import uuid4
 
 from contracts.ids import event_id
 from contracts.runs import RunRetryRequested
-from services.gateway.domain import (
+from services.gateway.runs.domain import (
     RUN_FIELDS,
     RunState,
     apply,

@@ -11,10 +11,10 @@ from fastapi import FastAPI, Request
 from limits.aio import storage as aio_storage
 from pydantic import SecretStr
 
+from services.gateway.admin.ops import REDACTED, redact, redacted_config
 from services.gateway.identity.tokens import issue_token
 from services.gateway.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from services.gateway.ratelimit import Limits, Outage, RateLimitMiddleware, async_storage
-from services.gateway.routes.admin_ops import REDACTED, redact, redacted_config
 from services.gateway.security import API_CSP, DOCS_CSP
 from services.gateway.security import SecurityHeadersMiddleware as Headers
 from services.gateway.settings import GatewaySettings

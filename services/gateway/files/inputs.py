@@ -14,8 +14,8 @@ from fastapi import UploadFile
 
 from services.common.storage import InvalidPath, Storage, StoredObject, safe_key, safe_name
 from services.gateway.errors import BadRequest, NotFound, PayloadTooLarge
+from services.gateway.files.schemas import FileEntry, FileListResponse
 from services.gateway.identity.principal import Principal
-from services.gateway.schemas.facts import FileEntry, FileListResponse
 
 INPUTS = "inputs"
 FOLDER_MARKER = ".keep"

@@ -8,7 +8,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from contracts.runs import Phase, ReportKey
-from services.gateway.domain import RunStatus
+from services.gateway.runs.domain import RunStatus
 
 
 class RunRequest(BaseModel):
@@ -119,3 +119,36 @@ class ArchiveResponse(BaseModel):
 
     input: list[ArchiveEntry]
     output: list[ArchiveEntry]
+
+
+class DataQuality(BaseModel):
+    """A run's mean quality dimensions (4 decimals) and mean dq_score (2 decimals)."""
+
+    completeness: Decimal
+    validity: Decimal
+    uniqueness: Decimal
+    conformance: Decimal
+    dq_score: Decimal
+
+
+class EligibilityChecks(BaseModel):
+    """The dispositioned loans of a run, by outcome."""
+
+    total_loans: int
+    eligible: int = Field(description="Loans without a hard exception.")
+    to_purchase: int
+    projected: int
+    rejected: int
+    exceptions_by_type: dict[str, int]
+    exceptions_by_severity: dict[str, int]
+    dq: DataQuality
+
+
+class SummaryResponse(BaseModel):
+    """A run's totals and eligibility outcome."""
+
+    run_id: UUID
+    total_loans: int
+    total_balance: Decimal | None
+    exceptions_count: int
+    eligibility_checks: EligibilityChecks

@@ -20,13 +20,13 @@ from contracts.loans import RunParams
 from contracts.runs import RunReprocessRequested, RunRequested, RunRetryRequested
 from contracts.topics import RUNS
 from services.gateway.deps import Publisher
-from services.gateway.domain import RunState, apply, state_from_mapping
 from services.gateway.errors import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
+from services.gateway.files.inputs import folder_for_run
 from services.gateway.identity import repository as identity
 from services.gateway.identity.principal import Principal
-from services.gateway.inputs import folder_for_run
-from services.gateway.repository.runs import get_run
-from services.gateway.schemas.runs import ReprocessRequest, RunRequest
+from services.gateway.runs.domain import RunState, apply, state_from_mapping
+from services.gateway.runs.repository import get_run
+from services.gateway.runs.schemas import ReprocessRequest, RunRequest
 
 logger = logging.getLogger(__name__)
 PRODUCER = "gateway"

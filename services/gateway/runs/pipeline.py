@@ -13,9 +13,9 @@ from services.gateway.deps import (
     SessionMakerDep,
     SettingsDep,
 )
-from services.gateway.runs_service import request_run, wait_for_end
-from services.gateway.schemas.runs import RunRequest, RunResponse
-from services.gateway.views import run_response
+from services.gateway.runs.schemas import RunRequest, RunResponse
+from services.gateway.runs.service import request_run, wait_for_end
+from services.gateway.runs.views import run_response
 
 router = APIRouter(prefix="/pipeline", tags=["pipeline"])
 MAX_WAIT_SECONDS = 300

@@ -20,7 +20,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.cells import guard
-from services.gateway.repository.facts import (
+from services.gateway.facts.repository import (
     ExceptionFilters,
     exception_key,
     exceptions_query,

@@ -1,4 +1,4 @@
-"""Summary, exception and loan shapes (SPEC §4 names)."""
+"""Exception and loan shapes (SPEC §4 names)."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -8,39 +8,6 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from contracts.loans import Disposition
-
-
-class DataQuality(BaseModel):
-    """A run's mean quality dimensions (4 decimals) and mean dq_score (2 decimals)."""
-
-    completeness: Decimal
-    validity: Decimal
-    uniqueness: Decimal
-    conformance: Decimal
-    dq_score: Decimal
-
-
-class EligibilityChecks(BaseModel):
-    """The dispositioned loans of a run, by outcome."""
-
-    total_loans: int
-    eligible: int = Field(description="Loans without a hard exception.")
-    to_purchase: int
-    projected: int
-    rejected: int
-    exceptions_by_type: dict[str, int]
-    exceptions_by_severity: dict[str, int]
-    dq: DataQuality
-
-
-class SummaryResponse(BaseModel):
-    """A run's totals and eligibility outcome."""
-
-    run_id: UUID
-    total_loans: int
-    total_balance: Decimal | None
-    exceptions_count: int
-    eligibility_checks: EligibilityChecks
 
 
 class ExceptionResponse(BaseModel):
@@ -88,20 +55,3 @@ class LoanResponse(BaseModel):
     exceptions_count: int
     dq_score: Decimal
     rule_set_version: str
-
-
-class FileEntry(BaseModel):
-    """One file or folder of the `inputs` area, relative to the caller's root."""
-
-    name: str
-    path: str
-    type: Literal["file", "directory"]
-    size: int | None = None
-    last_modified: datetime | None = None
-
-
-class FileListResponse(BaseModel):
-    """A folder's entries."""
-
-    path: str
-    entries: list[FileEntry]

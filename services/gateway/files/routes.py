@@ -5,10 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
-from services.gateway import inputs
 from services.gateway.deps import CurrentUser, SettingsDep, StorageDep
-from services.gateway.routes.outputs import stream_file
-from services.gateway.schemas.facts import FileEntry, FileListResponse
+from services.gateway.files import inputs
+from services.gateway.files.schemas import FileEntry, FileListResponse
+from services.gateway.runs.outputs import stream_file
 
 router = APIRouter(prefix="/files", tags=["files"])
 PathQuery = Annotated[str, Query(max_length=1000, description="Relative to your root.")]

@@ -13,15 +13,15 @@ from services.gateway.deps import AdminUser, PagingDep, SessionDep, SettingsDep,
 from services.gateway.errors import Conflict, NotFound
 from services.gateway.identity import repository as repo
 from services.gateway.identity import service
-from services.gateway.projector.maintenance import reset
-from services.gateway.routes.auth import user_response
-from services.gateway.schemas.auth import (
+from services.gateway.identity.routes import user_response
+from services.gateway.identity.schemas import (
     TeamCreate,
     TeamResponse,
     UserCreate,
     UserResponse,
     UserUpdate,
 )
+from services.gateway.projector.maintenance import reset
 from services.gateway.tables import SCHEMA
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_roles("admin"))])

@@ -9,8 +9,8 @@ from uuid import UUID
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.gateway.progress import StageCount
-from services.gateway.quality import QualitySums
+from services.gateway.runs.progress import StageCount
+from services.gateway.runs.quality import QualitySums
 from services.gateway.tables import (
     batch_exception_counts,
     batch_stats,

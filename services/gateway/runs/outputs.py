@@ -11,10 +11,10 @@ from services.common.storage import InvalidPath, Storage, safe_key
 from services.common.storage import NotFound as StorageNotFound
 from services.gateway.deps import CurrentUser, SessionDep, StorageDep
 from services.gateway.errors import BadRequest, NotFound
-from services.gateway.repository import runs as repo
-from services.gateway.runs_service import visible_run
-from services.gateway.schemas.runs import ArchiveEntry, ArchiveResponse, ReportFileResponse
-from services.gateway.views import report_response
+from services.gateway.runs import repository as repo
+from services.gateway.runs.schemas import ArchiveEntry, ArchiveResponse, ReportFileResponse
+from services.gateway.runs.service import visible_run
+from services.gateway.runs.views import report_response
 
 router = APIRouter(prefix="/runs", tags=["outputs"])
 ARCHIVE_AREAS = ("input", "output")

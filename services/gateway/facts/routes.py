@@ -9,22 +9,22 @@ from fastapi.responses import StreamingResponse
 from contracts.loans import Disposition
 from services.gateway.deps import CurrentUser, PagingDep, SessionDep, SessionMakerDep
 from services.gateway.errors import Unprocessable
-from services.gateway.exports import csv_stream, exception_rows, xlsx_stream
+from services.gateway.facts import repository as repo
+from services.gateway.facts.exports import csv_stream, exception_rows, xlsx_stream
+from services.gateway.facts.schemas import ExceptionResponse, LoanResponse
+from services.gateway.facts.views import exception_response, loan_response
 from services.gateway.paging import (
     BIGINT,
     INTEGER,
     SMALLINT,
     CursorType,
     InvalidCursor,
+    Page,
     decode_cursor,
     encode_cursor,
 )
-from services.gateway.repository import facts as repo
-from services.gateway.routes.outputs import attachment
-from services.gateway.runs_service import visible_run
-from services.gateway.schemas.common import Page
-from services.gateway.schemas.facts import ExceptionResponse, LoanResponse
-from services.gateway.views import exception_response, loan_response
+from services.gateway.runs.outputs import attachment
+from services.gateway.runs.service import visible_run
 
 router = APIRouter(tags=["facts"])
 EXCEPTIONS_CURSOR = "exceptions"

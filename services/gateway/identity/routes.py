@@ -9,7 +9,7 @@ from services.gateway.deps import AccessClaims, CurrentUser, SessionDep, Setting
 from services.gateway.errors import NotFound
 from services.gateway.identity import repository as repo
 from services.gateway.identity import service
-from services.gateway.schemas.auth import (
+from services.gateway.identity.schemas import (
     LogoutRequest,
     RefreshRequest,
     TokenResponse,

@@ -4,8 +4,8 @@ from fastapi import APIRouter
 
 from services.gateway.deps import CurrentUser, PagingDep, SessionDep, SettingsDep
 from services.gateway.identity import repository as repo
-from services.gateway.schemas.auth import TeamResponse
-from services.gateway.schemas.common import ConfigResponse
+from services.gateway.identity.schemas import TeamResponse
+from services.gateway.meta.schemas import ConfigResponse
 
 router = APIRouter(tags=["meta"])
 

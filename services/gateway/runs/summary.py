@@ -5,10 +5,10 @@ from uuid import UUID
 from fastapi import APIRouter
 
 from services.gateway.deps import CurrentUser, SessionDep
-from services.gateway.repository import runs as repo
-from services.gateway.runs_service import visible_run
-from services.gateway.schemas.facts import SummaryResponse
-from services.gateway.views import summary_response
+from services.gateway.runs import repository as repo
+from services.gateway.runs.schemas import SummaryResponse
+from services.gateway.runs.service import visible_run
+from services.gateway.runs.views import summary_response
 
 router = APIRouter(prefix="/summary", tags=["summary"])
 

@@ -7,14 +7,13 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from services.gateway.deps import CurrentUser, PagingDep, PublisherDep, SessionDep
-from services.gateway.domain import RunStatus, state_from_mapping
 from services.gateway.errors import Unprocessable
-from services.gateway.paging import InvalidCursor, decode_cursor, encode_cursor
-from services.gateway.repository import runs as repo
-from services.gateway.runs_service import reprocess_run, retry_run, visible_run
-from services.gateway.schemas.common import Page
-from services.gateway.schemas.runs import ProgressResponse, ReprocessRequest, RunResponse
-from services.gateway.views import progress_response, run_response
+from services.gateway.paging import InvalidCursor, Page, decode_cursor, encode_cursor
+from services.gateway.runs import repository as repo
+from services.gateway.runs.domain import RunStatus, state_from_mapping
+from services.gateway.runs.schemas import ProgressResponse, ReprocessRequest, RunResponse
+from services.gateway.runs.service import reprocess_run, retry_run, visible_run
+from services.gateway.runs.views import progress_response, run_response
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 CURSOR = "runs"
