@@ -49,3 +49,8 @@ def event_id(event_type: str, run_id: UUID, *parts: object) -> UUID:
 def batch_key(run_id: UUID, batch_seq: int) -> str:
     """The Kafka key of a loan batch, so one run spreads over the partitions."""
     return f"{run_id}:{batch_seq}"
+
+
+def exception_id(loan_id: UUID, exception_type: str) -> UUID:
+    """An exception's id (SPEC §7): the same loan and type name the same exception."""
+    return _uuid5(f"{loan_id}/{exception_type}")

@@ -3,6 +3,7 @@
 from pydantic import BaseModel
 
 from contracts import topics
+from contracts.audit import AuditRecorded
 from contracts.dead_letters import DeadLetter
 from contracts.loans import DispositionedBatch, EvaluatedBatch, IngestedBatch, PricedBatch
 from contracts.runs import (
@@ -16,6 +17,7 @@ from contracts.runs import (
     TapeIngested,
 )
 from contracts.tapes import TapeEnd, TapeRow
+from contracts.triage import TRIAGE_EVENTS
 
 EVENTS_BY_TOPIC: dict[str, tuple[type[BaseModel], ...]] = {
     topics.LOAN_TAPES.name: (TapeRow, TapeEnd),
@@ -34,6 +36,8 @@ EVENTS_BY_TOPIC: dict[str, tuple[type[BaseModel], ...]] = {
     topics.LOANS_PRICED.name: (PricedBatch,),
     topics.LOANS_DISPOSITIONED.name: (DispositionedBatch,),
     topics.DEAD_LETTERS.name: (DeadLetter,),
+    topics.TRIAGE.name: TRIAGE_EVENTS,
+    topics.AUDIT.name: (AuditRecorded,),
 }
 ALL_MODELS: tuple[type[BaseModel], ...] = tuple(
     model for models in EVENTS_BY_TOPIC.values() for model in models

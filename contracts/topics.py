@@ -44,6 +44,10 @@ LOANS_DISPOSITIONED = Topic(
 DEAD_LETTERS = Topic(
     "dead-letters.v1", 3, "original key", "Messages no consumer could process.", BATCH_CONFIG
 )
+TRIAGE = Topic(
+    "triage.v1", 6, "exception id", "Exception lifecycle: acknowledge, assign, resolve, waive."
+)
+AUDIT = Topic("audit.v1", 3, "target id", "One event per write action, login and logout.")
 
 ALL_TOPICS: tuple[Topic, ...] = (
     LOAN_TAPES,
@@ -53,6 +57,8 @@ ALL_TOPICS: tuple[Topic, ...] = (
     LOANS_PRICED,
     LOANS_DISPOSITIONED,
     DEAD_LETTERS,
+    TRIAGE,
+    AUDIT,
 )
 LOAN_TOPICS: tuple[Topic, ...] = (
     LOANS_INGESTED,

@@ -83,7 +83,9 @@ def _user_json(user: repo.User) -> dict[str, Any]:
 def create_user(
     username: str,
     email: Annotated[str, typer.Option("--email", help="The user's e-mail.")],
-    role: Annotated[str, typer.Option("--role", help="admin, analyst or sales_team.")],
+    role: Annotated[
+        str, typer.Option("--role", help="admin, analyst, senior_analyst or sales_team.")
+    ],
     password_stdin: PasswordStdin = False,
     team: Annotated[str | None, typer.Option("--team", help="Team id (sales_team).")] = None,
     as_json: JsonOption = False,

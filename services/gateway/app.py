@@ -22,6 +22,8 @@ from services.common.storage import Storage, storage_from_settings
 from services.common.tracing import fastapi_telemetry, setup_tracing
 from services.gateway.admin import ops as admin_ops
 from services.gateway.admin import routes as admin
+from services.gateway.audit import routes as audit
+from services.gateway.audit.middleware import AuditMiddleware
 from services.gateway.db import make_engine
 from services.gateway.deps import Publisher, require_roles
 from services.gateway.errors import install_error_handlers
@@ -41,6 +43,7 @@ from services.gateway.runs import outputs, pipeline, summary
 from services.gateway.runs import routes as runs
 from services.gateway.security import SecurityHeadersMiddleware
 from services.gateway.settings import GatewaySettings
+from services.gateway.triage import routes as triage
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +54,9 @@ def api_router(admin_routers: Sequence[APIRouter] = ()) -> APIRouter:
     """Every resource router; admin routers (diagnostics and any extra) under `/admin`, admins
     only."""
     router = APIRouter(prefix=API_PREFIX)
-    for module in (auth, pipeline, runs, outputs, summary, facts, meta, files, admin):
+    for module in (auth, pipeline, runs, outputs, summary, facts, triage, meta, files, admin):
         router.include_router(module.router)
-    for extra in (admin_ops.router, *admin_routers):
+    for extra in (admin_ops.router, audit.router, *admin_routers):
         router.include_router(
             extra, prefix="/admin", dependencies=[Depends(require_roles("admin"))]
         )
@@ -123,7 +126,8 @@ def create_app(
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.add_route("/metrics/", metrics_endpoint, include_in_schema=False)
     # Added innermost first; outermost first they are: security headers, request id, metrics,
-    # rate limits, body limits.
+    # rate limits, body limits, audit (innermost: it reads the route FastAPI matched).
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=config.max_body_bytes,

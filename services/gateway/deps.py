@@ -65,12 +65,19 @@ bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/login", auto_error=False)
 
 
 async def get_authentication(
-    session: SessionDep, settings: SettingsDep, token: Annotated[str | None, Depends(bearer)]
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(bearer)],
 ) -> tuple[Principal, TokenClaims]:
-    """The principal and claims of the request's bearer token; 401 without a valid one."""
+    """The principal and claims of the request's bearer token; 401 without a valid one.
+
+    The principal stays in the request state: the audit trail names it as the actor."""
     if not token:
         raise Unauthorized()
-    return await authenticate(session, settings, token)
+    principal, claims = await authenticate(session, settings, token)
+    request.state.principal = principal
+    return principal, claims
 
 
 Authentication = Annotated[tuple[Principal, TokenClaims], Depends(get_authentication)]
@@ -102,7 +109,7 @@ def require_roles(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]
 
 
 AdminUser = Annotated[Principal, Depends(require_roles("admin"))]
-StaffUser = Annotated[Principal, Depends(require_roles("admin", "analyst"))]
+StaffUser = Annotated[Principal, Depends(require_roles("admin", "analyst", "senior_analyst"))]
 
 
 @dataclass(frozen=True, slots=True)

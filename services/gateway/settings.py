@@ -42,6 +42,10 @@ class GatewaySettings(ServiceSettings):
     run_wait_max_seconds: int = Field(300, gt=0, description="Longest `?wait=` on a run request.")
     run_wait_poll_seconds: float = Field(0.25, gt=0, description="How often `?wait=` looks.")
     db_pool_size: int = Field(10, gt=0, description="Database connections of one API process.")
+    triage_wait_seconds: float = Field(
+        30.0, gt=0, description="How long an exception action waits for the projector's fold."
+    )
+    audit_enabled: bool = Field(True, description="Publish an audit.v1 event per write action.")
 
     projector_max_records: int = Field(
         200, gt=0, description="Kafka records the projector writes in one transaction."

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Computed,
     Date,
     DateTime,
     ForeignKey,
@@ -25,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from contracts.ids import NS
 from contracts.loans import LOAN_FIELDS
 
 SCHEMA = "gateway"
@@ -55,7 +57,9 @@ users = Table(
     Column("is_active", Boolean, nullable=False, server_default="true"),
     _ts("created_at", nullable=False, server_default=func.now()),
     _ts("updated_at", nullable=False, server_default=func.now()),
-    CheckConstraint("role IN ('admin', 'analyst', 'sales_team')", name="users_role"),
+    CheckConstraint(
+        "role IN ('admin', 'analyst', 'senior_analyst', 'sales_team')", name="users_role"
+    ),
     CheckConstraint("(role = 'sales_team') = (team_id IS NOT NULL)", name="users_team_role"),
 )
 
@@ -211,6 +215,18 @@ loan_exceptions = Table(
     # newest runs first and each run in tape order (NULL until the run's first event is seen).
     _ts("created_at"),
     Column("run_order", BigInteger),
+    # SPEC §7: uuid5(NS, "{loan_id}/{exception_type}"), computed by PostgreSQL (uuid-ossp) so the
+    # projector's COPY path stays as it is.
+    Column(
+        "exception_id",
+        Uuid,
+        Computed(
+            f"uuid_generate_v5('{NS}'::uuid, loan_id::text || '/' || exception_type)",
+            persisted=True,
+        ),
+    ),
+    Index("loan_exceptions_exception_id", "exception_id"),
+    Index("loan_exceptions_loan", "loan_id"),
     # GET /exceptions newest first: unfiltered, by type, by team; one run by type.
     Index("loan_exceptions_newest", "run_order", "run_id", "seq", "ordinal"),
     Index("loan_exceptions_type_newest", "exception_type", "run_order", "run_id", "seq", "ordinal"),
@@ -262,6 +278,70 @@ projector_state = Table(
     CheckConstraint("id = 1", name="projector_state_single_row"),
 )
 
+exception_triage = Table(
+    "exception_triage",
+    metadata,
+    # An exception's lifecycle state, folded from triage.v1 (no row: status `new`).
+    Column("exception_id", Uuid, primary_key=True),
+    Column("loan_id", Uuid, nullable=False),
+    Column("run_id", Uuid, nullable=False),
+    Column("exception_type", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("assignee", Uuid),
+    Column("waiver_requested_by", Uuid),
+    Column("actions", Integer, nullable=False),
+    _ts("updated_at"),
+    _ts("closed_at"),
+    Index("exception_triage_status", "status"),
+    Index("exception_triage_assignee", "assignee"),
+)
+
+exception_actions = Table(
+    "exception_actions",
+    metadata,
+    # Every triage.v1 event, applied or rejected by the fold (an exception's action history).
+    Column("event_id", Uuid, primary_key=True),
+    Column("exception_id", Uuid, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("actor_id", Uuid, nullable=False),
+    Column("actor_role", Text, nullable=False),
+    Column("notes", Text),
+    Column("assignee", Uuid),
+    Column("from_status", Text, nullable=False),
+    Column("to_status", Text, nullable=False),
+    Column("applied", Boolean, nullable=False),
+    Column("reason", Text),
+    Column("request_id", Text),
+    _ts("occurred_at", nullable=False),
+    Index("exception_actions_history", "exception_id", "offset"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    # audit.v1: one row per audited action, newest first by (occurred_at, event_id).
+    Column("event_id", Uuid, primary_key=True),
+    _ts("occurred_at", nullable=False),
+    Column("source", Text, nullable=False),
+    Column("actor_id", Uuid),
+    Column("actor", Text),
+    Column("actor_role", Text),
+    Column("action", Text, nullable=False),
+    Column("method", Text),
+    Column("path", Text),
+    Column("target", JSONB, nullable=False),
+    Column("request_id", Text),
+    Column("client_address", Text),
+    Column("outcome", Text, nullable=False),
+    Column("status_code", Integer),
+    Index("audit_log_newest", "occurred_at", "event_id"),
+    Index("audit_log_actor_newest", "actor_id", "occurred_at", "event_id"),
+    Index("audit_log_action_newest", "action", "occurred_at", "event_id"),
+)
+
 READ_MODEL_TABLES: tuple[Table, ...] = (
     runs,
     report_files,
@@ -272,5 +352,8 @@ READ_MODEL_TABLES: tuple[Table, ...] = (
     loan_exceptions,
     tapes,
     dead_letters,
+    exception_triage,
+    exception_actions,
+    audit_log,
 )
 """Tables built only from the log: truncated by a rebuild, digested by the checksum."""

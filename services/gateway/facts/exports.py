@@ -11,7 +11,7 @@ import csv
 import io
 import tempfile
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,13 @@ from services.gateway.facts.repository import (
     exception_key,
     exceptions_query,
 )
+from services.gateway.facts.views import sla_age_seconds
 
 COLUMNS = (
+    "exception_id",
+    "status",
+    "assignee",
+    "sla_age_seconds",
     "run_id",
     "loan_id",
     "seller_loan_number",
@@ -49,10 +54,10 @@ def escape_cell(value: Any) -> Any:
     return guard(value) if isinstance(value, str) else value
 
 
-def _cells(row: Any) -> list[Any]:
+def _cells(row: Any, now: datetime) -> list[Any]:
     values: list[Any] = []
     for name in COLUMNS:
-        value = getattr(row, name)
+        value = sla_age_seconds(row, now) if name == "sla_age_seconds" else getattr(row, name)
         if isinstance(value, datetime):
             value = value.isoformat()
         elif value is not None and not isinstance(value, int | str):
@@ -76,8 +81,9 @@ async def exception_rows(
             page = list(await session.execute(query))
         if not page:
             return
+        now = datetime.now(UTC)
         for row in page:
-            yield _cells(row)
+            yield _cells(row, now)
         remaining -= len(page)
         after = exception_key(page[-1])
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import Select, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.gateway.tables import loan_exceptions, loan_facts
+from services.gateway.tables import exception_triage, loan_exceptions, loan_facts
 
 ExceptionKey = tuple[int | None, UUID, int, int]
 
@@ -22,6 +23,13 @@ class ExceptionFilters:
     exception_type: str | None = None
     severity: str | None = None
     rejection_criteria: str | None = None
+    status: str | None = None
+    assignee: UUID | None = None
+    loan_id: UUID | None = None
+    min_age: timedelta | None = None
+    max_age: timedelta | None = None
+    now: datetime | None = None
+    """The clock the SLA-age filters measure against (`min_age`, `max_age`)."""
 
 
 async def list_loans(
@@ -48,7 +56,8 @@ def exceptions_query(
 ) -> Select[Any]:
     """Exceptions newest run first, each run in tape order; one run alone in tape order."""
     c = loan_exceptions.c
-    query = select(loan_exceptions)
+    query = with_triage(select(loan_exceptions))
+    query = _triage_filters(query, filters)
     if team_scope is not None:
         query = query.where(c.sales_team_id == team_scope)
     if filters.exception_type is not None:
@@ -66,6 +75,39 @@ def exceptions_query(
     if after is not None:
         query = query.where(tuple_(c.run_order, c.run_id, c.seq, c.ordinal) > tuple_(*after))
     return query.order_by(c.run_order, c.run_id, c.seq, c.ordinal)
+
+
+t = exception_triage.c
+STATUS = func.coalesce(t.status, literal("new"))
+
+
+def with_triage(query: Select[Any]) -> Select[Any]:
+    """Add each exception's lifecycle columns (status `new` until its first action)."""
+    return query.add_columns(
+        STATUS.label("status"),
+        t.assignee,
+        t.waiver_requested_by,
+        t.updated_at.label("status_updated_at"),
+        t.closed_at,
+    ).outerjoin(exception_triage, t.exception_id == loan_exceptions.c.exception_id)
+
+
+def _triage_filters(query: Select[Any], filters: ExceptionFilters) -> Select[Any]:
+    c = loan_exceptions.c
+    if filters.status is not None:
+        query = query.where(filters.status == STATUS)
+    if filters.assignee is not None:
+        query = query.where(t.assignee == filters.assignee)
+    if filters.loan_id is not None:
+        query = query.where(c.loan_id == filters.loan_id)
+    if filters.min_age is not None or filters.max_age is not None:
+        # SLA age: from the exception's creation (its run's) to its closing, or to now if open.
+        age = func.coalesce(t.closed_at, filters.now) - c.created_at
+        if filters.min_age is not None:
+            query = query.where(age >= filters.min_age)
+        if filters.max_age is not None:
+            query = query.where(age <= filters.max_age)
+    return query
 
 
 async def list_exceptions(

@@ -1,18 +1,24 @@
 """`/exceptions` (list and streamed export) and `/loans`."""
 
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.loans import Disposition
+from contracts.triage import ExceptionStatus
 from services.gateway.deps import CurrentUser, PagingDep, SessionDep, SessionMakerDep
 from services.gateway.errors import Unprocessable
 from services.gateway.facts import repository as repo
 from services.gateway.facts.exports import csv_stream, exception_rows, xlsx_stream
 from services.gateway.facts.schemas import ExceptionResponse, LoanResponse
 from services.gateway.facts.views import exception_response, loan_response
+from services.gateway.identity.principal import Principal
 from services.gateway.paging import (
     BIGINT,
     INTEGER,
@@ -43,21 +49,54 @@ def _cursor(
         raise Unprocessable("Invalid cursor") from error
 
 
-async def _filters(
-    session: SessionDep,
-    user: CurrentUser,
-    run_id: UUID | None,
-    exception_type: str | None,
-    severity: str | None,
-    rejection_criteria: str | None,
-) -> repo.ExceptionFilters:
-    if run_id is not None:
-        await visible_run(session, user, run_id)
-    return repo.ExceptionFilters(run_id, exception_type, severity, rejection_criteria)
-
-
 Severity = Annotated[Literal["hard", "soft"] | None, Query()]
 Text = Annotated[str | None, Query(max_length=200)]
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionQuery:
+    """The filters of `GET /exceptions` and its export, as query parameters."""
+
+    run_id: UUID | None = None
+    exception_type: Text = None
+    severity: Severity = None
+    rejection_criteria: Text = None
+    status: Annotated[ExceptionStatus | None, Query(description="Lifecycle status.")] = None
+    assignee: Annotated[UUID | None, Query(description="Assigned user id.")] = None
+    loan_id: UUID | None = None
+    min_sla_age_hours: Annotated[
+        Decimal | None, Query(ge=0, le=1_000_000, description="SLA age at least this many hours.")
+    ] = None
+    max_sla_age_hours: Annotated[
+        Decimal | None, Query(ge=0, le=1_000_000, description="SLA age at most this many hours.")
+    ] = None
+
+
+ExceptionQueryDep = Annotated[ExceptionQuery, Depends()]
+
+
+def _hours(value: Decimal | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=float(value * 3600))
+
+
+async def exception_filters(
+    session: AsyncSession, user: Principal, query: ExceptionQuery
+) -> repo.ExceptionFilters:
+    """The repository filters of a query (404 for a run that is not the user's to see)."""
+    if query.run_id is not None:
+        await visible_run(session, user, query.run_id)
+    return repo.ExceptionFilters(
+        query.run_id,
+        query.exception_type,
+        query.severity,
+        query.rejection_criteria,
+        status=query.status,
+        assignee=query.assignee,
+        loan_id=query.loan_id,
+        min_age=_hours(query.min_sla_age_hours),
+        max_age=_hours(query.max_sla_age_hours),
+        now=datetime.now(UTC),
+    )
 
 
 @router.get("/exceptions", response_model=Page[ExceptionResponse])
@@ -65,13 +104,10 @@ async def list_exceptions(
     user: CurrentUser,
     session: SessionDep,
     paging: PagingDep,
-    run_id: UUID | None = None,
-    exception_type: Text = None,
-    severity: Severity = None,
-    rejection_criteria: Text = None,
+    query: ExceptionQueryDep,
 ) -> Page[ExceptionResponse]:
     """Exceptions you may see, newest run first (each run in tape order), filtered."""
-    filters = await _filters(session, user, run_id, exception_type, severity, rejection_criteria)
+    filters = await exception_filters(session, user, query)
     after = _cursor(EXCEPTIONS_CURSOR, paging.after, (BIGINT, UUID, INTEGER, SMALLINT))
     rows = await repo.list_exceptions(
         session,
@@ -87,7 +123,7 @@ async def list_exceptions(
         else None
     )
     return Page(
-        items=[exception_response(row) for row in rows],
+        items=[exception_response(row, filters.now or datetime.now(UTC)) for row in rows],
         skip=paging.skip,
         limit=paging.limit,
         next_cursor=cursor,
@@ -99,15 +135,12 @@ async def export_exceptions(
     user: CurrentUser,
     session: SessionDep,
     sessions: SessionMakerDep,
+    query: ExceptionQueryDep,
     format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
     limit: Annotated[int, Query(ge=1, le=50_000)] = 10_000,
-    run_id: UUID | None = None,
-    exception_type: Text = None,
-    severity: Severity = None,
-    rejection_criteria: Text = None,
 ) -> StreamingResponse:
     """The filtered exceptions as a streamed CSV or XLSX attachment (at most 50,000 rows)."""
-    filters = await _filters(session, user, run_id, exception_type, severity, rejection_criteria)
+    filters = await exception_filters(session, user, query)
     await session.close()
     rows = exception_rows(sessions, filters, user.team_scope, limit)
     if format == "xlsx":

@@ -8,11 +8,19 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from contracts.loans import Disposition
+from contracts.triage import ExceptionStatus
 
 
 class ExceptionResponse(BaseModel):
-    """One exception raised on one loan."""
+    """One exception raised on one loan, with where it is in its lifecycle (SPEC §7)."""
 
+    exception_id: UUID = Field(description="uuid5(NS, '{loan_id}/{exception_type}').")
+    status: ExceptionStatus
+    assignee: UUID | None = None
+    sla_age_seconds: int | None = Field(
+        description="Seconds since the exception was raised, until closed (or now if open)."
+    )
+    status_updated_at: datetime | None = Field(None, description="When its last action was.")
     run_id: UUID
     loan_id: UUID
     seller_loan_number: str | None

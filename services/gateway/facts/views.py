@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from services.gateway.facts.schemas import ExceptionResponse, LoanResponse
 
 
-def exception_response(row: Any) -> ExceptionResponse:
-    """One exception."""
+def sla_age_seconds(row: Any, now: datetime) -> int | None:
+    """Whole seconds since the exception was raised (its run's creation) until it was closed,
+    or until `now` while it is open; None while the run's creation time is unknown."""
+    if row.created_at is None:
+        return None
+    end = row.closed_at or now
+    return max(0, int((end - row.created_at).total_seconds()))
+
+
+def exception_response(row: Any, now: datetime) -> ExceptionResponse:
+    """One exception with its lifecycle status and SLA age."""
     return ExceptionResponse(
+        exception_id=row.exception_id,
+        status=row.status,
+        assignee=row.assignee,
+        sla_age_seconds=sla_age_seconds(row, now),
+        status_updated_at=row.status_updated_at,
         run_id=row.run_id,
         loan_id=row.loan_id,
         seller_loan_number=row.seller_loan_number,

@@ -4,8 +4,8 @@ from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
 
-Role = Literal["admin", "analyst", "sales_team"]
-ROLES: tuple[Role, ...] = ("admin", "analyst", "sales_team")
+Role = Literal["admin", "analyst", "senior_analyst", "sales_team"]
+ROLES: tuple[Role, ...] = ("admin", "analyst", "senior_analyst", "sales_team")
 
 
 @dataclass(frozen=True, slots=True)

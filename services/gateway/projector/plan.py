@@ -23,6 +23,7 @@ from contracts.codec import decode, decode_union
 from contracts.dead_letters import DeadLetter
 from contracts.runs import RUN_EVENT, OutputsWritten, RunCompleted
 from services.gateway.projector.batches import DispositionedRows, dispositioned_rows
+from services.gateway.projector.folds import FOLDS
 from services.gateway.runs.progress import Stage
 
 STAGE_OF_TOPIC: Mapping[str, Stage] = {
@@ -93,6 +94,8 @@ class Plan:
     tapes: dict[str, TapeSeen] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    folded: dict[str, list[Any]] = field(default_factory=dict)
+    """Decoded records of the topics in `folds.FOLDS`, by topic."""
     consumed: list[tuple[str, str, int]] = field(default_factory=list)
     """(topic, event type, loans) of every record read, for the metrics."""
 
@@ -139,6 +142,11 @@ def _add(result: Plan, record: Record) -> None:
     elif record.topic == topics.DEAD_LETTERS.name:
         result.dead_letters.append(decode(record.value, DeadLetter))
         result.consumed.append((record.topic, "dead_letter", 0))
+    elif record.topic in FOLDS:
+        fold = FOLDS[record.topic]
+        item = fold.decode(record.partition, record.offset, record.value)
+        result.folded.setdefault(record.topic, []).append(item)
+        result.consumed.append((record.topic, fold.event_type(item), 0))
     elif record.topic == topics.LOAN_TAPES.name:
         message = orjson.loads(record.value)
         _tape(result.tapes, message)

@@ -20,6 +20,7 @@ from services.gateway.projector.batches import (
     LOAN_COLUMNS,
     DispositionedRows,
 )
+from services.gateway.projector.folds import write_folds
 from services.gateway.projector.plan import BatchSeen, Plan, TapeSeen
 from services.gateway.runs.domain import (
     RUN_FIELDS,
@@ -95,6 +96,7 @@ async def write_chunk(
         await _reorder_exceptions(conn, created)
         await _write_tapes(conn, chunk.tapes.values())
         await _write_dead_letters(conn, chunk.dead_letters)
+        await write_folds(conn, chunk.folded)
         await _write_positions(conn, positions)
 
 
