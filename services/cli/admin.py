@@ -17,7 +17,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contracts.audit import Outcome
 from services.cli.options import JsonOption
+from services.gateway.audit.recorder import record_cli_action
 from services.gateway.db import alembic_config, make_engine
 from services.gateway.errors import GatewayError
 from services.gateway.identity import repository as repo
@@ -60,12 +62,29 @@ def _emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
     typer.echo(json.dumps(payload, default=str) if as_json else text)
 
 
-def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def _run(
+    work: Callable[[AsyncSession], Awaitable[T]],
+    audit: tuple[str, dict[str, str]] | None = None,
+) -> T:
+    """Do the work in one session; a write (`audit` = action, target) is audited on audit.v1."""
     try:
-        return _with_session(work)
+        result = _with_session(work)
     except GatewayError as error:
+        if audit is not None:
+            _audit(*audit, "failed")
         typer.secho(f"error: {error.message}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from error
+    if audit is not None:
+        _audit(*audit, "success")
+    return result
+
+
+def _audit(action: str, target: dict[str, str], outcome: Outcome) -> None:
+    # The write is done: a broker that does not answer costs a warning, not the command.
+    try:
+        asyncio.run(record_cli_action(GatewaySettings(), action, target, outcome))
+    except Exception as error:
+        typer.secho(f"warning: audit event not published ({type(error).__name__})", err=True)
 
 
 def _user_json(user: repo.User) -> dict[str, Any]:
@@ -98,7 +117,8 @@ def create_user(
     user = _run(
         lambda session: service.create_user(
             session, username=username, email=email, role=role, password=password, team_id=team
-        )
+        ),
+        ("admin.create_user", {"username": username, "role": role}),
     )
     _emit(as_json, _user_json(user), f"created {user.role} {user.username}")
 
@@ -110,7 +130,10 @@ def create_team(
     as_json: JsonOption = False,
 ) -> None:
     """Create a sales team."""
-    team = _run(lambda session: service.create_team(session, name, team_id))
+    team = _run(
+        lambda session: service.create_team(session, name, team_id),
+        ("admin.create_team", {"name": name}),
+    )
     _emit(as_json, {"id": team.id, "name": team.name}, f"created team {team.id} ({team.name})")
 
 
@@ -128,7 +151,10 @@ def reset_password(
 ) -> None:
     """Set a user's password from standard input."""
     password = _password(password_stdin)
-    _run(lambda session: service.reset_password(session, username, password))
+    _run(
+        lambda session: service.reset_password(session, username, password),
+        ("admin.reset_password", {"username": username}),
+    )
     _emit(as_json, {"username": username, "password_reset": True}, f"password reset: {username}")
 
 

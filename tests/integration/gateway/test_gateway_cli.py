@@ -1,11 +1,15 @@
 """`loan-engine admin ...` and `loan-engine projections ...` on the real database and broker."""
 
+import asyncio
 import json
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from conftest import gateway_settings, publish_runs
 from typer.testing import CliRunner
 
+from contracts.codec import loads
+from contracts.topics import AUDIT
 from services.cli.main import app
 from services.gateway.db import migrate
 from services.gateway.settings import GatewaySettings
@@ -148,3 +152,53 @@ def test_two_rebuilds_agree_on_the_checksum(cli_env: dict, cli_settings: Gateway
     _, two = invoke(cli_env, "projections", "checksum", "--json")
     assert one["checksum"] == two["checksum"]
     assert one["tables"]["runs"]["rows"] == two["tables"]["runs"]["rows"] > 0
+
+
+async def _audit_events(settings: GatewaySettings, action: str, role: str) -> list[dict]:
+    """The audit.v1 events of `action` on a user of `role`, read from the start of the topic."""
+    consumer = AIOKafkaConsumer(
+        settings.topic(AUDIT),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[dict] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        while not found and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                events = (loads(r.value) for r in records)
+                found.extend(
+                    e for e in events if e["action"] == action and e["target"].get("role") == role
+                )
+    finally:
+        await consumer.stop()
+    return found
+
+
+def test_an_operator_creates_a_senior_analyst_and_the_write_is_audited(
+    cli_env: dict, cli_settings: GatewaySettings
+) -> None:
+    code, user = invoke(
+        cli_env,
+        "admin",
+        "create-user",
+        "sam@example.com",
+        "--email",
+        "sam@example.com",
+        "--role",
+        "senior_analyst",
+        "--password-stdin",
+        "--json",
+        stdin="a-long-password\n",
+    )
+    assert code == 0
+    assert user["role"] == "senior_analyst"
+    mine = run_async(lambda: _audit_events(cli_settings, "admin.create_user", "senior_analyst"))
+    assert len(mine) == 1
+    assert mine[0]["source"] == "cli"
+    assert mine[0]["outcome"] == "success"
+    assert mine[0]["target"]["username"] == "s***@***"
+    assert "a-long-password" not in json.dumps(mine)
