@@ -1,6 +1,6 @@
 """Bulk-acknowledge benchmark: one `POST /api/exceptions/bulk/acknowledge` over N exceptions.
 
-    .venv/bin/python benchmarks/triage_bulk.py --exceptions 10000
+    .venv/bin/python benchmarks/triage_bulk.py --exceptions 10000 [--projector-max-records 2000]
 
 Against the broker and database named by KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL, under a topic
 prefix and a database of its own (removed afterwards): N exceptions are written to the read model
@@ -97,7 +97,7 @@ async def seed(settings: GatewaySettings, count: int) -> str:
     return str(run_id)
 
 
-async def measure(count: int) -> dict[str, object]:
+async def measure(count: int, max_records: int) -> dict[str, object]:
     """Seconds for one bulk acknowledge of `count` exceptions, published and folded."""
     server = os.environ.get(
         "DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:55432/postgres"
@@ -120,7 +120,7 @@ async def measure(count: int) -> dict[str, object]:
         admin_password=PASSWORD,
         triage_wait_seconds=600,
         projector_poll_ms=100,
-        projector_max_records=2000,
+        projector_max_records=max_records,
         rate_limit_enabled=False,
     )
     try:
@@ -169,6 +169,7 @@ async def measure(count: int) -> dict[str, object]:
         await topics.delete_topics(kafka, created)
     return {
         "exceptions": count,
+        "projector_max_records": max_records,
         "status_code": response.status_code,
         "applied": body.get("applied"),
         "pending": body.get("pending"),
@@ -182,8 +183,14 @@ async def measure(count: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exceptions", type=int, default=10_000)
+    parser.add_argument(
+        "--projector-max-records",
+        type=int,
+        default=200,
+        help="GATEWAY_PROJECTOR_MAX_RECORDS: records per projector transaction (default 200).",
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(measure(args.exceptions)), indent=2))
+    print(json.dumps(asyncio.run(measure(args.exceptions, args.projector_max_records)), indent=2))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from contracts.topics import Topic
 from services.common.kafka import KafkaPublisher
 from services.gateway.settings import GatewaySettings
 
+BATCH_BYTES = 1024 * 1024
+
 
 class LazyPublisher:
     """A `KafkaPublisher` started on the first publish (and again after a failed start)."""
@@ -22,7 +24,11 @@ class LazyPublisher:
     async def _started(self) -> KafkaPublisher:
         async with self._lock:
             if self._publisher is None:
-                publisher = KafkaPublisher(self.settings, request_timeout_ms=10_000)
+                # Bulk exception actions publish thousands of small events at once: large
+                # batches keep the idempotent producer's one request in flight full.
+                publisher = KafkaPublisher(
+                    self.settings, request_timeout_ms=10_000, max_batch_size=BATCH_BYTES
+                )
                 try:
                     await publisher.start()
                 except Exception:
