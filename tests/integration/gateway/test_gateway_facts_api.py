@@ -78,6 +78,23 @@ async def test_another_teams_summary_exceptions_and_loans_answer_404(
     ):
         response = await client.get(path, params=params, headers=world.sales_b)
         assert response.status_code == 404, path
+    listed = await client.get(
+        "/api/exceptions", params={"run_id": str(run_id)}, headers=world.analyst
+    )
+    exception_id = listed.json()["items"][0]["exception_id"]
+    detail = await client.get(f"/api/exceptions/{exception_id}", headers=world.sales_b)
+    assert detail.status_code == 404
+    for action in ("comment", "acknowledge", "waive"):
+        probe = await client.post(
+            f"/api/exceptions/{exception_id}/{action}", headers=world.sales_b, json={"notes": "x"}
+        )
+        assert probe.status_code == 404, action
+    bulk = await client.post(
+        "/api/exceptions/bulk/comment",
+        headers=world.sales_b,
+        json={"filter": {"run_id": str(run_id)}, "notes": "x"},
+    )
+    assert bulk.status_code == 404
 
 
 async def test_exceptions_of_a_run_come_in_tape_order(
