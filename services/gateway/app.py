@@ -21,7 +21,8 @@ from services.common.metrics import HttpMetricsMiddleware, metrics_endpoint
 from services.common.storage import Storage, storage_from_settings
 from services.common.tracing import fastapi_telemetry, setup_tracing
 from services.gateway.db import make_engine
-from services.gateway.deps import Publisher, require_roles
+from services.gateway.deps import Publisher, get_authentication, require_roles
+from services.gateway.error_docs import install_error_docs
 from services.gateway.errors import install_error_handlers
 from services.gateway.identity.service import bootstrap_admin
 from services.gateway.middleware import (
@@ -107,6 +108,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(api_router(admin_routers))
+    install_error_docs(app, get_authentication)
 
     @app.get("/health", include_in_schema=False)
     async def alive() -> dict[str, str]:

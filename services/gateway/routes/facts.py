@@ -8,7 +8,8 @@ from fastapi.responses import StreamingResponse
 
 from contracts.loans import Disposition
 from services.gateway.deps import CurrentUser, PagingDep, SessionDep, SessionMakerDep
-from services.gateway.errors import Unprocessable
+from services.gateway.error_docs import documented
+from services.gateway.errors import BadRequest
 from services.gateway.exports import csv_stream, exception_rows, xlsx_stream
 from services.gateway.paging import (
     BIGINT,
@@ -22,11 +23,11 @@ from services.gateway.paging import (
 from services.gateway.repository import facts as repo
 from services.gateway.routes.outputs import attachment
 from services.gateway.runs_service import visible_run
-from services.gateway.schemas.common import Page
+from services.gateway.schemas.common import NO_NUL, Page
 from services.gateway.schemas.facts import ExceptionResponse, LoanResponse
 from services.gateway.views import exception_response, loan_response
 
-router = APIRouter(tags=["facts"])
+router = APIRouter(tags=["facts"], responses=documented(400, 404))
 EXCEPTIONS_CURSOR = "exceptions"
 LOANS_CURSOR = "loans"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -40,7 +41,7 @@ def _cursor(
     try:
         return decode_cursor(kind, cursor, types)
     except InvalidCursor as error:
-        raise Unprocessable("Invalid cursor") from error
+        raise BadRequest("Invalid cursor") from error
 
 
 async def _filters(
@@ -57,7 +58,7 @@ async def _filters(
 
 
 Severity = Annotated[Literal["hard", "soft"] | None, Query()]
-Text = Annotated[str | None, Query(max_length=200)]
+Text = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 
 
 @router.get("/exceptions", response_model=Page[ExceptionResponse])

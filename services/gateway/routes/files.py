@@ -7,10 +7,11 @@ from fastapi.responses import StreamingResponse
 
 from services.gateway import inputs
 from services.gateway.deps import CurrentUser, SettingsDep, StorageDep
+from services.gateway.error_docs import documented
 from services.gateway.routes.outputs import stream_file
 from services.gateway.schemas.facts import FileEntry, FileListResponse
 
-router = APIRouter(prefix="/files", tags=["files"])
+router = APIRouter(prefix="/files", tags=["files"], responses=documented(400, 404))
 PathQuery = Annotated[str, Query(max_length=1000, description="Relative to your root.")]
 
 

@@ -6,6 +6,11 @@ from pydantic import BaseModel, Field
 
 T = TypeVar("T")
 
+# Text the database can store: no NUL character (PostgreSQL refuses it in `text`).
+NO_NUL = r"^[^\x00]*$"
+# A team id: the slug of its name.
+TEAM_ID = r"^[a-z0-9][a-z0-9-]*$"
+
 
 class Page(BaseModel, Generic[T]):
     """One page of a list: its items and the cursor of the next page (keyset paging)."""
