@@ -13,10 +13,10 @@ from asyncpg.exceptions import CharacterNotInRepertoireError, UntranslatableChar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 
 class GatewayError(Exception):
@@ -157,9 +157,11 @@ def install_error_handlers(app: FastAPI) -> None:
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at the request's path (`Allow` of a 405)."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
+    # Routes of included routers come as contexts with their effective path (FastAPI includes
+    # routers lazily).
+    for route in iter_route_contexts(request.app.router.routes):
+        pattern = getattr(route, "path_regex", None)
         route_methods = getattr(route, "methods", None)
-        if match != Match.NONE and route_methods:
+        if pattern is not None and route_methods and pattern.match(request.url.path):
             methods.update(route_methods)
     return sorted(methods)

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -35,12 +34,21 @@ class Gateway:
     url: str
     access_token: str
     refresh_token: str
+    admin_id: str
     log: Path
 
 
 def _login(url: str) -> dict[str, str]:
     form = urllib.parse.urlencode({"username": ADMIN, "password": PASSWORD}).encode()
     with urllib.request.urlopen(f"{url}/api/auth/login", data=form, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _me(url: str, token: str) -> dict[str, str]:
+    request = urllib.request.Request(
+        f"{url}/api/auth/me", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
 
@@ -104,6 +112,7 @@ def gateway(
                 pytest.fail(f"the gateway did not get ready:\n{log.read_text()[-4000:]}")
             time.sleep(0.2)
         tokens = _login(url)
-        yield Gateway(url, tokens["access_token"], tokens["refresh_token"], log)
+        me = _me(url, tokens["access_token"])
+        yield Gateway(url, tokens["access_token"], tokens["refresh_token"], me["id"], log)
     finally:
         stop(process)
