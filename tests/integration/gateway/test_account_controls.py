@@ -17,9 +17,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import PASSWORD, World, bearer, gateway_settings, login
+from alembic import command
+from conftest import (
+    PASSWORD,
+    World,
+    _create_database,
+    _drop_database,
+    bearer,
+    gateway_settings,
+    login,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.gateway.db import migrate
+from services.gateway.db import alembic_config, connect, migrate
 from tests.net import answers, free_port, stop
 
 pytestmark = pytest.mark.integration
@@ -203,3 +214,45 @@ def test_a_trusted_proxy_names_the_client_the_login_limit_counts(
         repeated = _login_statuses(url, ["192.0.2.7"] * 7)
     assert spread == [401] * 8
     assert repeated == [401] * 5 + [429] * 2
+
+
+async def test_the_token_version_migration_upgrades_existing_users_and_downgrades(
+    database_url: str, kafka_bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    url = await _create_database(database_url)
+    try:
+        settings = gateway_settings(url, kafka_bootstrap_servers, topic_prefix, tmp_path)
+        await migrate(settings, "0001")
+        conn = await connect(settings)
+        try:
+            await conn.execute(
+                "INSERT INTO gateway.users (id, username, email, role, password_hash)"
+                " VALUES (gen_random_uuid(), 'old-timer', 'o@example.com', 'analyst', 'x')"
+            )
+        finally:
+            await conn.close()
+        await migrate(settings)
+        conn = await connect(settings)
+        try:
+            version = await conn.fetchval(
+                "SELECT token_version FROM gateway.users WHERE username = 'old-timer'"
+            )
+        finally:
+            await conn.close()
+        assert version == 0
+
+        engine = create_async_engine(settings.database_dsn)
+
+        def downgrade(connection: Connection) -> None:
+            config = alembic_config(settings.database_dsn)
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0001")
+
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(downgrade)
+        finally:
+            await engine.dispose()
+        await migrate(settings)
+    finally:
+        await _drop_database(database_url, url)
