@@ -25,7 +25,8 @@ from services.gateway.admin import routes as admin
 from services.gateway.audit import routes as audit
 from services.gateway.audit.middleware import AuditMiddleware
 from services.gateway.db import make_engine
-from services.gateway.deps import Publisher, require_roles
+from services.gateway.deps import Publisher, get_authentication, require_roles
+from services.gateway.error_docs import install_error_docs
 from services.gateway.errors import install_error_handlers
 from services.gateway.facts import routes as facts
 from services.gateway.files import routes as files
@@ -106,6 +107,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(api_router(admin_routers))
+    install_error_docs(app, get_authentication)
 
     @app.get("/health", include_in_schema=False)
     async def alive() -> dict[str, str]:

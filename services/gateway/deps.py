@@ -105,6 +105,7 @@ def require_roles(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]
             raise Forbidden(f"Requires role {' or '.join(roles)}")
         return user
 
+    dependency.required_roles = roles  # type: ignore[attr-defined]  # read by error_docs
     return dependency
 
 

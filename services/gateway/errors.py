@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from asyncpg.exceptions import CharacterNotInRepertoireError, UntranslatableCharacterError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -70,6 +74,28 @@ class Unavailable(GatewayError):
     default_message = "Service unavailable"
 
 
+class ValidationDetail(BaseModel):
+    """Where a request failed validation and why."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer."""
+
+    error: str
+    status_code: int
+    request_id: str | None
+    details: list[ValidationDetail] | None = None
+
+
+# Text PostgreSQL cannot store (a NUL character; a lone surrogate never gets this far: pydantic
+# refuses it as invalid unicode).
+_UNSTORABLE_TEXT = (CharacterNotInRepertoireError, UntranslatableCharacterError)
+
+
 def request_id_of(request: Request) -> str | None:
     """The request id the middleware assigned (None outside a request)."""
     return getattr(request.state, "request_id", None)
@@ -113,7 +139,29 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         message = error.detail if isinstance(error.detail, str) else "HTTP error"
-        headers = getattr(error, "headers", None)
+        headers = dict(getattr(error, "headers", None) or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return JSONResponse(
             error_body(request, error.status_code, message), error.status_code, headers=headers
         )
+
+    @app.exception_handler(DBAPIError)
+    async def on_database_error(request: Request, error: DBAPIError) -> JSONResponse:
+        if isinstance(getattr(error.orig, "__cause__", None), _UNSTORABLE_TEXT):
+            message = "Text must not contain NUL characters"
+            return JSONResponse(error_body(request, 422, message), 422)
+        raise error
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (`Allow` of a 405)."""
+    methods: set[str] = set()
+    # Routes of included routers come as contexts with their effective path (FastAPI includes
+    # routers lazily).
+    for route in iter_route_contexts(request.app.router.routes):
+        pattern = getattr(route, "path_regex", None)
+        route_methods = getattr(route, "methods", None)
+        if pattern is not None and route_methods and pattern.match(request.url.path):
+            methods.update(route_methods)
+    return sorted(methods)

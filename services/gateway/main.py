@@ -19,7 +19,9 @@ def main() -> None:
         port=settings.http_port,
         log_config=None,
         access_log=False,
-        proxy_headers=True,
+        # Forwarded headers count only from proxies the operator names; else the peer is the client.
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips or "",
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
     )
 

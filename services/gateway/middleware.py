@@ -8,6 +8,7 @@ a 500 carries the request id, and never the exception's text.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -51,6 +52,14 @@ class RequestIdMiddleware:
         with log_context(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_id)
+            except asyncio.CancelledError:
+                # A library's own stray cancellation is an error like any other; a real one (the
+                # server cancelling this task) goes on.
+                task = asyncio.current_task()
+                if started or (task is not None and task.cancelling()):
+                    raise
+                logger.exception("unhandled cancellation", extra={"path": scope.get("path")})
+                await error_response(send_with_id, 500, "Internal server error", request_id)
             except Exception:
                 logger.exception("unhandled error", extra={"path": scope.get("path")})
                 if started:

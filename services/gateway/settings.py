@@ -71,6 +71,14 @@ class GatewaySettings(ServiceSettings):
         ),
     )
     rate_limit_login: str = Field("10/minute", description="Logins per client IP.")
+    forwarded_allow_ips: str | None = Field(
+        None,
+        description=(
+            "Proxies trusted to say who the client is (X-Forwarded-For/-Proto): comma-separated"
+            " addresses or networks, `*` for any. Unset: none, the peer address is the client"
+            " (so the per-IP login limit cannot be dodged with a made-up header)."
+        ),
+    )
     rate_limit_runs: str = Field("5/minute", description="Pipeline run requests per user.")
     rate_limit_uploads: str = Field("20/minute", description="File uploads per user.")
     rate_limit_api: str = Field("100/minute", description="Other API requests per user.")

@@ -55,6 +55,8 @@ users = Table(
     Column("team_id", Text, ForeignKey(teams.c.id), nullable=True),
     Column("password_hash", Text, nullable=False),
     Column("is_active", Boolean, nullable=False, server_default="true"),
+    # Bumped by a password reset, deactivation or role change: older tokens carry a lower one.
+    Column("token_version", Integer, nullable=False, server_default="0"),
     _ts("created_at", nullable=False, server_default=func.now()),
     _ts("updated_at", nullable=False, server_default=func.now()),
     CheckConstraint(

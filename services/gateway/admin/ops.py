@@ -25,6 +25,7 @@ from services.common.dead_letters import decode_payload
 from services.common.health import CHECK_TIMEOUT_SECONDS, database_ready, kafka_ready, storage_ready
 from services.common.metrics import logical_topic
 from services.gateway.deps import SettingsDep
+from services.gateway.error_docs import documented
 from services.gateway.errors import NotFound
 from services.gateway.settings import GatewaySettings
 
@@ -57,7 +58,7 @@ def redacted_config(settings: BaseModel) -> dict[str, Any]:
     return {name: redact(name, getattr(settings, name)) for name in type(settings).model_fields}
 
 
-@router.get("/health/detailed")
+@router.get("/health/detailed", responses=documented(503))
 async def detailed_health(request: Request, settings: SettingsDep) -> JSONResponse:
     """Every dependency with its latency; 503 naming what is down."""
     checks = (
@@ -110,9 +111,18 @@ async def system_info() -> dict[str, Any]:
     }
 
 
+async def _stop(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer; first let its background task begin, or aiokafka's stop raises the
+    CancelledError of a task cancelled before it ever ran (an empty topic read no records)."""
+    await asyncio.sleep(0)
+    await consumer.stop()
+
+
 async def _end_offsets(
     settings: GatewaySettings, partitions: list[TopicPartition]
 ) -> dict[TopicPartition, int]:
+    if not partitions:
+        return {}
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=None,
@@ -121,9 +131,9 @@ async def _end_offsets(
     )
     await consumer.start()
     try:
-        return await consumer.end_offsets(partitions) if partitions else {}
+        return await consumer.end_offsets(partitions)
     finally:
-        await consumer.stop()
+        await _stop(consumer)
 
 
 @router.get("/consumer-groups")
@@ -172,6 +182,9 @@ async def _read(
     settings: GatewaySettings, starts: dict[TopicPartition, int], ends: dict[TopicPartition, int]
 ) -> list[Any]:
     """Records of the dead-letter topic from `starts` up to `ends` (exclusive)."""
+    wanted = [tp for tp in starts if starts[tp] < ends[tp]]
+    if not wanted:
+        return []
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=None,
@@ -180,9 +193,6 @@ async def _read(
     await consumer.start()
     records: list[Any] = []
     try:
-        wanted = [tp for tp in starts if starts[tp] < ends[tp]]
-        if not wanted:
-            return []
         consumer.assign(wanted)
         for tp in wanted:
             consumer.seek(tp, starts[tp])
@@ -195,7 +205,7 @@ async def _read(
                 if batch and batch[-1].offset + 1 >= ends[tp]:
                     pending.discard(tp)
     finally:
-        await consumer.stop()
+        await _stop(consumer)
     return records
 
 

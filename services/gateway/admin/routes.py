@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 
 from services.gateway.db import connect
 from services.gateway.deps import AdminUser, PagingDep, SessionDep, SettingsDep, require_roles
+from services.gateway.error_docs import documented
 from services.gateway.errors import Conflict, NotFound
 from services.gateway.identity import repository as repo
 from services.gateway.identity import service
@@ -33,7 +34,7 @@ async def list_users(session: SessionDep, paging: PagingDep) -> list[UserRespons
     return [user_response(u) for u in await repo.list_users(session, paging.skip, paging.limit)]
 
 
-@router.post("/users", status_code=201, response_model=UserResponse)
+@router.post("/users", status_code=201, response_model=UserResponse, responses=documented(400, 409))
 async def create_user(body: UserCreate, session: SessionDep) -> UserResponse:
     """Create a user (a sales_team user needs a team)."""
     user = await service.create_user(
@@ -56,7 +57,7 @@ async def get_user(user_id: UUID, session: SessionDep) -> UserResponse:
     return user_response(user)
 
 
-@router.patch("/users/{user_id}", response_model=UserResponse)
+@router.patch("/users/{user_id}", response_model=UserResponse, responses=documented(400, 409))
 async def update_user(
     user_id: UUID, body: UserUpdate, session: SessionDep, admin: AdminUser
 ) -> UserResponse:
@@ -85,7 +86,7 @@ async def list_teams(session: SessionDep, paging: PagingDep) -> list[TeamRespons
     return [TeamResponse(id=t.id, name=t.name, created_at=t.created_at) for t in teams]
 
 
-@router.post("/teams", status_code=201, response_model=TeamResponse)
+@router.post("/teams", status_code=201, response_model=TeamResponse, responses=documented(400, 409))
 async def create_team(body: TeamCreate, session: SessionDep) -> TeamResponse:
     """Create a sales team."""
     team = await service.create_team(session, body.name, body.id)

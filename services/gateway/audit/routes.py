@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.gateway.audit import repository as repo
 from services.gateway.audit.schemas import AuditEntry
 from services.gateway.deps import PagingDep, SessionDep, SessionMakerDep
-from services.gateway.errors import Unprocessable
+from services.gateway.error_docs import documented
+from services.gateway.errors import BadRequest
 from services.gateway.facts.exports import escape_cell
 from services.gateway.paging import InvalidCursor, Page, decode_cursor, encode_cursor
 from services.gateway.runs.outputs import attachment
@@ -43,7 +44,7 @@ def audit_filters(
 FiltersDep = Annotated[repo.AuditFilters, Depends(audit_filters)]
 
 
-@router.get("/audit", response_model=Page[AuditEntry])
+@router.get("/audit", response_model=Page[AuditEntry], responses=documented(400))
 async def list_audit(
     session: SessionDep, paging: PagingDep, filters: FiltersDep
 ) -> Page[AuditEntry]:
@@ -53,7 +54,7 @@ async def list_audit(
         try:
             after = decode_cursor(CURSOR, paging.after, (datetime, UUID))
         except InvalidCursor as error:
-            raise Unprocessable("Invalid cursor") from error
+            raise BadRequest("Invalid cursor") from error
     rows = await repo.list_audit(session, filters, after, paging.limit)  # type: ignore[arg-type]
     cursor = (
         encode_cursor(CURSOR, (rows[-1].occurred_at, rows[-1].event_id))

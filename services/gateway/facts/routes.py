@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.loans import Disposition
 from contracts.triage import ExceptionStatus
 from services.gateway.deps import CurrentUser, PagingDep, SessionDep, SessionMakerDep
-from services.gateway.errors import Unprocessable
+from services.gateway.error_docs import documented
+from services.gateway.errors import BadRequest
 from services.gateway.facts import repository as repo
 from services.gateway.facts.exports import csv_stream, exception_rows, xlsx_stream
 from services.gateway.facts.schemas import ExceptionResponse, LoanResponse
@@ -29,10 +30,11 @@ from services.gateway.paging import (
     decode_cursor,
     encode_cursor,
 )
+from services.gateway.patterns import NO_NUL
 from services.gateway.runs.outputs import attachment
 from services.gateway.runs.service import visible_run
 
-router = APIRouter(tags=["facts"])
+router = APIRouter(tags=["facts"], responses=documented(400, 404))
 EXCEPTIONS_CURSOR = "exceptions"
 LOANS_CURSOR = "loans"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -46,11 +48,11 @@ def _cursor(
     try:
         return decode_cursor(kind, cursor, types)
     except InvalidCursor as error:
-        raise Unprocessable("Invalid cursor") from error
+        raise BadRequest("Invalid cursor") from error
 
 
 Severity = Annotated[Literal["hard", "soft"] | None, Query()]
-Text = Annotated[str | None, Query(max_length=200)]
+Text = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 
 
 @dataclass(frozen=True, slots=True)

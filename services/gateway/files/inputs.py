@@ -21,6 +21,9 @@ INPUTS = "inputs"
 FOLDER_MARKER = ".keep"
 TAPE_SUFFIXES = (".csv", ".xlsx")
 COPY_CHUNK = 1024 * 1024
+# File systems refuse longer names (NAME_MAX) and S3 longer keys: refused up front with a 400.
+NAME_MAX_BYTES = 255
+PATH_MAX_BYTES = 1000
 
 
 def root_of(user: Principal) -> str:
@@ -33,9 +36,19 @@ def root_of(user: Principal) -> str:
 def relative_path(path: str) -> str:
     """A clean path relative to a root; 400 for anything that would leave it."""
     try:
-        return safe_key(path)
+        clean = safe_key(path)
     except InvalidPath as error:
         raise BadRequest("Invalid path") from error
+    check_length(clean)
+    return clean
+
+
+def check_length(clean: str) -> None:
+    """400 naming the limit when a path, or a name in it, is longer than storage keeps."""
+    if len(clean.encode()) > PATH_MAX_BYTES:
+        raise BadRequest(f"Paths are limited to {PATH_MAX_BYTES} bytes (UTF-8)")
+    if any(len(name.encode()) > NAME_MAX_BYTES for name in clean.split("/")):
+        raise BadRequest(f"Each name in a path is limited to {NAME_MAX_BYTES} bytes (UTF-8)")
 
 
 def folder_for_run(user: Principal, folder: str) -> str:
@@ -96,9 +109,11 @@ def _upload_name(filename: str | None) -> str:
     if not name.lower().endswith(TAPE_SUFFIXES):
         raise BadRequest("Only .csv and .xlsx tapes can be uploaded")
     try:
-        return safe_name(name)
+        clean = safe_name(name)
     except InvalidPath as error:
         raise BadRequest("Invalid file name") from error
+    check_length(clean)
+    return clean
 
 
 async def _require_folders(storage: Storage, user: Principal, clean: str) -> None:

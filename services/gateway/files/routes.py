@@ -6,11 +6,12 @@ from fastapi import APIRouter, File, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
 from services.gateway.deps import CurrentUser, SettingsDep, StorageDep
+from services.gateway.error_docs import documented
 from services.gateway.files import inputs
 from services.gateway.files.schemas import FileEntry, FileListResponse
 from services.gateway.runs.outputs import stream_file
 
-router = APIRouter(prefix="/files", tags=["files"])
+router = APIRouter(prefix="/files", tags=["files"], responses=documented(400, 404))
 PathQuery = Annotated[str, Query(max_length=1000, description="Relative to your root.")]
 
 

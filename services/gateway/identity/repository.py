@@ -27,6 +27,7 @@ class User:
     is_active: bool
     created_at: datetime
     password_hash: str
+    token_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ def _user(row: Any) -> User:
         row.is_active,
         row.created_at,
         row.password_hash,
+        row.token_version,
     )
 
 
@@ -85,6 +87,15 @@ async def update_user(session: AsyncSession, user_id: UUID, values: dict[str, An
     """Change some of a user's columns."""
     await session.execute(
         update(users).where(users.c.id == user_id).values(**values, updated_at=func.now())
+    )
+
+
+async def invalidate_tokens(session: AsyncSession, user_id: UUID) -> None:
+    """Bump the user's token version: every token issued before now is refused."""
+    await session.execute(
+        update(users)
+        .where(users.c.id == user_id)
+        .values(token_version=users.c.token_version + 1, updated_at=func.now())
     )
 
 

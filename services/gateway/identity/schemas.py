@@ -6,8 +6,11 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from services.gateway.identity.principal import Role
+from services.gateway.patterns import TEAM_ID
 
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+EMAIL_PATTERN = r"^[^@\s\x00]+@[^@\s\x00]+$"
+# A team name needs a letter or digit (its id is their slug) and no NUL character.
+TEAM_NAME = r"^[^\x00]*[A-Za-z0-9][^\x00]*$"
 
 
 class TokenResponse(BaseModel):
@@ -49,7 +52,7 @@ class UserCreate(BaseModel):
     username: str = Field(min_length=1, max_length=150, pattern=r"^[A-Za-z0-9_.@-]+$")
     email: str = Field(max_length=320, pattern=EMAIL_PATTERN)
     role: Role
-    team_id: str | None = None
+    team_id: str | None = Field(None, max_length=100, pattern=TEAM_ID)
     password: str = Field(min_length=8, max_length=256)
 
 
@@ -58,7 +61,7 @@ class UserUpdate(BaseModel):
 
     email: str | None = Field(None, max_length=320, pattern=EMAIL_PATTERN)
     role: Role | None = None
-    team_id: str | None = None
+    team_id: str | None = Field(None, max_length=100, pattern=TEAM_ID)
     is_active: bool | None = None
     password: str | None = Field(None, min_length=8, max_length=256)
 
@@ -74,5 +77,5 @@ class TeamResponse(BaseModel):
 class TeamCreate(BaseModel):
     """A new sales team; its id defaults to the slug of its name."""
 
-    name: str = Field(min_length=1, max_length=200)
-    id: str | None = Field(None, max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str = Field(min_length=1, max_length=200, pattern=TEAM_NAME)
+    id: str | None = Field(None, max_length=100, pattern=TEAM_ID)

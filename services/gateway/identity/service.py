@@ -13,7 +13,7 @@ from uuid import uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.gateway.errors import Conflict, NotFound, Unauthorized, Unprocessable
+from services.gateway.errors import BadRequest, Conflict, NotFound, Unauthorized, Unprocessable
 from services.gateway.identity import repository as repo
 from services.gateway.identity.passwords import hash_password_async, verify_password_async
 from services.gateway.identity.principal import ROLES, Principal, Role
@@ -41,8 +41,8 @@ def principal_of(user: repo.User) -> Principal:
 
 
 def _pair(settings: GatewaySettings, user: repo.User) -> TokenPair:
-    access, _ = issue_token(settings, user.id, "access")
-    refresh, _ = issue_token(settings, user.id, "refresh")
+    access, _ = issue_token(settings, user.id, "access", version=user.token_version)
+    refresh, _ = issue_token(settings, user.id, "refresh", version=user.token_version)
     return TokenPair(access, refresh, settings.access_token_seconds)
 
 
@@ -50,7 +50,8 @@ async def login(
     session: AsyncSession, settings: GatewaySettings, username: str, password: str
 ) -> TokenPair:
     """Tokens for a user whose password matches; 401 otherwise (the same for unknown users)."""
-    user = await repo.get_user_by_username(session, username)
+    # No stored name holds a NUL character (PostgreSQL text cannot): such a name matches no one.
+    user = None if "\x00" in username else await repo.get_user_by_username(session, username)
     matched = await verify_password_async(password, user.password_hash if user else None)
     if user is None or not matched or not user.is_active:
         logger.info("login refused", extra={"username": username})
@@ -67,7 +68,15 @@ async def authenticate(
     user = await repo.get_user_by_id(session, claims.user_id)
     if user is None or not user.is_active:
         raise Unauthorized("User not found or inactive")
+    _require_current(claims, user)
     return principal_of(user), claims
+
+
+def _require_current(claims: TokenClaims, user: repo.User) -> None:
+    """401 for a token issued before the user's last password reset, deactivation or role
+    change."""
+    if claims.version != user.token_version:
+        raise Unauthorized("Token has been revoked")
 
 
 async def _verified(
@@ -94,6 +103,7 @@ async def refresh(
     user = await repo.get_user_by_id(session, claims.user_id)
     if user is None or not user.is_active:
         raise Unauthorized("User not found or inactive")
+    _require_current(claims, user)
     if not await repo.revoke(session, claims.jti, claims.expires_at):
         raise Unauthorized("Token has been revoked")
     await session.commit()
@@ -126,11 +136,11 @@ def _check_password(password: str) -> None:
 
 async def _check_role_team(session: AsyncSession, role: str, team_id: str | None) -> None:
     if role not in ROLES:
-        raise Unprocessable(f"Role must be one of {', '.join(ROLES)}")
+        raise BadRequest(f"Role must be one of {', '.join(ROLES)}")
     if (role == "sales_team") != (team_id is not None):
-        raise Unprocessable("A sales_team user needs a team; other roles have none")
+        raise BadRequest("A sales_team user needs a team; other roles have none")
     if team_id is not None and await repo.get_team(session, team_id) is None:
-        raise Unprocessable(f"Unknown team {team_id!r}")
+        raise BadRequest(f"Unknown team {team_id!r}")
 
 
 async def create_user(
@@ -172,7 +182,8 @@ async def update_user(
     is_active: bool | None = None,
     password: str | None = None,
 ) -> repo.User:
-    """Change a user's e-mail, role/team, activity or password."""
+    """Change a user's e-mail, role/team, activity or password; a new password, a deactivation or
+    a new role or team revokes every token issued to the user before it."""
     new_role = role or user.role
     new_team = team_id if team_id is not None else user.team_id
     if new_role != "sales_team":
@@ -187,6 +198,9 @@ async def update_user(
         _check_password(password)
         values["password_hash"] = await hash_password_async(password)
     await repo.update_user(session, user.id, values)
+    deactivated = is_active is False and user.is_active
+    if password is not None or deactivated or (new_role, new_team) != (user.role, user.team_id):
+        await repo.invalidate_tokens(session, user.id)
     await session.commit()
     updated = await repo.get_user_by_id(session, user.id)
     assert updated is not None
@@ -211,7 +225,7 @@ async def create_team(session: AsyncSession, name: str, team_id: str | None = No
     clean = name.strip()
     identifier = team_slug(team_id or clean)
     if not clean or not identifier:
-        raise Unprocessable("A team needs a name with letters or digits")
+        raise BadRequest("A team needs a name with letters or digits")
     if not await repo.insert_team(session, identifier, clean):
         raise Conflict(f"Team {clean!r} already exists")
     await session.commit()

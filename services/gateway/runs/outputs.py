@@ -10,7 +10,9 @@ from contracts.runs import REPORT_KEYS
 from services.common.storage import InvalidPath, Storage, safe_key
 from services.common.storage import NotFound as StorageNotFound
 from services.gateway.deps import CurrentUser, SessionDep, StorageDep
+from services.gateway.error_docs import documented
 from services.gateway.errors import BadRequest, NotFound
+from services.gateway.files.inputs import check_length
 from services.gateway.runs import repository as repo
 from services.gateway.runs.schemas import ArchiveEntry, ArchiveResponse, ReportFileResponse
 from services.gateway.runs.service import visible_run
@@ -55,7 +57,7 @@ async def list_outputs(
     return [report_response(row) for row in await repo.report_rows(session, run_id)]
 
 
-@router.get("/{run_id}/notebook-outputs/{key}/download")
+@router.get("/{run_id}/notebook-outputs/{key}/download", responses=documented(400))
 async def download_output(
     run_id: UUID, key: str, user: CurrentUser, session: SessionDep, storage: StorageDep
 ) -> StreamingResponse:
@@ -95,7 +97,7 @@ async def list_archive(
     return ArchiveResponse(input=found["input"], output=found["output"])
 
 
-@router.get("/{run_id}/archive/download")
+@router.get("/{run_id}/archive/download", responses=documented(400))
 async def download_archive(
     run_id: UUID,
     user: CurrentUser,
@@ -108,6 +110,7 @@ async def download_archive(
         clean = safe_key(path)
     except InvalidPath as error:
         raise BadRequest("Invalid archive path") from error
+    check_length(clean)
     area, _, name = clean.partition("/")
     if area not in ARCHIVE_AREAS or not name:
         raise BadRequest("Archive paths start with input/ or output/")

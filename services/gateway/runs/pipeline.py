@@ -13,6 +13,7 @@ from services.gateway.deps import (
     SessionMakerDep,
     SettingsDep,
 )
+from services.gateway.error_docs import documented
 from services.gateway.runs.schemas import RunRequest, RunResponse
 from services.gateway.runs.service import request_run, wait_for_end
 from services.gateway.runs.views import run_response
@@ -25,7 +26,10 @@ MAX_WAIT_SECONDS = 300
     "/run",
     status_code=202,
     response_model=RunResponse,
-    responses={200: {"model": RunResponse, "description": "The run ended within `wait`."}},
+    responses={
+        200: {"model": RunResponse, "description": "The run ended within `wait`."},
+        **documented(400, 403, 503),
+    },
 )
 async def run_pipeline(
     body: RunRequest,

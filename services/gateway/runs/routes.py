@@ -7,7 +7,8 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from services.gateway.deps import CurrentUser, PagingDep, PublisherDep, SessionDep
-from services.gateway.errors import Unprocessable
+from services.gateway.error_docs import documented
+from services.gateway.errors import BadRequest
 from services.gateway.paging import InvalidCursor, Page, decode_cursor, encode_cursor
 from services.gateway.runs import repository as repo
 from services.gateway.runs.domain import RunStatus, state_from_mapping
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 CURSOR = "runs"
 
 
-@router.get("", response_model=Page[RunResponse])
+@router.get("", response_model=Page[RunResponse], responses=documented(400))
 async def list_runs(
     user: CurrentUser,
     session: SessionDep,
@@ -33,7 +34,7 @@ async def list_runs(
         try:
             after = decode_cursor(CURSOR, paging.after, (datetime, UUID))
         except InvalidCursor as error:
-            raise Unprocessable("Invalid cursor") from error
+            raise BadRequest("Invalid cursor") from error
     rows = await repo.list_runs(
         session,
         team_scope=user.team_scope,
@@ -67,7 +68,9 @@ async def get_progress(run_id: UUID, user: CurrentUser, session: SessionDep) -> 
     return progress_response(state, stages, reports, datetime.now(UTC))
 
 
-@router.post("/{run_id}/retry", status_code=202, response_model=RunResponse)
+@router.post(
+    "/{run_id}/retry", status_code=202, response_model=RunResponse, responses=documented(409, 503)
+)
 async def retry(
     run_id: UUID, user: CurrentUser, session: SessionDep, publisher: PublisherDep
 ) -> RunResponse:
@@ -75,7 +78,12 @@ async def retry(
     return run_response(await retry_run(session, publisher, user, run_id))
 
 
-@router.post("/{run_id}/reprocess", status_code=202, response_model=RunResponse)
+@router.post(
+    "/{run_id}/reprocess",
+    status_code=202,
+    response_model=RunResponse,
+    responses=documented(400, 409, 503),
+)
 async def reprocess(
     run_id: UUID,
     user: CurrentUser,

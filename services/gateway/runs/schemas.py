@@ -1,30 +1,73 @@
 """Run shapes: the request, the run (SPEC §3.7 names), its progress, outputs and archive."""
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
 from contracts.runs import Phase, ReportKey
+from services.gateway.patterns import TEAM_ID
 from services.gateway.runs.domain import RunStatus
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A percentage above 0 and below 100 written as text: what `irr_target` accepts as a string.
+PERCENT_TEXT = r"^(([1-9][0-9]?|0[1-9])(\.[0-9]+)?|0{1,2}\.[0-9]*[1-9][0-9]*)$"
+_PERCENT_TEXT = re.compile(PERCENT_TEXT)
+
+
+def _iso_date(value: object) -> object:
+    """Only a `YYYY-MM-DD` string (or a date): never a number of seconds or a datetime."""
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return value
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+def _percent_text(value: object) -> object:
+    if isinstance(value, str) and not _PERCENT_TEXT.fullmatch(value):
+        raise ValueError("must be a number above 0 and below 100, such as 8.05")
+    if isinstance(value, bool):
+        raise ValueError("must be a number above 0 and below 100, such as 8.05")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_iso_date)]
+Percent = Annotated[
+    Decimal,
+    BeforeValidator(_percent_text),
+    Field(gt=0, lt=100),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 100},
+                {"type": "string", "pattern": PERCENT_TEXT},
+            ],
+            "examples": ["8.05"],
+        }
+    ),
+]
 
 
 class RunRequest(BaseModel):
     """Run a tape: every CSV/XLSX file of a folder of the `inputs` area."""
 
-    pdate: date = Field(description="Purchase date.", examples=["2026-11-23"])
-    irr_target: Decimal = Field(Decimal("8.05"), gt=0, lt=100, examples=["8.05"])
+    pdate: Day = Field(description="Purchase date.", examples=["2026-11-23"])
+    irr_target: Percent = Decimal("8.05")
     folder: str = Field("", max_length=1000, description="Folder under `inputs/` (your root).")
-    sales_team_id: str | None = Field(None, description="The team the run belongs to.")
+    sales_team_id: str | None = Field(
+        None, max_length=100, pattern=TEAM_ID, description="The team the run belongs to."
+    )
 
 
 class ReprocessRequest(BaseModel):
     """A new run over a run's archived inputs, with new parameters when given."""
 
-    pdate: date | None = None
-    irr_target: Decimal | None = Field(None, gt=0, lt=100)
+    pdate: Day | None = None
+    irr_target: Percent | None = None
 
 
 class Dispositions(BaseModel):

@@ -20,7 +20,7 @@ from contracts.loans import RunParams
 from contracts.runs import RunReprocessRequested, RunRequested, RunRetryRequested
 from contracts.topics import RUNS
 from services.gateway.deps import Publisher
-from services.gateway.errors import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
+from services.gateway.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from services.gateway.files.inputs import folder_for_run
 from services.gateway.identity import repository as identity
 from services.gateway.identity.principal import Principal
@@ -59,7 +59,7 @@ async def request_run(
             raise Forbidden("A sales-team user runs only for its own team")
         team = user.team_scope
     elif team is not None and await identity.get_team(session, team) is None:
-        raise Unprocessable(f"Unknown sales team {team!r}")
+        raise BadRequest(f"Unknown sales team {team!r}")
     run_id = uuid4()
     now = datetime.now(UTC)
     event = RunRequested(
@@ -112,7 +112,7 @@ async def reprocess_run(
         raise Conflict("Only a completed or failed run can be reprocessed")
     pdate = body.pdate or parent.pdate
     if pdate is None:
-        raise Unprocessable("The run has no pdate; give one")
+        raise BadRequest("The run has no pdate; give one")
     new_id = uuid4()
     now = datetime.now(UTC)
     event = RunReprocessRequested(

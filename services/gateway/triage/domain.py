@@ -96,7 +96,7 @@ class NotPermitted(TriageError):
 
 
 class NotesRequired(TriageError):
-    """The action needs `notes` (why) and got none (HTTP 422)."""
+    """The action needs `notes` (why) and got none (HTTP 400)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 
 from services.gateway.deps import CurrentUser, PublisherDep, SessionDep, SettingsDep
+from services.gateway.error_docs import documented
 from services.gateway.errors import NotFound
 from services.gateway.facts.routes import ExceptionQuery, exception_filters
 from services.gateway.facts.views import exception_response
@@ -41,7 +42,7 @@ async def _detail(session: SessionDep, user: CurrentUser, exception_id: UUID) ->
 
 
 # Declared before `/{exception_id}/{action}`, which would otherwise take `bulk` for an id.
-@router.post("/bulk/{action}", response_model=BulkResponse)
+@router.post("/bulk/{action}", response_model=BulkResponse, responses=documented(400, 403, 503))
 async def bulk_action(
     action: ActionPath,
     body: BulkRequest,
@@ -79,7 +80,10 @@ async def get_exception(
 @router.post(
     "/{exception_id}/{action}",
     response_model=ExceptionDetail,
-    responses={202: {"description": "Published; not yet folded into the read model."}},
+    responses={
+        202: {"description": "Published; not yet folded into the read model."},
+        **documented(400, 403, 409, 503),
+    },
 )
 async def exception_action(
     exception_id: UUID,

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.topics import TRIAGE
 from contracts.triage import TriageEvent
 from services.gateway.deps import Publisher
-from services.gateway.errors import Conflict, Forbidden, GatewayError, NotFound, Unprocessable
+from services.gateway.errors import BadRequest, Conflict, Forbidden, GatewayError, NotFound
 from services.gateway.facts.repository import ExceptionFilters
 from services.gateway.identity import repository as identity
 from services.gateway.identity.principal import Principal
@@ -30,7 +30,6 @@ from services.gateway.triage.domain import (
     Command,
     ExceptionRef,
     InvalidTransition,
-    NotesRequired,
     NotPermitted,
     TriageError,
     TriageState,
@@ -63,9 +62,7 @@ def http_error(error: TriageError) -> GatewayError:
         return Conflict(str(error))
     if isinstance(error, NotPermitted):
         return Forbidden(str(error))
-    if isinstance(error, NotesRequired):
-        return Unprocessable(str(error))
-    return Unprocessable(str(error))
+    return BadRequest(str(error))
 
 
 async def _check_assignee(session: AsyncSession, action: Action, body: ActionRequest) -> None:
@@ -73,7 +70,7 @@ async def _check_assignee(session: AsyncSession, action: Action, body: ActionReq
         return
     user = await identity.get_user_by_id(session, body.assignee)
     if user is None or not user.is_active:
-        raise Unprocessable("The assignee is not an active user")
+        raise BadRequest("The assignee is not an active user")
 
 
 def _command(
@@ -132,7 +129,7 @@ async def bulk(
     if filters is not None:
         rows = await repo.find_exceptions(session, filters, user.team_scope, BULK_MAX + 1)
         if len(rows) > BULK_MAX:
-            raise Unprocessable(f"The filter matches more than {BULK_MAX} exceptions")
+            raise BadRequest(f"The filter matches more than {BULK_MAX} exceptions")
         requested = len(rows)
     else:
         ids = list(dict.fromkeys(body.exception_ids))

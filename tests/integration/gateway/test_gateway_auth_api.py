@@ -159,7 +159,7 @@ async def test_an_admin_creates_a_team_and_a_sales_user_who_can_log_in(
     assert [t["id"] for t in teams.json()] == ["west-coast"]
 
 
-async def test_a_sales_user_without_a_team_is_refused_with_422(
+async def test_a_sales_user_without_a_team_is_refused_with_400(
     client: httpx.AsyncClient, world: World
 ) -> None:
     body = {
@@ -169,7 +169,7 @@ async def test_a_sales_user_without_a_team_is_refused_with_422(
         "password": PASSWORD,
     }
     response = await client.post("/api/admin/users", headers=world.admin, json=body)
-    assert response.status_code == 422
+    assert response.status_code == 400
 
 
 async def test_a_deactivated_user_can_no_longer_use_its_token(

@@ -91,9 +91,9 @@ async def test_bad_list_parameters_answer_422_with_details(
     assert body["request_id"]
 
 
-async def test_a_tampered_cursor_answers_422(client: httpx.AsyncClient, world: World) -> None:
+async def test_a_tampered_cursor_answers_400(client: httpx.AsyncClient, world: World) -> None:
     response = await client.get("/api/runs", params={"after": "bm9wZQ"}, headers=world.admin)
-    assert response.status_code == 422
+    assert response.status_code == 400
 
 
 async def test_one_run_shows_its_facts(client: httpx.AsyncClient, world: World) -> None:
@@ -259,12 +259,12 @@ async def test_bad_run_requests_are_refused(
     assert response.status_code == status, response.text
 
 
-async def test_a_run_request_for_an_unknown_team_answers_422(
+async def test_a_run_request_for_an_unknown_team_answers_400(
     client: httpx.AsyncClient, world: World
 ) -> None:
     body = {"pdate": "2026-11-23", "sales_team_id": "no-such-team"}
     response = await client.post("/api/pipeline/run", headers=world.admin, json=body)
-    assert response.status_code == 422
+    assert response.status_code == 400
 
 
 async def test_waiting_on_a_run_answers_200_once_the_projection_shows_it_ended(

@@ -236,7 +236,8 @@ async def test_an_invalid_transition_answers_409_naming_the_current_status(desk:
     assert response.status_code == 409
     assert "status is new" in response.json()["error"]
     missing_notes = await act(desk, desk.analyst, exception["exception_id"], "comment")
-    assert missing_notes.status_code == 422
+    assert missing_notes.status_code == 400
+    assert "requires notes" in missing_notes.json()["error"]
     unknown = await act(desk, desk.analyst, exception["exception_id"], "delete")
     assert unknown.status_code == 422
 

@@ -76,3 +76,36 @@ def test_production_settings_refuse_to_start_without_a_jwt_secret() -> None:
 def test_only_sales_team_users_are_scoped_to_a_team() -> None:
     assert Principal(uuid4(), "s", "sales_team", "team-a").team_scope == "team-a"
     assert Principal(uuid4(), "a", "analyst", None).team_scope is None
+
+
+def test_a_token_carries_the_users_token_version() -> None:
+    token, claims = issue_token(SETTINGS, uuid4(), "refresh", version=3)
+    assert claims.version == 3
+    assert verify_token(SETTINGS, token, "refresh").version == 3
+
+
+def _signed(payload: dict) -> str:
+    return jwt.encode(payload, SETTINGS.signing_key, algorithm=SETTINGS.jwt_algorithm)
+
+
+def _payload(**changes: object) -> dict:
+    now = datetime.now(UTC).replace(microsecond=0)
+    payload = {
+        "sub": str(uuid4()),
+        "typ": "access",
+        "jti": "j",
+        "iss": SETTINGS.jwt_issuer,
+        "iat": now,
+        "exp": now + timedelta(minutes=5),
+    }
+    return payload | changes
+
+
+def test_a_token_from_before_token_versions_is_of_version_zero() -> None:
+    assert verify_token(SETTINGS, _signed(_payload()), "access").version == 0
+
+
+@pytest.mark.parametrize("version", ["1", 1.0, True, None])
+def test_a_token_version_that_is_not_an_integer_is_refused(version: object) -> None:
+    with pytest.raises(InvalidToken):
+        verify_token(SETTINGS, _signed(_payload(ver=version)), "access")

@@ -46,7 +46,7 @@ def test_garbage_cursors_are_refused(cursor: str) -> None:
 def test_a_cursor_integer_outside_its_columns_type_is_refused(
     values: tuple[object, ...], types: tuple[range, ...]
 ) -> None:
-    # A crafted cursor must answer 422, not overflow the database's parameter (a 500).
+    # A crafted cursor must answer 400, not overflow the database's parameter (a 500).
     with pytest.raises(InvalidCursor):
         decode_cursor("loans", encode_cursor("loans", values), types)
 

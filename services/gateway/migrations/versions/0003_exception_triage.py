@@ -2,7 +2,7 @@
 role `senior_analyst`.
 
 Revision ID: 0003_exception_triage
-Revises: 0001
+Revises: 0002_token_validity
 Create Date: 2026-12-06 22:30:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from contracts.ids import NS
 
 revision: str = "0003_exception_triage"
-down_revision: str | None = "0001"  # re-chain onto "0002_token_validity" at merge
+down_revision: str | None = "0002_token_validity"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
