@@ -15,6 +15,7 @@ from contracts.runs import (
     RunStarted,
     TapeIngested,
 )
+from contracts.scoring import ModelLoaded, ScoredBatch
 from contracts.tapes import TapeEnd, TapeRow
 
 EVENTS_BY_TOPIC: dict[str, tuple[type[BaseModel], ...]] = {
@@ -33,6 +34,8 @@ EVENTS_BY_TOPIC: dict[str, tuple[type[BaseModel], ...]] = {
     topics.LOANS_EVALUATED.name: (EvaluatedBatch,),
     topics.LOANS_PRICED.name: (PricedBatch,),
     topics.LOANS_DISPOSITIONED.name: (DispositionedBatch,),
+    topics.LOANS_SCORED.name: (ScoredBatch,),
+    topics.MODELS.name: (ModelLoaded,),
     topics.DEAD_LETTERS.name: (DeadLetter,),
 }
 ALL_MODELS: tuple[type[BaseModel], ...] = tuple(
