@@ -1,7 +1,5 @@
 """Scoring's adapter to Kafka: a dispositioned batch in, the scored batch of that number out."""
 
-from collections.abc import Awaitable, Callable
-
 from faststream.kafka import KafkaBroker, KafkaResponse
 
 from contracts.codec import encode
@@ -14,15 +12,15 @@ from services.scoring.batches import scored_batch
 from services.scoring.domain import RoutingPolicy, RunDriftMonitor
 from services.scoring.metrics import record_drift, record_model, record_scored
 from services.scoring.model import ServedModel
+from services.scoring.serving import ModelSlot
 from services.scoring.settings import ScoringSettings
 
 
 def subscribe(
-    broker: KafkaBroker, settings: ScoringSettings, model: ServedModel, policy: RoutingPolicy
+    broker: KafkaBroker, settings: ScoringSettings, slot: ModelSlot, policy: RoutingPolicy
 ) -> None:
     """Consume `loans.dispositioned.v1` (group `scoring`) and publish to `loans.scored.v1`."""
-    version = model.card.model_version
-    monitor = RunDriftMonitor(model.card, settings.drift_runs_kept)
+    monitors: dict[str, RunDriftMonitor] = {}
 
     @broker.subscriber(
         settings.topic(LOANS_DISPOSITIONED),
@@ -32,6 +30,11 @@ def subscribe(
     @broker.publisher(settings.topic(LOANS_SCORED), schema=ScoredBatch)
     async def on_loans_dispositioned(batch: DispositionedBatch) -> KafkaResponse:
         """Score and route every loan of a dispositioned batch with the production model."""
+        model = await slot.get()
+        version = model.card.model_version
+        monitor = monitors.get(version) or monitors.setdefault(
+            version, RunDriftMonitor(model.card, settings.drift_runs_kept)
+        )
         with gc_paused():
             output = scored_batch(batch, model.scorer, version, policy)
             record_scored(output.events)
@@ -39,19 +42,15 @@ def subscribe(
             return batch_response(output)
 
 
-def model_card_publisher(
+async def publish_model_card(
     broker: KafkaBroker, settings: ScoringSettings, model: ServedModel
-) -> Callable[[], Awaitable[None]]:
-    """A start-up hook announcing the model served on `models.v1` (one event id per version)."""
+) -> None:
+    """Announce the model served on `models.v1`, keyed by model name (one event id per version)."""
     card = model.card
-
-    async def publish_model_card() -> None:
-        record_model(card.model_name, card.model_version)
-        await broker.publish(
-            encode(card),
-            topic=settings.topic(MODELS),
-            key=card.model_name.encode(),
-            headers={"event-type": card.event_type},
-        )
-
-    return publish_model_card
+    record_model(card.model_name, card.model_version)
+    await broker.publish(
+        encode(card),
+        topic=settings.topic(MODELS),
+        key=card.model_name.encode(),
+        headers={"event-type": card.event_type},
+    )

@@ -10,8 +10,9 @@ from contracts.topics import LOANS_DISPOSITIONED, LOANS_SCORED, MODELS
 from services.common.metrics import REGISTRY
 from services.common.runtime import make_broker
 from services.scoring.domain import load_policy
-from services.scoring.handlers import model_card_publisher, subscribe
+from services.scoring.handlers import publish_model_card, subscribe
 from services.scoring.model import ServedModel
+from services.scoring.serving import ModelSlot
 from services.scoring.settings import ScoringSettings
 from tests.factories import (
     OCCURRED_AT,
@@ -28,7 +29,7 @@ Published = list[tuple[bytes, bytes, dict[str, str]]]
 
 def wired(model: ServedModel, published: Published, cards: list[bytes]) -> KafkaBroker:
     broker = make_broker(SETTINGS)
-    subscribe(broker, SETTINGS, model, load_policy())
+    subscribe(broker, SETTINGS, ModelSlot(model), load_policy())
 
     @broker.subscriber(SETTINGS.topic(LOANS_SCORED), decoder=lambda message: message.body)
     async def collect(body: bytes, message: KafkaMessage) -> None:
@@ -145,7 +146,7 @@ async def test_the_model_card_is_announced_keyed_by_model_name(served_model: Ser
     broker = wired(served_model, [], cards)
 
     async with TestKafkaBroker(broker):
-        await model_card_publisher(broker, SETTINGS, served_model)()
+        await publish_model_card(broker, SETTINGS, served_model)
 
     (card,) = (decode(body, ModelLoaded) for body in cards)
     assert card == served_model.card
