@@ -25,6 +25,7 @@ from contracts.scoring import (
     ModelLoaded,
     RiskCategory,
     Routing,
+    RoutingDecision,
     RoutingReason,
     ScoringFeatures,
 )
@@ -167,21 +168,27 @@ def route(
     disposition: Disposition, score: int, features: ScoringFeatures, policy: RoutingPolicy
 ) -> Routing:
     """Rejected loans auto-decline; a review trigger sends to a person; else the thresholds."""
-    version = policy.version
     if disposition == "rejected":
-        return Routing(decision="auto_decline", reason="hard_exception", policy_version=version)
+        return _routing("auto_decline", "hard_exception", (), policy.version)
     triggers = policy.triggers(features)
     if triggers:
-        return Routing(
-            decision="human_review", reason=triggers[0], triggers=triggers, policy_version=version
-        )
+        return _routing("human_review", triggers[0], triggers, policy.version)
     if score >= policy.auto_approve_min:
-        reason: RoutingReason = "score_at_or_above_auto_approve"
-        return Routing(decision="auto_approve", reason=reason, policy_version=version)
+        return _routing("auto_approve", "score_at_or_above_auto_approve", (), policy.version)
     if score <= policy.auto_decline_max:
-        reason = "score_at_or_below_auto_decline"
-        return Routing(decision="auto_decline", reason=reason, policy_version=version)
-    return Routing(decision="human_review", reason="borderline_score", policy_version=version)
+        return _routing("auto_decline", "score_at_or_below_auto_decline", (), policy.version)
+    return _routing("human_review", "borderline_score", (), policy.version)
+
+
+@cache
+def _routing(
+    decision: RoutingDecision,
+    reason: RoutingReason,
+    triggers: tuple[RoutingReason, ...],
+    version: str,
+) -> Routing:
+    """One of the few routings there are, built once (contracts are immutable)."""
+    return Routing(decision=decision, reason=reason, triggers=triggers, policy_version=version)
 
 
 def top_factors(
@@ -189,15 +196,13 @@ def top_factors(
 ) -> tuple[tuple[Factor, ...], tuple[Factor, ...]]:
     """The 5 strongest contributions making the loan safer, and the 5 making it riskier.
 
-    Contributions are in log-odds of default (negative is safer), rounded to 6 places first so
-    ordering and text agree; ties go in feature order. A zero contribution is neither.
+    Contributions are in log-odds of default (negative is safer), rounded to 6 places first
+    (Python's correctly rounded `round`, the same on every platform) so ordering and text agree;
+    ties go in feature order. A contribution that rounds to zero is neither.
     """
     if len(contributions) != len(FEATURES):
         raise ValueError(f"expected {len(FEATURES)} contributions, got {len(contributions)}")
-    rounded = [
-        (Decimal(repr(float(value))).quantize(_SIX_PLACES, rounding=ROUND_HALF_EVEN), index)
-        for index, value in enumerate(contributions)
-    ]
+    rounded = [(round(float(value), 6), index) for index, value in enumerate(contributions)]
     safer = sorted((item for item in rounded if item[0] < 0), key=lambda item: item[0])
     riskier = sorted((item for item in rounded if item[0] > 0), key=lambda item: -item[0])
     return (
@@ -218,7 +223,7 @@ def shown_value(feature: str, text: str | None) -> str:
     return text
 
 
-def _factor(features: ScoringFeatures, index: int, contribution: Decimal) -> Factor:
+def _factor(features: ScoringFeatures, index: int, contribution: float) -> Factor:
     feature = FEATURES[index]
     value = shown_value(feature, getattr(features, feature))
     effect = "raises" if contribution > 0 else "lowers"
@@ -228,7 +233,7 @@ def _factor(features: ScoringFeatures, index: int, contribution: Decimal) -> Fac
         feature=feature,
         description=f"{subject}{of} {effect} the estimated default risk",
         value=value,
-        contribution="0.000000" if contribution.is_zero() else str(contribution),
+        contribution=f"{contribution:.6f}",
     )
 
 
