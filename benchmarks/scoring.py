@@ -7,7 +7,9 @@ normaliser, rules, pricing and disposition into encoded dispositioned batches of
 loans. The model is trained in-process on the service's bootstrap history (no MLflow). Then each
 batch is decoded, scored (features, one preprocessing transform, one XGBoost TreeSHAP call,
 routing and factors) and encoded, as `on_loans_dispositioned` does; CPU time (process_time) per
-stage gives loans/s per core. On a shared, loaded machine the numbers are indicative only.
+stage gives loans/s per core. It also reports the largest feature PSI of the tape against the
+training data (generated tapes should not drift). On a shared, loaded machine the numbers are
+indicative only.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from uuid import uuid4
 
 from contracts.codec import decode, encode
+from contracts.drift import add_counts, bin_counts, drift, empty_counts
 from contracts.ids import event_id
 from contracts.loans import DispositionedBatch, LoanDispositioned, RunParams
 from services.ingest.domain import InMemoryDuplicateIndex, Normaliser
@@ -99,6 +102,7 @@ def main() -> None:
     batches = dispositioned_batches(args.loans, args.seed, args.batch_size)
     policy = load_policy()
     loans = 0
+    counts = empty_counts(served.card)
     cpu = {"decode": 0.0, "features": 0.0, "score": 0.0, "encode": 0.0}
     gc.collect()
     gc.freeze()
@@ -114,6 +118,7 @@ def main() -> None:
         t3 = time.process_time()
         encode(output)
         t4 = time.process_time()
+        counts = add_counts(counts, bin_counts(served.card, output.features()))
         cpu["decode"] += t1 - t0
         cpu["features"] += t2 - t1
         cpu["score"] += t3 - t2
@@ -132,6 +137,7 @@ def main() -> None:
             "encode": round(1e6 * cpu["encode"] / loans, 1),
         },
         "wall_seconds": round(wall_seconds, 2),
+        "max_feature_psi": max((item.psi for item in drift(served.card, counts)), key=float),
         "model_training_seconds": round(train_seconds, 1),
     }
     print(json.dumps(result))
