@@ -114,3 +114,16 @@ def test_the_card_survives_its_json_and_names_its_version(trained_model: Trained
     card = trained_model.card("m", "3")
     assert (card.model_version, card.occurred_at, card.trained_at) == ("3", TRAINED_AT, TRAINED_AT)
     assert card.event_id != trained_model.card("m", "4").event_id
+
+
+def test_a_categorical_inputs_one_hot_contributions_are_credited_to_that_input(
+    trained_model: TrainedModel,
+) -> None:
+    scorer = trained_model.served("m", "1").scorer
+    base = synthetic_history(10, 8).features[0]
+    primary = base.model_copy(update={"occupancy_status": "primary"})
+    investment = base.model_copy(update={"occupancy_status": "investment"})
+    low, high = scorer.predict([primary, investment])
+    change = np.abs(np.array(high.contributions) - np.array(low.contributions))
+    assert FEATURES[int(np.argmax(change))] == "occupancy_status"
+    assert high.probability_default > low.probability_default
