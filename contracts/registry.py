@@ -16,6 +16,7 @@ from contracts.runs import (
     RunStarted,
     TapeIngested,
 )
+from contracts.scoring import ModelLoaded, ScoredBatch
 from contracts.tapes import TapeEnd, TapeRow
 from contracts.triage import TRIAGE_EVENTS
 
@@ -35,6 +36,8 @@ EVENTS_BY_TOPIC: dict[str, tuple[type[BaseModel], ...]] = {
     topics.LOANS_EVALUATED.name: (EvaluatedBatch,),
     topics.LOANS_PRICED.name: (PricedBatch,),
     topics.LOANS_DISPOSITIONED.name: (DispositionedBatch,),
+    topics.LOANS_SCORED.name: (ScoredBatch,),
+    topics.MODELS.name: (ModelLoaded,),
     topics.DEAD_LETTERS.name: (DeadLetter,),
     topics.TRIAGE.name: TRIAGE_EVENTS,
     topics.AUDIT.name: (AuditRecorded,),

@@ -41,6 +41,14 @@ LOANS_DISPOSITIONED = Topic(
     "Each loan's final disposition.",
     BATCH_CONFIG,
 )
+LOANS_SCORED = Topic(
+    "loans.scored.v1",
+    6,
+    "{run_id}:{batch_seq}",
+    "Each loan's model score, top factors and routing.",
+    BATCH_CONFIG,
+)
+MODELS = Topic("models.v1", 1, "model name", "Model cards of the scoring models served.")
 DEAD_LETTERS = Topic(
     "dead-letters.v1", 3, "original key", "Messages no consumer could process.", BATCH_CONFIG
 )
@@ -56,6 +64,8 @@ ALL_TOPICS: tuple[Topic, ...] = (
     LOANS_EVALUATED,
     LOANS_PRICED,
     LOANS_DISPOSITIONED,
+    LOANS_SCORED,
+    MODELS,
     DEAD_LETTERS,
     TRIAGE,
     AUDIT,
@@ -65,4 +75,5 @@ LOAN_TOPICS: tuple[Topic, ...] = (
     LOANS_EVALUATED,
     LOANS_PRICED,
     LOANS_DISPOSITIONED,
+    LOANS_SCORED,
 )

@@ -2,7 +2,7 @@
 
 import typer
 
-from services.cli import admin, pipeline, projections, tape
+from services.cli import admin, model, pipeline, projections, tape
 from services.cli.stack.commands import app as stack_app
 
 app = typer.Typer(
@@ -13,6 +13,7 @@ app.add_typer(pipeline.app)  # `run` and `runs list|show|wait`
 app.add_typer(tape.app, name="tape")
 app.add_typer(admin.app, name="admin")
 app.add_typer(projections.app, name="projections")
+app.add_typer(model.app, name="model")
 
 if __name__ == "__main__":
     app()

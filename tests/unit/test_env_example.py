@@ -14,6 +14,7 @@ from services.ingest.settings import IngestSettings
 from services.pricing.settings import PricingSettings
 from services.reporting.settings import ReportingSettings
 from services.rules.settings import RulesSettings
+from services.scoring.settings import ScoringSettings
 
 ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
 SETTINGS: tuple[type[BaseSettings], ...] = (
@@ -21,6 +22,7 @@ SETTINGS: tuple[type[BaseSettings], ...] = (
     RulesSettings,
     PricingSettings,
     ReportingSettings,
+    ScoringSettings,
     GatewaySettings,
     StackSettings,
     CliSettings,

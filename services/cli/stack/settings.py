@@ -17,6 +17,7 @@ SERVICE_HTTP_PORTS: dict[str, int] = {
     "pricing": 8103,
     "reporting": 8104,
     "projector": 8105,
+    "scoring": 8106,
 }
 """Default health/metrics port of each Procfile process (env `<SERVICE>_HTTP_PORT`)."""
 
@@ -76,6 +77,7 @@ class StackSettings(BaseSettings):
     pricing_http_port: int = _port("pricing")
     reporting_http_port: int = _port("reporting")
     projector_http_port: int = _port("projector")
+    scoring_http_port: int = _port("scoring")
 
     @property
     def state(self) -> Path:

@@ -2,10 +2,12 @@
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+import services.scoring.metrics  # noqa: F401 - registers scoring's metrics
 from services.common.metrics import exported_metric_names
 from tests.unit.observability.monitoring_files import (
     ALERT_RULES,
@@ -31,6 +33,7 @@ SERVICE_PORTS = {
     "pricing": 8103,
     "reporting": 8104,
     "projector": 8105,
+    "scoring": 8106,
 }
 KNOWN = exported_metric_names() | PROMETHEUS_SERIES
 README = PROMETHEUS_CONFIG.parent / "README.md"
@@ -172,3 +175,62 @@ def test_grafana_loads_dashboards_from_a_folder_named_by_the_environment() -> No
     provider = load_yaml(DASHBOARD_PROVIDERS)["providers"][0]
     assert provider["type"] == "file"
     assert provider["options"]["path"] == "${LOAN_ENGINE_GRAFANA_DASHBOARDS}"
+
+
+def drift_alert_test(loans: int) -> dict[str, Any]:
+    """A promtool unit test: ltv_ratio's PSI jumps to 0.31 over a run of `loans` loans."""
+    rule = next(rule for rule in alert_rules() if rule["alert"] == "LoanEngineModelDrift")
+    annotations = {
+        name: text.replace("{{ $labels.feature }}", "ltv_ratio").replace("{{ $value }}", "0.31")
+        for name, text in rule["annotations"].items()
+    }
+    firing = [
+        {
+            "exp_labels": {"severity": "warning", "feature": "ltv_ratio"},
+            "exp_annotations": annotations,
+        }
+    ]
+    return {
+        "rule_files": [str(ALERT_RULES)],
+        "evaluation_interval": "15s",
+        "tests": [
+            {
+                "interval": "15s",
+                "input_series": [
+                    {
+                        "series": 'loan_engine_model_feature_psi{feature="ltv_ratio"}',
+                        "values": "0.05 0.05 0.31 0.31",
+                    },
+                    {
+                        "series": 'loan_engine_model_feature_psi{feature="credit_score"}',
+                        "values": "0.01 0.01 0.01 0.01",
+                    },
+                    {
+                        "series": "loan_engine_model_drift_loans",
+                        "values": f"{loans} {loans} {loans} {loans}",
+                    },
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "15s", "alertname": "LoanEngineModelDrift", "exp_alerts": []},
+                    {
+                        "eval_time": "45s",
+                        "alertname": "LoanEngineModelDrift",
+                        "exp_alerts": firing if loans >= 500 else [],
+                    },
+                ],
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize("loans", [2000, 100])
+def test_model_drift_alert_fires_on_a_psi_above_point_two_over_at_least_500_loans(
+    tmp_path: Path, loans: int
+) -> None:
+    promtool = required_tool("promtool")
+    path = tmp_path / "drift-test.yml"
+    path.write_text(yaml.safe_dump(drift_alert_test(loans)))
+    result = subprocess.run(
+        [promtool, "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,1 @@
+"""Scoring service: an explainable credit model's score, top factors and routing (SPEC §8)."""
