@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from contracts.audit import Outcome, mask_text
+from services.gateway.patterns import storable
 
 # Response fields that name what a write created or changed (never secrets).
 TARGET_FIELDS = ("id", "run_id", "exception_id", "user_id", "team_id", "username", "key")
@@ -31,14 +32,14 @@ def action_of(route_name: str | None, method: str, path_params: Mapping[str, Any
 
 
 def clean(value: Any) -> str:
-    """A target value as text: e-mail addresses masked, bounded."""
-    return mask_text(str(value))[:MAX_VALUE]
+    """A target value as text: e-mail addresses masked, NULs replaced, bounded."""
+    return storable(mask_text(str(value)))[:MAX_VALUE]  # type: ignore[index]
 
 
 def target_of(path_params: Mapping[str, Any], response: Mapping[str, Any] | None) -> dict[str, str]:
     """What the action was done to: the path's ids, and the ids the response names."""
     target = {
-        name: clean(value)
+        clean(name): clean(value)
         for name, value in path_params.items()
         if name != "action" and not _secret(name)
     }

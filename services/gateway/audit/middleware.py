@@ -17,11 +17,12 @@ from uuid import UUID, uuid4
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from contracts.audit import AuditRecorded, mask_text
+from contracts.audit import AuditRecorded
 from contracts.topics import AUDIT
 from services.gateway.audit.domain import (
     WRITE_METHODS,
     action_of,
+    clean,
     outcome_of,
     target_of,
 )
@@ -112,7 +113,7 @@ async def _event(
         actor_role=role,
         action=action_of(getattr(route, "name", None), scope["method"], path_params),
         method=scope["method"],
-        path=getattr(route, "path", None) or scope["path"][:200],
+        path=getattr(route, "path", None) or clean(scope["path"]),
         target=target_of(path_params, response if status_code < 400 else None),
         request_id=state.get("request_id"),
         client_address=client[0] if client else None,
@@ -126,7 +127,7 @@ async def _actor(
 ) -> tuple[UUID | None, str | None, str | None]:
     principal = state.get("principal")
     if principal is not None:
-        return principal.user_id, mask_text(principal.username), principal.role
+        return principal.user_id, clean(principal.username), principal.role
     if scope["path"] != LOGIN_PATH:
         return None, None, None
     app = scope["app"]
@@ -140,9 +141,9 @@ async def _actor(
             async with app.state.sessionmaker() as session:
                 user = await repository.get_user_by_id(session, claims.user_id)
             if user is not None:
-                return user.id, mask_text(user.username), user.role
+                return user.id, clean(user.username), user.role
     username = parse_qs(request_body.decode("utf-8", "replace")).get("username", [None])[0]
-    return None, mask_text(username)[:200] if username else None, None
+    return None, clean(username) if username else None, None
 
 
 def _json(body: bytes) -> dict[str, Any] | None:

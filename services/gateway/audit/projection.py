@@ -1,4 +1,7 @@
-"""Fold audit.v1 into `audit_log`: one row per event, idempotent on the event id."""
+"""Fold audit.v1 into `audit_log`: one row per event, idempotent on the event id.
+
+Text is made storable (a NUL becomes U+FFFD) the same way on every replay: an event that carries
+one must not stop the projector."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import orjson
 
 from contracts.audit import AuditRecorded
 from contracts.codec import decode
+from services.gateway.patterns import storable
 from services.gateway.tables import SCHEMA
 
 COLUMNS = (
@@ -49,14 +53,17 @@ async def write_audit(conn: asyncpg.Connection, events: list[AuditRecorded]) -> 
                 event.occurred_at,
                 event.source,
                 event.actor_id,
-                event.actor,
-                event.actor_role,
-                event.action,
-                event.method,
-                event.path,
-                orjson.dumps(event.target, option=orjson.OPT_SORT_KEYS).decode(),
-                event.request_id,
-                event.client_address,
+                storable(event.actor),
+                storable(event.actor_role),
+                storable(event.action),
+                storable(event.method),
+                storable(event.path),
+                orjson.dumps(
+                    {storable(k): storable(v) for k, v in event.target.items()},
+                    option=orjson.OPT_SORT_KEYS,
+                ).decode(),
+                storable(event.request_id),
+                storable(event.client_address),
                 event.outcome,
                 event.status_code,
             )

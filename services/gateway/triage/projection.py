@@ -2,8 +2,9 @@
 (every event, applied or rejected, in log order).
 
 Idempotent: an event already recorded (a re-delivery, a replay over a partial chunk) is skipped.
-The fold re-checks every rule (`domain.evolve`), so of two actions that raced through the API the
-later one is recorded as rejected, with the reason, and changes nothing.
+Text is made storable (a NUL becomes U+FFFD), the same on every replay. The fold re-checks every
+rule (`domain.evolve`), so of two actions that raced through the API the later one is recorded
+as rejected, with the reason, and changes nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncpg
 
 from contracts.codec import decode_union
 from contracts.triage import TRIAGE_EVENT, TriageEvent
+from services.gateway.patterns import storable
 from services.gateway.tables import SCHEMA
 from services.gateway.triage.domain import (
     ACTION_OF_EVENT,
@@ -141,7 +143,7 @@ def _state_row(event: TriageEvent, state: TriageState) -> tuple[Any, ...]:
         event.exception_id,
         event.loan_id,
         event.run_id,
-        event.exception_type,
+        storable(event.exception_type),
         state.status,
         state.assignee,
         state.waiver_requested_by,
@@ -163,13 +165,13 @@ def _action_row(
         event.event_type,  # type: ignore[attr-defined]
         ACTION_OF_EVENT[event.event_type],  # type: ignore[attr-defined]
         event.actor_id,
-        event.actor_role,
-        event.notes,
+        storable(event.actor_role),
+        storable(event.notes),
         getattr(event, "assignee", None),
         before.status,
         after.status,
         reason is None,
-        reason,
-        event.request_id,
+        storable(reason),
+        storable(event.request_id),
         event.occurred_at,
     )

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from contracts.triage import ExceptionStatus
 from services.gateway.facts.schemas import ExceptionResponse
+from services.gateway.patterns import NO_NUL
 
 BULK_MAX = 10_000
 
@@ -17,9 +18,24 @@ class ActionRequest(BaseModel):
     """The why of an action; `assignee` for assign."""
 
     notes: str | None = Field(
-        None, max_length=4000, description="Why (required to comment, resolve and waive)."
+        None,
+        max_length=4000,
+        pattern=NO_NUL,
+        description="Why (required to comment, resolve and waive).",
+    )
+    reason: str | None = Field(
+        None,
+        max_length=4000,
+        pattern=NO_NUL,
+        description="Another name for `notes` (a waiver's reason).",
     )
     assignee: UUID | None = Field(None, description="The user to assign to (assign only).")
+
+    @model_validator(mode="after")
+    def _reason_is_notes(self) -> "ActionRequest":
+        if self.notes is None and self.reason is not None:
+            self.notes = self.reason
+        return self
 
 
 class ExceptionFilter(BaseModel):
@@ -28,9 +44,9 @@ class ExceptionFilter(BaseModel):
     model_config = {"extra": "forbid"}
 
     run_id: UUID | None = None
-    exception_type: str | None = Field(None, max_length=200)
+    exception_type: str | None = Field(None, max_length=200, pattern=NO_NUL)
     severity: Literal["hard", "soft"] | None = None
-    rejection_criteria: str | None = Field(None, max_length=200)
+    rejection_criteria: str | None = Field(None, max_length=200, pattern=NO_NUL)
     status: ExceptionStatus | None = None
     assignee: UUID | None = None
     loan_id: UUID | None = None
