@@ -41,6 +41,9 @@ LOANS_DISPOSITIONED = Topic(
     "Each loan's final disposition.",
     BATCH_CONFIG,
 )
+CORRECTIONS = Topic(
+    "corrections.v1", 6, "loan id", "Analysts' record corrections (new cell text per field)."
+)
 DEAD_LETTERS = Topic(
     "dead-letters.v1", 3, "original key", "Messages no consumer could process.", BATCH_CONFIG
 )
@@ -53,6 +56,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     LOANS_PRICED,
     LOANS_DISPOSITIONED,
     DEAD_LETTERS,
+    CORRECTIONS,
 )
 LOAN_TOPICS: tuple[Topic, ...] = (
     LOANS_INGESTED,

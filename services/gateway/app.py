@@ -23,6 +23,7 @@ from services.common.tracing import fastapi_telemetry, setup_tracing
 from services.gateway.db import make_engine
 from services.gateway.deps import Publisher, require_roles
 from services.gateway.errors import install_error_handlers
+from services.gateway.governance.routers import GOVERNANCE_ROUTERS
 from services.gateway.identity.service import bootstrap_admin
 from services.gateway.middleware import (
     MULTIPART_OVERHEAD,
@@ -57,6 +58,8 @@ def api_router(admin_routers: Sequence[APIRouter] = ()) -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
     for module in (auth, pipeline, runs, outputs, summary, facts, meta, files, admin):
         router.include_router(module.router)
+    for governance in GOVERNANCE_ROUTERS:
+        router.include_router(governance)
     for extra in (admin_ops.router, *admin_routers):
         router.include_router(
             extra, prefix="/admin", dependencies=[Depends(require_roles("admin"))]

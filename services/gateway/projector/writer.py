@@ -28,6 +28,7 @@ from services.gateway.projector.batches import (
     LOAN_COLUMNS,
     DispositionedRows,
 )
+from services.gateway.projector.hooks import hooks
 from services.gateway.projector.plan import BatchSeen, Plan, TapeSeen
 from services.gateway.tables import SCHEMA
 
@@ -95,6 +96,9 @@ async def write_chunk(
         await _reorder_exceptions(conn, created)
         await _write_tapes(conn, chunk.tapes.values())
         await _write_dead_letters(conn, chunk.dead_letters)
+        for hook in hooks():
+            if rows := chunk.hooked.get(hook.name):
+                await hook.write(conn, rows)
         await _write_positions(conn, positions)
 
 

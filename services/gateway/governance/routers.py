@@ -1,0 +1,9 @@
+"""The governance packages' routers, mounted under `/api` beside the original resources."""
+
+from fastapi import APIRouter
+
+from services.gateway.corrections.routes import router as corrections
+from services.gateway.reprocess.routes import router as reprocess
+from services.gateway.rulesets.routes import router as rulesets
+
+GOVERNANCE_ROUTERS: tuple[APIRouter, ...] = (corrections, reprocess, rulesets)
