@@ -3,7 +3,8 @@
 from fastapi import APIRouter
 
 from services.gateway.corrections.routes import router as corrections
+from services.gateway.lineage.routes import router as lineage
 from services.gateway.reprocess.routes import router as reprocess
 from services.gateway.rulesets.routes import router as rulesets
 
-GOVERNANCE_ROUTERS: tuple[APIRouter, ...] = (corrections, reprocess, rulesets)
+GOVERNANCE_ROUTERS: tuple[APIRouter, ...] = (corrections, lineage, reprocess, rulesets)
