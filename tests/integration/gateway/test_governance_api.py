@@ -201,3 +201,73 @@ async def test_the_diff_of_a_run_that_is_not_a_reprocess_answers_409(
 ) -> None:
     response = await client.get(f"/api/runs/{world.run_n1.run_id}/diff", headers=world.admin)
     assert response.status_code == 409
+
+
+async def test_dq_summary_gives_the_runs_dimensions_fields_and_score_bands(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    run = str(world.run_a1.run_id)
+    body = (
+        await client.get("/api/dq/summary", params={"run_id": run}, headers=world.sales_a)
+    ).json()
+    summary = (await client.get(f"/api/summary/{run}", headers=world.admin)).json()
+    assert body["loans"] == 30
+    assert body["rule_set_version"] == "2026.11.1"
+    assert body["dimensions"] == summary["eligibility_checks"]["dq"]
+    fields = {field["field"]: field for field in body["fields"]}
+    # Loans 13 and 26 of the world carry an invalid loan amount.
+    assert (fields["loan_amount"]["present"], fields["loan_amount"]["valid"]) == (30, 28)
+    assert fields["loan_amount"]["validity_pct"] == "93.33"
+    assert fields["property_type"]["valid"] is None
+    assert sum(band["loans"] for band in body["score_bands"]) == 30
+
+
+async def test_dq_failures_list_the_weakest_loans_first_with_their_reasons(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    params = {"run_id": str(world.run_a1.run_id), "max_score": "99", "limit": 2}
+    page = (await client.get("/api/dq/failures", params=params, headers=world.analyst)).json()
+    scores = [float(item["dq_score"]) for item in page["items"]]
+    assert scores == sorted(scores) and all(score <= 99 for score in scores)
+    assert page["next_cursor"] is not None
+    rest = await client.get(
+        "/api/dq/failures", params={**params, "after": page["next_cursor"]}, headers=world.analyst
+    )
+    assert rest.status_code == 200
+    seen = {item["loan_id"] for item in page["items"]}
+    assert not seen & {item["loan_id"] for item in rest.json()["items"]}
+    invalid = [item for item in page["items"] + rest.json()["items"] if item["invalid_fields"]]
+    assert all(item["invalid_fields"] == ["loan_amount"] for item in invalid)
+
+
+async def test_dq_trend_gives_per_run_means_over_time_in_scope(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    mine = (await client.get("/api/dq/trend", headers=world.sales_a)).json()
+    assert str(world.run_a1.run_id) in [point["run_id"] for point in mine]
+    assert str(world.run_b1.run_id) not in [point["run_id"] for point in mine]
+    everyone = (
+        await client.get(
+            "/api/dq/trend",
+            params={"from": "2026-11-01T00:00:00Z", "to": "2027-01-01T00:00:00Z"},
+            headers=world.admin,
+        )
+    ).json()
+    created = [point["created_at"] for point in everyone]
+    assert created == sorted(created)
+    assert str(world.run_b1.run_id) in [point["run_id"] for point in everyone]
+    bad = await client.get(
+        "/api/dq/trend",
+        params={"from": "2027-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+        headers=world.admin,
+    )
+    assert bad.status_code == 422
+
+
+async def test_dq_endpoints_answer_404_to_another_team(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    run = str(world.run_a1.run_id)
+    for path in ("/api/dq/summary", "/api/dq/failures"):
+        response = await client.get(path, params={"run_id": run}, headers=world.sales_b)
+        assert response.status_code == 404, path
