@@ -10,8 +10,10 @@ from contracts.loans import RowRef
 from contracts.runs import CellCorrection, ReprocessEdits
 from services.gateway.corrections import repository as corrections
 from services.gateway.domain import RunState
-from services.gateway.errors import Unprocessable
+from services.gateway.errors import Conflict, Unprocessable
 from services.gateway.reprocess import repository as repo
+from services.gateway.reprocess.diff import diff, outcome_of, page
+from services.gateway.reprocess.schemas import DiffResponse, LoanChange
 from services.gateway.schemas.runs import ReprocessRequest
 
 SHOWN_UNKNOWN = 5
@@ -52,3 +54,36 @@ async def reprocess_edits(
             for row in recorded
         )
     return ReprocessEdits(corrections=cells, rows=rows)
+
+
+async def run_diff(session: AsyncSession, child: RunState, skip: int, limit: int) -> DiffResponse:
+    """A reprocess's outcome diff against its parent: counts, and one page of the changes."""
+    if child.parent_run_id is None:
+        raise Conflict("This run is not a reprocess: it has no parent to compare with")
+    after = [outcome_of(row) for row in await repo.outcomes(session, child.run_id)]
+    before = [outcome_of(row) for row in await repo.outcomes(session, child.parent_run_id)]
+    partial = child.total_loans is not None and child.total_loans < len(before)
+    result = diff(after, before, partial=partial)
+    return DiffResponse(
+        run_id=child.run_id,
+        parent_run_id=child.parent_run_id,
+        counts=result.counts,
+        changes=[
+            LoanChange(
+                loan_id=change.after.loan_id,
+                parent_loan_id=change.before.loan_id if change.before else None,
+                seller_loan_number=change.after.seller_loan_number,
+                source_file=change.after.source_file,
+                row=change.after.row,
+                disposition_before=change.before.disposition if change.before else None,
+                disposition_after=change.after.disposition,
+                exceptions_added=change.exceptions_added,
+                exceptions_removed=change.exceptions_removed,
+                price_before=change.before.final_price if change.before else None,
+                price_after=change.after.final_price,
+            )
+            for change in page(result.changes, skip, limit)
+        ],
+        skip=skip,
+        limit=limit,
+    )
