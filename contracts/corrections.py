@@ -1,4 +1,5 @@
-"""Record corrections on `corrections.v1`, keyed by loan id (SPEC §7).
+"""Record corrections and reconciliation reviews on `corrections.v1`, keyed by loan id or run
+id (SPEC §7).
 
 A correction is new cell text for one field of one loan, recorded by a person: the archived input
 is never edited. A reprocess that applies corrections reads the cell text from here instead.
@@ -30,3 +31,15 @@ class LoanCorrected(Envelope):
     previous: str | None = Field(None, description="The field's value in the loan's run.")
     reason: str = Field(min_length=1, examples=["Appraisal re-read: LTV is 85, not 58"])
     corrected_by: str = Field(description="Username of who recorded it.")
+
+
+class FindingReviewed(Envelope):
+    """A person accepted a reconciliation finding (with notes) or flagged it for correction."""
+
+    event_type: Literal["reconciliation.finding_reviewed"] = "reconciliation.finding_reviewed"
+    finding_id: UUID = Field(description="uuid5(NS, f'{run_id}/reconciliation/{locator}').")
+    locator: str = Field(examples=["tape.csv/17", "report/purchase_tape/12"])
+    loan_id: UUID | None = None
+    action: Literal["accept", "flag"]
+    notes: str = Field(min_length=1)
+    reviewed_by: str

@@ -3,7 +3,7 @@
 from pydantic import BaseModel
 
 from contracts import topics
-from contracts.corrections import LoanCorrected
+from contracts.corrections import FindingReviewed, LoanCorrected
 from contracts.dead_letters import DeadLetter
 from contracts.loans import DispositionedBatch, EvaluatedBatch, IngestedBatch, PricedBatch
 from contracts.runs import (
@@ -35,7 +35,7 @@ EVENTS_BY_TOPIC: dict[str, tuple[type[BaseModel], ...]] = {
     topics.LOANS_PRICED.name: (PricedBatch,),
     topics.LOANS_DISPOSITIONED.name: (DispositionedBatch,),
     topics.DEAD_LETTERS.name: (DeadLetter,),
-    topics.CORRECTIONS.name: (LoanCorrected,),
+    topics.CORRECTIONS.name: (LoanCorrected, FindingReviewed),
 }
 ALL_MODELS: tuple[type[BaseModel], ...] = tuple(
     model for models in EVENTS_BY_TOPIC.values() for model in models

@@ -14,6 +14,7 @@ from services.common.consumer import (
     contract_decoder,
     gc_paused,
 )
+from services.common.governance_metrics import record_dq_scores
 from services.common.metrics import record_exceptions
 from services.common.runtime import batch_response, utc_now
 from services.rules.domain import RuleSet, RuleSetError, evaluate, load_rule_set
@@ -78,4 +79,5 @@ def subscribe(
         with gc_paused():
             output = evaluated_batch(batch, rule_set_for(batch, rule_set), clock())
             record_exceptions(e for event in output.events for e in event.exceptions)
+            record_dq_scores(event.quality.dq_score for event in output.events)
             return batch_response(output)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from contracts import topics
-from contracts.codec import decode
+from contracts.codec import decode, loads
 from contracts.corrections import LoanCorrected
 from services.gateway.projector.hooks import ProjectionHook
 from services.gateway.tables import SCHEMA
@@ -34,9 +34,20 @@ COLUMNS = (
 )
 
 
+def event_type_of(record: Record) -> str | None:
+    """A record's event type: its `event-type` header, else its value's `event_type`."""
+    for name, value in record.headers:
+        if name == "event-type":
+            return value.decode()
+    body = loads(record.value or b"{}")
+    if not isinstance(body, dict):
+        raise ValueError("a corrections record must be a JSON object")
+    return body.get("event_type")
+
+
 def plan_corrections(record: Record) -> list[tuple[Any, ...]]:
     """A correction's row; raises (so the record is dead-lettered) when it is not one."""
-    if record.topic != topics.CORRECTIONS.name:
+    if record.topic != topics.CORRECTIONS.name or event_type_of(record) != "loan.corrected":
         return []
     event = decode(record.value or b"", LoanCorrected)
     return [

@@ -32,5 +32,6 @@ def hooks() -> tuple[ProjectionHook, ...]:
     """Every registered hook, in write order (imported late: the hooks import the planner)."""
     from services.gateway.corrections.projection import CORRECTIONS_HOOK
     from services.gateway.lineage.projection import POSITIONS_HOOK
+    from services.gateway.reconciliation.projection import EDITS_HOOK, REVIEWS_HOOK
 
-    return (POSITIONS_HOOK, CORRECTIONS_HOOK)
+    return (POSITIONS_HOOK, CORRECTIONS_HOOK, REVIEWS_HOOK, EDITS_HOOK)

@@ -6,9 +6,11 @@ The four workers run as processes; the API and the projector run in this process
 """
 
 import asyncio
+import csv
 import hashlib
+import io
 from decimal import Decimal
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -23,7 +25,10 @@ from test_gateway_end_to_end import (  # noqa: F401 - module-scoped fixtures of 
 )
 
 from contracts.runs import REPORT_KEYS
+from services.common.storage import storage_from_settings
+from services.gateway.db import connect
 from services.gateway.projector.maintenance import checksum
+from services.gateway.reconciliation.job import reconcile_completed_runs
 from services.gateway.settings import GatewaySettings
 from tests.paths import GOLDEN
 
@@ -174,3 +179,95 @@ async def test_reprocess_what_if_correction_diff_lineage_and_stages_over_the_pip
     again = await checksum(e2e_settings)
     assert hashlib.sha256(repr(again.tables).encode()).hexdigest() == digest
     assert "loan_corrections" in again.tables and again.tables["loan_corrections"]["rows"] == 1
+
+
+async def test_completed_runs_reconcile_by_themselves_and_tampering_is_found(
+    gateway: httpx.AsyncClient,  # noqa: F811
+    e2e_settings: GatewaySettings,  # noqa: F811
+) -> None:
+    client = gateway
+    headers = bearer(await login(client, "root"))
+    stop = asyncio.Event()
+    storage = storage_from_settings(e2e_settings)
+    job = asyncio.create_task(reconcile_completed_runs(e2e_settings, storage, stop))
+    try:
+        tape = GOLDEN / "csv" / "tape.csv"
+        folder = f"reconcile-{uuid4().hex[:6]}"
+        await client.post(
+            "/api/files/upload",
+            params={"path": folder},
+            files={"file": (tape.name, tape.read_bytes())},
+            headers=headers,
+        )
+        run = (
+            await client.post(
+                "/api/pipeline/run",
+                params={"wait": WAIT_SECONDS},
+                json={"pdate": "2026-11-23", "folder": folder},
+                headers=headers,
+            )
+        ).json()
+        run_id = run["run_id"]
+
+        # Every completed run reconciles fully: this golden run, and the earlier reprocesses
+        # (a corrected partial run included: its edits are part of its source).
+        completed = (
+            await client.get("/api/runs", params={"status": "completed"}, headers=headers)
+        ).json()
+        assert completed["items"]
+        for item in completed["items"]:
+            path = f"/api/runs/{item['run_id']}/reconciliation"
+            body = await settled(client, path, headers, lambda b: b["status"] != "pending")
+            assert body["status"] == "clean", (item["run_id"], body)
+            assert body["counts"]["matched"] == item["total_loans"]
+        path = f"/api/runs/{run_id}/reconciliation"
+
+        # A projected fact deleted: its source row is source-only.
+        conn = await connect(e2e_settings)
+        try:
+            deleted = await conn.fetchrow(
+                "DELETE FROM gateway.loan_facts WHERE run_id = $1 AND seq = 3 "
+                "RETURNING source_file, row",
+                UUID(run_id),
+            )
+        finally:
+            await conn.close()
+        # A report row corrupted: the last row of the purchase tape gets a new amount.
+        key = f"outputs/{run_id}/purchase_tape.csv"
+        lines = (await storage.get_bytes(key)).decode().split("\r\n")
+        last = len(lines) - 2  # the file ends with a line break
+        cells = next(csv.reader([lines[last]]))
+        original = cells[1]
+        cells[1] = "123.45"
+        out = io.StringIO()
+        csv.writer(out).writerow(cells)
+        lines[last] = out.getvalue().rstrip("\r\n")
+        await storage.put_bytes(key, "\r\n".join(lines).encode())
+
+        again = await client.post(path, headers=headers)
+        assert again.status_code == 200, again.text
+        body = again.json()
+        assert body["status"] == "findings"
+        assert body["counts"]["source_only"] == 1 and body["counts"]["mismatched"] == 1
+        by_kind = {finding["kind"]: finding for finding in body["findings"]["items"]}
+        assert by_kind["source_only"]["locator"] == f"{deleted['source_file']}/{deleted['row']}"
+        [diff] = by_kind["mismatched"]["fields"]
+        assert (diff["field"], diff["where"]) == ("loan_amount", f"purchase_tape:{last + 1}")
+        assert (diff["source"], diff["downstream"]) == (original, "123.45")
+
+        finding = by_kind["mismatched"]["finding_id"]
+        review = await client.post(
+            f"{path}/findings/{finding}/accept", json={"notes": "test tampering"}, headers=headers
+        )
+        assert review.status_code == 202, review.text
+        shown = await settled(
+            client,
+            path,
+            headers,
+            lambda b: any(f["review"] == "accept" for f in b["findings"]["items"]),
+        )
+        accepted = [f for f in shown["findings"]["items"] if f["finding_id"] == finding]
+        assert accepted[0]["review_notes"] == "test tampering"
+    finally:
+        stop.set()
+        await job
