@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from services.common import governance_metrics  # noqa: F401 - its metrics join the registry
 from services.common.metrics import exported_metric_names
 from tests.unit.observability.monitoring_files import (
     ALERT_RULES,
