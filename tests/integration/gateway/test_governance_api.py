@@ -271,3 +271,45 @@ async def test_dq_endpoints_answer_404_to_another_team(
     for path in ("/api/dq/summary", "/api/dq/failures"):
         response = await client.get(path, params={"run_id": run}, headers=world.sales_b)
         assert response.status_code == 404, path
+
+
+async def test_reconciliation_is_pending_until_run_and_scoped_like_the_run(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    path = f"/api/runs/{world.run_b1.run_id}/reconciliation"
+    pending = await client.get(path, headers=world.sales_b)
+    assert pending.status_code == 200
+    assert (pending.json()["status"], pending.json()["findings"]["items"]) == ("pending", [])
+    assert (await client.get(path, headers=world.sales_a)).status_code == 404
+    assert (await client.post(path, headers=world.sales_a)).status_code == 404
+    assert (await client.post(path, headers=world.sales_b)).status_code == 403
+    failed = f"/api/runs/{world.run_a2.run_id}/reconciliation"
+    assert (await client.post(failed, headers=world.admin)).status_code == 409
+
+
+async def test_a_reconciliation_on_demand_reports_what_does_not_match_and_findings_are_reviewed(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    # The world's archive holds a stand-in tape (`a,b` / `1,2`): nothing of it matches.
+    path = f"/api/runs/{world.run_n1.run_id}/reconciliation"
+    response = await client.post(path, headers=world.analyst, params={"limit": 5})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "findings"
+    assert body["counts"]["matched"] == 0
+    assert sum(body["counts"].values()) > 0
+    assert len(body["findings"]["items"]) == 5 and body["findings"]["next_cursor"]
+    finding = body["findings"]["items"][0]["finding_id"]
+    review = await client.post(
+        f"{path}/findings/{finding}/flag", json={"notes": "re-send the tape"}, headers=world.analyst
+    )
+    assert review.status_code == 202
+    assert review.json()["action"] == "flag"
+    unknown = await client.post(
+        f"{path}/findings/00000000-0000-4000-8000-000000000000/accept",
+        json={"notes": "x"},
+        headers=world.analyst,
+    )
+    assert unknown.status_code == 404
+    kinds = await client.get(path, params={"kind": "downstream_only"}, headers=world.admin)
+    assert {item["kind"] for item in kinds.json()["findings"]["items"]} <= {"downstream_only"}
