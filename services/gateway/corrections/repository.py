@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -27,7 +26,7 @@ async def list_for_run(
     *,
     skip: int,
     limit: int,
-    after: tuple[datetime, UUID] | None,
+    after: tuple[object, ...] | None,
 ) -> list[Any]:
     """A run's corrections in recorded order (keyset on corrected_at, correction_id)."""
     query = select(loan_corrections).where(c.run_id == run_id)

@@ -51,7 +51,7 @@ async def run_corrections(
         run_id,
         skip=paging.skip,
         limit=paging.limit,
-        after=after,  # type: ignore[arg-type]
+        after=after,
     )
     cursor = (
         encode_cursor(CURSOR, (rows[-1].corrected_at, rows[-1].correction_id))

@@ -132,8 +132,10 @@ class Reconciler:
             self._add(self._unprojected(source))
         else:
             diffs = self._compare(source, projected)
-            kind: Kind = "mismatched" if diffs else "matched"
-            self._add(_finding(kind, source, projected, diffs))
+            if diffs:
+                self._add(_finding("mismatched", source, projected, diffs))
+            else:
+                self.counts["matched"] += 1
 
     def finish(self) -> None:
         """Report rows no loan accounted for are downstream only."""

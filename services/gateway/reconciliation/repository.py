@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.loans import LOAN_FIELDS
 from services.gateway.reconciliation.tables import (
     reconciliation_findings,
     reconciliation_reviews,
@@ -19,6 +20,17 @@ from services.gateway.reconciliation.tables import (
 from services.gateway.tables import loan_facts, report_files, runs
 
 FETCH = 5_000
+PROJECTED_COLUMNS = (
+    "seq",
+    "loan_id",
+    "source_file",
+    "row",
+    *LOAN_FIELDS,
+    "disposition",
+    "pricing_spread",
+    "final_price",
+    "exceptions_count",
+)
 
 
 async def edits_of(session: AsyncSession, run_id: UUID) -> Any | None:
@@ -27,16 +39,19 @@ async def edits_of(session: AsyncSession, run_id: UUID) -> Any | None:
 
 
 async def projected(session: AsyncSession, run_id: UUID) -> AsyncIterator[Any]:
-    """The run's projected loans in tape order, streamed."""
+    """The run's projected loans in tape order, streamed a few thousand rows at a time."""
+    c = loan_facts.c
+    columns = [c[name] for name in PROJECTED_COLUMNS]
     query = (
-        select(loan_facts)
-        .where(loan_facts.c.run_id == run_id)
-        .order_by(loan_facts.c.seq)
+        select(*columns)
+        .where(c.run_id == run_id)
+        .order_by(c.seq)
         .execution_options(yield_per=FETCH)
     )
     result = await session.stream(query)
-    async for row in result:
-        yield row
+    async for rows in result.partitions(FETCH):
+        for row in rows:
+            yield row
 
 
 async def report_keys(session: AsyncSession, run_id: UUID) -> dict[str, str]:
