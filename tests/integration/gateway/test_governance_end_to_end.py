@@ -9,6 +9,7 @@ import asyncio
 import csv
 import hashlib
 import io
+import json
 from decimal import Decimal
 from uuid import UUID, uuid4
 
@@ -23,8 +24,10 @@ from test_gateway_end_to_end import (  # noqa: F401 - module-scoped fixtures of 
     gateway,
     workers,
 )
+from typer.testing import CliRunner
 
 from contracts.runs import REPORT_KEYS
+from services.cli.main import app as cli
 from services.common.storage import storage_from_settings
 from services.gateway.db import connect
 from services.gateway.projector.maintenance import checksum
@@ -75,6 +78,7 @@ async def settled(client: httpx.AsyncClient, path: str, headers: dict, ok) -> di
 async def test_reprocess_what_if_correction_diff_lineage_and_stages_over_the_pipeline(
     gateway: httpx.AsyncClient,  # noqa: F811
     e2e_settings: GatewaySettings,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client = gateway
     headers = bearer(await login(client, "root"))
@@ -163,6 +167,26 @@ async def test_reprocess_what_if_correction_diff_lineage_and_stages_over_the_pip
     ]  # fmt: skip
     assert all(event["offset"] is not None for event in history["events"])
     assert history["events"][-1]["details"]["value"] == "99"
+
+    # The same what-if through the command line: a new IRR target moves every bought loan's
+    # price and nothing else.
+    monkeypatch.setenv("DATABASE_URL", e2e_settings.database_dsn)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", e2e_settings.kafka_bootstrap_servers)
+    monkeypatch.setenv("TOPIC_PREFIX", e2e_settings.topic_prefix)
+    monkeypatch.setenv("STORAGE_ROOT", str(e2e_settings.storage_root))
+    args = ["runs", "reprocess", parent_id, "--irr-target", "7.5", "--wait", str(WAIT_SECONDS)]
+    result = await asyncio.to_thread(CliRunner().invoke, cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    child = json.loads(result.output.strip().splitlines()[-1])
+    assert (child["status"], child["parent_run_id"]) == ("completed", parent_id)
+    await ended(client, child["run_id"], headers)
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["runs", "diff", child["run_id"], "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.output.strip().splitlines()[-1])["counts"]
+    bought = sum(loan["disposition"] == "to_purchase" for loan in loans)
+    assert counts == {"changed": bought, "unchanged": len(loans) - bought}
 
     # Stages of the parent: nothing held up anywhere.
     stages = (await client.get(f"/api/runs/{parent_id}/stages", headers=headers)).json()
