@@ -117,6 +117,14 @@ class RunParams(Contract):
     irr_target: Decimal = Field(default=Decimal("8.05"), gt=0, lt=100)
     pdate: date
     sales_team_id: str | None = None
+    # Additive and optional: left off the wire when unset, so a run that does not ask for a
+    # version serialises exactly as before and its consumers evaluate with their current one.
+    rule_set_version: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Rule-set version to evaluate with (SPEC §7 what-if); unset: the current.",
+        examples=["2026.12.1"],
+    )
 
 
 class LoanIngested(Envelope):

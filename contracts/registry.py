@@ -4,6 +4,7 @@ from pydantic import BaseModel
 
 from contracts import topics
 from contracts.audit import AuditRecorded
+from contracts.corrections import FindingReviewed, LoanCorrected
 from contracts.dead_letters import DeadLetter
 from contracts.loans import DispositionedBatch, EvaluatedBatch, IngestedBatch, PricedBatch
 from contracts.runs import (
@@ -41,6 +42,7 @@ EVENTS_BY_TOPIC: dict[str, tuple[type[BaseModel], ...]] = {
     topics.DEAD_LETTERS.name: (DeadLetter,),
     topics.TRIAGE.name: TRIAGE_EVENTS,
     topics.AUDIT.name: (AuditRecorded,),
+    topics.CORRECTIONS.name: (LoanCorrected, FindingReviewed),
 }
 ALL_MODELS: tuple[type[BaseModel], ...] = tuple(
     model for models in EVENTS_BY_TOPIC.values() for model in models

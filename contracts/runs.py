@@ -8,7 +8,7 @@ from uuid import UUID
 from pydantic import Field, TypeAdapter
 
 from contracts.base import Contract, Envelope
-from contracts.loans import RunParams
+from contracts.loans import RowRef, RunParams
 
 Phase = Literal["ingest", "validate", "eligibility", "pricing", "disposition", "output", "archive"]
 PHASES: tuple[Phase, ...] = (
@@ -50,14 +50,51 @@ class RunRequested(Envelope):
     created_at: datetime
 
 
+class CellCorrection(Contract):
+    """New text for one cell of the parent's tape, from a recorded correction (SPEC §7)."""
+
+    source_file: str
+    row: int = Field(ge=1)
+    field: str = Field(description="Normalised column name (a loan field or a kept column).")
+    value: str
+    correction_id: UUID
+
+
+class ReprocessEdits(Contract):
+    """What a reprocess changes in its parent's archived tape, resolved by the gateway.
+
+    Ingest needs nothing else: the corrections to put in place of cell text, and the rows to
+    keep (a partial run); `rows=None` keeps every row.
+    """
+
+    corrections: tuple[CellCorrection, ...] = ()
+    rows: tuple[RowRef, ...] | None = Field(
+        default=None, description="Only these rows are reprocessed (a partial run)."
+    )
+
+
 class RunReprocessRequested(Envelope):
-    """A new run over a parent run's archived inputs, possibly with new parameters."""
+    """A new run over a parent run's archived inputs, possibly with new parameters.
+
+    `apply_corrections` and `edits` are additive and optional: left off the wire when unset, so
+    a plain reprocess serialises exactly as schema version 1 always did.
+    """
 
     event_type: Literal["run.reprocess_requested"] = "run.reprocess_requested"
     params: RunParams
     parent_run_id: UUID
     requested_by: str | None = None
     created_at: datetime
+    apply_corrections: bool = Field(
+        default=False,
+        exclude_if=lambda value: not value,
+        description="Whether the parent's recorded corrections replace their cells' text.",
+    )
+    edits: ReprocessEdits | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Corrections to apply and rows to keep, resolved by the gateway.",
+    )
 
 
 class RunRetryRequested(Envelope):
@@ -78,6 +115,11 @@ class RunStarted(Envelope):
     created_at: datetime = Field(description="The run's creation time (run_weekday is from it).")
     parent_run_id: UUID | None = None
     attempt: int = 1
+    edits: ReprocessEdits | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="A reprocess's edits, kept so a retry of ingest redoes them.",
+    )
 
 
 class TapeIngested(Envelope):

@@ -49,6 +49,9 @@ LOANS_SCORED = Topic(
     BATCH_CONFIG,
 )
 MODELS = Topic("models.v1", 1, "model name", "Model cards of the scoring models served.")
+CORRECTIONS = Topic(
+    "corrections.v1", 6, "loan id", "Analysts' record corrections (new cell text per field)."
+)
 DEAD_LETTERS = Topic(
     "dead-letters.v1", 3, "original key", "Messages no consumer could process.", BATCH_CONFIG
 )
@@ -69,6 +72,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     DEAD_LETTERS,
     TRIAGE,
     AUDIT,
+    CORRECTIONS,
 )
 LOAN_TOPICS: tuple[Topic, ...] = (
     LOANS_INGESTED,

@@ -2,7 +2,7 @@
 
 import typer
 
-from services.cli import admin, model, pipeline, projections, tape
+from services.cli import admin, model, pipeline, projections, reprocess, rules, tape
 from services.cli.stack.commands import app as stack_app
 
 app = typer.Typer(
@@ -10,10 +10,12 @@ app = typer.Typer(
 )
 app.add_typer(stack_app, name="stack")
 app.add_typer(pipeline.app)  # `run` and `runs list|show|wait`
+reprocess.register()  # `runs reprocess|diff`
 app.add_typer(tape.app, name="tape")
 app.add_typer(admin.app, name="admin")
 app.add_typer(projections.app, name="projections")
 app.add_typer(model.app, name="model")
+app.add_typer(rules.app, name="rules")
 
 if __name__ == "__main__":
     app()

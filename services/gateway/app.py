@@ -30,6 +30,7 @@ from services.gateway.error_docs import install_error_docs
 from services.gateway.errors import install_error_handlers
 from services.gateway.facts import routes as facts
 from services.gateway.files import routes as files
+from services.gateway.governance.routers import GOVERNANCE_ROUTERS
 from services.gateway.identity import routes as auth
 from services.gateway.identity.service import bootstrap_admin
 from services.gateway.meta import routes as meta
@@ -57,6 +58,8 @@ def api_router(admin_routers: Sequence[APIRouter] = ()) -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
     for module in (auth, pipeline, runs, outputs, summary, facts, triage, meta, files, admin):
         router.include_router(module.router)
+    for governance in GOVERNANCE_ROUTERS:
+        router.include_router(governance)
     for extra in (admin_ops.router, audit.router, *admin_routers):
         router.include_router(
             extra, prefix="/admin", dependencies=[Depends(require_roles("admin"))]

@@ -14,6 +14,7 @@ from uuid import UUID
 from contracts.balance import BalanceNotExact, add_to_balance
 from contracts.ids import loan_id
 from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS, LoanFields, LoanRecord, RowRef
+from services.ingest.edits import RowEdits
 from services.ingest.errors import ColumnClash, MissingRows, UnreadableTape
 
 _NOT_NAME = re.compile(r"[^a-z0-9]+")
@@ -178,9 +179,12 @@ def _is_blank(cells: Iterable[str | None]) -> bool:
 class Normaliser:
     """Turns a run's tape rows into loan records, in tape order, and keeps the run's totals."""
 
-    def __init__(self, run_id: UUID, duplicates: DuplicateIndex) -> None:
+    def __init__(
+        self, run_id: UUID, duplicates: DuplicateIndex, edits: RowEdits | None = None
+    ) -> None:
         self._run_id = run_id
         self._duplicates = duplicates
+        self._edits = edits
         self._seq = 0
         self._balance = Decimal(0)
         self._duplicate_count = 0
@@ -212,7 +216,9 @@ class Normaliser:
             if _is_blank(cells):
                 continue  # a blank row takes no number
             row += 1
-            yield self._record(source_file, row, header.values(cells))
+            record = self._record(source_file, row, header.values(cells))
+            if record is not None:
+                yield record
 
     def tape(
         self, source_file: str, rows: Iterable[tuple[int, Mapping[str, str | None]]]
@@ -230,10 +236,23 @@ class Normaliser:
                 name = columns.name(column)
                 if name:
                     values[name] = value
-            yield self._record(source_file, row, values)
+            record = self._record(source_file, row, values)
+            if record is not None:
+                yield record
 
-    def _record(self, source_file: str, row: int, values: Mapping[str, str | None]) -> LoanRecord:
-        """One loan record, counted into the run's totals and checked for a duplicate."""
+    def _record(
+        self, source_file: str, row: int, values: Mapping[str, str | None]
+    ) -> LoanRecord | None:
+        """One loan record, counted into the run's totals and checked for a duplicate; None for
+        a row a partial reprocess leaves out (its seller loan number still counts as seen)."""
+        edits = self._edits
+        if edits is not None:
+            values = edits.apply(source_file, row, values)
+            if not edits.keeps(source_file, row):
+                number = normalise_values(values).fields["seller_loan_number"]
+                if number is not None:
+                    self._duplicates.first_seen(number, RowRef(source_file=source_file, row=row))
+                return None
         normalised = normalise_values(values)
         self._seq += 1
         if normalised.loan_amount is not None:

@@ -42,6 +42,7 @@ from services.common.storage import Storage, safe_key
 from services.ingest import storage_io
 from services.ingest.domain import Normaliser
 from services.ingest.duplicates import SqliteDuplicateIndex
+from services.ingest.edits import RowEdits
 from services.ingest.errors import TapeError
 from services.ingest.readers import read_rows, rebuild_tape_csv
 from services.ingest.settings import IngestSettings
@@ -181,14 +182,14 @@ class IngestService:
         await self.ingest_files(started, storage_io.inputs_prefix(request.folder))
 
     async def on_reprocess_requested(self, request: RunReprocessRequested) -> None:
-        """A new run over a parent run's archived inputs."""
+        """A new run over a parent run's archived inputs, with its corrections and row filter."""
         parent = request.parent_run_id
         started = self._started(
             request.run_id,
             request.params,
             RunSource(kind="archive", location=str(parent)),
             request.created_at,
-        ).model_copy(update={"parent_run_id": parent})
+        ).model_copy(update={"parent_run_id": parent, "edits": request.edits})
         await self.ingest_files(started, storage_io.archive_input_prefix(parent))
 
     async def on_retry_requested(
@@ -224,7 +225,7 @@ class IngestService:
             names = await storage_io.tape_files(self.storage, prefix)
             await storage_io.archive_inputs(self.storage, prefix, names, started.run_id)
             with self._duplicate_index() as duplicates:
-                normaliser = Normaliser(started.run_id, duplicates)
+                normaliser = Normaliser(started.run_id, duplicates, RowEdits.of(started.edits))
                 for name in names:
                     async with self._downloaded(safe_key(prefix, name)) as path:
                         # Close the readers while their file is open, even when a failure's

@@ -5,7 +5,6 @@ The rules are data (`rule_sets/<version>.json`); `evaluate` is the one interpret
 
 import json
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -24,9 +23,11 @@ from contracts.loans import (
     QualityCounts,
     Severity,
 )
+from contracts.quality import half_even, sums_of
+from contracts.quality import run_quality as means_of
+from contracts.rule_sets import CURRENT_VERSION
 
 RULE_SETS = Path(__file__).parent / "rule_sets"
-CURRENT_VERSION = "2026.11.1"
 VALIDATION_KINDS = ("missing_field", "invalid_field", "duplicate_loan")
 CHECKS = ("range", "greater_than", "one_of")
 _VERSION = re.compile(r"\d+(\.\d+)*")
@@ -170,28 +171,16 @@ def evaluate(loan: LoanRecord, rule_set: RuleSet) -> Evaluation:
 def run_quality(counts: Iterable[QualityCounts], rules_total: int | None = None) -> RunQuality:
     """Per-run means of each quality dimension and of the loans' (already rounded) dq_scores."""
     total = len(load_rule_set().rules) if rules_total is None else rules_total
-    # Loans share a few thousand distinct counts at most: tally them, then do exact sums once.
-    tally: Counter[tuple[int, int, int, bool, int]] = Counter()
-    scores: Counter[Decimal] = Counter()
-    for count in counts:
-        key = (
-            count.present_fields,
-            count.numeric_present,
-            count.numeric_valid,
-            count.unique,
-            count.rules_passed,
-        )
-        tally[key] += 1
-        scores[count.dq_score] += 1
-    loans = sum(tally.values())
-    divisor = max(loans, 1)
-    sums = [Fraction(0)] * 4
-    for key, times in tally.items():
-        dims = _dimensions(*key, total)
-        sums = [running + times * dim for running, dim in zip(sums, dims, strict=True)]
-    score_sum = sum((times * Fraction(score) for score, times in scores.items()), Fraction(0))
-    means = [_round_half_even(running / divisor, 4) for running in sums]
-    return RunQuality(loans, *means, dq_score=_round_half_even(score_sum / divisor, 2))
+    sums = sums_of(counts)
+    means = means_of(sums, total)
+    return RunQuality(
+        sums.loans,
+        means.completeness,
+        means.validity,
+        means.uniqueness,
+        means.conformance,
+        means.dq_score,
+    )
 
 
 @cache
@@ -298,7 +287,7 @@ def _quality(
         numeric_valid=numeric_valid,
         unique=unique,
         rules_passed=rules_passed,
-        dq_score=_round_half_even(score, 2),
+        dq_score=half_even(score, 2),
     )
 
 
@@ -318,12 +307,6 @@ def _dimensions(
         Fraction(int(unique)),
         Fraction(rules_passed, rules_total) if rules_total else Fraction(0),
     )
-
-
-def _round_half_even(value: Fraction, places: int) -> Decimal:
-    # SPEC §3.4: quality is computed exactly, then rounded once, half to even; Python's round()
-    # of a Fraction is exactly that, and the Decimal is built from text so nothing else rounds.
-    return Decimal(f"{round(value * 10**places)}E-{places}")
 
 
 def _present(value: str | None) -> str | None:

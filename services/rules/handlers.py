@@ -8,10 +8,16 @@ from faststream.kafka import KafkaBroker, KafkaResponse
 from contracts.ids import event_id
 from contracts.loans import EvaluatedBatch, IngestedBatch, LoanEvaluated, LoanIngested
 from contracts.topics import LOANS_EVALUATED, LOANS_INGESTED
-from services.common.consumer import consumer_options, contract_decoder, gc_paused
+from services.common.consumer import (
+    PermanentMessageError,
+    consumer_options,
+    contract_decoder,
+    gc_paused,
+)
+from services.common.governance_metrics import record_dq_scores
 from services.common.metrics import record_exceptions
 from services.common.runtime import batch_response, utc_now
-from services.rules.domain import RuleSet, evaluate
+from services.rules.domain import RuleSet, RuleSetError, evaluate, load_rule_set
 from services.rules.settings import RulesSettings
 
 PRODUCER = "rules"
@@ -42,6 +48,18 @@ def evaluated_batch(batch: IngestedBatch, rule_set: RuleSet, now: datetime) -> E
     )
 
 
+def rule_set_for(batch: IngestedBatch, default: RuleSet) -> RuleSet:
+    """The rule set a batch's run asks for (SPEC §7 reprocess what-if), else the default."""
+    wanted = batch.params.rule_set_version
+    if wanted is None or wanted == default.version:
+        return default
+    try:
+        return load_rule_set(wanted)
+    except RuleSetError as error:
+        # The gateway checks the version before it asks; a version this worker lacks is bad data.
+        raise PermanentMessageError(f"batch asks for {error}") from error
+
+
 def subscribe(
     broker: KafkaBroker,
     settings: RulesSettings,
@@ -57,8 +75,9 @@ def subscribe(
     )
     @broker.publisher(settings.topic(LOANS_EVALUATED), schema=EvaluatedBatch)
     async def on_loans_ingested(batch: IngestedBatch) -> KafkaResponse:
-        """Evaluate every loan of an ingested batch with the current rule set."""
+        """Evaluate every loan of an ingested batch with the rule set its run asks for."""
         with gc_paused():
-            output = evaluated_batch(batch, rule_set, clock())
+            output = evaluated_batch(batch, rule_set_for(batch, rule_set), clock())
             record_exceptions(e for event in output.events for e in event.exceptions)
+            record_dq_scores(event.quality.dq_score for event in output.events)
             return batch_response(output)

@@ -4,6 +4,7 @@ import asyncio
 import subprocess
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -21,7 +22,7 @@ from prometheus_client import start_http_server
 from contracts.loans import LoanException
 from contracts.topics import ALL_TOPICS
 from services.cli.stack.topics import delete_topics, ensure_topics
-from services.common import metrics
+from services.common import governance_metrics, metrics
 from services.common.metrics import REGISTRY, EventMetricsMiddleware, HttpMetricsMiddleware
 from services.common.settings import ServiceSettings
 from services.common.tracing import KafkaTracingMiddleware, setup_tracing, start_span
@@ -166,6 +167,8 @@ async def exercise_the_kit(service: str) -> None:
         ]
     )
     metrics.record_run("failed", 12.0)
+    governance_metrics.record_dq_scores([Decimal("95.45"), Decimal("72.73")])
+    governance_metrics.set_reconciliation_findings({"mismatched": 1})
     metrics.record_dead_letter(service, "loan-tapes.v1")
     metrics.record_projection_lag("loans.dispositioned.v1", int(time.time() * 1000) - 1500)
 

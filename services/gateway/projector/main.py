@@ -25,10 +25,12 @@ from services.common.kafka import KafkaPublisher
 from services.common.logs import configure_logging
 from services.common.metrics import metrics_asgi_app, report_consumer_lag
 from services.common.runtime import wait_until_ready
+from services.common.storage import storage_from_settings
 from services.common.tracing import setup_tracing, shutdown_tracing
 from services.gateway.db import connect
 from services.gateway.projector.consumer import SERVICE, Projector
 from services.gateway.projector.maintenance import wait_projector_lock
+from services.gateway.reconciliation.job import reconcile_completed_runs
 from services.gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
@@ -89,10 +91,14 @@ async def project(settings: GatewaySettings, stop: asyncio.Event) -> None:
                 topic_prefix=settings.topic_prefix,
             )
         )
+        reconciling = asyncio.create_task(
+            reconcile_completed_runs(settings, storage_from_settings(settings), stop)
+        )
         try:
             await projector.run(stop)
         finally:
             lag.cancel()
+            reconciling.cancel()
             await projector.stop()
     finally:
         await publisher.stop()

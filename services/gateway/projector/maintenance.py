@@ -21,8 +21,9 @@ from contracts.topics import ALL_TOPICS
 from services.gateway.db import connect
 from services.gateway.projector.consumer import Projector, PublishRaw
 from services.gateway.projector.writer import read_positions
+from services.gateway.read_models import ALL_READ_MODEL_TABLES as READ_MODEL_TABLES
 from services.gateway.settings import GatewaySettings
-from services.gateway.tables import READ_MODEL_TABLES, SCHEMA
+from services.gateway.tables import SCHEMA
 
 # One advisory lock id: held by the running projector process for as long as it runs.
 PROJECTOR_LOCK = 0x6C6F616E_70726F6A  # "loanproj"

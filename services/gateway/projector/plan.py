@@ -24,6 +24,7 @@ from contracts.dead_letters import DeadLetter
 from contracts.runs import RUN_EVENT, OutputsWritten, RunCompleted
 from services.gateway.projector.batches import DispositionedRows, dispositioned_rows
 from services.gateway.projector.folds import FOLDS
+from services.gateway.projector.hooks import hooks
 from services.gateway.runs.progress import Stage
 
 STAGE_OF_TOPIC: Mapping[str, Stage] = {
@@ -98,6 +99,8 @@ class Plan:
     """Decoded records of the topics in `folds.FOLDS`, by topic."""
     consumed: list[tuple[str, str, int]] = field(default_factory=list)
     """(topic, event type, loans) of every record read, for the metrics."""
+    hooked: dict[str, list[Any]] = field(default_factory=dict)
+    """Rows of the extra read models (projector.hooks), by hook name."""
 
 
 def plan(records: Iterable[Record]) -> Plan:
@@ -106,6 +109,9 @@ def plan(records: Iterable[Record]) -> Plan:
     for record in records:
         try:
             _add(result, record)
+            for hook in hooks():
+                if rows := hook.plan(record):
+                    result.hooked.setdefault(hook.name, []).extend(rows)
         except (
             ValueError,
             KeyError,

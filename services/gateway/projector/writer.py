@@ -21,6 +21,7 @@ from services.gateway.projector.batches import (
     DispositionedRows,
 )
 from services.gateway.projector.folds import write_folds
+from services.gateway.projector.hooks import hooks
 from services.gateway.projector.plan import BatchSeen, Plan, TapeSeen
 from services.gateway.runs.domain import (
     RUN_FIELDS,
@@ -97,6 +98,9 @@ async def write_chunk(
         await _write_tapes(conn, chunk.tapes.values())
         await _write_dead_letters(conn, chunk.dead_letters)
         await write_folds(conn, chunk.folded)
+        for hook in hooks():
+            if rows := chunk.hooked.get(hook.name):
+                await hook.write(conn, rows)
         await _write_positions(conn, positions)
 
 

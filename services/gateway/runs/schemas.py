@@ -63,11 +63,26 @@ class RunRequest(BaseModel):
     )
 
 
+MAX_REPROCESS_LOANS = 10_000
+
+
 class ReprocessRequest(BaseModel):
-    """A new run over a run's archived inputs, with new parameters when given."""
+    """A new run over a run's archived inputs, with new parameters when given (SPEC §7)."""
 
     pdate: Day | None = None
     irr_target: Percent | None = None
+    rule_set_version: str | None = Field(
+        None, max_length=50, description="Rule-set version to evaluate with (default: current)."
+    )
+    apply_corrections: bool = Field(
+        False, description="Put the loans' recorded corrections in place of their cell text."
+    )
+    loan_ids: list[UUID] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_REPROCESS_LOANS,
+        description="Only these loans of the run (a partial run whose reports hold just them).",
+    )
 
 
 class Dispositions(BaseModel):

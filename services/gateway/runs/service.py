@@ -24,6 +24,7 @@ from services.gateway.errors import BadRequest, Conflict, Forbidden, NotFound, U
 from services.gateway.files.inputs import folder_for_run
 from services.gateway.identity import repository as identity
 from services.gateway.identity.principal import Principal
+from services.gateway.reprocess.service import reprocess_edits
 from services.gateway.runs.domain import RunState, apply, state_from_mapping
 from services.gateway.runs.repository import get_run
 from services.gateway.runs.schemas import ReprocessRequest, RunRequest
@@ -113,6 +114,7 @@ async def reprocess_run(
     pdate = body.pdate or parent.pdate
     if pdate is None:
         raise BadRequest("The run has no pdate; give one")
+    edits = await reprocess_edits(session, parent, body)
     new_id = uuid4()
     now = datetime.now(UTC)
     event = RunReprocessRequested(
@@ -126,10 +128,13 @@ async def reprocess_run(
             or RunParams.model_fields["irr_target"].default,
             pdate=pdate,
             sales_team_id=parent.sales_team_id,
+            rule_set_version=body.rule_set_version,
         ),
         parent_run_id=parent.run_id,
         requested_by=user.username,
         created_at=now,
+        apply_corrections=body.apply_corrections,
+        edits=edits,
     )
     await _publish(publisher, new_id, event)
     logger.info("run reprocess requested", extra={"run_id": str(new_id), "parent": str(run_id)})

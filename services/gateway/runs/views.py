@@ -96,6 +96,7 @@ def summary_response(
     counts: Mapping[str, int],
     sums: QualitySums,
     exceptions: Sequence[tuple[str, str, int]],
+    rules_total: int,
 ) -> SummaryResponse:
     """A run's summary (SPEC §4): final figures once completed, running figures before."""
     by_type: dict[str, int] = {}
@@ -103,7 +104,7 @@ def summary_response(
     for kind, severity, count in exceptions:
         by_type[kind] = by_type.get(kind, 0) + count
         by_severity[severity] = by_severity.get(severity, 0) + count
-    quality = run_quality(sums)
+    quality = run_quality(sums, rules_total)
     total = state.total_loans if state.total_loans is not None else counts["loans"]
     exceptions_count = (
         state.exceptions_count if state.exceptions_count is not None else counts["exceptions"]

@@ -37,7 +37,7 @@ def sums_of(counts: list[QualityCounts]) -> QualitySums:
 @settings(deadline=None)  # a loaded CI machine must not turn a slow example into a failure
 @given(st.lists(quality_counts(), min_size=1, max_size=60))
 def test_means_from_sums_equal_the_rules_services_run_quality(counts: list[QualityCounts]) -> None:
-    mine = run_quality(sums_of(counts))
+    mine = run_quality(sums_of(counts), 10)
     theirs = rules_run_quality(counts, rules_total=10)
     assert mine.completeness == theirs.completeness
     assert mine.validity == theirs.validity
@@ -54,11 +54,11 @@ def test_validity_is_one_when_no_numeric_field_is_present() -> None:
 def test_means_round_half_to_even() -> None:
     # completeness 0.00005 exactly is a tie at 4 decimals: it rounds to the even 0.0000.
     sums = QualitySums(loans=20_000, present_fields=11, dq_score=Decimal("0.50"))
-    means = run_quality(sums)
+    means = run_quality(sums, 10)
     assert means.completeness == Decimal("0.0000")
-    assert str(run_quality(QualitySums(loans=2, dq_score=Decimal("0.05"))).dq_score) == "0.02"
+    assert str(run_quality(QualitySums(loans=2, dq_score=Decimal("0.05")), 10).dq_score) == "0.02"
 
 
 def test_a_run_without_loans_has_zero_means() -> None:
-    means = run_quality(QualitySums())
+    means = run_quality(QualitySums(), 10)
     assert (means.completeness, means.dq_score) == (Decimal("0.0000"), Decimal("0.00"))

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 import services.scoring.metrics  # noqa: F401 - registers scoring's metrics
+from services.common import governance_metrics  # noqa: F401 - its metrics join the registry
 from services.common.metrics import exported_metric_names
 from tests.unit.observability.monitoring_files import (
     ALERT_RULES,

@@ -1,0 +1,1 @@
+"""Data quality per run, per field and over time (SPEC §7)."""

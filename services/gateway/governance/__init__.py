@@ -1,0 +1,1 @@
+"""What the governance packages (corrections, lineage, reconciliation, dq, rulesets) share."""

@@ -1,0 +1,1 @@
+"""Rule-set versions and what changed between them (SPEC §7)."""
