@@ -106,6 +106,23 @@ class Stack:
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout.strip().splitlines()[-1])
 
+    def operator(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`loan-engine ARGS` as an operator runs it: an empty environment (PATH and HOME), in a
+        folder whose `.env` names only this stack's state folder (the default is `.stack`)."""
+        workdir = self.state / "operator"
+        workdir.mkdir(exist_ok=True)
+        (workdir / ".env").write_text(f"STACK_STATE_DIR={self.state}\n")
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli.main", *args],
+            env={"PATH": os.environ["PATH"], "HOME": os.environ["HOME"]},
+            cwd=workdir,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
     def processes(self) -> dict[str, dict[str, Any]]:
         return {process["name"]: process for process in self.status()["processes"]}
 
@@ -279,6 +296,71 @@ def test_status_json_is_the_last_line_with_processes_and_health(stack: Stack) ->
     assert gateway["metrics_url"] == f"http://127.0.0.1:{stack.ports['gateway']}/metrics"
 
 
+OPERATOR_COMMANDS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "create-team": (("admin", "create-team", "North Desk", "--json"), None),
+    "create-user": (
+        (
+            "admin",
+            "create-user",
+            "nina",
+            "--email",
+            "nina@example.com",
+            "--role",
+            "sales_team",
+            "--team",
+            "north-desk",
+            "--password-stdin",
+            "--json",
+        ),
+        "a-long-password\n",
+    ),
+    "list-users": (("admin", "list-users", "--json"), None),
+    "reset-password": (
+        ("admin", "reset-password", "nina", "--password-stdin", "--json"),
+        "another-long-password\n",
+    ),
+    "db-status": (("admin", "db-status"), None),
+    "run": (("run", "--json"), None),
+    "runs list": (("runs", "list", "--json"), None),
+    "tape push": (("tape", "push", "TAPE", "--tape-id", "OPERATOR-1", "--json"), None),
+    "projections rebuild": (("projections", "rebuild", "--timeout", "60", "--json"), None),
+    "projections checksum": (("projections", "checksum", "--json"), None),
+}
+
+
+def operator_args(stack: Stack, args: tuple[str, ...]) -> list[str]:
+    """The command with TAPE replaced by a small generated tape of this stack's folder."""
+    tape = stack.state / "operator" / "tape.csv"
+    if "TAPE" in args and not tape.exists():
+        generated = stack.operator(
+            "tape", "generate", "--loans", "3", "--seed", "1", "--out", str(tape)
+        )
+        assert generated.returncode == 0, generated.stderr
+    return [str(tape) if arg == "TAPE" else arg for arg in args]
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("command", list(OPERATOR_COMMANDS))
+def test_an_operator_with_an_empty_environment_reaches_the_running_stack(
+    stack: Stack, command: str
+) -> None:
+    args, stdin = OPERATOR_COMMANDS[command]
+    result = stack.operator(*operator_args(stack, args), stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    if "--json" in args:
+        json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.timeout(60)
+def test_what_the_operator_did_went_to_the_stacks_database_and_broker(stack: Stack) -> None:
+    users = stack.operator("admin", "list-users", "--json")
+    listed = json.loads(users.stdout.strip().splitlines()[-1])["users"]
+    assert {(u["username"], u["team_id"]) for u in listed} >= {("nina", "north-desk")}
+    runs = json.loads(stack.operator("runs", "list", "--json").stdout.strip().splitlines()[-1])
+    assert len(runs["runs"]) >= 1  # the run the operator requested, as the stack's log knows it
+
+
 @pytest.mark.timeout(120)
 def test_down_leaves_no_process_behind_even_when_the_supervisor_was_killed(stack: Stack) -> None:
     tree = stack.process_tree()
@@ -295,3 +377,20 @@ def test_down_leaves_no_process_behind_even_when_the_supervisor_was_killed(stack
     report = stack.status()
     assert not report["kafka"]["healthy"] and not report["postgres"]["healthy"]
     assert {p["state"] for p in report["processes"]} == {"stopped", "failed"}
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("command", list(OPERATOR_COMMANDS))
+def test_with_the_stack_down_each_command_says_what_it_tried_in_one_line(
+    stack: Stack, command: str
+) -> None:
+    args, stdin = OPERATOR_COMMANDS[command]
+    result = stack.operator(*operator_args(stack, args), stdin=stdin)
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len([line for line in errors if line.startswith("error:")]) == 1, result.stderr
+    error = errors[-1]
+    assert error.startswith("error: cannot reach "), result.stderr
+    assert f"127.0.0.1:{stack.ports['kafka']}" in error or f":{stack.ports['postgres']}/" in error
+    assert "loan-engine stack up" in error
