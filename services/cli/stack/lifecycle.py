@@ -97,8 +97,8 @@ def ensure_database(
 def up(settings: StackSettings, progress: Progress, with_monitoring: bool = False) -> StackStatus:
     """Bring the stack up (idempotent: what already runs is kept) and report its status.
 
-    The broker and the database start side by side (topics on the one, migrations on the
-    other); then supervisord starts every service that does not run yet.
+    The broker, the database and supervisord start side by side (topics on the broker,
+    migrations on the database); then supervisord starts every service that does not run yet.
     """
     with locked(settings):
         recorded = state.load(settings.state)
@@ -117,16 +117,30 @@ def up(settings: StackSettings, progress: Progress, with_monitoring: bool = Fals
             asyncio.run(
                 topics.ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
             )
+            progress(f"Kafka answers on {settings.kafka_bootstrap_servers}, topics present")
 
         def database() -> None:
             ensure_database(settings, recorded, progress, save)
-            migrations.upgrade_all(settings.project_dir, infra, progress)
+            migrated = migrations.upgrade_all(settings.project_dir, infra, progress)
+            progress(f"PostgreSQL answers, migrated: {', '.join(migrated) or 'nothing'}")
 
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stack-up") as pool:
-            for job in [pool.submit(broker), pool.submit(database)]:
-                job.result()
         entries = procfile.load(settings.procfile)
-        start_services(settings, recorded, entries, infra, progress, save)
+        runnable = runnable_entries(settings, entries, progress)
+
+        def daemon() -> None:
+            ensure_supervisord(settings, recorded, runnable, infra, progress, save)
+
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="stack-up") as pool:
+            jobs = {"daemon": pool.submit(daemon), "broker": pool.submit(broker)}
+            jobs["database"] = pool.submit(database)
+            # The broker's own services start while the database may still be migrating.
+            jobs["daemon"].result()
+            jobs["broker"].result()
+            start_programs(
+                settings, [e for e in runnable if e.name in services.BROKER_ONLY], progress
+            )
+            jobs["database"].result()
+        start_programs(settings, runnable, progress)
         if with_monitoring:
             start_monitoring(settings, recorded, progress)
         names = [entry.name for entry in entries]
@@ -144,19 +158,10 @@ def up(settings: StackSettings, progress: Progress, with_monitoring: bool = Fals
     return status(settings)
 
 
-def start_services(
-    settings: StackSettings,
-    recorded: state.StackState,
-    entries: list[procfile.Entry],
-    infra: dict[str, str],
-    progress: Progress,
-    save: Callable[[], None],
-) -> None:
-    """Run every Procfile process under this stack's supervisord; start what does not run.
-
-    A supervisord whose programs or environment differ from today's is replaced (its services
-    stop with it); orphans of a supervisord that was killed are stopped before anything starts.
-    """
+def runnable_entries(
+    settings: StackSettings, entries: list[procfile.Entry], progress: Progress
+) -> list[procfile.Entry]:
+    """The Procfile entries whose module exists (the others are reported, never started)."""
     runnable = []
     for entry in entries:
         missing = procfile.missing_module(settings.project_dir, entry)
@@ -164,23 +169,43 @@ def start_services(
             progress(f"not starting {entry.name}: module {missing} does not exist")
         else:
             runnable.append(entry)
+    return runnable
+
+
+def ensure_supervisord(
+    settings: StackSettings,
+    recorded: state.StackState,
+    runnable: list[procfile.Entry],
+    infra: dict[str, str],
+    progress: Progress,
+    save: Callable[[], None],
+) -> None:
+    """This stack's supervisord, running the given programs (none started yet by it).
+
+    A supervisord whose programs or environment differ from today's is replaced (its services
+    stop with it); orphans of a supervisord that was killed are stopped before it starts.
+    """
     environment = services.process_environment(infra)
     config = supervision.render_config(settings, runnable, infra)
     daemon = recorded.processes.get(supervision.NAME)
     alive = daemon is not None and supervisor.is_alive(daemon) and supervision.answers(settings)
-    if alive and supervision.running_config(settings) != config and daemon is not None:
+    if alive and supervision.running_config(settings) != config:
         progress("the services' commands or environment changed: restarting supervisord")
-        supervisor.stop(daemon, settings.stop_timeout + 5)
         alive = False
     if not alive:
-        if daemon is not None:
-            supervisor.stop(daemon, settings.stop_timeout + 5)
-        supervision.end_strays(settings, progress)
+        # Stops a supervisord that runs the wrong programs or hangs, and orphans of a killed one.
+        supervision.stop_daemon(settings, daemon, progress)
         progress("starting supervisord")
         recorded.processes[supervision.NAME] = supervision.start_daemon(
             settings, config, environment
         )
         save()
+
+
+def start_programs(
+    settings: StackSettings, runnable: list[procfile.Entry], progress: Progress
+) -> None:
+    """Ask supervisord to start every program that is not running (or restarting) already."""
     known = supervision.programs(settings)
     for entry in runnable:
         program = known.get(entry.name)

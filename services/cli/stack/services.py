@@ -21,6 +21,10 @@ ORPHANED = "orphaned"
 FAILED = "failed"
 STOPPED = "stopped"
 
+BROKER_ONLY = frozenset({"ingest", "rules", "pricing"})
+"""Processes that need the broker but no database: `up` starts them before migrations end
+(any other process waits for both)."""
+
 RESTARTING_STATES = frozenset({"BACKOFF", "EXITED"})
 """supervisord states of a program that died and is about to be started again."""
 
