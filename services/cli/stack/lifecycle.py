@@ -143,17 +143,8 @@ def up(settings: StackSettings, progress: Progress, with_monitoring: bool = Fals
         start_programs(settings, runnable, progress)
         if with_monitoring:
             start_monitoring(settings, recorded, progress)
-        names = [entry.name for entry in entries]
         supervisor.wait_until(
-            lambda: (
-                not any(
-                    process.state in (services.RUNNING, services.RESTARTING)
-                    for process in service_rows(settings, entries, recorded)
-                    if process.name in names
-                )
-            ),
-            settings.service_ready_timeout,
-            interval=0.5,
+            lambda: settled(settings, runnable), settings.service_ready_timeout, interval=0.5
         )
     return status(settings)
 
@@ -263,6 +254,20 @@ def down(settings: StackSettings, progress: Progress) -> list[str]:
     return stopped
 
 
+def settled(settings: StackSettings, runnable: list[procfile.Entry]) -> bool:
+    """Whether no program is still starting or restarting (a cheap check: one XML-RPC call and
+    the health URLs; who holds each port is checked once, by the final status)."""
+    known = supervision.programs(settings)
+    for entry in runnable:
+        url = services.health_url(settings, entry.name)
+        if services.state_of(known.get(entry.name), url, None) in (
+            services.RUNNING,
+            services.RESTARTING,
+        ):
+            return False
+    return True
+
+
 def service_rows(
     settings: StackSettings, entries: list[procfile.Entry], recorded: state.StackState
 ) -> list[ProcessStatus]:
@@ -272,12 +277,13 @@ def service_rows(
     log = supervision.log_file(settings)
     text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
     history = restarts.read(text)
+    listening = ports.listeners()
     rows = []
     for entry in entries:
         program = known.get(entry.name)
         missing = procfile.missing_module(settings.project_dir, entry)
         url = services.health_url(settings, entry.name)
-        current = services.state_of(program, url, missing)
+        current = services.state_of(program, url, missing, listening)
         past = history.get(entry.name, restarts.History())
         detail = ""
         if missing is not None:
@@ -292,7 +298,7 @@ def service_rows(
         rows.append(
             ProcessStatus(
                 name=entry.name,
-                pid=program.pid if program is not None else orphan_pid(current, url),
+                pid=program.pid if program is not None else orphan_pid(current, url, listening),
                 state=current,
                 health_url=url,
                 metrics_url=services.metrics_url(settings, entry.name),
@@ -304,10 +310,10 @@ def service_rows(
     return rows
 
 
-def orphan_pid(current: str, url: str | None) -> int | None:
+def orphan_pid(current: str, url: str | None, listening: dict[int, int | None]) -> int | None:
     """The pid holding an orphan's port, when the system tells."""
     port = urlsplit(url).port if url and current == services.ORPHANED else None
-    return ports.listener_pid(port) if port is not None else None
+    return listening.get(port) if port is not None else None
 
 
 def status(settings: StackSettings) -> StackStatus:

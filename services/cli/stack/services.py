@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from services.cli.stack import ports, supervisor
+from services.cli.stack import supervisor
 from services.cli.stack.settings import StackSettings
 from services.cli.stack.supervision import ProgramInfo
 
@@ -70,11 +70,17 @@ def answers(url: str | None, timeout: float = 1.0) -> bool:
         return False
 
 
-def state_of(program: ProgramInfo | None, url: str | None, missing: str | None) -> str:
+def state_of(
+    program: ProgramInfo | None,
+    url: str | None,
+    missing: str | None,
+    listening: Mapping[int, int | None] | None = None,
+) -> str:
     """healthy / running / restarting / failed / stopped, from supervisord and what answers.
 
     `healthy` needs the health URL to answer *and* the answer to come from this very process
-    (when the system tells who listens): an orphan holding the port does not count.
+    (when the system tells who listens, in `listening`): an orphan holding the port does not
+    count. Without `listening`, an answer is taken as the process's own (a cheap check).
     """
     if missing is not None:
         return FAILED
@@ -87,15 +93,17 @@ def state_of(program: ProgramInfo | None, url: str | None, missing: str | None) 
         return FAILED
     if program.statename not in ("RUNNING", "STARTING") or program.pid is None:
         return STOPPED
-    return HEALTHY if answers(url) and served_by(url, program.pid) else RUNNING
+    if not answers(url):
+        return RUNNING
+    return HEALTHY if listening is None or served_by(url, program.pid, listening) else RUNNING
 
 
-def served_by(url: str | None, pid: int) -> bool:
+def served_by(url: str | None, pid: int, listening: Mapping[int, int | None]) -> bool:
     """Whether the port of `url` is held by `pid` or one of its children (True when unknown)."""
     port = urlsplit(url).port if url else None
     if port is None:
         return True
-    holder = ports.listener_pid(port)
+    holder = listening.get(port)
     if holder is None or holder == pid:
         return True
     try:
