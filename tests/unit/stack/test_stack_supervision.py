@@ -1,11 +1,13 @@
 """The supervisord configuration `stack up` writes."""
 
 import configparser
+import os
+import socket
 from pathlib import Path
 
 from services.cli.stack.procfile import Entry
 from services.cli.stack.settings import StackSettings
-from services.cli.stack.supervision import program_command, render_config
+from services.cli.stack.supervision import program_command, render_config, start_program
 
 ENTRIES = [
     Entry("ingest", "python -m services.ingest.main"),
@@ -66,3 +68,16 @@ def test_the_fingerprint_changes_with_the_programs_or_the_environment(tmp_path: 
     assert base == fingerprint(ENTRIES, {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092"})
     assert base != fingerprint(ENTRIES, {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9093"})
     assert base != fingerprint(ENTRIES[:1], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092"})
+
+
+def test_a_port_held_by_a_process_of_another_stack_is_reported_never_fought_over(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        refused = start_program(settings(tmp_path, ingest_http_port=port), "ingest")
+    assert refused is not None
+    assert f"port {port} is taken by pid {os.getpid()}" in refused
+    assert "INGEST_HTTP_PORT" in refused
