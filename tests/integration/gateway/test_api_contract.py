@@ -12,9 +12,12 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from conftest import PASSWORD, World, gateway_settings
+from fastapi import APIRouter
+from sqlalchemy import text
 
 from services.gateway.app import create_app
 from services.gateway.db import migrate
+from services.gateway.deps import SessionDep
 
 pytestmark = pytest.mark.integration
 
@@ -155,7 +158,15 @@ async def empty_log_client(
         Path(tmp_path_factory.mktemp("empty-log")),
     )
     await migrate(settings)
-    application = create_app(settings)
+    # A route that hands its text straight to PostgreSQL, as any query of the API would.
+    probe = APIRouter()
+
+    @probe.get("/stored-text")
+    async def stored_text(value: str, session: SessionDep) -> dict[str, str]:
+        stored = await session.scalar(text("SELECT CAST(:value AS text)"), {"value": value})
+        return {"stored": str(stored)}
+
+    application = create_app(settings, admin_routers=[probe])
     async with LifespanManager(application):
         transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
@@ -172,6 +183,17 @@ async def test_dead_letters_of_an_empty_topic_are_an_empty_json_list(
         response = await empty_log_client.get("/api/admin/dead-letters")
         assert (response.status_code, response.json()) == (200, [])
         assert response.headers["content-type"] == "application/json"
+
+
+async def test_text_postgresql_cannot_store_answers_422_wherever_it_reaches_a_query(
+    empty_log_client: httpx.AsyncClient,
+) -> None:
+    stored = await empty_log_client.get("/api/admin/stored-text", params={"value": "plain"})
+    assert stored.json() == {"stored": "plain"}
+    refused = await empty_log_client.get("/api/admin/stored-text", params={"value": "a\x00b"})
+    assert refused.status_code == 422
+    assert refused.json()["error"] == "Text must not contain NUL characters"
+    assert refused.json()["request_id"]
 
 
 async def test_consumer_groups_with_nothing_committed_are_an_empty_json_list(
