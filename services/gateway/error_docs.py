@@ -101,7 +101,8 @@ def install_error_docs(app: FastAPI, authenticate: Callable[..., Any]) -> None:
                 codes.update(int(code) for code in answers if code.isdigit() and int(code) >= 400)
                 for code in sorted(codes):
                     answer = answers.setdefault(str(code), {})
-                    answer["description"] = answer.get("description") or DESCRIPTIONS[code]
+                    fallback = DESCRIPTIONS.get(code, "Error")
+                    answer["description"] = answer.get("description") or fallback
                     answer["content"] = {"application/json": {"schema": _reference()}}
         for unused in ("HTTPValidationError", "ValidationError"):
             components.pop(unused, None)

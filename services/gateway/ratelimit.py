@@ -137,7 +137,8 @@ def storage_label(uri: str) -> str:
 
 
 def client_ip(scope: Scope) -> str:
-    """The peer address (a proxy in front must be trusted through uvicorn's forwarded headers)."""
+    """The peer address: uvicorn puts a proxy's `X-Forwarded-For` there only when that proxy is
+    in GATEWAY_FORWARDED_ALLOW_IPS, so a made-up header from anyone else counts for nothing."""
     client = scope.get("client")
     return client[0] if client else "unknown"
 

@@ -17,10 +17,14 @@ from pathlib import Path
 import pytest
 
 from services.cli.stack import databases
-from services.gateway.db import migrate
+from services.common.storage import LocalStorage
+from services.gateway.db import connect, migrate
+from services.gateway.projector.plan import plan
+from services.gateway.projector.writer import write_chunk
 from services.gateway.settings import GatewaySettings
 from tests.conftest import run_async
 from tests.net import answers, free_port, stop
+from tests.unit.gateway.gateway_events import CREATED_AT, REPORT_KEYS, RunScenario
 
 PROJECT = Path(__file__).resolve().parents[2]
 ADMIN = "fuzz-admin"
@@ -35,6 +39,7 @@ class Gateway:
     access_token: str
     refresh_token: str
     admin_id: str
+    run_id: str
     log: Path
 
 
@@ -50,6 +55,25 @@ def _me(url: str, token: str) -> dict[str, str]:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
+
+
+async def _seed(settings: GatewaySettings, storage: Path) -> RunScenario:
+    """A completed run as the projector writes it, with its reports and archive in storage, so
+    the run operations reach their logic rather than a 404."""
+    scenario = RunScenario(loans=25, created_at=CREATED_AT)
+    conn = await connect(settings)
+    try:
+        await write_chunk(conn, plan(list(scenario.records(ended=True))), {}, 0)
+    finally:
+        await conn.close()
+    files = LocalStorage(storage)
+    for key in REPORT_KEYS:
+        body = f"seller_loan_number\r\n{key}\r\n".encode()
+        await files.put_bytes(f"outputs/{scenario.run_id}/{key}.csv", body)
+        await files.put_bytes(f"archive/{scenario.run_id}/output/{key}.csv", body)
+    await files.put_bytes(f"archive/{scenario.run_id}/input/tape.csv", b"a,b\r\n1,2\r\n")
+    await files.put_bytes("inputs/tapes/tape.csv", b"a,b\r\n1,2\r\n")
+    return scenario
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +120,7 @@ def gateway(
     }
     settings = GatewaySettings(database_url=fuzz_database_url)  # type: ignore[call-arg]
     run_async(lambda: migrate(settings))
+    scenario = run_async(lambda: _seed(settings, storage))
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -113,6 +138,13 @@ def gateway(
             time.sleep(0.2)
         tokens = _login(url)
         me = _me(url, tokens["access_token"])
-        yield Gateway(url, tokens["access_token"], tokens["refresh_token"], me["id"], log)
+        yield Gateway(
+            url,
+            tokens["access_token"],
+            tokens["refresh_token"],
+            me["id"],
+            str(scenario.run_id),
+            log,
+        )
     finally:
         stop(process)

@@ -63,6 +63,7 @@ def test_the_fuzzer_finds_no_server_error_and_no_answer_the_openapi_does_not_des
                 "PYTHONPATH": str(PROJECT),
                 "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks",
                 "FUZZ_ADMIN_ID": gateway.admin_id,
+                "FUZZ_RUN_ID": gateway.run_id,
             },
             stdout=log,
             stderr=subprocess.STDOUT,

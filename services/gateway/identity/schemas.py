@@ -8,7 +8,11 @@ from pydantic import BaseModel, Field
 from services.gateway.identity.principal import Role
 from services.gateway.patterns import TEAM_ID
 
-EMAIL_PATTERN = r"^[^@\s\x00]+@[^@\s\x00]+$"
+# No `@`, control character or space of any kind on either side of one `@`. Spelled out rather
+# than `\s`, whose meaning differs between regex engines (the OpenAPI's ECMA regex leaves out
+# U+0085, pydantic's includes it).
+_EMAIL_PART = r"[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]+"
+EMAIL_PATTERN = rf"^{_EMAIL_PART}@{_EMAIL_PART}$"
 # A team name needs a letter or digit (its id is their slug) and no NUL character.
 TEAM_NAME = r"^[^\x00]*[A-Za-z0-9][^\x00]*$"
 

@@ -12,7 +12,7 @@ from contracts.runs import Phase, ReportKey
 from services.gateway.patterns import TEAM_ID
 from services.gateway.runs.domain import RunStatus
 
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # A percentage above 0 and below 100 written as text: what `irr_target` accepts as a string.
 PERCENT_TEXT = r"^(([1-9][0-9]?|0[1-9])(\.[0-9]+)?|0{1,2}\.[0-9]*[1-9][0-9]*)$"
 _PERCENT_TEXT = re.compile(PERCENT_TEXT)

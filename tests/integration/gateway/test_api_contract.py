@@ -5,6 +5,7 @@ client errors, an empty dead-letter topic is an empty list, and 405 names every 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,9 +13,12 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from conftest import PASSWORD, World, gateway_settings
+from fastapi import APIRouter
+from sqlalchemy import text
 
 from services.gateway.app import create_app
 from services.gateway.db import migrate
+from services.gateway.deps import SessionDep
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +108,37 @@ async def test_a_user_with_a_nul_character_answers_422(
     assert response.status_code == 422, response.text
 
 
+@pytest.mark.parametrize("space", ["\x85", "\u00a0", "\u2003", "\ufeff", " "])
+async def test_an_email_with_any_kind_of_space_answers_422(
+    client: httpx.AsyncClient, world: World, space: str
+) -> None:
+    body = {"username": "spacey", "email": f"a{space}b@example.com", "role": "analyst"}
+    response = await client.post(
+        "/api/admin/users", headers=world.admin, json={**body, "password": PASSWORD}
+    )
+    assert response.status_code == 422, response.text
+
+
+def _patterns(node: object) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["pattern"]} if isinstance(node.get("pattern"), str) else set()
+        return found.union(*(_patterns(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_patterns(value) for value in node))
+    return set()
+
+
+async def test_every_pattern_in_the_openapi_means_the_same_to_every_regex_engine(
+    client: httpx.AsyncClient,
+) -> None:
+    # `\s`, `\w`, `\d` and `\b` differ between ECMA regex (what clients and schemathesis read)
+    # and the engine that validates requests; a pattern spells its classes out instead.
+    patterns = _patterns((await client.get("/openapi.json")).json())
+    assert patterns
+    for pattern in patterns:
+        assert not re.search(r"\\[swdbSWDB]", pattern), pattern
+
+
 async def test_a_nul_character_in_a_filter_answers_422_not_500(
     client: httpx.AsyncClient, world: World
 ) -> None:
@@ -155,7 +190,15 @@ async def empty_log_client(
         Path(tmp_path_factory.mktemp("empty-log")),
     )
     await migrate(settings)
-    application = create_app(settings)
+    # A route that hands its text straight to PostgreSQL, as any query of the API would.
+    probe = APIRouter()
+
+    @probe.get("/stored-text")
+    async def stored_text(value: str, session: SessionDep) -> dict[str, str]:
+        stored = await session.scalar(text("SELECT CAST(:value AS text)"), {"value": value})
+        return {"stored": str(stored)}
+
+    application = create_app(settings, admin_routers=[probe])
     async with LifespanManager(application):
         transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
@@ -172,6 +215,17 @@ async def test_dead_letters_of_an_empty_topic_are_an_empty_json_list(
         response = await empty_log_client.get("/api/admin/dead-letters")
         assert (response.status_code, response.json()) == (200, [])
         assert response.headers["content-type"] == "application/json"
+
+
+async def test_text_postgresql_cannot_store_answers_422_wherever_it_reaches_a_query(
+    empty_log_client: httpx.AsyncClient,
+) -> None:
+    stored = await empty_log_client.get("/api/admin/stored-text", params={"value": "plain"})
+    assert stored.json() == {"stored": "plain"}
+    refused = await empty_log_client.get("/api/admin/stored-text", params={"value": "a\x00b"})
+    assert refused.status_code == 422
+    assert refused.json()["error"] == "Text must not contain NUL characters"
+    assert refused.json()["request_id"]
 
 
 async def test_consumer_groups_with_nothing_committed_are_an_empty_json_list(
