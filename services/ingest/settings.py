@@ -35,6 +35,15 @@ class IngestSettings(ServiceSettings):
     publish_window: int = Field(
         16, description="Loan batches in flight to the broker before ingest waits for acks."
     )
+    max_batch_bytes: int = Field(
+        4 * 1024 * 1024,
+        gt=0,
+        description=(
+            "A loan batch is cut early once its loans' text adds up to this many bytes, so a "
+            "tape of very long cells stays under the broker's record limit (and so does "
+            "every downstream batch, which grows with each stage)."
+        ),
+    )
     missing_rows_shown: int = Field(
         10, description="How many missing row numbers a failed tape's error names."
     )
@@ -55,10 +64,21 @@ class IngestSettings(ServiceSettings):
         2 * 1024**3, gt=0, description="Most bytes an XLSX file may unpack to (zip bombs)."
     )
 
+    max_cell_bytes: int = Field(
+        1024 * 1024,
+        gt=0,
+        description=(
+            "Most bytes of text one place of an XLSX's XML may hold (a cell, or whitespace "
+            "between tags): more is refused before the XML is parsed."
+        ),
+    )
+
     @property
     def read_limits(self) -> ReadLimits:
         """The bounds a tape file is read within."""
-        return ReadLimits(self.max_rows, self.max_columns, self.max_unpacked_bytes)
+        return ReadLimits(
+            self.max_rows, self.max_columns, self.max_unpacked_bytes, self.max_cell_bytes
+        )
 
     @property
     def spool_path(self) -> Path:
