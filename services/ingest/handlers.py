@@ -42,7 +42,7 @@ from services.common.storage import InvalidPath, safe_name
 from services.common.tracing import consumer_span, record_attributes
 from services.ingest.batches import BatchTooLarge, SendBatch
 from services.ingest.offload import Interrupted
-from services.ingest.service import IngestService
+from services.ingest.service import IngestService, TapeRefused
 from services.ingest.settings import IngestSettings
 from services.ingest.spool import SpooledRow, StartedRuns
 
@@ -300,6 +300,7 @@ class TapeConsumer:
     ) -> None:
         """Spool a partition's records in order, handle end markers, commit the safe offset."""
         rows: list[SpooledRow] = []
+        by_offset = {record.offset: record for record in records}
         for record in records:
             try:
                 message = check_tape_message(record, self.settings.max_rows)
@@ -318,13 +319,20 @@ class TapeConsumer:
                     )
                 )
                 continue
-            self.spool.add(rows, self.service.clock())
+            await self._spool(rows, by_offset)
             rows = []
             if not await self._end(message, record):
                 self.consumer.seek(partition, record.offset)
                 return
-        self.spool.add(rows, self.service.clock())
+        await self._spool(rows, by_offset)
         await self._commit(partition, records[-1].offset + 1)
+
+    async def _spool(
+        self, rows: list[SpooledRow], records: dict[int, ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        """Spool rows; dead-letter those the spool refuses (rows that would change a tape)."""
+        for row, reason in self.spool.add(rows, self.service.clock()):
+            await self._dead_letter(records[row.offset], reason)
 
     async def _end(self, end: TapeEnd, record: ConsumerRecord[bytes, bytes]) -> bool:
         """Handle an end marker, retrying transient faults; False leaves it for redelivery."""
@@ -338,6 +346,9 @@ class TapeConsumer:
                     ),
                     self.policy,
                 )
+        except TapeRefused as refused:
+            await self._dead_letter(record, str(refused))
+            return True
         except Interrupted:
             return False  # shutting down: the end marker is read again on restart
         except Exception:

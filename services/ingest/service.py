@@ -15,6 +15,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import aclosing, closing
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -42,7 +43,8 @@ from services.ingest import storage_io
 from services.ingest.batches import PRODUCER, LoanBatchSender, SendBatch
 from services.ingest.domain import Normaliser
 from services.ingest.duplicates import SqliteDuplicateIndex
-from services.ingest.errors import TapeError
+from services.ingest.errors import IngestError, TapeError
+from services.ingest.fingerprints import Fingerprint, TapeHasher, refused_repush
 from services.ingest.offload import Interrupted, Offload
 from services.ingest.readers import ReadLimits, read_rows, rebuild_tape_csv
 from services.ingest.settings import IngestSettings
@@ -76,6 +78,10 @@ def utc_now() -> datetime:
 
 class IncompleteTape(TapeError):
     """A producer's tape whose rows 1..N did not all arrive, or with rows beyond N."""
+
+
+class TapeRefused(IngestError):
+    """A push that must not become a run (it would change a completed tape): dead-lettered."""
 
 
 class TapeExpired(TapeError):
@@ -213,7 +219,11 @@ class IngestService:
     async def on_tape_end(
         self, end: TapeEnd, partition: int, offset: int, timestamp: datetime
     ) -> None:
-        """A producer's end marker: the tape's run, unless this marker was already handled."""
+        """A producer's end marker: the tape's run, unless this marker was already handled.
+
+        A completed tape pushed again runs again only with the same rows and parameters (the
+        same events again); any other push of it raises TapeRefused and is forgotten.
+        """
         previous = self.spool.ended(end.tape_id)
         if previous is not None and already_handled(previous, partition, offset):
             # The replay spooled the tape's rows again: close it again, or it stays open.
@@ -223,18 +233,46 @@ class IngestService:
                 extra={"tape_id": end.tape_id, "partition": partition, "offset": offset},
             )
             return
-        created_at, attempt = tape_attempt(previous, timestamp)
-        run_id = tape_run_id(end.tape_id)
         params = RunParams(
             irr_target=end.irr_target, pdate=end.pdate, sales_team_id=end.sales_team_id
         )
+        if previous is not None and not previous.failed and previous.digest is not None:
+            why = await self._differs(end.tape_id, end.rows, params, previous.digest)
+            if why is not None:
+                self.spool.drop_push(end.tape_id)
+                raise TapeRefused(refused_repush(end.tape_id, why))
+        created_at, attempt = tape_attempt(previous, timestamp)
+        run_id = tape_run_id(end.tape_id)
         started = self._started(
             run_id, params, RunSource(kind="tape", location=end.tape_id), created_at, attempt
         )
-        ok = await self.ingest_tape(started, end.tape_id, end.rows)
-        self.spool.end(
-            end.tape_id, EndedTape(partition, offset, created_at, attempt, not ok, end.rows)
-        )
+        fingerprint = await self.ingest_tape(started, end.tape_id, end.rows)
+        outcome = EndedTape(partition, offset, created_at, attempt, fingerprint is None, end.rows)
+        self._ended(end.tape_id, outcome, fingerprint)
+
+    async def _differs(self, tape_id: str, rows: int, params: RunParams, digest: str) -> str | None:
+        """How a new push of a completed tape differs from it, or None when it is the same."""
+        found = await self.offload.call(partial(self.spool.completeness, tape_id, rows, 1))
+        if not found.complete:
+            return "its rows are not the rows it completed with"
+        hashed = await self.offload.call(partial(self._fingerprint, tape_id, rows, params))
+        if hashed.digest != digest:
+            return "different rows or run parameters"
+        return None
+
+    def _fingerprint(self, tape_id: str, rows: int, params: RunParams) -> Fingerprint:
+        hasher = TapeHasher()
+        for _ in hasher.passing(self.spool.rows(tape_id)):
+            pass
+        return hasher.fingerprint(rows, params)
+
+    def _ended(self, tape_id: str, outcome: EndedTape, fingerprint: Fingerprint | None) -> None:
+        """Record the tape's end: failed without a fingerprint, completed with one."""
+        if fingerprint is None:
+            self.spool.end(tape_id, replace(outcome, failed=True, digest=None))
+        else:
+            completed = replace(outcome, failed=False, digest=fingerprint.digest)
+            self.spool.end(tape_id, completed, fingerprint.hashes)
 
     async def retry_tape(self, started: RunStarted, tape_id: str) -> None:
         """A retry of a tape run: its spooled rows are checked again against its end marker."""
@@ -244,21 +282,12 @@ class IngestService:
             await self._publish_run(started)
             await self._fail(started.run_id, error, started.attempt)
             return
-        ok = await self.ingest_tape(started, tape_id, previous.rows)
-        self.spool.end(
-            tape_id,
-            EndedTape(
-                previous.partition,
-                previous.end_offset,
-                previous.created_at,
-                started.attempt,
-                not ok,
-                previous.rows,
-            ),
-        )
+        fingerprint = await self.ingest_tape(started, tape_id, previous.rows)
+        self._ended(tape_id, replace(previous, attempt=started.attempt), fingerprint)
 
-    async def ingest_tape(self, started: RunStarted, tape_id: str, rows: int) -> bool:
-        """Publish a spooled tape's run as if it were the file `{tape_id}.csv`; False if failed."""
+    async def ingest_tape(self, started: RunStarted, tape_id: str, rows: int) -> Fingerprint | None:
+        """Publish a spooled tape's run as if it were the file `{tape_id}.csv`: its fingerprint,
+        or None if the run failed."""
         await self._publish_run(started)
         sender = self._sender(started)
         name = tape_file_name(tape_id)
@@ -270,7 +299,8 @@ class IngestService:
             found = await self.offload.call(partial(self.spool.completeness, tape_id, rows, shown))
             if not found.complete:
                 raise IncompleteTape(incomplete_message(tape_id, found))
-            await self._archive_tape(started.run_id, tape_id, name)
+            hasher = TapeHasher()
+            await self._archive_tape(started.run_id, tape_id, name, hasher)
             with self._duplicate_index() as duplicates:
                 normaliser = Normaliser(started.run_id, duplicates)
                 records = partial(normaliser.tape, name, self.spool.rows(tape_id))
@@ -284,28 +314,31 @@ class IngestService:
         except TapeError as error:
             await sender.abandon()
             await self._fail(started.run_id, str(error), started.attempt)
-            return False
+            return None
         except Exception as error:
             if is_transient(error):
                 raise
             await self._crashed(started, sender, error)
-            return False
-        return True
+            return None
+        return hasher.fingerprint(rows, started.params)
 
-    async def _archive_tape(self, run_id: UUID, tape_id: str, name: str) -> None:
-        """Write the tape as CSV with its original column names to the run's archive."""
+    async def _archive_tape(
+        self, run_id: UUID, tape_id: str, name: str, hasher: TapeHasher
+    ) -> None:
+        """Write the tape as CSV with its original column names to the run's archive, hashing
+        its rows on the way."""
         if self.settings.work_dir is not None:
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="ingest-", dir=self.settings.work_dir) as folder:
             path = Path(folder) / "tape.csv"
-            await self.offload.call(partial(self._write_tape_csv, tape_id, path))
+            await self.offload.call(partial(self._write_tape_csv, tape_id, path, hasher))
             key = safe_key(storage_io.archive_input_prefix(run_id), name)
             await self.storage.put_file(key, path)
 
-    def _write_tape_csv(self, tape_id: str, path: Path) -> None:
+    def _write_tape_csv(self, tape_id: str, path: Path, hasher: TapeHasher) -> None:
         columns = self.spool.columns(tape_id)
         with path.open("w", encoding="utf-8", newline="") as handle:
-            for chunk in rebuild_tape_csv(columns, self.spool.rows(tape_id)):
+            for chunk in rebuild_tape_csv(columns, hasher.passing(self.spool.rows(tape_id))):
                 handle.write(chunk)
 
     def _duplicate_index(self) -> SqliteDuplicateIndex:

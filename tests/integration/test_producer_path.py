@@ -364,10 +364,10 @@ async def test_the_tape_consumer_reads_records_again_after_an_unexpected_failure
     failures = iter([RuntimeError("disk hiccup")])
     original = Spool.add
 
-    def add_failing_once(self: Spool, *args: Any, **kwargs: Any) -> None:
+    def add_failing_once(self: Spool, *args: Any, **kwargs: Any) -> Any:
         if (failure := next(failures, None)) is not None:
             raise failure
-        original(self, *args, **kwargs)
+        return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Spool, "add", add_failing_once)
     await apps.start(settings_for("state"))
