@@ -1,6 +1,7 @@
 """The ingest service through a real broker: folders of files in, loan batches and run facts out."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -24,6 +26,7 @@ from contracts.runs import (
     TapeIngested,
 )
 from contracts.topics import LOANS_INGESTED, RUNS
+from services.cli.stack import topics
 from services.common.kafka import KafkaPublisher
 from services.ingest.main import build_app
 from services.ingest.settings import IngestSettings
@@ -343,3 +346,62 @@ async def test_a_retry_of_a_failed_ingest_reads_the_folder_again_as_the_next_att
     assert second.created_at == CREATED
     (ingested,) = recorder.events(run_id, TapeIngested)
     assert ingested.total_loans == 1
+
+
+@pytest.mark.slow
+async def test_a_long_tape_leaves_ingest_responsive_and_sigterm_stops_it_mid_tape_to_finish_later(
+    kafka_bootstrap_servers: str, tmp_path: Path
+) -> None:
+    prefix = f"stop-{uuid4().hex[:8]}."
+    names = await topics.ensure_topics(kafka_bootstrap_servers, prefix)
+    settings = IngestSettings(
+        kafka_bootstrap_servers=kafka_bootstrap_servers,
+        topic_prefix=prefix,
+        storage_root=tmp_path / "storage",
+        state_dir=tmp_path / "state",
+        loan_batch_size=20,
+        http_port=0,
+    )
+    rows = 40_000
+    body = "".join(f"L-{n},250000,6.5,80,720,SFR,NY\n" for n in range(1, rows + 1))
+    write_inputs(settings, "long", {"tape.csv": (HEADER + body).encode()})
+    recorder = Recorder(settings)
+    await recorder.start()
+    first = build_app(settings)
+    await first.start()
+    second = None
+    try:
+        async with KafkaPublisher(settings) as publisher:
+            run_id = await request_run(publisher, "long")
+        await recorder.until(lambda rec: len(rec.batches_of(run_id)) > 0, timeout=120)
+
+        # The tape is being read, and the worker still answers on its event loop.
+        transport = httpx.ASGITransport(app=first)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+            assert (await client.get("/health/ready")).status_code == 200
+        await asyncio.wait_for(first.stop(), timeout=30)  # guards against a hang only
+        await drain(recorder)
+        assert recorder.events(run_id, TapeIngested) + recorder.events(run_id, RunFailed) == []
+
+        # The request was left uncommitted: a restarted ingest reads the tape again, to its end.
+        second = build_app(settings)
+        await second.start()
+        await recorder.until(recorder.ended(run_id), timeout=300)
+    finally:
+        if second is not None:
+            await second.stop()
+        await recorder.consumer.stop()
+        await topics.delete_topics(kafka_bootstrap_servers, names)
+
+    (ingested,) = recorder.events(run_id, TapeIngested)
+    assert ingested.total_loans == rows
+    assert recorder.events(run_id, RunFailed) == []
+    assert [batch.batch_seq for batch in recorder.batches_of(run_id)] == list(
+        range(ingested.batch_count)
+    )
+
+
+async def drain(recorder: Recorder) -> None:
+    """Read whatever the topics hold now."""
+    with contextlib.suppress(TimeoutError):
+        await recorder.until(lambda _: False, timeout=3)
