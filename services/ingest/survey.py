@@ -40,11 +40,11 @@ _ROW_NUMBER = re.compile(rb"(?:^|\s)r\s*=\s*[\"']\s*(\d+)")
 # on their own: only the first is ever read).
 _PARSED_SUFFIXES = (".xml", ".rels")
 
-Interrupted = Callable[[], bool]
+Stopping = Callable[[], bool]
 
 
 def survey_tape(
-    name: str, stream: BinaryIO, limits: ReadLimits, stopping: Interrupted = lambda: False
+    name: str, stream: BinaryIO, limits: ReadLimits, stopping: Stopping = lambda: False
 ) -> None:
     """Raise the UnreadableTape reading `stream` would raise for the file as a whole.
 
@@ -63,7 +63,7 @@ def survey_tape(
         stream.seek(0)
 
 
-def _survey_xlsx(name: str, stream: IO[bytes], limits: ReadLimits, stopping: Interrupted) -> None:
+def _survey_xlsx(name: str, stream: IO[bytes], limits: ReadLimits, stopping: Stopping) -> None:
     check_archive(name, stream, limits)
     try:
         reader = ExcelReader(stream, read_only=True, data_only=True)
@@ -103,7 +103,7 @@ def _scan(
     archive: zipfile.ZipFile,
     part: str,
     limits: ReadLimits,
-    stopping: Interrupted,
+    stopping: Stopping,
     *,
     count_rows: bool,
 ) -> int:
