@@ -73,6 +73,7 @@ def subscribe_runs(
     @broker.subscriber(
         settings.topic(RUNS),
         decoder=decode_run_event,
+        max_workers=settings.runs_workers,
         **consumer_options(settings.runs_group, max_poll_interval_ms=settings.max_poll_interval_ms),
     )
     async def on_run_event(event: HandledRunEvent | None) -> None:

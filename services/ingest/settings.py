@@ -26,6 +26,14 @@ class IngestSettings(ServiceSettings):
         None, description="Where input files are downloaded while read (default: system temp)."
     )
     runs_group: str = Field("ingest", description="Consumer group on runs.v1.")
+    runs_workers: int = Field(
+        3,
+        ge=1,
+        description=(
+            "Run requests handled at once (one consumer each, sharing runs.v1's partitions): "
+            "a long tape holds up only the requests behind it in its own partitions."
+        ),
+    )
     tapes_group: str = Field("ingest-tapes", description="Consumer group on loan-tapes.v1.")
     max_poll_interval_ms: int = Field(
         3_600_000,

@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import murmur2
 
 from contracts.codec import decode, decode_union
 from contracts.ids import event_id, loan_id
@@ -137,8 +138,22 @@ def write_inputs(settings: IngestSettings, folder: str, files: dict[str, bytes])
     return base
 
 
-async def request_run(publisher: KafkaPublisher, folder: str) -> UUID:
+def partition_of(run_id: UUID, partitions: int) -> int:
+    """The partition a run event keyed by this run id lands in (Kafka's default partitioner)."""
+    return (murmur2(str(run_id).encode()) & 0x7FFFFFFF) % partitions
+
+
+async def request_run(
+    publisher: KafkaPublisher,
+    folder: str,
+    other_partition_than: UUID | None = None,
+    partitions: int = 1,
+) -> UUID:
     run_id = uuid4()
+    while other_partition_than is not None and partition_of(run_id, partitions) == partition_of(
+        other_partition_than, partitions
+    ):
+        run_id = uuid4()
     request = RunRequested(
         event_id=event_id("run.requested", run_id),
         run_id=run_id,
@@ -399,6 +414,48 @@ async def test_a_long_tape_leaves_ingest_responsive_and_sigterm_stops_it_mid_tap
     assert [batch.batch_seq for batch in recorder.batches_of(run_id)] == list(
         range(ingested.batch_count)
     )
+
+
+@pytest.mark.slow
+async def test_a_short_run_requested_behind_a_long_tape_completes_while_the_long_one_is_read(
+    kafka_bootstrap_servers: str, tmp_path: Path
+) -> None:
+    prefix = f"both-{uuid4().hex[:8]}."
+    names = await topics.ensure_topics(kafka_bootstrap_servers, prefix)
+    settings = IngestSettings(
+        kafka_bootstrap_servers=kafka_bootstrap_servers,
+        topic_prefix=prefix,
+        storage_root=tmp_path / "storage",
+        state_dir=tmp_path / "state",
+        loan_batch_size=20,
+        runs_workers=RUNS.partitions,  # one partition each: two partitions, two workers
+        http_port=0,
+    )
+    body = "".join(f"L-{n},250000,6.5,80,720,SFR,NY\n" for n in range(1, 40_001))
+    write_inputs(settings, "long", {"tape.csv": (HEADER + body).encode()})
+    write_inputs(settings, "short", {"tape.csv": (HEADER + "L-1,1,1,1,700,SFR,NY\n").encode()})
+    recorder = Recorder(settings)
+    await recorder.start()
+    app = build_app(settings)
+    await app.start()
+    try:
+        async with KafkaPublisher(settings) as publisher:
+            long_run = await request_run(publisher, "long")
+            await recorder.until(lambda rec: len(rec.batches_of(long_run)) > 0, timeout=120)
+            short_run = await request_run(
+                publisher, "short", other_partition_than=long_run, partitions=RUNS.partitions
+            )
+            await recorder.until(recorder.ended(short_run), timeout=120)
+            assert recorder.events(long_run, TapeIngested) == []
+            await recorder.until(recorder.ended(long_run), timeout=300)
+    finally:
+        await app.stop()
+        await recorder.consumer.stop()
+        await topics.delete_topics(kafka_bootstrap_servers, names)
+
+    assert len(recorder.events(short_run, TapeIngested)) == 1
+    (long_ingested,) = recorder.events(long_run, TapeIngested)
+    assert long_ingested.total_loans == 40_000
 
 
 async def drain(recorder: Recorder) -> None:
