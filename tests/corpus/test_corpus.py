@@ -140,6 +140,9 @@ def settings(
         storage_root=root / "storage",
         state_dir=root / "state",
         work_dir=root / "work",
+        # Groups of its own: another session's ingest on the shared broker never rebalances it.
+        runs_group=f"ingest-{module_topic_prefix}",
+        tapes_group=f"ingest-tapes-{module_topic_prefix}",
         http_port=0,
     )
 

@@ -99,6 +99,8 @@ def ingest_settings(
         state_dir=root / "state",
         loan_batch_size=2,
         max_rows=50,
+        runs_group=f"ingest-{module_topic_prefix}",
+        tapes_group=f"ingest-tapes-{module_topic_prefix}",
         http_port=0,
     )
 
@@ -375,6 +377,8 @@ async def test_a_long_tape_leaves_ingest_responsive_and_sigterm_stops_it_mid_tap
         storage_root=tmp_path / "storage",
         state_dir=tmp_path / "state",
         loan_batch_size=20,
+        runs_group=f"ingest-{prefix}",
+        tapes_group=f"ingest-tapes-{prefix}",
         http_port=0,
     )
     rows = 40_000
@@ -429,6 +433,8 @@ async def test_a_short_run_requested_behind_a_long_tape_completes_while_the_long
         state_dir=tmp_path / "state",
         loan_batch_size=20,
         runs_workers=RUNS.partitions,  # one partition each: two partitions, two workers
+        runs_group=f"ingest-{prefix}",
+        tapes_group=f"ingest-tapes-{prefix}",
         http_port=0,
     )
     body = "".join(f"L-{n},250000,6.5,80,720,SFR,NY\n" for n in range(1, 40_001))

@@ -127,6 +127,8 @@ def settings_for(
             storage_root=tmp_path / "storage",
             state_dir=tmp_path / state,
             loan_batch_size=2,
+            runs_group=f"ingest-{module_topic_prefix}",
+            tapes_group=f"ingest-tapes-{module_topic_prefix}",
             http_port=0,
         )
 
