@@ -462,6 +462,8 @@ async def test_a_short_run_requested_behind_a_long_tape_completes_while_the_long
     assert len(recorder.events(short_run, TapeIngested)) == 1
     (long_ingested,) = recorder.events(long_run, TapeIngested)
     assert long_ingested.total_loans == 40_000
+    # Its worker kept its group membership throughout: the request was never handed to another.
+    assert len(recorder.events(long_run, RunStarted)) == 1
 
 
 async def drain(recorder: Recorder) -> None:
