@@ -17,6 +17,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 from pydantic import ValidationError
@@ -35,11 +36,13 @@ from services.common.consumer import (
 )
 from services.common.dead_letters import PublishDeadLetter, dead_letter_of, reason_of
 from services.common.health import NotReady, ReadyCheck
-from services.common.kafka import batch_headers
+from services.common.kafka import MAX_REQUEST_BYTES, batch_headers
 from services.common.metrics import record_consumed, record_tape_expired
 from services.common.storage import InvalidPath, safe_name
 from services.common.tracing import consumer_span, record_attributes
-from services.ingest.service import IngestService, SendBatch
+from services.ingest.batches import BatchTooLarge, SendBatch
+from services.ingest.offload import Interrupted
+from services.ingest.service import IngestService, TapeRefused
 from services.ingest.settings import IngestSettings
 from services.ingest.spool import SpooledRow, StartedRuns
 
@@ -70,10 +73,20 @@ def subscribe_runs(
     @broker.subscriber(
         settings.topic(RUNS),
         decoder=decode_run_event,
+        max_workers=settings.runs_workers,
         **consumer_options(settings.runs_group, max_poll_interval_ms=settings.max_poll_interval_ms),
     )
     async def on_run_event(event: HandledRunEvent | None) -> None:
-        """Start a requested run, or remember a start so a retry of ingest can redo it."""
+        """Start a requested run, or remember a start so a retry of ingest can redo it.
+
+        A tape abandoned at shutdown leaves its request uncommitted: it is read again on restart.
+        """
+        try:
+            await handle_run_event(event)
+        except Interrupted as error:
+            raise NackMessage() from error
+
+    async def handle_run_event(event: HandledRunEvent | None) -> None:
         match event:
             case RunRequested():
                 await service.on_run_requested(event)
@@ -122,14 +135,26 @@ def check_tape_message(record: ConsumerRecord[bytes, bytes], max_rows: int) -> T
     return message
 
 
+# Room left in a Kafka record for its key, headers and the record batch's own framing.
+RECORD_OVERHEAD_BYTES = 64 * 1024
+
+
 def broker_batch_sender(broker: KafkaBroker, settings: IngestSettings) -> SendBatch:
-    """Loan batches through the service's broker without waiting: the future of the ack."""
+    """Loan batches through the service's broker without waiting: the future of the ack.
+
+    A batch that encodes beyond what the producer and the topic accept raises BatchTooLarge
+    before anything is sent, so the sender can split it.
+    """
     topic = settings.topic(LOANS_INGESTED)
+    limit = MAX_REQUEST_BYTES - RECORD_OVERHEAD_BYTES
 
     async def send(batch: IngestedBatch) -> asyncio.Future[Any]:
+        value = encode(batch)
+        if len(value) > limit:
+            raise BatchTooLarge(len(value), limit)
         key = batch_key(batch.run_id, batch.batch_seq).encode()
         headers = batch_headers(batch)
-        return await broker.publish(encode(batch), topic, key=key, headers=headers, no_confirm=True)
+        return await broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
 
     return send
 
@@ -276,6 +301,7 @@ class TapeConsumer:
     ) -> None:
         """Spool a partition's records in order, handle end markers, commit the safe offset."""
         rows: list[SpooledRow] = []
+        by_offset = {record.offset: record for record in records}
         for record in records:
             try:
                 message = check_tape_message(record, self.settings.max_rows)
@@ -294,13 +320,20 @@ class TapeConsumer:
                     )
                 )
                 continue
-            self.spool.add(rows, self.service.clock())
+            await self._spool(rows, by_offset)
             rows = []
             if not await self._end(message, record):
                 self.consumer.seek(partition, record.offset)
                 return
-        self.spool.add(rows, self.service.clock())
+        await self._spool(rows, by_offset)
         await self._commit(partition, records[-1].offset + 1)
+
+    async def _spool(
+        self, rows: list[SpooledRow], records: dict[int, ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        """Spool rows; dead-letter those the spool refuses (rows that would change a tape)."""
+        for row, reason in self.spool.add(rows, self.service.clock()):
+            await self._dead_letter(records[row.offset], reason)
 
     async def _end(self, end: TapeEnd, record: ConsumerRecord[bytes, bytes]) -> bool:
         """Handle an end marker, retrying transient faults; False leaves it for redelivery."""
@@ -314,6 +347,11 @@ class TapeConsumer:
                     ),
                     self.policy,
                 )
+        except TapeRefused as refused:
+            await self._dead_letter(record, str(refused))
+            return True
+        except Interrupted:
+            return False  # shutting down: the end marker is read again on restart
         except Exception:
             logger.exception(
                 "tape end marker failed; it will be redelivered",

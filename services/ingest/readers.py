@@ -32,9 +32,14 @@ IGNORED_PREFIXES = ("~$", ".")
 # A non-seekable XLSX stream is spooled; up to this size it stays in memory.
 SPOOL_IN_MEMORY_BYTES = 32 * 1024 * 1024
 CSV_CHUNK_CHARS = 64 * 1024
+# An OLE compound file (what Excel writes an encrypted workbook, or an old .xls, into) starts so;
+# its directory, naming its streams in UTF-16, lies near the start of a small file.
+CFB_SIGNATURE = bytes.fromhex("d0cf11e0a1b11ae1")
+CFB_SCAN_BYTES = 64 * 1024
+ENCRYPTION_STREAMS = ("EncryptedPackage", "EncryptionInfo")
 # What a broken or hostile XLSX makes openpyxl, zipfile or defusedxml raise (defusedxml's
 # EntitiesForbidden is a ValueError). OSError is left alone: a failing stream may be transient.
-_BROKEN_XLSX = (
+BROKEN_XLSX = (
     zipfile.BadZipFile,
     InvalidFileException,
     ParseError,
@@ -55,6 +60,7 @@ class ReadLimits:
     max_rows: int = 5_000_000
     max_columns: int = 1_000
     max_unpacked_bytes: int = 2 * 1024**3
+    max_cell_bytes: int = 1024 * 1024
 
 
 def is_tape_file(name: str) -> bool:
@@ -69,13 +75,13 @@ def read_rows(
     """The header row, then every row of a tape file, as cell texts ("" for an empty cell)."""
     suffix = PurePosixPath(name).suffix.lower()
     if suffix == ".csv":
-        return _checked(name, _csv_rows(name, stream), limits)
+        return checked_rows(name, csv_rows(name, stream), limits)
     if suffix == ".xlsx":
-        return _checked(name, _xlsx_rows(name, stream, limits), limits)
+        return checked_rows(name, _xlsx_rows(name, stream, limits), limits)
     raise UnreadableTape(name, "is not a tape file: only .csv and .xlsx files are read")
 
 
-def _checked(name: str, rows: Iterator[list[str]], limits: ReadLimits) -> Iterator[list[str]]:
+def checked_rows(name: str, rows: Iterator[list[str]], limits: ReadLimits) -> Iterator[list[str]]:
     """Rows with trailing empty cells dropped, within the limits, with a header and data."""
     count = 0
     has_data = False
@@ -100,7 +106,7 @@ def _checked(name: str, rows: Iterator[list[str]], limits: ReadLimits) -> Iterat
         raise UnreadableTape(name, "has a header but no data rows")
 
 
-def _csv_rows(name: str, stream: BinaryIO) -> Iterator[list[str]]:
+def csv_rows(name: str, stream: BinaryIO) -> Iterator[list[str]]:
     """A CSV's rows, decoded as strict UTF-8 so a wrong encoding fails instead of garbling."""
     counted = _NewlineCounter(stream)
     text = io.TextIOWrapper(counted, encoding="utf-8-sig", errors="strict", newline="")
@@ -173,10 +179,10 @@ def _xlsx_rows(name: str, stream: BinaryIO, limits: ReadLimits) -> Iterator[list
     """The first worksheet's rows as cell texts, streamed."""
     source: IO[bytes] = stream if stream.seekable() else _spooled(stream)
     try:
-        _check_archive(name, source, limits)
+        check_archive(name, source, limits)
         try:
             workbook = load_workbook(source, read_only=True, data_only=True)
-        except _BROKEN_XLSX as error:
+        except BROKEN_XLSX as error:
             raise UnreadableTape(name, "is not a readable XLSX workbook") from error
         try:
             if not workbook.worksheets:
@@ -186,7 +192,7 @@ def _xlsx_rows(name: str, stream: BinaryIO, limits: ReadLimits) -> Iterator[list
             sheet.reset_dimensions()
             for values in sheet.iter_rows(values_only=True):
                 yield [cell_text(value) for value in values]
-        except _BROKEN_XLSX as error:
+        except BROKEN_XLSX as error:
             raise UnreadableTape(name, "is not a readable XLSX workbook") from error
         finally:
             workbook.close()
@@ -203,8 +209,12 @@ def _spooled(stream: BinaryIO) -> IO[bytes]:
     return spool
 
 
-def _check_archive(name: str, source: IO[bytes], limits: ReadLimits) -> None:
+def check_archive(name: str, source: IO[bytes], limits: ReadLimits) -> None:
     """Refuse what is not a zip, or what would unpack to more than the limit (a zip bomb)."""
+    if source.read(len(CFB_SIGNATURE)) == CFB_SIGNATURE:
+        source.seek(0)
+        raise UnreadableTape(name, _compound_file_reason(source))
+    source.seek(0)
     try:
         with zipfile.ZipFile(source) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
@@ -216,6 +226,24 @@ def _check_archive(name: str, source: IO[bytes], limits: ReadLimits) -> None:
         raise UnreadableTape(
             name, f"unpacks to {unpacked} bytes, more than the limit of {limits.max_unpacked_bytes}"
         )
+
+
+def _compound_file_reason(source: IO[bytes]) -> str:
+    """Why an OLE compound file is no XLSX: Excel encrypts a workbook into one, or it is an .xls."""
+    head = source.read(CFB_SCAN_BYTES)
+    # The header names the directory's first sector (offset 48) and the sector size (offset 30).
+    shift = int.from_bytes(head[30:32], "little")
+    sector_size = 1 << (shift if shift in (9, 12) else 9)
+    directory = (int.from_bytes(head[48:52], "little") + 1) * sector_size
+    source.seek(directory)
+    names = head + source.read(sector_size * 4)
+    source.seek(0)
+    if any(stream.encode("utf-16-le") in names for stream in ENCRYPTION_STREAMS):
+        return (
+            "is password-protected (an encrypted workbook), so it cannot be read: "
+            "save it again without a password"
+        )
+    return "is not an XLSX workbook but an older Office file (.xls?): save it as .xlsx"
 
 
 def cell_text(value: object) -> str:

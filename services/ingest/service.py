@@ -2,29 +2,30 @@
 
 Every event id is deterministic (`contracts.ids.event_id`), so handling the same request or end
 marker again re-publishes the same facts and downstream consumers drop the repeats. Loans stream:
-one file (or the spool) is read row by row and published batch by batch with a bounded number of
-batches in flight, so memory does not grow with the tape.
+one file (or the spool) is read row by row in a worker thread and published batch by batch with
+a bounded number of batches in flight, so memory does not grow with the tape and the event loop
+keeps serving heartbeats, health checks and the other consumer. Every file of a run is surveyed
+(services.ingest.survey) before its first loan is published, so a file that breaks a limit fails
+its run before anything went out.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import tempfile
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import closing
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import aclosing, closing
+from dataclasses import replace
 from datetime import UTC, datetime
-from itertools import islice
+from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from pydantic import BaseModel
 
 from contracts.ids import event_id, tape_run_id
-from contracts.loans import IngestedBatch, LoanIngested, LoanRecord, RunParams
+from contracts.loans import LoanRecord, RunParams
 from contracts.runs import (
     RunFailed,
     RunReprocessRequested,
@@ -36,15 +37,17 @@ from contracts.runs import (
 )
 from contracts.tapes import TapeEnd
 from contracts.topics import RUNS, Topic
-from services.common.consumer import gc_paused, is_transient
-from services.common.metrics import record_loans_processed
+from services.common.consumer import is_transient
 from services.common.storage import Storage, safe_key
 from services.ingest import storage_io
+from services.ingest.batches import PRODUCER, LoanBatchSender, SendBatch
 from services.ingest.domain import Normaliser
 from services.ingest.duplicates import SqliteDuplicateIndex
 from services.ingest.edits import RowEdits
-from services.ingest.errors import TapeError
-from services.ingest.readers import read_rows, rebuild_tape_csv
+from services.ingest.errors import IngestError, TapeError
+from services.ingest.fingerprints import Fingerprint, TapeHasher, refused_repush
+from services.ingest.offload import Interrupted, Offload
+from services.ingest.readers import ReadLimits, read_rows, rebuild_tape_csv
 from services.ingest.settings import IngestSettings
 from services.ingest.spool import (
     EndedTape,
@@ -54,13 +57,11 @@ from services.ingest.spool import (
     incomplete_message,
     tape_attempt,
 )
+from services.ingest.survey import survey_tape
 
 logger = logging.getLogger(__name__)
 
-PRODUCER = "ingest"
 Clock = Callable[[], datetime]
-SendBatch = Callable[[IngestedBatch], Awaitable["asyncio.Future[Any]"]]
-"""Hands a loan batch to the producer and returns the future of its acknowledgement."""
 
 
 class RunPublisher(Protocol):
@@ -80,6 +81,10 @@ class IncompleteTape(TapeError):
     """A producer's tape whose rows 1..N did not all arrive, or with rows beyond N."""
 
 
+class TapeRefused(IngestError):
+    """A push that must not become a run (it would change a completed tape): dead-lettered."""
+
+
 class TapeExpired(TapeError):
     """A producer's tape whose end marker came after its rows had expired and been dropped."""
 
@@ -89,67 +94,13 @@ def tape_file_name(tape_id: str) -> str:
     return f"{tape_id}.csv"
 
 
-@dataclass(slots=True)
-class LoanBatchSender:
-    """Cuts a run's loan records into IngestedBatches and publishes them, a window in flight."""
-
-    send_batch: SendBatch
-    settings: IngestSettings
-    run_id: UUID
-    params: RunParams
-    clock: Clock
-    batch_count: int = 0
-    pending: deque[asyncio.Future[object]] = field(default_factory=deque)
-    buffer: list[LoanRecord] = field(default_factory=list)
-
-    async def send_all(self, records: Iterator[LoanRecord]) -> None:
-        """Publish records in full batches of `loan_batch_size`, in tape order; a partly filled
-        batch waits for the next file's records (or `finish`)."""
-        size = self.settings.loan_batch_size
-        while more := list(islice(records, size - len(self.buffer))):
-            self.buffer.extend(more)
-            if len(self.buffer) >= size:
-                await self._send(self.buffer)
-                self.buffer = []
-
-    async def _send(self, records: list[LoanRecord]) -> None:
-        occurred_at = self.clock()
-        with gc_paused():
-            batch = IngestedBatch(
-                run_id=self.run_id,
-                batch_seq=self.batch_count,
-                params=self.params,
-                events=tuple(
-                    LoanIngested(
-                        event_id=event_id("loan.ingested", self.run_id, record.loan_id),
-                        run_id=self.run_id,
-                        occurred_at=occurred_at,
-                        producer=PRODUCER,
-                        loan=record,
-                    )
-                    for record in records
-                ),
-            )
-        future = await self.send_batch(batch)
-        self.pending.append(future)
-        self.batch_count += 1
-        record_loans_processed(PRODUCER, PRODUCER, len(records))
-        while len(self.pending) > self.settings.publish_window:
-            await self.pending.popleft()
-
-    async def abandon(self) -> None:
-        """The run failed: drop the unsent records, wait for what is already in flight."""
-        self.buffer = []
-        await self.finish()
-
-    async def finish(self) -> int:
-        """Send the last batch, wait for the broker's acks; the number of batches sent."""
-        if self.buffer:
-            await self._send(self.buffer)
-            self.buffer = []
-        while self.pending:
-            await self.pending.popleft()
-        return self.batch_count
+def file_records(
+    normaliser: Normaliser, name: str, path: Path, limits: ReadLimits
+) -> Iterator[LoanRecord]:
+    """The loans of one downloaded tape file (blocking: read in a worker thread)."""
+    # Close the readers while their file is open, even when a failure's traceback holds them.
+    with path.open("rb") as stream, closing(read_rows(name, stream, limits)) as rows:
+        yield from normaliser.file(name, rows)
 
 
 class IngestService:
@@ -170,6 +121,11 @@ class IngestService:
         self.send_batch = send_batch
         self.spool = spool
         self.clock = clock
+        self.offload = Offload()
+
+    def stop(self) -> None:
+        """Abandon the tape being read (shutdown): its request or end marker is read again later."""
+        self.offload.stop()
 
     async def on_run_requested(self, request: RunRequested) -> None:
         """A run over a folder of the `inputs` area."""
@@ -218,24 +174,28 @@ class IngestService:
             await self.ingest_files(again, storage_io.inputs_prefix(source.location))
 
     async def ingest_files(self, started: RunStarted, prefix: str) -> None:
-        """Publish the run's start, archive its files, then its loans and totals (or failure)."""
+        """Publish the run's start, archive its files, survey them all, then publish their loans
+        and totals (or the run's failure)."""
         await self._publish_run(started)
         sender = self._sender(started)
+        limits = self.settings.read_limits
         try:
             names = await storage_io.tape_files(self.storage, prefix)
             await storage_io.archive_inputs(self.storage, prefix, names, started.run_id)
-            with self._duplicate_index() as duplicates:
-                normaliser = Normaliser(started.run_id, duplicates, RowEdits.of(started.edits))
-                for name in names:
-                    async with self._downloaded(safe_key(prefix, name)) as path:
-                        # Close the readers while their file is open, even when a failure's
-                        # traceback still holds them.
-                        with (
-                            path.open("rb") as stream,
-                            closing(read_rows(name, stream, self.settings.read_limits)) as rows,
-                        ):
-                            await sender.send_all(normaliser.file(name, rows))
-                await self._ingested(started, sender, normaliser, names)
+            async with storage_io.downloaded_all(
+                self.storage, prefix, names, self.settings.work_dir
+            ) as paths:
+                for name, path in zip(names, paths, strict=True):
+                    await self.offload.call(partial(self._survey, name, path, limits))
+                with self._duplicate_index() as duplicates:
+                    normaliser = Normaliser(started.run_id, duplicates, RowEdits.of(started.edits))
+                    for name, path in zip(names, paths, strict=True):
+                        records = partial(file_records, normaliser, name, path, limits)
+                        await self._publish(records, sender)
+                    await self._ingested(started, sender, normaliser, names)
+        except Interrupted:
+            await sender.abandon()
+            raise
         except TapeError as error:
             await sender.abandon()
             await self._fail(started.run_id, str(error), started.attempt)
@@ -244,10 +204,27 @@ class IngestService:
                 raise  # redelivered and redone: every event it publishes is deterministic
             await self._crashed(started, sender, error)
 
+    def _survey(self, name: str, path: Path, limits: ReadLimits) -> None:
+        with path.open("rb") as stream:
+            survey_tape(name, stream, limits, lambda: self.offload.stopping)
+
+    async def _publish(
+        self, records: Callable[[], Iterator[LoanRecord]], sender: LoanBatchSender
+    ) -> None:
+        """Read records in a worker thread and publish them as they come, in batches."""
+        size = self.settings.loan_batch_size
+        async with aclosing(self.offload.chunks(records, size)) as chunks:
+            async for chunk in chunks:
+                await sender.add(chunk)
+
     async def on_tape_end(
         self, end: TapeEnd, partition: int, offset: int, timestamp: datetime
     ) -> None:
-        """A producer's end marker: the tape's run, unless this marker was already handled."""
+        """A producer's end marker: the tape's run, unless this marker was already handled.
+
+        A completed tape pushed again runs again only with the same rows and parameters (the
+        same events again); any other push of it raises TapeRefused and is forgotten.
+        """
         previous = self.spool.ended(end.tape_id)
         if previous is not None and already_handled(previous, partition, offset):
             # The replay spooled the tape's rows again: close it again, or it stays open.
@@ -257,18 +234,46 @@ class IngestService:
                 extra={"tape_id": end.tape_id, "partition": partition, "offset": offset},
             )
             return
-        created_at, attempt = tape_attempt(previous, timestamp)
-        run_id = tape_run_id(end.tape_id)
         params = RunParams(
             irr_target=end.irr_target, pdate=end.pdate, sales_team_id=end.sales_team_id
         )
+        if previous is not None and not previous.failed and previous.digest is not None:
+            why = await self._differs(end.tape_id, end.rows, params, previous.digest)
+            if why is not None:
+                self.spool.drop_push(end.tape_id)
+                raise TapeRefused(refused_repush(end.tape_id, why))
+        created_at, attempt = tape_attempt(previous, timestamp)
+        run_id = tape_run_id(end.tape_id)
         started = self._started(
             run_id, params, RunSource(kind="tape", location=end.tape_id), created_at, attempt
         )
-        ok = await self.ingest_tape(started, end.tape_id, end.rows)
-        self.spool.end(
-            end.tape_id, EndedTape(partition, offset, created_at, attempt, not ok, end.rows)
-        )
+        fingerprint = await self.ingest_tape(started, end.tape_id, end.rows)
+        outcome = EndedTape(partition, offset, created_at, attempt, fingerprint is None, end.rows)
+        self._ended(end.tape_id, outcome, fingerprint)
+
+    async def _differs(self, tape_id: str, rows: int, params: RunParams, digest: str) -> str | None:
+        """How a new push of a completed tape differs from it, or None when it is the same."""
+        found = await self.offload.call(partial(self.spool.completeness, tape_id, rows, 1))
+        if not found.complete:
+            return "its rows are not the rows it completed with"
+        hashed = await self.offload.call(partial(self._fingerprint, tape_id, rows, params))
+        if hashed.digest != digest:
+            return "different rows or run parameters"
+        return None
+
+    def _fingerprint(self, tape_id: str, rows: int, params: RunParams) -> Fingerprint:
+        hasher = TapeHasher()
+        for _ in hasher.passing(self.spool.rows(tape_id)):
+            pass
+        return hasher.fingerprint(rows, params)
+
+    def _ended(self, tape_id: str, outcome: EndedTape, fingerprint: Fingerprint | None) -> None:
+        """Record the tape's end: failed without a fingerprint, completed with one."""
+        if fingerprint is None:
+            self.spool.end(tape_id, replace(outcome, failed=True, digest=None))
+        else:
+            completed = replace(outcome, failed=False, digest=fingerprint.digest)
+            self.spool.end(tape_id, completed, fingerprint.hashes)
 
     async def retry_tape(self, started: RunStarted, tape_id: str) -> None:
         """A retry of a tape run: its spooled rows are checked again against its end marker."""
@@ -278,21 +283,12 @@ class IngestService:
             await self._publish_run(started)
             await self._fail(started.run_id, error, started.attempt)
             return
-        ok = await self.ingest_tape(started, tape_id, previous.rows)
-        self.spool.end(
-            tape_id,
-            EndedTape(
-                previous.partition,
-                previous.end_offset,
-                previous.created_at,
-                started.attempt,
-                not ok,
-                previous.rows,
-            ),
-        )
+        fingerprint = await self.ingest_tape(started, tape_id, previous.rows)
+        self._ended(tape_id, replace(previous, attempt=started.attempt), fingerprint)
 
-    async def ingest_tape(self, started: RunStarted, tape_id: str, rows: int) -> bool:
-        """Publish a spooled tape's run as if it were the file `{tape_id}.csv`; False if failed."""
+    async def ingest_tape(self, started: RunStarted, tape_id: str, rows: int) -> Fingerprint | None:
+        """Publish a spooled tape's run as if it were the file `{tape_id}.csv`: its fingerprint,
+        or None if the run failed."""
         await self._publish_run(started)
         sender = self._sender(started)
         name = tape_file_name(tape_id)
@@ -300,39 +296,51 @@ class IngestService:
             expired = self.spool.expired(tape_id)
             if expired is not None:
                 raise TapeExpired(expired_message(expired))
-            found = self.spool.completeness(tape_id, rows, self.settings.missing_rows_shown)
+            shown = self.settings.missing_rows_shown
+            found = await self.offload.call(partial(self.spool.completeness, tape_id, rows, shown))
             if not found.complete:
                 raise IncompleteTape(incomplete_message(tape_id, found))
-            await self._archive_tape(started.run_id, tape_id, name)
+            hasher = TapeHasher()
+            await self._archive_tape(started.run_id, tape_id, name, hasher)
             with self._duplicate_index() as duplicates:
                 normaliser = Normaliser(started.run_id, duplicates)
-                await sender.send_all(normaliser.tape(name, self.spool.rows(tape_id)))
+                records = partial(normaliser.tape, name, self.spool.rows(tape_id))
+                await self._publish(records, sender)
                 if normaliser.total_loans == 0:
                     raise IncompleteTape(f"tape {tape_id!r} has no data rows")
                 await self._ingested(started, sender, normaliser, [name])
+        except Interrupted:
+            await sender.abandon()
+            raise
         except TapeError as error:
             await sender.abandon()
             await self._fail(started.run_id, str(error), started.attempt)
-            return False
+            return None
         except Exception as error:
             if is_transient(error):
                 raise
             await self._crashed(started, sender, error)
-            return False
-        return True
+            return None
+        return hasher.fingerprint(rows, started.params)
 
-    async def _archive_tape(self, run_id: UUID, tape_id: str, name: str) -> None:
-        """Write the tape as CSV with its original column names to the run's archive."""
-        columns = self.spool.columns(tape_id)
+    async def _archive_tape(
+        self, run_id: UUID, tape_id: str, name: str, hasher: TapeHasher
+    ) -> None:
+        """Write the tape as CSV with its original column names to the run's archive, hashing
+        its rows on the way."""
         if self.settings.work_dir is not None:
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="ingest-", dir=self.settings.work_dir) as folder:
             path = Path(folder) / "tape.csv"
-            with path.open("w", encoding="utf-8", newline="") as handle:
-                for chunk in rebuild_tape_csv(columns, self.spool.rows(tape_id)):
-                    handle.write(chunk)
+            await self.offload.call(partial(self._write_tape_csv, tape_id, path, hasher))
             key = safe_key(storage_io.archive_input_prefix(run_id), name)
             await self.storage.put_file(key, path)
+
+    def _write_tape_csv(self, tape_id: str, path: Path, hasher: TapeHasher) -> None:
+        columns = self.spool.columns(tape_id)
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            for chunk in rebuild_tape_csv(columns, hasher.passing(self.spool.rows(tape_id))):
+                handle.write(chunk)
 
     def _duplicate_index(self) -> SqliteDuplicateIndex:
         work_dir = self.settings.work_dir
@@ -340,12 +348,16 @@ class IngestService:
             work_dir.mkdir(parents=True, exist_ok=True)
         return SqliteDuplicateIndex(work_dir)
 
-    def _downloaded(self, key: str) -> storage_io.Downloaded:
-        return storage_io.downloaded(self.storage, key, self.settings.work_dir)
-
     def _sender(self, started: RunStarted) -> LoanBatchSender:
+        settings = self.settings
         return LoanBatchSender(
-            self.send_batch, self.settings, started.run_id, started.params, self.clock
+            self.send_batch,
+            started.run_id,
+            started.params,
+            self.clock,
+            batch_size=settings.loan_batch_size,
+            max_batch_bytes=settings.max_batch_bytes,
+            publish_window=settings.publish_window,
         )
 
     def _started(

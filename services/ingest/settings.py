@@ -26,6 +26,14 @@ class IngestSettings(ServiceSettings):
         None, description="Where input files are downloaded while read (default: system temp)."
     )
     runs_group: str = Field("ingest", description="Consumer group on runs.v1.")
+    runs_workers: int = Field(
+        3,
+        ge=1,
+        description=(
+            "Run requests handled at once (one consumer each, sharing runs.v1's partitions): "
+            "a long tape holds up only the requests behind it in its own partitions."
+        ),
+    )
     tapes_group: str = Field("ingest-tapes", description="Consumer group on loan-tapes.v1.")
     max_poll_interval_ms: int = Field(
         3_600_000,
@@ -34,6 +42,15 @@ class IngestSettings(ServiceSettings):
     tapes_poll_records: int = Field(5_000, description="Producer rows taken per poll.")
     publish_window: int = Field(
         16, description="Loan batches in flight to the broker before ingest waits for acks."
+    )
+    max_batch_bytes: int = Field(
+        4 * 1024 * 1024,
+        gt=0,
+        description=(
+            "A loan batch is cut early once its loans' text adds up to this many bytes, so a "
+            "tape of very long cells stays under the broker's record limit (and so does "
+            "every downstream batch, which grows with each stage)."
+        ),
     )
     missing_rows_shown: int = Field(
         10, description="How many missing row numbers a failed tape's error names."
@@ -55,10 +72,21 @@ class IngestSettings(ServiceSettings):
         2 * 1024**3, gt=0, description="Most bytes an XLSX file may unpack to (zip bombs)."
     )
 
+    max_cell_bytes: int = Field(
+        1024 * 1024,
+        gt=0,
+        description=(
+            "Most bytes of text one place of an XLSX's XML may hold (a cell, or whitespace "
+            "between tags): more is refused before the XML is parsed."
+        ),
+    )
+
     @property
     def read_limits(self) -> ReadLimits:
         """The bounds a tape file is read within."""
-        return ReadLimits(self.max_rows, self.max_columns, self.max_unpacked_bytes)
+        return ReadLimits(
+            self.max_rows, self.max_columns, self.max_unpacked_bytes, self.max_cell_bytes
+        )
 
     @property
     def spool_path(self) -> Path:

@@ -29,6 +29,13 @@ import orjson
 
 from contracts.codec import decode, encode
 from contracts.runs import RunStarted
+from services.ingest.fingerprints import (
+    ROW_HASH_BYTES,
+    row_beyond_completed,
+    row_differs_from_completed,
+    row_hash,
+    row_pushed_twice,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tape_rows (
@@ -68,6 +75,10 @@ CREATE TABLE IF NOT EXISTS ended_tapes (
     failed INTEGER NOT NULL,
     rows INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS completed_rows (
+    tape_id TEXT PRIMARY KEY,
+    hashes BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS started_runs (
     run_id TEXT PRIMARY KEY,
     event BLOB NOT NULL
@@ -89,7 +100,17 @@ def connect(path: Path) -> sqlite3.Connection:
     connection.executescript(SCHEMA)
     connection.commit()
     _add_expiry_columns(connection)
+    _add_column(connection, "tape_rows", "offset", "INTEGER")
+    _add_column(connection, "ended_tapes", "digest", "TEXT")
     return connection
+
+
+def _add_column(connection: sqlite3.Connection, table: str, column: str, kind: str) -> None:
+    """Upgrade a spool written before `table` had `column` (its old rows hold NULL)."""
+    columns = {found[1] for found in connection.execute(f"PRAGMA table_info({table})")}
+    if column not in columns:
+        with connection:
+            connection.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {kind}')
 
 
 def _add_expiry_columns(connection: sqlite3.Connection) -> None:
@@ -145,6 +166,7 @@ class EndedTape:
     attempt: int
     failed: bool
     rows: int
+    digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,25 +244,44 @@ class Spool:
         """Close the database."""
         self.connection.close()
 
-    def add(self, rows: Iterable[SpooledRow], arrived_at: datetime) -> None:
+    def add(self, rows: Iterable[SpooledRow], arrived_at: datetime) -> list[tuple[SpooledRow, str]]:
         """Spool rows read at `arrived_at` and note the offsets of each tape they open; commits.
+        The rows refused, each with the reason, are returned to be dead-lettered.
 
         A tape's arrival moves only with an offset it has not seen: a replay keeps no tape alive.
         Rows of an expired tape up to its last offset replay the dropped push and stay dropped; a
-        later row starts the tape afresh.
+        later row starts the tape afresh. A new row of a completed tape must be the row it
+        completed with (an identical re-push); a row number pushed again with other fields is
+        refused, unless the first came before the tape's failed end marker (a new push, which
+        replaces it). Records up to a tape's last end marker replay history and are never refused.
         """
         rows = list(rows)
-        expired = self._expired_offsets({row.tape_id for row in rows}) if rows else {}
-        fresh = [row for row in rows if not _replays_expired(row, expired)]
+        tape_ids = {row.tape_id for row in rows}
+        expired = self._expired_offsets(tape_ids) if rows else {}
+        ended = {tape_id: self.ended(tape_id) for tape_id in tape_ids}
+        refused: list[tuple[SpooledRow, str]] = []
+        fresh: list[SpooledRow] = []
+        for row in rows:
+            if _replays_expired(row, expired):
+                continue
+            reason = self._against_completed(row, ended[row.tape_id])
+            if reason is None:
+                fresh.append(row)
+            else:
+                refused.append((row, reason))
+        kept, replaced, conflicts = self._sort_repeats(fresh, ended)
+        refused.extend(conflicts)
+        accepted = kept + replaced
         tapes: dict[str, tuple[int, int, int]] = {}
-        for row in fresh:
+        for row in accepted:
             partition, first, last = tapes.get(row.tape_id, (row.partition, row.offset, row.offset))
             tapes[row.tape_id] = (partition, min(first, row.offset), max(last, row.offset))
         with self.connection:
-            self.connection.executemany(
-                "INSERT OR IGNORE INTO tape_rows (tape_id, row, fields) VALUES (?, ?, ?)",
-                [(row.tape_id, row.row, orjson.dumps(row.fields)) for row in fresh],
-            )
+            for verb, group in (("INSERT OR IGNORE", kept), ("INSERT OR REPLACE", replaced)):
+                self.connection.executemany(
+                    f'{verb} INTO tape_rows (tape_id, row, fields, "offset") VALUES (?, ?, ?, ?)',
+                    [(row.tape_id, row.row, orjson.dumps(row.fields), row.offset) for row in group],
+                )
             self.connection.executemany(
                 "INSERT INTO open_tapes (tape_id, partition, first_offset, last_offset, arrived_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tape_id) DO UPDATE SET"
@@ -257,6 +298,70 @@ class Spool:
                 "DELETE FROM expired_tapes WHERE tape_id = ?",
                 [(tape_id,) for tape_id in tapes.keys() & expired.keys()],
             )
+        return refused
+
+    def _against_completed(self, row: SpooledRow, previous: EndedTape | None) -> str | None:
+        """Why a new row of a completed tape is refused (None: it is the row it completed with)."""
+        if previous is None or previous.failed:
+            return None
+        if already_handled(previous, row.partition, row.offset):
+            return None  # a replay of the pushes before the end marker
+        found = self.completed_row(row.tape_id, row.row)
+        if found is None:
+            return None  # completed before row hashes were kept: nothing to compare with
+        count, stored = found
+        if row.row > count:
+            return row_beyond_completed(row.tape_id, row.row, count)
+        if stored != row_hash(row.fields):
+            return row_differs_from_completed(row.tape_id, row.row)
+        return None
+
+    def _sort_repeats(
+        self, rows: list[SpooledRow], ended: dict[str, EndedTape | None]
+    ) -> tuple[list[SpooledRow], list[SpooledRow], list[tuple[SpooledRow, str]]]:
+        """Rows to insert if new, rows that replace a failed push's row, and refused repeats."""
+        spooled = self._spooled_rows(rows)
+        seen: dict[tuple[str, int], SpooledRow] = {}
+        kept: list[SpooledRow] = []
+        replaced: list[SpooledRow] = []
+        refused: list[tuple[SpooledRow, str]] = []
+        for row in rows:
+            key = (row.tape_id, row.row)
+            earlier = seen.get(key)
+            if earlier is not None:
+                if earlier.offset != row.offset and earlier.fields != row.fields:
+                    refused.append((row, row_pushed_twice(row.tape_id, row.row)))
+                continue
+            seen[key] = row
+            found = spooled.get(key)
+            if found is None or found[1] == row.offset or found[0] == row.fields:
+                kept.append(row)
+                continue
+            previous = ended[row.tape_id]
+            if previous is not None and already_handled(previous, row.partition, row.offset):
+                kept.append(row)  # a replay: the spooled row stands
+            elif previous is not None and previous.failed and _before(found[1], previous):
+                replaced.append(row)  # a new push after a failed end marker replaces the row
+            else:
+                refused.append((row, row_pushed_twice(row.tape_id, row.row)))
+        return kept, replaced, refused
+
+    def _spooled_rows(
+        self, rows: list[SpooledRow]
+    ) -> dict[tuple[str, int], tuple[dict[str, str | None], int | None]]:
+        """The spooled fields and offset of each (tape, row) among `rows` already spooled."""
+        if not rows:
+            return {}
+        keys = orjson.dumps(sorted({(row.tape_id, row.row) for row in rows})).decode()
+        found = self.connection.execute(
+            'SELECT t.tape_id, t.row, t.fields, t."offset" FROM json_each(?) AS k'
+            " JOIN tape_rows AS t ON t.tape_id = json_extract(k.value, '$[0]')"
+            " AND t.row = json_extract(k.value, '$[1]')",
+            (keys,),
+        )
+        return {
+            (tape_id, row): (orjson.loads(fields), offset) for tape_id, row, fields, offset in found
+        }
 
     def expire(
         self, now: datetime, ttl_seconds: int, partitions: Collection[int]
@@ -364,19 +469,26 @@ class Spool:
     def ended(self, tape_id: str) -> EndedTape | None:
         """What became of the tape's last end marker, if one was handled."""
         found = self.connection.execute(
-            "SELECT partition, end_offset, created_at, attempt, failed, rows FROM ended_tapes "
-            "WHERE tape_id = ?",
+            "SELECT partition, end_offset, created_at, attempt, failed, rows, digest"
+            " FROM ended_tapes WHERE tape_id = ?",
             (tape_id,),
         ).fetchone()
         if found is None:
             return None
-        partition, end_offset, created_at, attempt, failed, rows = found
+        partition, end_offset, created_at, attempt, failed, rows, digest = found
         return EndedTape(
-            partition, end_offset, datetime.fromisoformat(created_at), attempt, bool(failed), rows
+            partition,
+            end_offset,
+            datetime.fromisoformat(created_at),
+            attempt,
+            bool(failed),
+            rows,
+            digest,
         )
 
-    def end(self, tape_id: str, outcome: EndedTape) -> None:
-        """Record how the tape ended and close it; a completed tape's rows are dropped.
+    def end(self, tape_id: str, outcome: EndedTape, hashes: bytes | None = None) -> None:
+        """Record how the tape ended and close it; a completed tape's rows are dropped, and its
+        row hashes (`hashes`, when given) kept, so a later push can be compared with it.
 
         A failed tape keeps its rows, so missing rows pushed later complete it. The span from the
         tape's first row to its end marker is kept until the committed offset passes it.
@@ -388,7 +500,9 @@ class Spool:
                 (outcome.end_offset, tape_id),
             )
             self.connection.execute(
-                "INSERT OR REPLACE INTO ended_tapes VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO ended_tapes"
+                " (tape_id, partition, end_offset, created_at, attempt, failed, rows, digest)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     tape_id,
                     outcome.partition,
@@ -397,11 +511,33 @@ class Spool:
                     outcome.attempt,
                     int(outcome.failed),
                     outcome.rows,
+                    outcome.digest,
                 ),
             )
             self.connection.execute("DELETE FROM open_tapes WHERE tape_id = ?", (tape_id,))
             if not outcome.failed:
                 self.connection.execute("DELETE FROM tape_rows WHERE tape_id = ?", (tape_id,))
+            if hashes is not None and not outcome.failed:
+                self.connection.execute(
+                    "INSERT OR REPLACE INTO completed_rows VALUES (?, ?)", (tape_id, hashes)
+                )
+            elif outcome.failed:
+                self.connection.execute("DELETE FROM completed_rows WHERE tape_id = ?", (tape_id,))
+
+    def drop_push(self, tape_id: str) -> None:
+        """Forget a refused push of a tape: its spooled rows and its hold on the commit."""
+        with self.connection:
+            self.connection.execute("DELETE FROM tape_rows WHERE tape_id = ?", (tape_id,))
+            self.connection.execute("DELETE FROM open_tapes WHERE tape_id = ?", (tape_id,))
+
+    def completed_row(self, tape_id: str, row: int) -> tuple[int, bytes | None] | None:
+        """For a tape that completed with row hashes: its row count and row `row`'s hash."""
+        found = self.connection.execute(
+            "SELECT length(hashes) / ?, CASE WHEN ? * ? <= length(hashes)"
+            " THEN substr(hashes, (? - 1) * ? + 1, ?) END FROM completed_rows WHERE tape_id = ?",
+            (ROW_HASH_BYTES, row, ROW_HASH_BYTES, row, ROW_HASH_BYTES, ROW_HASH_BYTES, tape_id),
+        ).fetchone()
+        return None if found is None else (int(found[0]), found[1])
 
     def committable(self, partition: int, next_offset: int) -> int:
         """The highest offset up to `next_offset` that may be committed: inside no tape's span.
@@ -457,6 +593,11 @@ def _expired_tape(
         datetime.fromtimestamp(expired_at, UTC),
         ttl_seconds,
     )
+
+
+def _before(offset: int | None, ended: EndedTape) -> bool:
+    """Whether a spooled row's offset lies before a tape's end marker (unknown: before)."""
+    return offset is None or offset < ended.end_offset
 
 
 def _replays_expired(row: SpooledRow, expired: dict[str, tuple[int, int]]) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from uuid import UUID
 
@@ -47,22 +47,23 @@ async def archive_inputs(storage: Storage, prefix: str, names: list[str], run_id
             await storage.copy(source, destination)
 
 
-Downloaded = AbstractAsyncContextManager[Path]
-
-
 @asynccontextmanager
-async def downloaded(
-    storage: Storage, key: str, work_dir: Path | None = None
-) -> AsyncIterator[Path]:
-    """A local copy of a stored file for the length of the block, then removed."""
+async def downloaded_all(
+    storage: Storage, prefix: str, names: list[str], work_dir: Path | None = None
+) -> AsyncIterator[list[Path]]:
+    """Local copies of a run's files, in the order of `names`, for the length of the block."""
     if work_dir is not None:
         work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ingest-", dir=work_dir) as folder:
-        path = Path(folder) / "tape"
-        try:
-            await storage.download_to(key, path)
-        except NotFound as error:
-            raise TapeError(
-                f"{key} could not be read: it was removed before ingest read it"
-            ) from error
-        yield path
+        paths: list[Path] = []
+        for index, name in enumerate(names):
+            key = safe_key(prefix, name)
+            path = Path(folder) / f"tape-{index}"
+            try:
+                await storage.download_to(key, path)
+            except NotFound as error:
+                raise TapeError(
+                    f"{key} could not be read: it was removed before ingest read it"
+                ) from error
+            paths.append(path)
+        yield paths

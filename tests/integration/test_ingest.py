@@ -1,6 +1,7 @@
 """The ingest service through a real broker: folders of files in, loan batches and run facts out."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -8,8 +9,10 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import murmur2
 
 from contracts.codec import decode, decode_union
 from contracts.ids import event_id, loan_id
@@ -24,6 +27,7 @@ from contracts.runs import (
     TapeIngested,
 )
 from contracts.topics import LOANS_INGESTED, RUNS
+from services.cli.stack import topics
 from services.common.kafka import KafkaPublisher
 from services.ingest.main import build_app
 from services.ingest.settings import IngestSettings
@@ -95,6 +99,8 @@ def ingest_settings(
         state_dir=root / "state",
         loan_batch_size=2,
         max_rows=50,
+        runs_group=f"ingest-{module_topic_prefix}",
+        tapes_group=f"ingest-tapes-{module_topic_prefix}",
         http_port=0,
     )
 
@@ -134,8 +140,22 @@ def write_inputs(settings: IngestSettings, folder: str, files: dict[str, bytes])
     return base
 
 
-async def request_run(publisher: KafkaPublisher, folder: str) -> UUID:
+def partition_of(run_id: UUID, partitions: int) -> int:
+    """The partition a run event keyed by this run id lands in (Kafka's default partitioner)."""
+    return (murmur2(str(run_id).encode()) & 0x7FFFFFFF) % partitions
+
+
+async def request_run(
+    publisher: KafkaPublisher,
+    folder: str,
+    other_partition_than: UUID | None = None,
+    partitions: int = 1,
+) -> UUID:
     run_id = uuid4()
+    while other_partition_than is not None and partition_of(run_id, partitions) == partition_of(
+        other_partition_than, partitions
+    ):
+        run_id = uuid4()
     request = RunRequested(
         event_id=event_id("run.requested", run_id),
         run_id=run_id,
@@ -343,3 +363,110 @@ async def test_a_retry_of_a_failed_ingest_reads_the_folder_again_as_the_next_att
     assert second.created_at == CREATED
     (ingested,) = recorder.events(run_id, TapeIngested)
     assert ingested.total_loans == 1
+
+
+@pytest.mark.slow
+async def test_a_long_tape_leaves_ingest_responsive_and_sigterm_stops_it_mid_tape_to_finish_later(
+    kafka_bootstrap_servers: str, tmp_path: Path
+) -> None:
+    prefix = f"stop-{uuid4().hex[:8]}."
+    names = await topics.ensure_topics(kafka_bootstrap_servers, prefix)
+    settings = IngestSettings(
+        kafka_bootstrap_servers=kafka_bootstrap_servers,
+        topic_prefix=prefix,
+        storage_root=tmp_path / "storage",
+        state_dir=tmp_path / "state",
+        loan_batch_size=20,
+        runs_group=f"ingest-{prefix}",
+        tapes_group=f"ingest-tapes-{prefix}",
+        http_port=0,
+    )
+    rows = 40_000
+    body = "".join(f"L-{n},250000,6.5,80,720,SFR,NY\n" for n in range(1, rows + 1))
+    write_inputs(settings, "long", {"tape.csv": (HEADER + body).encode()})
+    recorder = Recorder(settings)
+    await recorder.start()
+    first = build_app(settings)
+    await first.start()
+    second = None
+    try:
+        async with KafkaPublisher(settings) as publisher:
+            run_id = await request_run(publisher, "long")
+        await recorder.until(lambda rec: len(rec.batches_of(run_id)) > 0, timeout=120)
+
+        # The tape is being read, and the worker still answers on its event loop.
+        transport = httpx.ASGITransport(app=first)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+            assert (await client.get("/health/ready")).status_code == 200
+        await asyncio.wait_for(first.stop(), timeout=30)  # guards against a hang only
+        await drain(recorder)
+        assert recorder.events(run_id, TapeIngested) + recorder.events(run_id, RunFailed) == []
+
+        # The request was left uncommitted: a restarted ingest reads the tape again, to its end.
+        second = build_app(settings)
+        await second.start()
+        await recorder.until(recorder.ended(run_id), timeout=300)
+    finally:
+        if second is not None:
+            await second.stop()
+        await recorder.consumer.stop()
+        await topics.delete_topics(kafka_bootstrap_servers, names)
+
+    (ingested,) = recorder.events(run_id, TapeIngested)
+    assert ingested.total_loans == rows
+    assert recorder.events(run_id, RunFailed) == []
+    assert [batch.batch_seq for batch in recorder.batches_of(run_id)] == list(
+        range(ingested.batch_count)
+    )
+
+
+@pytest.mark.slow
+async def test_a_short_run_requested_behind_a_long_tape_completes_while_the_long_one_is_read(
+    kafka_bootstrap_servers: str, tmp_path: Path
+) -> None:
+    prefix = f"both-{uuid4().hex[:8]}."
+    names = await topics.ensure_topics(kafka_bootstrap_servers, prefix)
+    settings = IngestSettings(
+        kafka_bootstrap_servers=kafka_bootstrap_servers,
+        topic_prefix=prefix,
+        storage_root=tmp_path / "storage",
+        state_dir=tmp_path / "state",
+        loan_batch_size=20,
+        runs_workers=RUNS.partitions,  # one partition each: two partitions, two workers
+        runs_group=f"ingest-{prefix}",
+        tapes_group=f"ingest-tapes-{prefix}",
+        http_port=0,
+    )
+    body = "".join(f"L-{n},250000,6.5,80,720,SFR,NY\n" for n in range(1, 40_001))
+    write_inputs(settings, "long", {"tape.csv": (HEADER + body).encode()})
+    write_inputs(settings, "short", {"tape.csv": (HEADER + "L-1,1,1,1,700,SFR,NY\n").encode()})
+    recorder = Recorder(settings)
+    await recorder.start()
+    app = build_app(settings)
+    await app.start()
+    try:
+        async with KafkaPublisher(settings) as publisher:
+            long_run = await request_run(publisher, "long")
+            await recorder.until(lambda rec: len(rec.batches_of(long_run)) > 0, timeout=120)
+            short_run = await request_run(
+                publisher, "short", other_partition_than=long_run, partitions=RUNS.partitions
+            )
+            await recorder.until(recorder.ended(short_run), timeout=120)
+            assert recorder.events(long_run, TapeIngested) == []
+            await recorder.until(recorder.ended(long_run), timeout=300)
+    finally:
+        await app.stop()
+        await recorder.consumer.stop()
+        await topics.delete_topics(kafka_bootstrap_servers, names)
+
+    assert len(recorder.events(short_run, TapeIngested)) == 1
+    (long_ingested,) = recorder.events(long_run, TapeIngested)
+    assert long_ingested.total_loans == 40_000
+    # Its worker kept its group membership throughout: the request was never handed to another.
+    assert len(recorder.events(long_run, RunStarted)) == 1
+
+
+async def drain(recorder: Recorder) -> None:
+    """Read whatever the topics hold now."""
+    with contextlib.suppress(TimeoutError):
+        await recorder.until(lambda _: False, timeout=3)

@@ -127,6 +127,8 @@ def settings_for(
             storage_root=tmp_path / "storage",
             state_dir=tmp_path / state,
             loan_batch_size=2,
+            runs_group=f"ingest-{module_topic_prefix}",
+            tapes_group=f"ingest-tapes-{module_topic_prefix}",
             http_port=0,
         )
 
@@ -364,10 +366,10 @@ async def test_the_tape_consumer_reads_records_again_after_an_unexpected_failure
     failures = iter([RuntimeError("disk hiccup")])
     original = Spool.add
 
-    def add_failing_once(self: Spool, *args: Any, **kwargs: Any) -> None:
+    def add_failing_once(self: Spool, *args: Any, **kwargs: Any) -> Any:
         if (failure := next(failures, None)) is not None:
             raise failure
-        original(self, *args, **kwargs)
+        return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Spool, "add", add_failing_once)
     await apps.start(settings_for("state"))
@@ -501,3 +503,108 @@ async def until_committed(
                 await asyncio.sleep(0.2)
     finally:
         await admin.close()
+
+
+async def test_a_completed_tape_pushed_again_with_other_content_is_dead_lettered_not_mixed(
+    settings_for: Callable[[str], IngestSettings],
+    apps: IngestApps,
+    producer: ForeignProducer,
+    watcher: Watcher,
+) -> None:
+    await apps.start(settings_for("state"))
+    tape_id = f"T-{uuid4().hex[:8]}"
+    run_id = tape_run_id(tape_id)
+    await producer.row(tape_id, 1, ROWS[1])
+    await producer.row(tape_id, 2, ROWS[2])
+    await producer.end(tape_id, 2)
+    await watcher.until(watcher.ended(run_id))
+
+    # The second push keeps row 1 but has another row 2 and a third row.
+    await producer.row(tape_id, 1, ROWS[1])
+    changed = await producer.row(tape_id, 2, ("L-2", "999999", "7.25", "condo", "NY"))
+    third = await producer.row(tape_id, 3, ROWS[4])
+    second_end = await producer.end(tape_id, 3)
+    sent = (changed, third, second_end)
+    await watcher.until(lambda: all(watcher.dead_letter(record) for record in sent))
+
+    reasons = [letter.reason for record in sent if (letter := watcher.dead_letter(record))]
+    assert all("push it under a new tape id" in reason for reason in reasons)
+    assert "differs from the row the tape completed with" in reasons[0]
+    assert "came after its end marker" in reasons[1] and "with 2 rows" in reasons[1]
+    assert f"already completed as run {run_id}" in reasons[2]
+    (ingested,) = watcher.events(run_id, TapeIngested)
+    assert (ingested.total_loans, ingested.total_balance) == (2, Decimal("300000"))
+    assert watcher.events(run_id, RunFailed) == []
+
+    # The same tape under a new id is a new run.
+    new_id = f"{tape_id}-b"
+    await producer.row(new_id, 1, ROWS[1])
+    await producer.end(new_id, 1)
+    await watcher.until(watcher.ended(tape_run_id(new_id)))
+    assert len(watcher.events(tape_run_id(new_id), TapeIngested)) == 1
+
+
+async def test_a_row_sent_after_its_tapes_end_marker_is_dead_lettered(
+    settings_for: Callable[[str], IngestSettings],
+    apps: IngestApps,
+    producer: ForeignProducer,
+    watcher: Watcher,
+) -> None:
+    await apps.start(settings_for("state"))
+    tape_id = f"T-{uuid4().hex[:8]}"
+    await producer.row(tape_id, 1, ROWS[1])
+    await producer.end(tape_id, 1)
+    late = await producer.row(tape_id, 2, ROWS[2])
+
+    await watcher.until(lambda: watcher.dead_letter(late) is not None)
+
+    letter = watcher.dead_letter(late)
+    assert letter is not None and "came after its end marker" in letter.reason
+    assert len(watcher.events(tape_run_id(tape_id), TapeIngested)) == 1
+
+
+async def test_a_row_number_pushed_twice_with_different_fields_is_dead_lettered(
+    settings_for: Callable[[str], IngestSettings],
+    apps: IngestApps,
+    producer: ForeignProducer,
+    watcher: Watcher,
+) -> None:
+    await apps.start(settings_for("state"))
+    tape_id = f"T-{uuid4().hex[:8]}"
+    run_id = tape_run_id(tape_id)
+    await producer.row(tape_id, 1, ROWS[1])
+    again = await producer.row(tape_id, 1, ("L-9", "1", "1", "SFR", "CA"))
+    await producer.row(tape_id, 1, ROWS[1])  # the same row again is a harmless repeat
+    await producer.end(tape_id, 1)
+
+    await watcher.until(watcher.ended(run_id))
+    await watcher.until(lambda: watcher.dead_letter(again) is not None)
+
+    letter = watcher.dead_letter(again)
+    assert letter is not None and "was already pushed with different fields" in letter.reason
+    assert [loan.fields.seller_loan_number for loan in watcher.loans(run_id)] == ["L-1"]
+
+
+async def test_rows_with_120_kb_cells_pass_in_batches_cut_by_size(
+    settings_for: Callable[[str], IngestSettings],
+    apps: IngestApps,
+    producer: ForeignProducer,
+    watcher: Watcher,
+) -> None:
+    settings = settings_for("state").model_copy(update={"loan_batch_size": 500})
+    await apps.start(settings)
+    tape_id = f"T-{uuid4().hex[:8]}"
+    run_id = tape_run_id(tape_id)
+    note = "n" * 120 * 1024
+    for number in range(1, 301):
+        await producer.row(tape_id, number, (f"L-{number}", "100000", "6.5", "SFR", note))
+    await producer.end(tape_id, 300)
+
+    await watcher.until(watcher.ended(run_id), timeout=180)
+
+    assert watcher.events(run_id, RunFailed) == []
+    (ingested,) = watcher.events(run_id, TapeIngested)
+    assert ingested.total_loans == 300 and ingested.batch_count > 1
+    batches = sorted(batch.batch_seq for batch in watcher.batches if batch.run_id == run_id)
+    assert batches == list(range(ingested.batch_count))
+    assert [loan.row for loan in watcher.loans(run_id)] == list(range(1, 301))

@@ -2,11 +2,14 @@
 the expiry of tapes whose end marker never comes."""
 
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from contracts.loans import RunParams
+from services.ingest.fingerprints import TapeHasher
 from services.ingest.spool import (
     EndedTape,
     ExpiredTape,
@@ -222,3 +225,121 @@ def test_a_spool_written_before_tapes_expired_is_upgraded_and_its_open_tapes_wai
     now = datetime.now(UTC)
     assert spool.expire(now, 3_600, {0}) == []
     assert [tape.tape_id for tape in spool.expire(now + timedelta(hours=2), 3_600, {0})] == ["T"]
+
+
+# A tape cannot change: repeats with other fields, rows after a completed end marker -------------
+
+
+def cells(number: int, text: str = "") -> dict[str, str | None]:
+    return {"Loan Number": f"L-{number}{text}"}
+
+
+def complete(spool: Spool, tape_id: str, rows: int, end_offset: int) -> None:
+    """Spool rows 1..rows at offsets 0.., then end the tape as completed with its row hashes."""
+    spool.add([SpooledRow(tape_id, n, cells(n), 0, n - 1) for n in range(1, rows + 1)], AT)
+    hasher = TapeHasher()
+    list(hasher.passing(spool.rows(tape_id)))
+    params = RunParams(irr_target=Decimal("8.05"), pdate=date(2026, 11, 23))
+    fingerprint = hasher.fingerprint(rows, params)
+    outcome = EndedTape(0, end_offset, AT, 1, False, rows, fingerprint.digest)
+    spool.end(tape_id, outcome, fingerprint.hashes)
+
+
+def refused_rows(refused: list[tuple[SpooledRow, str]]) -> list[tuple[int, str]]:
+    return [(found.row, reason) for found, reason in refused]
+
+
+def test_a_row_number_pushed_again_with_other_fields_is_refused_and_the_first_kept(
+    spool: Spool,
+) -> None:
+    assert spool.add([SpooledRow("T", 1, cells(1), 0, 1)], AT) == []
+
+    refused = spool.add(
+        [SpooledRow("T", 1, cells(1, "x"), 0, 2), SpooledRow("T", 2, cells(2), 0, 3)], AT
+    )
+
+    assert [number for number, _ in refused_rows(refused)] == [1]
+    assert "push it under a new tape id" in refused[0][1]
+    assert dict(spool.rows("T")) == {1: cells(1), 2: cells(2)}
+
+
+def test_two_versions_of_a_row_in_one_poll_keep_the_first(spool: Spool) -> None:
+    refused = spool.add(
+        [SpooledRow("T", 1, cells(1), 0, 1), SpooledRow("T", 1, cells(1, "x"), 0, 2)], AT
+    )
+
+    assert [number for number, _ in refused_rows(refused)] == [1]
+    assert dict(spool.rows("T")) == {1: cells(1)}
+
+
+def test_the_same_row_again_in_another_column_order_is_no_conflict(spool: Spool) -> None:
+    spool.add([SpooledRow("T", 1, {"A": "1", "B": "2"}, 0, 1)], AT)
+
+    assert spool.add([SpooledRow("T", 1, {"B": "2", "A": "1"}, 0, 2)], AT) == []
+
+
+def test_a_new_push_after_a_failed_end_marker_replaces_its_rows(spool: Spool) -> None:
+    spool.add([SpooledRow("T", 1, cells(1, "\0"), 0, 1)], AT)
+    spool.end("T", ended(2, failed=True))
+
+    assert spool.add([SpooledRow("T", 1, cells(1), 0, 3)], AT) == []
+    assert dict(spool.rows("T")) == {1: cells(1)}
+
+
+def test_a_row_after_a_completed_end_marker_must_be_the_row_it_completed_with(
+    spool: Spool,
+) -> None:
+    complete(spool, "T", 2, end_offset=2)
+
+    refused = spool.add(
+        [
+            SpooledRow("T", 1, cells(1), 0, 3),
+            SpooledRow("T", 2, cells(2, "changed"), 0, 4),
+            SpooledRow("T", 3, cells(3), 0, 5),
+        ],
+        AT,
+    )
+
+    assert [number for number, _ in refused_rows(refused)] == [2, 3]
+    differs, beyond = (reason for _, reason in refused)
+    assert "differs from the row the tape completed with" in differs
+    assert "completed as run" in beyond and "with 2 rows" in beyond
+    assert all("push it under a new tape id" in reason for _, reason in refused)
+    assert dict(spool.rows("T")) == {1: cells(1)}
+
+
+def test_a_replay_of_a_completed_tapes_history_is_never_refused(spool: Spool) -> None:
+    complete(spool, "T", 2, end_offset=2)
+
+    replayed = spool.add(
+        [SpooledRow("T", 1, cells(1, "old"), 0, 0), SpooledRow("T", 2, cells(2), 0, 1)], AT
+    )
+
+    assert replayed == []
+
+
+def test_a_refused_push_is_forgotten_and_holds_no_commit(spool: Spool) -> None:
+    complete(spool, "T", 1, end_offset=1)
+    spool.add([SpooledRow("T", 1, cells(1), 0, 5)], AT)
+    assert spool.committable(0, 9) == 5
+
+    spool.drop_push("T")
+
+    assert list(spool.rows("T")) == []
+    assert spool.committable(0, 9) == 9
+
+
+def test_a_spool_written_before_rows_had_offsets_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE tape_rows (tape_id TEXT NOT NULL, row INTEGER NOT NULL,"
+            " fields BLOB NOT NULL, PRIMARY KEY (tape_id, row)) WITHOUT ROWID"
+        )
+        old.execute("INSERT INTO tape_rows VALUES ('T', 1, '{\"A\": \"1\"}')")
+    old.close()
+
+    spool = Spool(path)
+
+    assert dict(spool.rows("T")) == {1: {"A": "1"}}
+    assert spool.add([SpooledRow("T", 1, {"A": "2"}, 0, 4)], AT) != []
