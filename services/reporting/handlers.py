@@ -9,9 +9,9 @@ from faststream.message import StreamMessage
 from pydantic import ValidationError
 
 from contracts.codec import decode, loads
-from contracts.loans import PricedBatch
 from contracts.runs import RunFailed, RunRetryRequested, RunStarted, TapeIngested
 from contracts.topics import LOANS_PRICED, RUNS
+from contracts.wire import PricedBatch
 from services.common.consumer import UndecodableMessage, consumer_options, contract_decoder
 from services.reporting.settings import ReportingSettings
 

@@ -24,13 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.codec import loads
 from contracts.ids import event_id
-from contracts.loans import (
-    Disposition,
-    DispositionedBatch,
-    LoanDispositioned,
-    LoanPriced,
-    PricedBatch,
-)
+from contracts.loans import Disposition
 from contracts.runs import (
     REPORT_KEYS,
     OutputsWritten,
@@ -44,6 +38,7 @@ from contracts.runs import (
     TapeIngested,
 )
 from contracts.topics import LOANS_DISPOSITIONED, RUNS, Topic
+from contracts.wire import DispositionedBatch, LoanDispositioned, LoanPriced, PricedBatch
 from services.common.consumer import RetryPolicy, gc_paused, is_transient, retry_transient
 from services.common.logs import log_context
 from services.common.metrics import record_dispositions, record_run

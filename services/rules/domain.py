@@ -15,15 +15,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
-from contracts.loans import (
-    LOAN_FIELDS,
-    NUMERIC_FIELDS,
-    Category,
-    LoanException,
-    LoanRecord,
-    QualityCounts,
-    Severity,
-)
+from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS, Category, Severity
+from contracts.numbers import finite_decimal as _decimal
+from contracts.wire import LoanException, LoanRecord, QualityCounts
 
 RULE_SETS = Path(__file__).parent / "rule_sets"
 CURRENT_VERSION = "2026.11.1"
@@ -329,14 +323,3 @@ def _round_half_even(value: Fraction, places: int) -> Decimal:
 def _present(value: str | None) -> str | None:
     """The value, or None when it is missing (absent or blank)."""
     return value if value is not None and value.strip() else None
-
-
-def _decimal(text: str | None) -> Decimal | None:
-    """A finite decimal from a value's canonical text, or None when it does not parse."""
-    if text is None:
-        return None
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None

@@ -5,9 +5,10 @@ from datetime import datetime
 
 from faststream.kafka import KafkaBroker, KafkaResponse
 
+from contracts import loans
 from contracts.ids import event_id
-from contracts.loans import EvaluatedBatch, IngestedBatch, LoanEvaluated, LoanIngested
 from contracts.topics import LOANS_EVALUATED, LOANS_INGESTED
+from contracts.wire import EvaluatedBatch, IngestedBatch, LoanEvaluated, LoanIngested
 from services.common.consumer import consumer_options, contract_decoder, gc_paused
 from services.common.metrics import record_exceptions
 from services.common.runtime import batch_response, utc_now
@@ -55,7 +56,7 @@ def subscribe(
         decoder=contract_decoder(IngestedBatch),
         **consumer_options(settings.consumer_group),
     )
-    @broker.publisher(settings.topic(LOANS_EVALUATED), schema=EvaluatedBatch)
+    @broker.publisher(settings.topic(LOANS_EVALUATED), schema=loans.EvaluatedBatch)
     async def on_loans_ingested(batch: IngestedBatch) -> KafkaResponse:
         """Evaluate every loan of an ingested batch with the current rule set."""
         with gc_paused():

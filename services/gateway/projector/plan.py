@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from contracts import topics
 from contracts.codec import decode, decode_union
 from contracts.dead_letters import DeadLetter
+from contracts.numbers import DEFAULT_IRR_TARGET
 from contracts.runs import RUN_EVENT, OutputsWritten, RunCompleted
 from services.gateway.progress import Stage
 from services.gateway.projector.batches import DispositionedRows, dispositioned_rows
@@ -178,7 +179,7 @@ def _tape(tapes: dict[str, TapeSeen], message: Mapping[str, Any]) -> None:
     elif message["kind"] == "end":
         seen.expected_rows = int(message["rows"])
         seen.pdate = str(message["pdate"])
-        seen.irr_target = Decimal(str(message.get("irr_target", "8.05")))
+        seen.irr_target = Decimal(str(message.get("irr_target", DEFAULT_IRR_TARGET)))
         seen.sales_team_id = message.get("sales_team_id")
     else:
         raise ValueError(f"unknown tape message kind {message['kind']!r}")

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from contracts.numbers import DEFAULT_IRR_TARGET
 from contracts.runs import Phase, ReportKey
 from services.gateway.domain import RunStatus
 
@@ -15,7 +16,7 @@ class RunRequest(BaseModel):
     """Run a tape: every CSV/XLSX file of a folder of the `inputs` area."""
 
     pdate: date = Field(description="Purchase date.", examples=["2026-11-23"])
-    irr_target: Decimal = Field(Decimal("8.05"), gt=0, lt=100, examples=["8.05"])
+    irr_target: Decimal = Field(DEFAULT_IRR_TARGET, gt=0, lt=100, examples=["8.05"])
     folder: str = Field("", max_length=1000, description="Folder under `inputs/` (your root).")
     sales_team_id: str | None = Field(None, description="The team the run belongs to.")
 
