@@ -1,7 +1,7 @@
 """Turn a chunk of Kafka records into the rows the read models need (no I/O).
 
-Run events and dead letters are validated contracts; loan batches are large, so they are read with
-orjson and only the fields the read models keep are picked. The other loan topics are counted
+Run events and dead letters are validated contracts; dispositioned batches are decoded by the wire
+codec (`contracts.wire`) into rows. The other loan topics are counted
 from their `loan-count` headers without decoding the value (SPEC §2).
 """
 
