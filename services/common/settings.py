@@ -57,6 +57,12 @@ class ServiceSettings(BaseSettings):
     loan_batch_size: int = shared(
         "LOAN_BATCH_SIZE", 500, "Loan events per Kafka record on loan topics."
     )
+    consumer_workers: int = shared(
+        "CONSUMER_WORKERS",
+        3,
+        "Loan-batch consumers per worker process, each on its own partitions: while one waits "
+        "for the broker's acknowledgement or the database, another computes.",
+    )
     default_irr_target: Decimal = shared("DEFAULT_IRR_TARGET", DEFAULT_IRR_TARGET, "IRR target.")
     log_level: str = shared("LOG_LEVEL", "INFO", "Log level.")
     log_format: Literal["json", "text", "auto"] = shared(

@@ -52,7 +52,7 @@ def subscribe(
     @broker.subscriber(
         settings.topic(LOANS_EVALUATED),
         decoder=contract_decoder(EvaluatedBatch),
-        **consumer_options(settings.consumer_group),
+        **consumer_options(settings.consumer_group, max_workers=settings.consumer_workers),
     )
     @broker.publisher(settings.topic(LOANS_PRICED), schema=loans.PricedBatch)
     async def on_loans_evaluated(batch: EvaluatedBatch) -> KafkaResponse:

@@ -47,7 +47,7 @@ def subscribe(broker: KafkaBroker, settings: ReportingSettings, service: UseCase
     @broker.subscriber(
         settings.topic(LOANS_PRICED),
         decoder=contract_decoder(PricedBatch),
-        **consumer_options(settings.priced_group),
+        **consumer_options(settings.priced_group, max_workers=settings.consumer_workers),
     )
     async def on_loans_priced(batch: PricedBatch) -> None:
         """Disposition, store and publish a priced batch; complete its run when it is the last."""

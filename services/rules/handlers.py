@@ -54,7 +54,7 @@ def subscribe(
     @broker.subscriber(
         settings.topic(LOANS_INGESTED),
         decoder=contract_decoder(IngestedBatch),
-        **consumer_options(settings.consumer_group),
+        **consumer_options(settings.consumer_group, max_workers=settings.consumer_workers),
     )
     @broker.publisher(settings.topic(LOANS_EVALUATED), schema=loans.EvaluatedBatch)
     async def on_loans_ingested(batch: IngestedBatch) -> KafkaResponse:
