@@ -16,6 +16,11 @@ def _uuid5(name: str) -> UUID:
     """`uuid5(NS, name)` without re-hashing the namespace (same result, about twice as fast)."""
     digest = _NS_SHA1.copy()
     digest.update(name.encode())
+    return _from_digest(digest)
+
+
+def _from_digest(digest: "hashlib._Hash") -> UUID:
+    """The version-5 UUID of a SHA-1 that has absorbed the namespace and the whole name."""
     value = int.from_bytes(digest.digest()[:16], "big")
     # UUID(int=...) re-checks its arguments; the value is in range by construction.
     uuid = object.__new__(UUID)
@@ -25,9 +30,12 @@ def _uuid5(name: str) -> UUID:
 
 
 @lru_cache(maxsize=256)
-def _text(run_id: UUID) -> str:
-    """A run id's text: every event of a batch names the same run."""
-    return str(run_id)
+def _prefix(event_type: str, run_id: UUID) -> "hashlib._Hash":
+    """SHA-1 state after the namespace and `{event_type}/{run_id}/`: every event of a batch
+    shares that prefix, so each id hashes only its own suffix (SHA-1 is a stream: same digest)."""
+    digest = _NS_SHA1.copy()
+    digest.update(f"{event_type}/{run_id}/".encode())
+    return digest
 
 
 def loan_id(run_id: UUID, source_file: str, row: int) -> UUID:
@@ -43,7 +51,9 @@ def tape_run_id(tape_id: str) -> UUID:
 def event_id(event_type: str, run_id: UUID, *parts: object) -> UUID:
     """An event's id: the same on every re-delivery or replay of the same fact."""
     suffix = str(parts[0]) if len(parts) == 1 else "/".join(str(part) for part in parts)
-    return _uuid5(f"{event_type}/{_text(run_id)}/{suffix}")
+    digest = _prefix(event_type, run_id).copy()
+    digest.update(suffix.encode())
+    return _from_digest(digest)
 
 
 def batch_key(run_id: UUID, batch_seq: int) -> str:
