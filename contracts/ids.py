@@ -10,6 +10,10 @@ _NS_SHA1 = hashlib.sha1(NS.bytes, usedforsecurity=False)
 # RFC 4122 version 5 and variant bits, as `uuid.UUID(bytes=..., version=5)` sets them.
 _CLEAR_BITS = ~((0xF000 << 64) | (0xC000 << 48))
 _SET_BITS = (5 << 76) | (0x8000 << 48)
+# Looked up once: an enum member's attribute access costs more than the rest of building an id.
+_UNKNOWN_SAFETY = SafeUUID.unknown
+_new = object.__new__
+_set = object.__setattr__
 
 
 def _uuid5(name: str) -> UUID:
@@ -23,9 +27,9 @@ def _from_digest(digest: "hashlib._Hash") -> UUID:
     """The version-5 UUID of a SHA-1 that has absorbed the namespace and the whole name."""
     value = int.from_bytes(digest.digest()[:16], "big")
     # UUID(int=...) re-checks its arguments; the value is in range by construction.
-    uuid = object.__new__(UUID)
-    object.__setattr__(uuid, "int", (value & _CLEAR_BITS) | _SET_BITS)
-    object.__setattr__(uuid, "is_safe", SafeUUID.unknown)
+    uuid = _new(UUID)
+    _set(uuid, "int", (value & _CLEAR_BITS) | _SET_BITS)
+    _set(uuid, "is_safe", _UNKNOWN_SAFETY)
     return uuid
 
 
