@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -172,3 +172,9 @@ class DispositionedBatch(_Batch, kw_only=True):
 
 
 LoanBatch = IngestedBatch | EvaluatedBatch | PricedBatch | DispositionedBatch
+S = TypeVar("S", bound=Wire)
+
+
+def from_contract(model: Any, struct: type[S]) -> S:
+    """The wire Struct of a pydantic contract with the same fields, validated as on decode."""
+    return msgspec.convert(model, struct, from_attributes=True)

@@ -23,8 +23,9 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from contracts import wire
 from contracts.ids import event_id, tape_run_id
-from contracts.loans import IngestedBatch, LoanIngested, LoanRecord, RunParams
+from contracts.loans import RunParams
 from contracts.runs import (
     RunFailed,
     RunReprocessRequested,
@@ -36,6 +37,7 @@ from contracts.runs import (
 )
 from contracts.tapes import TapeEnd
 from contracts.topics import RUNS, Topic
+from contracts.wire import IngestedBatch, LoanIngested, LoanRecord, from_contract
 from services.common.consumer import gc_paused, is_transient
 from services.common.metrics import record_loans_processed
 from services.common.storage import Storage, safe_key
@@ -95,7 +97,7 @@ class LoanBatchSender:
     send_batch: SendBatch
     settings: IngestSettings
     run_id: UUID
-    params: RunParams
+    params: wire.RunParams
     clock: Clock
     batch_count: int = 0
     pending: deque[asyncio.Future[object]] = field(default_factory=deque)
@@ -343,9 +345,8 @@ class IngestService:
         return storage_io.downloaded(self.storage, key, self.settings.work_dir)
 
     def _sender(self, started: RunStarted) -> LoanBatchSender:
-        return LoanBatchSender(
-            self.send_batch, self.settings, started.run_id, started.params, self.clock
-        )
+        params = from_contract(started.params, wire.RunParams)
+        return LoanBatchSender(self.send_batch, self.settings, started.run_id, params, self.clock)
 
     def _started(
         self,
