@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+MAX_SKIP = 2_000
+
 
 @dataclass
 class Results:
@@ -90,8 +92,9 @@ def loopback_only(base_url: str) -> str:
 
 def requests_for(run_id: str, loans: int, exceptions: int) -> list[tuple[str, str]]:
     """The mix: (kind, path) of paged lists, lookups and summaries over one run."""
-    loan_skip = random.randrange(0, max(loans - 50, 1))
-    exception_skip = random.randrange(0, max(exceptions - 50, 1))
+    # Users page through the first pages (deeper pages go by the `after` cursor, not by skip).
+    loan_skip = random.randrange(0, max(min(loans, MAX_SKIP) - 50, 1))
+    exception_skip = random.randrange(0, max(min(exceptions, MAX_SKIP) - 50, 1))
     return [
         ("list_loans", f"/api/loans?run_id={run_id}&limit=50&skip={loan_skip}"),
         ("list_loans_rejected", f"/api/loans?run_id={run_id}&disposition=rejected&limit=50"),
