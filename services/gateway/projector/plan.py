@@ -23,6 +23,7 @@ from contracts.codec import decode, decode_union
 from contracts.dead_letters import DeadLetter
 from contracts.numbers import DEFAULT_IRR_TARGET
 from contracts.runs import RUN_EVENT, OutputsWritten, RunCompleted
+from services.common.consumer import gc_paused
 from services.gateway.progress import Stage
 from services.gateway.projector.batches import DispositionedRows, dispositioned_rows
 
@@ -99,7 +100,17 @@ class Plan:
 
 
 def plan(records: Iterable[Record]) -> Plan:
-    """The rows a chunk of records adds to the read models, and the records it cannot read."""
+    """The rows a chunk of records adds to the read models, and the records it cannot read.
+
+    The collector is paused meanwhile: a chunk's rows are a few hundred thousand acyclic tuples
+    (freed by reference counting), and collections scanning them took more than half of
+    planning's CPU (measured: 12.6 -> 5.6 us per dispositioned loan).
+    """
+    with gc_paused():
+        return _plan(records)
+
+
+def _plan(records: Iterable[Record]) -> Plan:
     result = Plan()
     for record in records:
         try:
