@@ -2,11 +2,12 @@
 
     .venv/bin/python benchmarks/pipeline.py --loans 1000000 [--flamegraphs DIR]
 
-Ingest, rules, pricing and reporting run as separate processes against the broker and database
-named by KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL (or the stack's `.stack/env`), under a topic prefix
-and a database of their own, removed afterwards. It reports the wall time from the run request to
-run completion, loans/s, each service's peak RSS (psutil, sampled), and the time a plain
-single-process Python loop takes over the same tape with the same pure chain (readers ->
+Ingest, rules, pricing, reporting and the gateway's projector run as separate processes against
+the broker and database named by KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL (or the stack's
+`.stack/env`), under a topic prefix and a database of their own, removed afterwards. It reports the
+wall time from the run request to run completion and to projections caught up (every loan in the
+read models), loans/s, each process's peak RSS (psutil, sampled) and CPU seconds, and the time a
+plain single-process Python loop takes over the same tape with the same pure chain (readers ->
 Normaliser -> rules -> pricing -> disposition -> ReportWriter), the ratio of the two rates, and
 whether both runs' reports agree. `--flamegraphs DIR` records each worker with py-spy during the
 run (DIR/<service>.svg; py-spy needs ptrace rights, as root or with CAP_SYS_PTRACE).
@@ -46,6 +47,8 @@ from services.cli.pipeline import request
 from services.cli.stack import databases, ports, supervisor, topics
 from services.cli.stack.services import answers
 from services.common.storage import LocalStorage
+from services.gateway.db import connect, migrate
+from services.gateway.settings import GatewaySettings
 from services.ingest.domain import Normaliser
 from services.ingest.duplicates import SqliteDuplicateIndex
 from services.ingest.readers import read_rows
@@ -61,7 +64,11 @@ WORKERS = {
     "rules": "services.rules.main",
     "pricing": "services.pricing.main",
     "reporting": "services.reporting.main",
+    "projector": "services.gateway.projector.main",
 }
+# The projector reads the gateway's settings (env prefix GATEWAY_).
+PORT_VARIABLES = {"projector": "GATEWAY_PROJECTOR_HTTP_PORT"}
+PROJECTION_POLL_SECONDS = 0.5
 IRR_TARGET: Decimal = DEFAULT_IRR_TARGET
 
 
@@ -178,7 +185,7 @@ def start_workers(env: dict[str, str], logs: Path, spawned: dict[str, supervisor
     """Spawn the four workers into `spawned` and wait until each answers /health/ready."""
     for name, module in WORKERS.items():
         port = ports.free_port()
-        worker_env = {**env, f"{name.upper()}_HTTP_PORT": str(port)}
+        worker_env = {**env, PORT_VARIABLES.get(name, f"{name.upper()}_HTTP_PORT"): str(port)}
         argv = [sys.executable, "-m", module]
         spawned[name] = supervisor.spawn(argv, logs / f"{name}.log", env=worker_env, cwd=PROJECT)
         url = f"http://127.0.0.1:{port}/health/ready"
@@ -187,7 +194,9 @@ def start_workers(env: dict[str, str], logs: Path, spawned: dict[str, supervisor
             raise RuntimeError(f"{name} never became ready:\n{log}")
 
 
-async def run_once(settings: CliSettings, tape: Path, timeout: float) -> dict[str, Any]:
+async def run_once(
+    settings: CliSettings, gateway: GatewaySettings, tape: Path, timeout: float
+) -> dict[str, Any]:
     """Upload the tape, request a run and follow the log until it ends; timings and result."""
     storage = LocalStorage(settings.storage_root)
     await storage.put_file(f"inputs/bench/{tape.name}", tape)
@@ -207,7 +216,27 @@ async def run_once(settings: CliSettings, tape: Path, timeout: float) -> dict[st
     wall = time.perf_counter() - started
     if view is None:
         raise RuntimeError(f"run {run_id} never appeared in the log")
+    if view.status == "completed":
+        await projected(gateway, run_id, view.total_loans, started + timeout)
+        moments["projected"] = time.perf_counter() - started
+        progress(f"projections caught up after {moments['projected']:.1f}s")
     return {"wall_seconds": wall, "moments": moments, "view": view}
+
+
+async def projected(gateway: GatewaySettings, run_id: Any, loans: int, deadline: float) -> None:
+    """Wait until the projector has written every dispositioned loan of the run."""
+    conn = await connect(gateway)
+    try:
+        while time.perf_counter() < deadline:
+            written = await conn.fetchval(
+                "SELECT coalesce(sum(loans), 0) FROM gateway.batch_stats WHERE run_id = $1", run_id
+            )
+            if written >= loans:
+                return
+            await asyncio.sleep(PROJECTION_POLL_SECONDS)
+    finally:
+        await conn.close()
+    raise RuntimeError(f"the projector did not catch up with run {run_id} in time")
 
 
 def run_pipeline(
@@ -222,6 +251,12 @@ def run_pipeline(
     progress(f"creating topics {prefix}* and database {database}")
     names = asyncio.run(topics.ensure_topics(base.kafka_bootstrap_servers, prefix))
     database_url = asyncio.run(databases.create_database(server_url, database))
+    gateway = GatewaySettings(
+        database_url=database_url,
+        topic_prefix=prefix,
+        kafka_bootstrap_servers=base.kafka_bootstrap_servers,
+    )
+    asyncio.run(migrate(gateway))
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": base.kafka_bootstrap_servers,
@@ -245,7 +280,7 @@ def run_pipeline(
         progress(f"workers ready; running {loans} loans")
         pids = {name: process.pid for name, process in spawned.items()}
         with PeakRss(pids) as rss, FlameGraphs(flamegraphs, pids):
-            outcome = asyncio.run(run_once(settings, tape, timeout))
+            outcome = asyncio.run(run_once(settings, gateway, tape, timeout))
     finally:
         for process in spawned.values():
             supervisor.stop(process)
@@ -260,6 +295,7 @@ def run_pipeline(
         "wall_seconds": round(outcome["wall_seconds"], 2),
         "loans_per_second": round(loans / outcome["wall_seconds"]),
         "ingested_after_seconds": round(outcome["moments"].get("run.tape_ingested", 0.0), 2),
+        "projected_after_seconds": round(outcome["moments"].get("projected", 0.0), 2),
         "completed_after_ingested_seconds": round(
             outcome["moments"].get("run.completed", 0.0)
             - outcome["moments"].get("run.tape_ingested", 0.0),

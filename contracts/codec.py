@@ -4,7 +4,8 @@ Loan batches (`contracts.wire` Structs) go through msgspec; every other contract
 pydantic-core's Rust codec. Both write the same bytes for the same facts (a test holds them
 together). Measured on a 500-loan priced batch (benchmarks/codec.py, CPU time, shared 2-core
 machine): msgspec encodes in 0.8 us/loan and decodes with validation in 2.6 us/loan; pydantic
-takes 5.2 and 16.6 us/loan. orjson serves the untyped paths (dead-letter payloads, producer rows, ad-hoc dicts).
+takes 5.2 and 16.6 us/loan. orjson serves the untyped paths (dead-letter payloads, producer rows,
+ad-hoc dicts).
 """
 
 from functools import cache
