@@ -1,13 +1,16 @@
 """The million-loan benchmark: a generated tape through the real services, as the stack runs them.
 
-    .venv/bin/python benchmarks/pipeline.py --loans 1000000
+    .venv/bin/python benchmarks/pipeline.py --loans 1000000 [--flamegraphs DIR]
 
-Ingest, rules, pricing and reporting run as separate processes against the broker and database
-named by KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL (or the stack's `.stack/env`), under a topic prefix
-and a database of their own, removed afterwards. It reports the wall time from the run request to
-run completion, loans/s, each service's peak RSS (psutil, sampled), and the time a plain
-single-process Python loop takes over the same tape with the same pure chain (readers ->
-Normaliser -> rules -> pricing -> disposition -> ReportWriter); both runs' reports must agree.
+Ingest, rules, pricing, reporting and the gateway's projector run as separate processes against
+the broker and database named by KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL (or the stack's
+`.stack/env`), under a topic prefix and a database of their own, removed afterwards. It reports the
+wall time from the run request to run completion and to projections caught up (every loan in the
+read models), loans/s, each process's peak RSS (psutil, sampled) and CPU seconds, and the time a
+plain single-process Python loop takes over the same tape with the same pure chain (readers ->
+Normaliser -> rules -> pricing -> disposition -> ReportWriter), the ratio of the two rates, and
+whether both runs' reports agree. `--flamegraphs DIR` records each worker with py-spy during the
+run (DIR/<service>.svg; py-spy needs ptrace rights, as root or with CAP_SYS_PTRACE).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -34,13 +38,17 @@ from uuid import uuid4
 import psutil
 
 from contracts.ids import event_id
-from contracts.loans import LoanDispositioned, RunParams
+from contracts.loans import RunParams
+from contracts.numbers import DEFAULT_IRR_TARGET
 from contracts.runs import REPORT_KEYS
+from contracts.wire import LoanDispositioned
 from services.cli.client import CliSettings, RunLog, load_settings
 from services.cli.pipeline import request
 from services.cli.stack import databases, ports, supervisor, topics
 from services.cli.stack.services import answers
 from services.common.storage import LocalStorage
+from services.gateway.db import connect, migrate
+from services.gateway.settings import GatewaySettings
 from services.ingest.domain import Normaliser
 from services.ingest.duplicates import SqliteDuplicateIndex
 from services.ingest.readers import read_rows
@@ -56,8 +64,12 @@ WORKERS = {
     "rules": "services.rules.main",
     "pricing": "services.pricing.main",
     "reporting": "services.reporting.main",
+    "projector": "services.gateway.projector.main",
 }
-IRR_TARGET = Decimal("8.05")
+# The projector reads the gateway's settings (env prefix GATEWAY_).
+PORT_VARIABLES = {"projector": "GATEWAY_PROJECTOR_HTTP_PORT"}
+PROJECTION_POLL_SECONDS = 0.5
+IRR_TARGET: Decimal = DEFAULT_IRR_TARGET
 
 
 def progress(message: str) -> None:
@@ -138,11 +150,42 @@ def plain_loop(tape: Path, out_dir: Path) -> tuple[float, int, dict[str, str]]:
     return time.perf_counter() - started, normaliser.total_loans, digests(paths)
 
 
+@dataclass
+class FlameGraphs:
+    """py-spy recording each worker into `directory/<name>.svg` until the run ends."""
+
+    directory: Path | None
+    pids: dict[str, int]
+    recorders: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def __enter__(self) -> FlameGraphs:
+        if self.directory is None:
+            return self
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for name, pid in self.pids.items():
+            output = self.directory / f"{name}.svg"
+            argv = [py_spy, "record", "--pid", str(pid), "--output", str(output), "--rate", "50"]
+            log = (self.directory / f"{name}.py-spy.log").open("wb")
+            self.recorders.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        # py-spy writes its SVG on SIGINT.
+        for recorder in self.recorders:
+            recorder.send_signal(signal.SIGINT)
+        for recorder in self.recorders:
+            try:
+                recorder.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                recorder.kill()
+
+
 def start_workers(env: dict[str, str], logs: Path, spawned: dict[str, supervisor.Spawned]) -> None:
     """Spawn the four workers into `spawned` and wait until each answers /health/ready."""
     for name, module in WORKERS.items():
         port = ports.free_port()
-        worker_env = {**env, f"{name.upper()}_HTTP_PORT": str(port)}
+        worker_env = {**env, PORT_VARIABLES.get(name, f"{name.upper()}_HTTP_PORT"): str(port)}
         argv = [sys.executable, "-m", module]
         spawned[name] = supervisor.spawn(argv, logs / f"{name}.log", env=worker_env, cwd=PROJECT)
         url = f"http://127.0.0.1:{port}/health/ready"
@@ -151,7 +194,9 @@ def start_workers(env: dict[str, str], logs: Path, spawned: dict[str, supervisor
             raise RuntimeError(f"{name} never became ready:\n{log}")
 
 
-async def run_once(settings: CliSettings, tape: Path, timeout: float) -> dict[str, Any]:
+async def run_once(
+    settings: CliSettings, gateway: GatewaySettings, tape: Path, timeout: float
+) -> dict[str, Any]:
     """Upload the tape, request a run and follow the log until it ends; timings and result."""
     storage = LocalStorage(settings.storage_root)
     await storage.put_file(f"inputs/bench/{tape.name}", tape)
@@ -171,10 +216,32 @@ async def run_once(settings: CliSettings, tape: Path, timeout: float) -> dict[st
     wall = time.perf_counter() - started
     if view is None:
         raise RuntimeError(f"run {run_id} never appeared in the log")
+    if view.status == "completed":
+        await projected(gateway, run_id, view.total_loans, started + timeout)
+        moments["projected"] = time.perf_counter() - started
+        progress(f"projections caught up after {moments['projected']:.1f}s")
     return {"wall_seconds": wall, "moments": moments, "view": view}
 
 
-def run_pipeline(tape: Path, loans: int, work: Path, timeout: float) -> dict[str, Any]:
+async def projected(gateway: GatewaySettings, run_id: Any, loans: int, deadline: float) -> None:
+    """Wait until the projector has written every dispositioned loan of the run."""
+    conn = await connect(gateway)
+    try:
+        while time.perf_counter() < deadline:
+            written = await conn.fetchval(
+                "SELECT coalesce(sum(loans), 0) FROM gateway.batch_stats WHERE run_id = $1", run_id
+            )
+            if written >= loans:
+                return
+            await asyncio.sleep(PROJECTION_POLL_SECONDS)
+    finally:
+        await conn.close()
+    raise RuntimeError(f"the projector did not catch up with run {run_id} in time")
+
+
+def run_pipeline(
+    tape: Path, loans: int, work: Path, timeout: float, flamegraphs: Path | None = None
+) -> dict[str, Any]:
     """The tape through the four worker processes; wall time, throughput, peak RSS, digests."""
     base = load_settings()
     prefix = f"bench-{uuid4().hex[:8]}."
@@ -184,6 +251,12 @@ def run_pipeline(tape: Path, loans: int, work: Path, timeout: float) -> dict[str
     progress(f"creating topics {prefix}* and database {database}")
     names = asyncio.run(topics.ensure_topics(base.kafka_bootstrap_servers, prefix))
     database_url = asyncio.run(databases.create_database(server_url, database))
+    gateway = GatewaySettings(
+        database_url=database_url,
+        topic_prefix=prefix,
+        kafka_bootstrap_servers=base.kafka_bootstrap_servers,
+    )
+    asyncio.run(migrate(gateway))
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": base.kafka_bootstrap_servers,
@@ -205,8 +278,9 @@ def run_pipeline(tape: Path, loans: int, work: Path, timeout: float) -> dict[str
     try:
         start_workers(env, work / "logs", spawned)
         progress(f"workers ready; running {loans} loans")
-        with PeakRss({name: process.pid for name, process in spawned.items()}) as rss:
-            outcome = asyncio.run(run_once(settings, tape, timeout))
+        pids = {name: process.pid for name, process in spawned.items()}
+        with PeakRss(pids) as rss, FlameGraphs(flamegraphs, pids):
+            outcome = asyncio.run(run_once(settings, gateway, tape, timeout))
     finally:
         for process in spawned.values():
             supervisor.stop(process)
@@ -221,6 +295,12 @@ def run_pipeline(tape: Path, loans: int, work: Path, timeout: float) -> dict[str
         "wall_seconds": round(outcome["wall_seconds"], 2),
         "loans_per_second": round(loans / outcome["wall_seconds"]),
         "ingested_after_seconds": round(outcome["moments"].get("run.tape_ingested", 0.0), 2),
+        "projected_after_seconds": round(outcome["moments"].get("projected", 0.0), 2),
+        "completed_after_ingested_seconds": round(
+            outcome["moments"].get("run.completed", 0.0)
+            - outcome["moments"].get("run.tape_ingested", 0.0),
+            2,
+        ),
         "peak_rss_mb": {name: round(peak / 2**20) for name, peak in sorted(rss.peaks.items())},
         "cpu_seconds": {name: round(cpu, 1) for name, cpu in sorted(rss.cpu_seconds.items())},
         "digests": digests(reports) if view.status == "completed" else {},
@@ -238,6 +318,9 @@ def main() -> None:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--keep", action="store_true", help="Keep the work folder (logs).")
     parser.add_argument("--timeout", type=float, default=1800, help="Give up on the run after.")
+    parser.add_argument(
+        "--flamegraphs", type=Path, default=None, help="Record each worker with py-spy into DIR."
+    )
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the workers, topics and database are always cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -250,7 +333,7 @@ def main() -> None:
         tape = work / f"tape-{args.loans}.{args.format}"
         progress(f"generating {args.loans} loans to {tape}")
         generate_tape(tape, args.loans, args.seed, args.bad_share)
-        pipeline = run_pipeline(tape, args.loans, work, args.timeout)
+        pipeline = run_pipeline(tape, args.loans, work, args.timeout, args.flamegraphs)
         result: dict[str, Any] = {"loans": args.loans, "pipeline": pipeline}
         if not args.skip_baseline:
             progress("running the plain single-process loop")
@@ -261,6 +344,8 @@ def main() -> None:
                 "loans_per_second": round(loans / seconds),
                 "reports_identical": plain_digests == pipeline["digests"],
             }
+            # The goal is a pipeline at least half as fast as one process doing the same work.
+            result["ratio_to_plain_loop"] = round(seconds / pipeline["wall_seconds"], 3)
     print(json.dumps(result, indent=2))
 
 

@@ -7,9 +7,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Contract(BaseModel):
-    """Frozen, strict about unknown fields: a contract change is a new version, never an edit."""
+    """Frozen, strict about unknown fields: a contract change is a new version, never an edit.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Built from attributes too, so a contract can be made from its wire Struct (`contracts.wire`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", from_attributes=True)
 
 
 class Envelope(Contract):

@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import Field
 
 from contracts.base import Contract, Envelope
+from contracts.numbers import DEFAULT_IRR_TARGET
 
 LOAN_FIELDS: tuple[str, ...] = (
     "seller_loan_number",
@@ -114,7 +115,7 @@ class Pricing(Contract):
 class RunParams(Contract):
     """A run's parameters, carried by every batch so rules and pricing stay stateless."""
 
-    irr_target: Decimal = Field(default=Decimal("8.05"), gt=0, lt=100)
+    irr_target: Decimal = Field(default=DEFAULT_IRR_TARGET, gt=0, lt=100)
     pdate: date
     sales_team_id: str | None = None
     # Additive and optional: left off the wire when unset, so a run that does not ask for a

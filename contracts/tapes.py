@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from contracts.base import Contract
+from contracts.numbers import DEFAULT_IRR_TARGET
 
 
 class TapeRow(Contract):
@@ -28,7 +29,7 @@ class TapeEnd(Contract):
     tape_id: str = Field(min_length=1, examples=["T-2026-11-22-A"])
     rows: int = Field(ge=0, examples=[1000])
     pdate: date = Field(examples=["2026-11-23"])
-    irr_target: Decimal = Field(default=Decimal("8.05"), gt=0, lt=100, examples=[8.05])
+    irr_target: Decimal = Field(default=DEFAULT_IRR_TARGET, gt=0, lt=100, examples=[8.05])
     sales_team_id: str | None = None
 
 

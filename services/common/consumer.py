@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
 from faststream import AckPolicy
 from faststream.message import StreamMessage
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from contracts.codec import decode
+from contracts.codec import DecodeError, decode
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M")  # a pydantic contract or a wire Struct
 # Collector thresholds of a started worker (CPython's defaults: 700, 10, 10).
 GC_THRESHOLDS = (20_000, 20, 20)
 
@@ -79,7 +79,7 @@ def contract_decoder(model: type[M]) -> Callable[[StreamMessage[Any]], Awaitable
         try:
             with gc_paused():
                 return decode(message.body, model)
-        except (ValidationError, UnicodeDecodeError) as exc:
+        except (ValidationError, DecodeError, UnicodeDecodeError) as exc:
             raise UndecodableMessage(f"not a valid {model.__name__}: {exc}") from exc
 
     decode_contract.__name__ = f"decode_{model.__name__}"

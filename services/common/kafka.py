@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from msgspec import Struct
 from pydantic import BaseModel
 
 from contracts.codec import encode
@@ -60,9 +61,9 @@ class KafkaPublisher:
         await self.stop()
 
     async def publish(
-        self, topic: Topic, key: str, event: BaseModel, headers: Headers | None = None
+        self, topic: Topic, key: str, event: BaseModel | Struct, headers: Headers | None = None
     ) -> None:
-        """Publish one contract and wait for the broker's acknowledgement."""
+        """Publish one contract (or wire Struct) and wait for the broker's acknowledgement."""
         await self.publish_raw(topic, key, encode(event), headers)
         record_produced(self.settings.service_name, topic.name, event_type_of(event, headers))
 

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.numbers import DEFAULT_IRR_TARGET
 from contracts.topics import DEFAULT_PREFIX, Topic
 
 
@@ -56,7 +57,13 @@ class ServiceSettings(BaseSettings):
     loan_batch_size: int = shared(
         "LOAN_BATCH_SIZE", 500, "Loan events per Kafka record on loan topics."
     )
-    default_irr_target: Decimal = shared("DEFAULT_IRR_TARGET", Decimal("8.05"), "IRR target.")
+    consumer_workers: int = shared(
+        "CONSUMER_WORKERS",
+        3,
+        "Loan-batch consumers per worker process, each on its own partitions: while one waits "
+        "for the broker's acknowledgement or the database, another computes.",
+    )
+    default_irr_target: Decimal = shared("DEFAULT_IRR_TARGET", DEFAULT_IRR_TARGET, "IRR target.")
     log_level: str = shared("LOG_LEVEL", "INFO", "Log level.")
     log_format: Literal["json", "text", "auto"] = shared(
         "LOG_FORMAT", "auto", "json, coloured text, or auto (text in development)."

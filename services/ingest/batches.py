@@ -18,8 +18,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import msgspec
+
 from contracts.ids import event_id
-from contracts.loans import IngestedBatch, LoanIngested, LoanRecord, RunParams
+from contracts.wire import IngestedBatch, LoanIngested, LoanRecord, RunParams
 from services.common.consumer import gc_paused
 from services.common.metrics import record_loans_processed
 from services.ingest.errors import IngestError, TapeError
@@ -54,7 +56,7 @@ class LoanTooLarge(TapeError):
 def estimated_size(record: LoanRecord) -> int:
     """About how many bytes a loan takes in a batch: its text plus a fixed overhead."""
     size = LOAN_OVERHEAD_BYTES
-    for value in record.fields.__dict__.values():
+    for value in msgspec.structs.astuple(record.fields):
         if isinstance(value, str):
             size += len(value)
     for name, value in record.extra.items():

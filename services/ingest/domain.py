@@ -13,7 +13,8 @@ from uuid import UUID
 
 from contracts.balance import BalanceNotExact, add_to_balance
 from contracts.ids import loan_id
-from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS, LoanFields, LoanRecord, RowRef
+from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS
+from contracts.wire import LoanFields, LoanRecord, RowRef
 from services.ingest.edits import RowEdits
 from services.ingest.errors import ColumnClash, MissingRows, UnreadableTape
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from contracts.loans import RowRef
+from contracts.wire import RowRef
 
 DEFAULT_BATCH = 10_000
 # 2**26 bits (8 MiB), two probes: about 0.1% false positives at a million numbers, 0.4% at two.

@@ -24,10 +24,10 @@ from pydantic import ValidationError
 
 from contracts.codec import decode, encode, loads
 from contracts.ids import batch_key
-from contracts.loans import IngestedBatch
 from contracts.runs import RunReprocessRequested, RunRequested, RunRetryRequested, RunStarted
 from contracts.tapes import TapeEnd, TapeRow, decode_tape_message
 from contracts.topics import LOAN_TAPES, LOANS_INGESTED, RUNS
+from contracts.wire import IngestedBatch
 from services.common.consumer import (
     RetryPolicy,
     UndecodableMessage,

@@ -24,8 +24,9 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from contracts import wire
 from contracts.ids import event_id, tape_run_id
-from contracts.loans import LoanRecord, RunParams
+from contracts.loans import RunParams
 from contracts.runs import (
     RunFailed,
     RunReprocessRequested,
@@ -37,6 +38,7 @@ from contracts.runs import (
 )
 from contracts.tapes import TapeEnd
 from contracts.topics import RUNS, Topic
+from contracts.wire import LoanRecord, from_contract
 from services.common.consumer import is_transient
 from services.common.storage import Storage, safe_key
 from services.ingest import storage_io
@@ -353,7 +355,7 @@ class IngestService:
         return LoanBatchSender(
             self.send_batch,
             started.run_id,
-            started.params,
+            from_contract(started.params, wire.RunParams),
             self.clock,
             batch_size=settings.loan_batch_size,
             max_batch_bytes=settings.max_batch_bytes,

@@ -8,10 +8,10 @@ from decimal import (
     ROUND_HALF_EVEN,
     Context,
     Decimal,
-    InvalidOperation,
 )
 
-from contracts.loans import LoanException, Pricing
+from contracts.numbers import finite_decimal
+from contracts.wire import LoanException, Pricing
 
 PRICE_BASE = Decimal(100)
 SPREAD_MULTIPLIER = Decimal("2.5")
@@ -29,7 +29,7 @@ def price(
     exceptions: Sequence[LoanException], note_rate: str | None, irr_target: Decimal
 ) -> Pricing | None:
     """The loan's spread and final price, or None when it may not (or cannot) be priced."""
-    rate = _decimal(note_rate)
+    rate = finite_decimal(note_rate)
     if rate is None or not may_price(exceptions):
         return None
     spread = _EXACT.subtract(rate, irr_target)
@@ -42,14 +42,3 @@ def _quantise(value: Decimal) -> str:
     # 0.0000, never -0.0000 (copy_abs drops the sign Decimal keeps on a negative zero).
     rounded = value.quantize(_FOUR_PLACES, rounding=ROUND_HALF_EVEN, context=_EXACT)
     return str(rounded.copy_abs() if rounded.is_zero() else rounded)
-
-
-def _decimal(text: str | None) -> Decimal | None:
-    """A finite decimal from a note rate's canonical text, or None when missing or unparsed."""
-    if text is None:
-        return None
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None

@@ -6,9 +6,10 @@ from decimal import Decimal
 
 from faststream.kafka import KafkaBroker, KafkaResponse
 
+from contracts import loans
 from contracts.ids import event_id
-from contracts.loans import EvaluatedBatch, LoanEvaluated, LoanPriced, PricedBatch
 from contracts.topics import LOANS_EVALUATED, LOANS_PRICED
+from contracts.wire import EvaluatedBatch, LoanEvaluated, LoanPriced, PricedBatch
 from services.common.consumer import consumer_options, contract_decoder, gc_paused
 from services.common.runtime import batch_response, utc_now
 from services.pricing.domain import price
@@ -51,9 +52,9 @@ def subscribe(
     @broker.subscriber(
         settings.topic(LOANS_EVALUATED),
         decoder=contract_decoder(EvaluatedBatch),
-        **consumer_options(settings.consumer_group),
+        **consumer_options(settings.consumer_group, max_workers=settings.consumer_workers),
     )
-    @broker.publisher(settings.topic(LOANS_PRICED), schema=PricedBatch)
+    @broker.publisher(settings.topic(LOANS_PRICED), schema=loans.PricedBatch)
     async def on_loans_evaluated(batch: EvaluatedBatch) -> KafkaResponse:
         """Price every loan of an evaluated batch against its run's IRR target."""
         with gc_paused():

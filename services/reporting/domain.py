@@ -2,11 +2,13 @@
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from contracts.balance import add_to_balance
-from contracts.loans import Disposition, LoanDispositioned, LoanException, Pricing
+from contracts.loans import Disposition
+from contracts.numbers import finite_decimal
 from contracts.runs import Dispositions
+from contracts.wire import LoanDispositioned, LoanException, Pricing
 
 SUMMARY_HEADER = (
     "exception_type",
@@ -130,10 +132,6 @@ def exception_summary_rows(exceptions: Iterable[LoanException]) -> list[SummaryR
 def _parsed_amount(loan: LoanDispositioned) -> Decimal | None:
     """The loan's loan_amount when it parsed (SPEC §3.1), else None."""
     text = loan.loan.fields.loan_amount
-    if text is None or "loan_amount" in loan.loan.invalid:
+    if "loan_amount" in loan.loan.invalid:
         return None
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
+    return finite_decimal(text)

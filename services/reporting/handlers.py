@@ -9,9 +9,9 @@ from faststream.message import StreamMessage
 from pydantic import ValidationError
 
 from contracts.codec import decode, loads
-from contracts.loans import PricedBatch
 from contracts.runs import RunFailed, RunRetryRequested, RunStarted, TapeIngested
 from contracts.topics import LOANS_PRICED, RUNS
+from contracts.wire import PricedBatch
 from services.common.consumer import UndecodableMessage, consumer_options, contract_decoder
 from services.reporting.settings import ReportingSettings
 
@@ -47,7 +47,7 @@ def subscribe(broker: KafkaBroker, settings: ReportingSettings, service: UseCase
     @broker.subscriber(
         settings.topic(LOANS_PRICED),
         decoder=contract_decoder(PricedBatch),
-        **consumer_options(settings.priced_group),
+        **consumer_options(settings.priced_group, max_workers=settings.consumer_workers),
     )
     async def on_loans_priced(batch: PricedBatch) -> None:
         """Disposition, store and publish a priced batch; complete its run when it is the last."""

@@ -9,12 +9,13 @@ and writes the summary at the end. `write_reports` does both for loans in hand.
 import csv
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import BinaryIO
 from uuid import UUID
 
-from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS, Disposition, LoanDispositioned
+from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS, Disposition
+from contracts.numbers import finite_decimal
 from contracts.runs import REPORT_KEYS, ReportKey
+from contracts.wire import LoanDispositioned
 from services.common.cells import FORMULA_PREFIXES, guard
 from services.reporting.domain import (
     SUMMARY_HEADER,
@@ -196,7 +197,4 @@ def _field_cell(name: str, value: str | None, invalid: tuple[str, ...]) -> str:
 
 
 def _is_number(text: str) -> bool:
-    try:
-        return Decimal(text).is_finite()
-    except InvalidOperation:
-        return False
+    return finite_decimal(text) is not None

@@ -24,13 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.codec import loads
 from contracts.ids import event_id
-from contracts.loans import (
-    Disposition,
-    DispositionedBatch,
-    LoanDispositioned,
-    LoanPriced,
-    PricedBatch,
-)
+from contracts.loans import Disposition
 from contracts.runs import (
     REPORT_KEYS,
     OutputsWritten,
@@ -44,13 +38,14 @@ from contracts.runs import (
     TapeIngested,
 )
 from contracts.topics import LOANS_DISPOSITIONED, RUNS, Topic
+from contracts.wire import DispositionedBatch, LoanDispositioned, LoanPriced, PricedBatch
 from services.common.consumer import RetryPolicy, gc_paused, is_transient, retry_transient
 from services.common.logs import log_context
 from services.common.metrics import record_dispositions, record_run
 from services.common.storage import Storage, sha256_file
 from services.reporting.domain import RunTotals, disposition
 from services.reporting.errors import InconsistentRun, OutputUnavailable
-from services.reporting.reports import ReportWriter, render
+from services.reporting.reports import RenderedLoan, ReportWriter, render
 from services.reporting.repository import ReportingRepository, RunState, StoredLoan
 from services.reporting.settings import ReportingSettings
 
@@ -154,11 +149,19 @@ class ReportingService:
         with gc_paused():
             output = dispositioned_batch(batch, self.clock())
             rendered = [render(event) for event in output.events]
-        async with self.engine.begin() as connection:
-            state = await ReportingRepository(connection).add_loans(batch.run_id, rendered)
-        await self.publisher.publish_batch(LOANS_DISPOSITIONED, output)
+        # Storing and publishing wait on different servers, so they wait together. Both are
+        # idempotent: if either fails the batch is redelivered and both are done again, and the
+        # run completes only after both succeeded for its last batch.
+        state, _ = await asyncio.gather(
+            self._add_loans(batch.run_id, rendered),
+            self.publisher.publish_batch(LOANS_DISPOSITIONED, output),
+        )
         record_dispositions(event.disposition for event in output.events)
         await self.complete_if_ready(state)
+
+    async def _add_loans(self, run_id: UUID, rendered: list[RenderedLoan]) -> RunState:
+        async with self.engine.begin() as connection:
+            return await ReportingRepository(connection).add_loans(run_id, rendered)
 
     async def on_run_started(self, event: RunStarted) -> None:
         """Track the run from its start."""

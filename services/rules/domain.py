@@ -14,18 +14,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
-from contracts.loans import (
-    LOAN_FIELDS,
-    NUMERIC_FIELDS,
-    Category,
-    LoanException,
-    LoanRecord,
-    QualityCounts,
-    Severity,
-)
+from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS, Category, Severity
+from contracts.numbers import finite_decimal as _decimal
 from contracts.quality import half_even, sums_of
 from contracts.quality import run_quality as means_of
 from contracts.rule_sets import CURRENT_VERSION
+from contracts.wire import LoanException, LoanRecord, QualityCounts
 
 RULE_SETS = Path(__file__).parent / "rule_sets"
 VALIDATION_KINDS = ("missing_field", "invalid_field", "duplicate_loan")
@@ -312,14 +306,3 @@ def _dimensions(
 def _present(value: str | None) -> str | None:
     """The value, or None when it is missing (absent or blank)."""
     return value if value is not None and value.strip() else None
-
-
-def _decimal(text: str | None) -> Decimal | None:
-    """A finite decimal from a value's canonical text, or None when it does not parse."""
-    if text is None:
-        return None
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None

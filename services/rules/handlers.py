@@ -5,9 +5,10 @@ from datetime import datetime
 
 from faststream.kafka import KafkaBroker, KafkaResponse
 
+from contracts import loans
 from contracts.ids import event_id
-from contracts.loans import EvaluatedBatch, IngestedBatch, LoanEvaluated, LoanIngested
 from contracts.topics import LOANS_EVALUATED, LOANS_INGESTED
+from contracts.wire import EvaluatedBatch, IngestedBatch, LoanEvaluated, LoanIngested
 from services.common.consumer import (
     PermanentMessageError,
     consumer_options,
@@ -51,7 +52,7 @@ def evaluated_batch(batch: IngestedBatch, rule_set: RuleSet, now: datetime) -> E
 def rule_set_for(batch: IngestedBatch, default: RuleSet) -> RuleSet:
     """The rule set a batch's run asks for (SPEC §7 reprocess what-if), else the default."""
     wanted = batch.params.rule_set_version
-    if wanted is None or wanted == default.version:
+    if not isinstance(wanted, str) or wanted == default.version:
         return default
     try:
         return load_rule_set(wanted)
@@ -71,9 +72,9 @@ def subscribe(
     @broker.subscriber(
         settings.topic(LOANS_INGESTED),
         decoder=contract_decoder(IngestedBatch),
-        **consumer_options(settings.consumer_group),
+        **consumer_options(settings.consumer_group, max_workers=settings.consumer_workers),
     )
-    @broker.publisher(settings.topic(LOANS_EVALUATED), schema=EvaluatedBatch)
+    @broker.publisher(settings.topic(LOANS_EVALUATED), schema=loans.EvaluatedBatch)
     async def on_loans_ingested(batch: IngestedBatch) -> KafkaResponse:
         """Evaluate every loan of an ingested batch with the rule set its run asks for."""
         with gc_paused():

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts import wire
 from contracts.codec import decode, decode_union, dumps, encode
 from contracts.ids import event_id
 from contracts.loans import DispositionedBatch, LoanPriced, PricedBatch
@@ -137,8 +138,9 @@ def priced_loans(run_id: UUID, count: int) -> list[LoanPriced]:
     return loans
 
 
-def batches(run_id: UUID, loans: Sequence[LoanPriced], size: int) -> list[PricedBatch]:
-    return [
+def batches(run_id: UUID, loans: Sequence[LoanPriced], size: int) -> list[wire.PricedBatch]:
+    """The loans in batches of `size`, as the priced consumer decodes them."""
+    built = [
         PricedBatch(
             run_id=run_id,
             batch_seq=number,
@@ -147,6 +149,7 @@ def batches(run_id: UUID, loans: Sequence[LoanPriced], size: int) -> list[Priced
         )
         for number, start in enumerate(range(0, len(loans), size))
     ]
+    return [decode(encode(batch), wire.PricedBatch) for batch in built]
 
 
 def tape_ingested(run_id: UUID, total: int, balance: str = "250000") -> TapeIngested:
@@ -289,7 +292,7 @@ async def test_tape_ingested_before_the_last_batch_completes_on_that_batch(
     await service.on_priced(second)
 
     assert len(publisher.of(RunCompleted)) == 1
-    dispositioned = publisher.of(DispositionedBatch)
+    dispositioned = publisher.of(wire.DispositionedBatch)
     assert [batch.batch_seq for batch in dispositioned] == [0, 1]
     # The loans are published before the run is declared complete.
     assert isinstance(publisher.published[-1][1], RunCompleted)

@@ -1,7 +1,7 @@
 """Turn a chunk of Kafka records into the rows the read models need (no I/O).
 
-Run events and dead letters are validated contracts; loan batches are large, so they are read with
-orjson and only the fields the read models keep are picked. The other loan topics are counted
+Run events and dead letters are validated contracts; dispositioned batches are decoded by the wire
+codec (`contracts.wire`) into rows. The other loan topics are counted
 from their `loan-count` headers without decoding the value (SPEC §2).
 """
 
@@ -21,7 +21,9 @@ from pydantic import ValidationError
 from contracts import topics
 from contracts.codec import decode, decode_union
 from contracts.dead_letters import DeadLetter
+from contracts.numbers import DEFAULT_IRR_TARGET
 from contracts.runs import RUN_EVENT, OutputsWritten, RunCompleted
+from services.common.consumer import gc_paused
 from services.gateway.projector.batches import DispositionedRows, dispositioned_rows
 from services.gateway.projector.folds import FOLDS
 from services.gateway.projector.hooks import hooks
@@ -104,7 +106,17 @@ class Plan:
 
 
 def plan(records: Iterable[Record]) -> Plan:
-    """The rows a chunk of records adds to the read models, and the records it cannot read."""
+    """The rows a chunk of records adds to the read models, and the records it cannot read.
+
+    The collector is paused meanwhile: a chunk's rows are a few hundred thousand acyclic tuples
+    (freed by reference counting), and collections scanning them took more than half of
+    planning's CPU (measured: 12.6 -> 5.6 us per dispositioned loan).
+    """
+    with gc_paused():
+        return _plan(records)
+
+
+def _plan(records: Iterable[Record]) -> Plan:
     result = Plan()
     for record in records:
         try:
@@ -192,7 +204,7 @@ def _tape(tapes: dict[str, TapeSeen], message: Mapping[str, Any]) -> None:
     elif message["kind"] == "end":
         seen.expected_rows = int(message["rows"])
         seen.pdate = str(message["pdate"])
-        seen.irr_target = Decimal(str(message.get("irr_target", "8.05")))
+        seen.irr_target = Decimal(str(message.get("irr_target", DEFAULT_IRR_TARGET)))
         seen.sales_team_id = message.get("sales_team_id")
     else:
         raise ValueError(f"unknown tape message kind {message['kind']!r}")

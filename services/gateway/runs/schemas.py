@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
+from contracts.numbers import DEFAULT_IRR_TARGET
 from contracts.runs import Phase, ReportKey
 from services.gateway.patterns import TEAM_ID
 from services.gateway.runs.domain import RunStatus
@@ -56,7 +57,7 @@ class RunRequest(BaseModel):
     """Run a tape: every CSV/XLSX file of a folder of the `inputs` area."""
 
     pdate: Day = Field(description="Purchase date.", examples=["2026-11-23"])
-    irr_target: Percent = Decimal("8.05")
+    irr_target: Percent = DEFAULT_IRR_TARGET
     folder: str = Field("", max_length=1000, description="Folder under `inputs/` (your root).")
     sales_team_id: str | None = Field(
         None, max_length=100, pattern=TEAM_ID, description="The team the run belongs to."

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
-from decimal import Decimal
 from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,7 +30,6 @@ from services.gateway.runs.schemas import ReprocessRequest, RunRequest
 
 logger = logging.getLogger(__name__)
 PRODUCER = "gateway"
-DEFAULT_IRR_TARGET = Decimal("8.05")
 
 
 async def visible_run(session: AsyncSession, user: Principal, run_id: UUID) -> RunState:

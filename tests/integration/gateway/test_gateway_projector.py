@@ -192,7 +192,7 @@ async def test_an_unreadable_record_is_dead_lettered_and_the_projector_moves_on(
     good = RunScenario(loans=3)
     key = f"{uuid4()}:0"
     async with KafkaPublisher(projector_settings) as publisher:
-        await publisher.publish_raw(LOANS_DISPOSITIONED, key, b'{"not": "a batch"}')
+        await publisher.publish_raw(LOANS_DISPOSITIONED, key, b'{"batch_seq": 0}')
         await publisher.publish_raw(RUNS, str(good.run_id), encode(good.run_events()[0]))
         projector = Projector(projector_settings, conn, publisher.publish_raw)
         await projector.start()

@@ -1,5 +1,8 @@
 from uuid import NAMESPACE_DNS, UUID, uuid5
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from contracts.ids import NS, batch_key, event_id, loan_id, tape_run_id
 
 RUN = UUID("0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d")
@@ -25,3 +28,18 @@ def test_event_ids_are_the_same_on_replay_and_differ_between_facts() -> None:
 
 def test_batch_key_is_run_id_and_batch_seq() -> None:
     assert batch_key(RUN, 7) == f"{RUN}:7"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    event_type=st.sampled_from(["loan.evaluated", "loan.priced", "loan.dispositioned", "run.x"]),
+    run_id=st.uuids(),
+    parts=st.lists(st.uuids() | st.integers() | st.text(), min_size=1, max_size=3),
+)
+def test_event_ids_equal_uuid5_of_the_whole_name_whatever_ids_came_before(
+    event_type: str, run_id: UUID, parts: list[object]
+) -> None:
+    name = f"{event_type}/{run_id}/" + "/".join(str(part) for part in parts)
+    assert event_id(event_type, run_id, *parts) == uuid5(NS, name)
+    assert event_id(event_type, run_id, *parts).version == 5
+    assert str(event_id(event_type, run_id, *parts)) == str(uuid5(NS, name))

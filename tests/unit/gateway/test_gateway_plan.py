@@ -2,11 +2,12 @@
 
 from decimal import Decimal
 
-from contracts import topics
+from contracts import topics, wire
 from contracts.codec import encode
 from services.gateway.projector.batches import EXCEPTION_COLUMNS, LOAN_COLUMNS, dispositioned_rows
 from services.gateway.projector.plan import Record, plan
 from services.gateway.runs.quality import validity_420
+from services.gateway.tables import LOAN_FIELD_COLUMNS
 from tests.unit.gateway.gateway_events import RunScenario, to_record
 
 
@@ -113,3 +114,8 @@ def test_producer_tape_messages_track_rows_and_the_end_marker() -> None:
     )
     tape = plan([*rows, end]).tapes["T-1"]
     assert (tape.max_row, tape.expected_rows, tape.irr_target) == (3, 3, Decimal("8.05"))
+
+
+def test_loan_fact_field_columns_follow_the_wire_loan_fields_order() -> None:
+    # dispositioned_rows spreads the decoded fields positionally into these columns.
+    assert tuple(LOAN_FIELD_COLUMNS) == wire.LoanFields.__struct_fields__

@@ -10,7 +10,7 @@ import pytest
 
 from contracts.codec import encode
 from contracts.ids import loan_id
-from contracts.loans import IngestedBatch, LoanFields, LoanRecord, RunParams
+from contracts.wire import IngestedBatch, LoanFields, LoanRecord, RunParams
 from services.ingest.batches import BatchTooLarge, LoanBatchSender, LoanTooLarge
 
 RUN = UUID(int=7)

@@ -5,9 +5,11 @@ from decimal import Decimal
 from uuid import UUID
 
 import pytest
+from msgspec.structs import asdict
 
 from contracts.ids import loan_id
-from contracts.loans import LOAN_FIELDS, LoanRecord, RowRef
+from contracts.loans import LOAN_FIELDS
+from contracts.wire import LoanRecord, RowRef
 from services.ingest.domain import (
     InMemoryDuplicateIndex,
     Normaliser,
@@ -167,7 +169,7 @@ def test_a_row_with_content_only_beyond_the_header_is_a_loan_with_every_field_mi
     (loan,) = normalise([""] * len(HEADER) + ["beyond"])
 
     assert loan.row == 1
-    assert loan.fields.model_dump() == dict.fromkeys(LOAN_FIELDS)
+    assert asdict(loan.fields) == dict.fromkeys(LOAN_FIELDS)
     assert loan.extra == {}
 
 

@@ -3,7 +3,7 @@
 import threading
 from pathlib import Path
 
-from contracts.loans import RowRef
+from contracts.wire import RowRef
 from services.ingest.domain import InMemoryDuplicateIndex
 from services.ingest.duplicates import SqliteDuplicateIndex
 

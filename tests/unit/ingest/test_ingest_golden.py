@@ -8,8 +8,10 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
+from msgspec.structs import asdict
 
-from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS, LoanRecord, RowRef
+from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS
+from contracts.wire import LoanRecord, RowRef
 from services.ingest.domain import InMemoryDuplicateIndex, Normaliser
 from services.ingest.readers import read_rows
 from tests.paths import GOLDEN
@@ -122,5 +124,5 @@ def test_the_golden_csv_canonical_texts_match_the_spec_examples() -> None:
 def test_the_golden_csv_row_with_content_only_beyond_the_header_is_a_loan() -> None:
     _, loans = ingest(GOLDEN / "csv" / "tape.csv")
 
-    empty = [loan for loan in loans if set(loan.fields.model_dump().values()) == {None}]
+    empty = [loan for loan in loans if set(asdict(loan.fields).values()) == {None}]
     assert [loan.row for loan in empty] == [102]

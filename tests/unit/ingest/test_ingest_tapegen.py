@@ -6,8 +6,9 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
+from msgspec.structs import asdict
 
-from contracts.loans import LoanRecord
+from contracts.wire import LoanRecord
 from services.ingest.domain import InMemoryDuplicateIndex, Normaliser
 from services.ingest.readers import read_rows
 from services.ingest.tapegen import HEADER, generate_tape
@@ -70,7 +71,7 @@ def test_a_clean_tape_has_no_missing_invalid_or_duplicate_loan(tmp_path: Path) -
     normaliser, records = loans(tmp_path / "tape.csv")
     assert normaliser.duplicates == 0
     assert all(record.invalid == () for record in records)
-    assert all(None not in record.fields.model_dump().values() for record in records)
+    assert all(None not in asdict(record.fields).values() for record in records)
     assert all(set(record.extra) == {"borrower_name", "state"} for record in records)
 
 
@@ -82,7 +83,7 @@ def test_xlsx_numbers_are_numeric_cells_and_read_like_their_csv_text(tmp_path: P
     _, from_xlsx = loans(tmp_path / "tape.xlsx")
     # A spreadsheet drops trailing zeros (80.50 is the number 80.5), so compare numbers.
     for csv_loan, xlsx_loan in zip(from_csv, from_xlsx, strict=True):
-        csv_fields, xlsx_fields = csv_loan.fields.model_dump(), xlsx_loan.fields.model_dump()
+        csv_fields, xlsx_fields = asdict(csv_loan.fields), asdict(xlsx_loan.fields)
         assert csv_fields.keys() == xlsx_fields.keys()
         for name, text in csv_fields.items():
             if name in ("seller_loan_number", "property_type", "occupancy_status", "loan_purpose"):

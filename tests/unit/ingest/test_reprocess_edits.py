@@ -3,6 +3,7 @@ partial run that keeps only some rows but finds duplicates against the whole tap
 
 from uuid import UUID
 
+from contracts import wire
 from contracts.loans import RowRef
 from contracts.runs import CellCorrection, ReprocessEdits
 from services.ingest.domain import InMemoryDuplicateIndex, Normaliser
@@ -69,5 +70,5 @@ def test_a_partial_run_keeps_only_its_rows_numbered_from_one_with_their_own_tota
 def test_a_partial_run_finds_a_duplicate_of_a_row_it_leaves_out() -> None:
     keep = (RowRef(source_file="tape.csv", row=3),)
     normaliser, loans = normalised(ReprocessEdits(rows=keep))
-    assert loans[0].duplicate_of == RowRef(source_file="tape.csv", row=1)
+    assert loans[0].duplicate_of == wire.RowRef(source_file="tape.csv", row=1)
     assert normaliser.duplicates == 1

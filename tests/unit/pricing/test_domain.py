@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from contracts.loans import Pricing
+from contracts.wire import Pricing
 from services.pricing.domain import may_price, price
 from tests.factories import loan_exception
 

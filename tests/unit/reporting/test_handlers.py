@@ -4,6 +4,7 @@ from decimal import Decimal
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from pydantic import BaseModel
 
+from contracts import wire
 from contracts.codec import decode, encode
 from contracts.dead_letters import DeadLetter
 from contracts.ids import event_id
@@ -103,7 +104,7 @@ async def test_a_priced_batch_is_handed_to_the_service_as_decoded() -> None:
     async with TestKafkaBroker(wired(service, letters)) as broker:
         await broker.publish(encode(batch), SETTINGS.topic(LOANS_PRICED))
 
-    assert service.calls == [("priced", batch)]
+    assert service.calls == [("priced", decode(encode(batch), wire.PricedBatch))]
     assert letters == []
 
 
@@ -166,7 +167,7 @@ async def test_a_malformed_run_event_is_dead_lettered_and_the_next_one_handled()
 
 
 def test_dispositioned_batch_keeps_order_and_gives_each_loan_its_disposition() -> None:
-    batch = priced_batch()
+    batch = decode(encode(priced_batch()), wire.PricedBatch)
 
     output = dispositioned_batch(batch, OCCURRED_AT)
 

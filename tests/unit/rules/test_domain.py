@@ -3,7 +3,8 @@ from typing import Any
 
 import pytest
 
-from contracts.loans import LoanException, RowRef
+from contracts.loans import RowRef
+from contracts.wire import LoanException
 from services.rules.domain import Evaluation, evaluate, load_rule_set
 from tests.factories import loan_record
 

@@ -1,4 +1,4 @@
-"""How fast the projector writes loans: `python -m services.gateway.projector.benchmark`.
+"""How fast the projector writes loans: `.venv/bin/python benchmarks/projector.py`.
 
 Builds a run of N loans (realistic batches of 500, a third of them with exceptions), then times
 either the decode-and-write path alone (`--direct`: plan + write_chunk, no broker) or the whole
