@@ -18,6 +18,7 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.cli import reach
 from services.cli.client import RunView, load_settings, result_json
 from services.cli.options import IrrTargetOption, JsonOption, PdateOption, WaitOption
 from services.cli.pipeline import (
@@ -49,7 +50,8 @@ def operator() -> Principal:
 
 
 async def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    engine = make_engine(GatewaySettings())
+    # The running stack's database unless the environment names another (as `admin` does).
+    engine = make_engine(GatewaySettings(_env_file=reach.env_files()))  # type: ignore[call-arg]
     try:
         async with async_sessionmaker(engine, expire_on_commit=False)() as session:
             return await work(session)
@@ -99,11 +101,11 @@ def reprocess(
         return state.run_id
 
     try:
-        child = run_async(_with_session(request))
+        child = run_async(_with_session(request), settings)
     except GatewayError as error:
         raise _failed(error) from None
     progress(f"run {child} requested: a reprocess of {parent}")
-    view = RunView(child) if wait is None else run_async(follow(settings, child, wait))
+    view = RunView(child) if wait is None else run_async(follow(settings, child, wait), settings)
     result = {**result_json(view or RunView(child)), "parent_run_id": str(parent)}
     if as_json:
         typer.echo(json.dumps(result))
@@ -127,7 +129,7 @@ def run_diff(
         return found.model_dump(mode="json", exclude={"skip", "limit"})
 
     try:
-        found = run_async(_with_session(work))
+        found = run_async(_with_session(work), load_settings())
     except GatewayError as error:
         raise _failed(error) from None
     if as_json:

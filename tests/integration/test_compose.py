@@ -30,6 +30,7 @@ from services.ingest.settings import IngestSettings
 from services.pricing.settings import PricingSettings
 from services.reporting.settings import ReportingSettings
 from services.rules.settings import RulesSettings
+from services.scoring.settings import ScoringSettings
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +50,7 @@ SETTINGS: dict[str, tuple[type[ServiceSettings], ...]] = {
     "rules": (RulesSettings,),
     "pricing": (PricingSettings,),
     "reporting": (ReportingSettings,),
+    "scoring": (ScoringSettings,),
     "migrate": (GatewaySettings, ReportingSettings),
     "topics": (ServiceSettings,),
 }
@@ -367,7 +369,7 @@ def test_whatever_a_service_writes_lies_on_a_volume_its_user_owns(
             settings = build_settings(settings_class, environment, monkeypatch, tmp_path)
             if settings.storage_type == "local":
                 writable.append(PurePosixPath(settings.storage_root))
-            if isinstance(settings, IngestSettings):
+            if isinstance(settings, IngestSettings | ScoringSettings):
                 writable.append(PurePosixPath(settings.state_dir))
         mounts = volume_mounts(service)
         for source, target in mounts:

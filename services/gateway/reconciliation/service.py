@@ -19,11 +19,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from uuid import UUID, uuid5
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.ids import NS
-from contracts.loans import LOAN_FIELDS, LoanRecord
+from contracts.loans import LOAN_FIELDS
 from contracts.runs import ReprocessEdits
+from contracts.wire import LoanRecord
 from services.common.governance_metrics import set_reconciliation_findings
 from services.common.storage import Storage, safe_key
 from services.gateway.reconciliation import repository as repo
@@ -141,7 +143,7 @@ def _source(record: LoanRecord) -> SourceLoan:
         seq=record.seq,
         source_file=record.source_file,
         row=record.row,
-        fields=record.fields.model_dump(),
+        fields=msgspec.structs.asdict(record.fields),
         invalid=frozenset(record.invalid),
     )
 

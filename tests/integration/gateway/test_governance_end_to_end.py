@@ -238,8 +238,15 @@ async def test_completed_runs_reconcile_by_themselves_and_tampering_is_found(
         completed = (
             await client.get("/api/runs", params={"status": "completed"}, headers=headers)
         ).json()
-        assert completed["items"]
-        for item in completed["items"]:
+        # Other modules share the log and the database; their runs without archived inputs
+        # (batches published straight onto the loan topics) are theirs to check.
+        ours = [
+            item
+            for item in completed["items"]
+            if item["folder"] is not None or item["parent_run_id"] is not None
+        ]
+        assert any(item["run_id"] == run_id for item in ours)
+        for item in ours:
             path = f"/api/runs/{item['run_id']}/reconciliation"
             body = await settled(client, path, headers, lambda b: b["status"] != "pending")
             assert body["status"] == "clean", (item["run_id"], body)
