@@ -6,6 +6,7 @@ from contracts import topics
 from contracts.audit import AuditRecorded
 from contracts.dead_letters import DeadLetter
 from contracts.loans import DispositionedBatch, EvaluatedBatch, IngestedBatch, PricedBatch
+from contracts.reviews import REVIEW_EVENTS
 from contracts.runs import (
     OutputsWritten,
     RunCompleted,
@@ -41,6 +42,7 @@ EVENTS_BY_TOPIC: dict[str, tuple[type[BaseModel], ...]] = {
     topics.DEAD_LETTERS.name: (DeadLetter,),
     topics.TRIAGE.name: TRIAGE_EVENTS,
     topics.AUDIT.name: (AuditRecorded,),
+    topics.REVIEWS.name: REVIEW_EVENTS,
 }
 ALL_MODELS: tuple[type[BaseModel], ...] = tuple(
     model for models in EVENTS_BY_TOPIC.values() for model in models

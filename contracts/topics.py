@@ -56,6 +56,9 @@ TRIAGE = Topic(
     "triage.v1", 6, "exception id", "Exception lifecycle: acknowledge, assign, resolve, waive."
 )
 AUDIT = Topic("audit.v1", 3, "target id", "One event per write action, login and logout.")
+REVIEWS = Topic(
+    "reviews.v1", 6, "case id", "Credit review cases: opened, assigned, started, released."
+)
 
 ALL_TOPICS: tuple[Topic, ...] = (
     LOAN_TAPES,
@@ -69,6 +72,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     DEAD_LETTERS,
     TRIAGE,
     AUDIT,
+    REVIEWS,
 )
 LOAN_TOPICS: tuple[Topic, ...] = (
     LOANS_INGESTED,

@@ -344,6 +344,96 @@ audit_log = Table(
     Index("audit_log_action_newest", "action", "occurred_at", "event_id"),
 )
 
+loan_scores = Table(
+    "loan_scores",
+    metadata,
+    # loans.scored.v1: each loan's model score, factors, routing and model inputs (SPEC §8).
+    Column("run_id", Uuid, primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("loan_id", Uuid, nullable=False),
+    Column("batch_seq", Integer, nullable=False),
+    Column("seller_loan_number", Text),
+    Column("disposition", Text, nullable=False),
+    Column("model_version", Text, nullable=False),
+    Column("score", SmallInteger, nullable=False),
+    Column("probability_default", Text, nullable=False),
+    Column("risk_category", Text, nullable=False),
+    Column("routing_decision", Text, nullable=False),
+    Column("routing_reason", Text, nullable=False),
+    Column("routing_triggers", ARRAY(Text), nullable=False),
+    Column("policy_version", Text, nullable=False),
+    Column("positive_factors", JSONB, nullable=False),
+    Column("negative_factors", JSONB, nullable=False),
+    Column("features", JSONB, nullable=False),
+    _ts("scored_at", nullable=False),
+    Index("loan_scores_loan", "loan_id"),
+    Index("loan_scores_run_routing", "run_id", "routing_decision", "seq"),
+)
+
+model_cards = Table(
+    "model_cards",
+    metadata,
+    # models.v1: the card of every model version the scoring service has served.
+    Column("model_name", Text, primary_key=True),
+    Column("model_version", Text, primary_key=True),
+    Column("card", JSONB, nullable=False),
+    _ts("loaded_at", nullable=False),
+)
+
+review_cases = Table(
+    "review_cases",
+    metadata,
+    # reviews.v1: one credit review case per `human_review` loan, its lifecycle state.
+    Column("case_id", Uuid, primary_key=True),
+    Column("loan_id", Uuid, nullable=False),
+    Column("run_id", Uuid, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("seller_loan_number", Text),
+    Column("model_version", Text, nullable=False),
+    Column("score", SmallInteger, nullable=False),
+    Column("routing_reason", Text, nullable=False),
+    Column("loan_amount", Text),
+    _ts("scored_at", nullable=False),
+    Column("opened_priority_score", SmallInteger, nullable=False),
+    Column("opened_priority", Text, nullable=False),
+    _ts("opened_at", nullable=False),
+    _ts("sla_deadline", nullable=False),
+    Column("status", Text, nullable=False),
+    Column("assignee", Uuid),
+    Column("releases", Integer, nullable=False),
+    Column("actions", Integer, nullable=False),
+    _ts("assigned_at"),
+    _ts("started_at"),
+    _ts("updated_at"),
+    Index("review_cases_loan", "loan_id", unique=True),
+    Index("review_cases_run", "run_id", "seq"),
+    Index("review_cases_status_deadline", "status", "sla_deadline"),
+    Index("review_cases_assignee", "assignee", "status"),
+)
+
+review_actions = Table(
+    "review_actions",
+    metadata,
+    # Every reviews.v1 event, applied or rejected by the fold (a case's history).
+    Column("event_id", Uuid, primary_key=True),
+    Column("case_id", Uuid, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("actor_id", Uuid),
+    Column("actor_role", Text, nullable=False),
+    Column("notes", Text),
+    Column("assignee", Uuid),
+    Column("from_status", Text),
+    Column("to_status", Text),
+    Column("applied", Boolean, nullable=False),
+    Column("reason", Text),
+    Column("request_id", Text),
+    _ts("occurred_at", nullable=False),
+    Index("review_actions_history", "case_id", "offset"),
+)
+
 READ_MODEL_TABLES: tuple[Table, ...] = (
     runs,
     report_files,
@@ -357,5 +447,9 @@ READ_MODEL_TABLES: tuple[Table, ...] = (
     exception_triage,
     exception_actions,
     audit_log,
+    loan_scores,
+    model_cards,
+    review_cases,
+    review_actions,
 )
 """Tables built only from the log: truncated by a rebuild, digested by the checksum."""

@@ -1,0 +1,127 @@
+"""Request and response shapes of the credit review endpoints (SPEC §8)."""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from contracts.reviews import CaseStatus, Priority
+from services.gateway.review.queue import SlaState
+
+
+class CaseActionRequest(BaseModel):
+    """The why of an action; `assignee` for assign (yourself when left out)."""
+
+    model_config = {"extra": "forbid"}
+
+    assignee: UUID | None = Field(None, description="The analyst to assign to (assign only).")
+    notes: str | None = Field(None, max_length=4000, description="Why (free text).")
+
+
+class CaseSummary(BaseModel):
+    """A case as the queue lists it."""
+
+    case_id: UUID
+    loan_id: UUID
+    run_id: UUID
+    seq: int
+    seller_loan_number: str | None
+    sales_team_id: str | None
+    score: int
+    routing_reason: str
+    loan_amount: str | None
+    status: CaseStatus
+    assignee: UUID | None
+    priority: Priority
+    priority_score: int = Field(description="0-100 at the time of the answer (priority.py).")
+    releases: int
+    opened_at: datetime
+    sla_deadline: datetime
+    sla_state: SlaState
+
+
+class QueuePage(BaseModel):
+    """One page of the queue and how many cases match in all."""
+
+    items: list[CaseSummary]
+    total: int
+    skip: int
+    limit: int
+
+
+class QueueSummary(BaseModel):
+    """Counts of the open cases in scope."""
+
+    total_pending: int
+    total_assigned: int
+    total_in_progress: int
+    approaching_sla: int
+    breached_sla: int
+    by_priority: dict[str, int] = Field(examples=[{"critical": 1, "high": 4, "medium": 9}])
+
+
+class CaseEvent(BaseModel):
+    """One event of a case's history: who, when, why, and what it changed."""
+
+    event_id: UUID
+    action: str
+    event_type: str
+    actor_id: UUID | None
+    actor_role: str
+    notes: str | None
+    assignee: UUID | None
+    from_status: CaseStatus | None
+    to_status: CaseStatus | None
+    applied: bool
+    reason: str | None
+    occurred_at: datetime
+
+
+class ScoreView(BaseModel):
+    """The model's view of the loan."""
+
+    model_version: str
+    score: int
+    probability_default: str
+    risk_category: str
+    routing_decision: str
+    routing_reason: str
+    routing_triggers: list[str]
+    policy_version: str
+    positive_factors: list[dict[str, Any]]
+    negative_factors: list[dict[str, Any]]
+    features: dict[str, Any]
+
+
+class CaseException(BaseModel):
+    """One of the loan's exceptions and its triage status."""
+
+    exception_id: UUID
+    exception_type: str
+    category: str
+    severity: str
+    message: str
+    status: str
+
+
+class SimilarLoan(BaseModel):
+    """A decided loan near this one in the model's inputs."""
+
+    loan_id: UUID
+    run_id: UUID
+    seq: int
+    seller_loan_number: str | None
+    score: int
+    decision: str = Field(examples=["auto_approve"])
+    distance: float = Field(description="Scaled distance of the model inputs (similar.py).")
+
+
+class CaseDetail(CaseSummary):
+    """A case with the score and factors, the loan, its exceptions, similar loans and history."""
+
+    score_detail: ScoreView | None
+    loan: dict[str, Any] | None
+    exceptions: list[CaseException]
+    similar_loans: list[SimilarLoan]
+    history: list[CaseEvent]
