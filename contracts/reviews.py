@@ -15,8 +15,26 @@ from pydantic import Field, TypeAdapter
 
 from contracts.base import Contract
 
-CaseStatus = Literal["pending", "assigned", "in_progress", "decided"]
-CASE_STATUSES: tuple[CaseStatus, ...] = ("pending", "assigned", "in_progress", "decided")
+CaseStatus = Literal["pending", "assigned", "in_progress", "override_pending", "decided"]
+CASE_STATUSES: tuple[CaseStatus, ...] = (
+    "pending",
+    "assigned",
+    "in_progress",
+    "override_pending",
+    "decided",
+)
+Outcome = Literal["approve", "approve_with_conditions", "decline"]
+DecisionType = Literal[
+    "auto_approve",
+    "auto_decline",
+    "analyst_approve",
+    "analyst_decline",
+    "analyst_approve_with_conditions",
+]
+ConditionType = Literal[
+    "documentation", "collateral", "guarantor", "reduced_amount", "reduced_term", "other"
+]
+Leaning = Literal["approve", "decline"]
 Priority = Literal["critical", "high", "medium", "low"]
 PRIORITIES: tuple[Priority, ...] = ("critical", "high", "medium", "low")
 SYSTEM_ROLE = "system"
@@ -72,14 +90,98 @@ class ReviewCaseReleased(ReviewEvent):
     event_type: Literal["review.case_released"] = "review.case_released"
 
 
-REVIEW_EVENTS: tuple[type[ReviewEvent], ...] = (
+class Condition(Contract):
+    """A condition of an approval."""
+
+    condition_type: ConditionType
+    description: str = Field(min_length=1, max_length=2000)
+
+
+class ReviewDecisionRecorded(ReviewEvent):
+    """The assignee decided the case (in_progress → decided, or → override_pending when the
+    decision goes against the model's leaning and needs a second person)."""
+
+    event_type: Literal["review.decision_recorded"] = "review.decision_recorded"
+    decision_id: UUID = Field(description="The decision (its event id).")
+    seq: int = Field(ge=1)
+    decision_type: DecisionType
+    outcome: Outcome
+    terms: str | None = Field(None, max_length=4000, description="Approval terms.")
+    conditions: tuple[Condition, ...] = ()
+    reasoning: str | None = Field(None, max_length=4000, description="Why (a decline's reason).")
+    justification: str | None = Field(None, max_length=4000, description="Why an override.")
+    score: int = Field(ge=0, le=1000)
+    model_leaning: Leaning
+    is_override: bool = Field(description="Against the model's leaning: needs a second person.")
+    review_time_seconds: int = Field(ge=0, description="From start to decision.")
+
+
+class ReviewOverrideApproved(ReviewEvent):
+    """A different senior analyst or admin approved the override (override_pending → decided)."""
+
+    event_type: Literal["review.override_approved"] = "review.override_approved"
+    decision_id: UUID
+
+
+class ReviewOverrideRejected(ReviewEvent):
+    """The override was rejected (override_pending → in_progress): the analyst decides again."""
+
+    event_type: Literal["review.override_rejected"] = "review.override_rejected"
+    decision_id: UUID
+    notes: str = Field(min_length=1, max_length=4000)
+
+
+class ReviewConditionFulfilled(ReviewEvent):
+    """One condition of the case's approval was met (`ordinal` from 1, in the decision's order)."""
+
+    event_type: Literal["review.condition_fulfilled"] = "review.condition_fulfilled"
+    decision_id: UUID
+    ordinal: int = Field(ge=1)
+
+
+class AutoDecision(Contract):
+    """The machine's decision of one loan that never needed a person."""
+
+    loan_id: UUID
+    seq: int = Field(ge=1)
+    decision_type: Literal["auto_approve", "auto_decline"]
+    score: int = Field(ge=0, le=1000)
+
+
+class AutoDecisionsRecorded(Contract):
+    """The auto decisions of one scored batch (keyed `{run_id}:{batch_seq}`), recorded by the
+    review job so that every loan of a run has a decision on reviews.v1."""
+
+    event_type: Literal["review.auto_decisions_recorded"] = "review.auto_decisions_recorded"
+    schema_version: int = 1
+    event_id: UUID = Field(description="uuid5 of the run and batch: one per scored batch.")
+    run_id: UUID
+    batch_seq: int = Field(ge=0)
+    decisions: tuple[AutoDecision, ...]
+    occurred_at: datetime
+
+
+REVIEW_EVENTS: tuple[type[Contract], ...] = (
     ReviewCaseOpened,
     ReviewCaseAssigned,
     ReviewCaseStarted,
     ReviewCaseReleased,
+    ReviewDecisionRecorded,
+    ReviewOverrideApproved,
+    ReviewOverrideRejected,
+    ReviewConditionFulfilled,
+    AutoDecisionsRecorded,
 )
 AnyReviewEvent = Annotated[
-    ReviewCaseOpened | ReviewCaseAssigned | ReviewCaseStarted | ReviewCaseReleased,
+    ReviewCaseOpened
+    | ReviewCaseAssigned
+    | ReviewCaseStarted
+    | ReviewCaseReleased
+    | ReviewDecisionRecorded
+    | ReviewOverrideApproved
+    | ReviewOverrideRejected
+    | ReviewConditionFulfilled
+    | AutoDecisionsRecorded,
     Field(discriminator="event_type"),
 ]
 REVIEW_EVENT: TypeAdapter[AnyReviewEvent] = TypeAdapter(AnyReviewEvent)

@@ -57,7 +57,10 @@ TRIAGE = Topic(
 )
 AUDIT = Topic("audit.v1", 3, "target id", "One event per write action, login and logout.")
 REVIEWS = Topic(
-    "reviews.v1", 6, "case id", "Credit review cases: opened, assigned, started, released."
+    "reviews.v1",
+    6,
+    "case id ({run_id}:{batch_seq} for auto decisions)",
+    "Credit review: cases, their actions, decisions, overrides and auto decisions.",
 )
 
 ALL_TOPICS: tuple[Topic, ...] = (

@@ -405,6 +405,11 @@ review_cases = Table(
     _ts("assigned_at"),
     _ts("started_at"),
     _ts("updated_at"),
+    Column("decision_id", Uuid),
+    Column("decided_by", Uuid),
+    _ts("decided_at"),
+    Column("conditions", SmallInteger, nullable=False),
+    Column("fulfilled", ARRAY(SmallInteger), nullable=False),
     Index("review_cases_loan", "loan_id", unique=True),
     Index("review_cases_run", "run_id", "seq"),
     Index("review_cases_status_deadline", "status", "sla_deadline"),
@@ -434,6 +439,39 @@ review_actions = Table(
     Index("review_actions_history", "case_id", "offset"),
 )
 
+review_decisions = Table(
+    "review_decisions",
+    metadata,
+    # Every loan's decision (SPEC §8): auto decisions and analysts' (with their override state).
+    Column("decision_id", Uuid, primary_key=True),
+    Column("case_id", Uuid),
+    Column("loan_id", Uuid, nullable=False),
+    Column("run_id", Uuid, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("decision_type", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    # final | override_pending | override_rejected
+    Column("status", Text, nullable=False),
+    Column("terms", Text),
+    Column("conditions", JSONB, nullable=False),
+    Column("fulfilled", ARRAY(SmallInteger), nullable=False),
+    Column("reasoning", Text),
+    Column("justification", Text),
+    Column("score", SmallInteger, nullable=False),
+    Column("model_leaning", Text),
+    Column("is_override", Boolean, nullable=False),
+    Column("review_time_seconds", Integer),
+    Column("decided_by", Uuid),
+    Column("decided_role", Text, nullable=False),
+    _ts("decided_at", nullable=False),
+    Column("override_by", Uuid),
+    _ts("override_at"),
+    Column("override_notes", Text),
+    Index("review_decisions_run", "run_id", "seq"),
+    Index("review_decisions_loan", "loan_id"),
+    Index("review_decisions_status", "status", "decided_at"),
+)
+
 READ_MODEL_TABLES: tuple[Table, ...] = (
     runs,
     report_files,
@@ -451,5 +489,6 @@ READ_MODEL_TABLES: tuple[Table, ...] = (
     model_cards,
     review_cases,
     review_actions,
+    review_decisions,
 )
 """Tables built only from the log: truncated by a rebuild, digested by the checksum."""

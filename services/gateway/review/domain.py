@@ -1,7 +1,8 @@
 """The review case lifecycle (SPEC §8), pure: commands return events, state is folded from events.
 
-    pending → assigned → in_progress
+    pending → assigned → in_progress → decided | override_pending
     assigned | in_progress → pending (release)
+    override_pending → decided (override approved) | in_progress (override rejected)
 
 An analyst may take a case for themselves; a `senior_analyst` or `admin` may assign it to anyone
 and reassign it. Nobody is given more than `MAX_ACTIVE` active (assigned or in progress) cases.
@@ -26,7 +27,11 @@ from contracts.reviews import (
     ReviewCaseOpened,
     ReviewCaseReleased,
     ReviewCaseStarted,
+    ReviewConditionFulfilled,
+    ReviewDecisionRecorded,
     ReviewEvent,
+    ReviewOverrideApproved,
+    ReviewOverrideRejected,
 )
 
 Action = Literal["assign", "start", "release"]
@@ -95,6 +100,11 @@ class CaseState:
     assigned_at: datetime | None = None
     started_at: datetime | None = None
     updated_at: datetime | None = None
+    decision_id: UUID | None = None
+    decided_by: UUID | None = None
+    decided_at: datetime | None = None
+    conditions: int = 0
+    fulfilled: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +118,36 @@ class Command:
     assignee: UUID | None = None
     notes: str | None = None
     request_id: str | None = None
+
+
+def check_decision(state: CaseState, actor: Actor) -> None:
+    """Only the assignee decides a case in progress."""
+    if state.status != "in_progress":
+        raise InvalidTransition("decide", state.status)
+    if state.assignee != actor.user_id:
+        raise NotPermitted("Only the case's assignee can decide it")
+
+
+def check_override_review(state: CaseState, actor: Actor, decision_id: UUID) -> None:
+    """A different senior analyst or admin approves or rejects a pending override."""
+    if actor.role not in SENIOR_ROLES:
+        raise NotPermitted("Approving an override requires role senior_analyst or admin")
+    if state.status != "override_pending" or state.decision_id != decision_id:
+        raise InvalidTransition("review the override of", state.status)
+    if state.decided_by == actor.user_id:
+        raise NotPermitted("An override needs a second person: you cannot approve your own")
+
+
+def check_fulfilment(state: CaseState, actor: Actor, decision_id: UUID, ordinal: int) -> None:
+    """A condition of the case's final approval, not yet fulfilled, by a reviewer."""
+    if actor.role not in {"analyst", *SENIOR_ROLES}:
+        raise NotPermitted(f"Role {actor.role} may not fulfil conditions")
+    if state.status != "decided" or state.decision_id != decision_id:
+        raise InvalidTransition("fulfil a condition of", state.status)
+    if not 1 <= ordinal <= state.conditions:
+        raise InvalidRequest(f"The decision has no condition {ordinal}")
+    if ordinal in state.fulfilled:
+        raise InvalidTransition("fulfil an already fulfilled condition of", state.status)
 
 
 ActiveCount = Callable[[UUID], int]
@@ -190,6 +230,33 @@ def evolve(state: CaseState | None, event: ReviewEvent) -> CaseState:
             started_at=None,
             releases=state.releases + 1,
         )
+    elif isinstance(event, ReviewDecisionRecorded):
+        check_decision(state, actor)
+        changed = replace(
+            state,
+            status="override_pending" if event.is_override else "decided",
+            decision_id=event.decision_id,
+            decided_by=actor.user_id,
+            decided_at=event.occurred_at,
+            conditions=len(event.conditions),
+            fulfilled=(),
+        )
+    elif isinstance(event, ReviewOverrideApproved):
+        check_override_review(state, actor, event.decision_id)
+        changed = replace(state, status="decided")
+    elif isinstance(event, ReviewOverrideRejected):
+        check_override_review(state, actor, event.decision_id)
+        changed = replace(
+            state,
+            status="in_progress",
+            decision_id=None,
+            decided_by=None,
+            decided_at=None,
+            conditions=0,
+        )
+    elif isinstance(event, ReviewConditionFulfilled):
+        check_fulfilment(state, actor, event.decision_id, event.ordinal)
+        changed = replace(state, fulfilled=tuple(sorted((*state.fulfilled, event.ordinal))))
     else:
         raise ReviewError(f"Unknown review event {type(event).__name__}")
     return replace(changed, actions=state.actions + 1, updated_at=event.occurred_at)
@@ -200,4 +267,8 @@ ACTION_OF_EVENT: dict[str, str] = {
     "review.case_assigned": "assign",
     "review.case_started": "start",
     "review.case_released": "release",
+    "review.decision_recorded": "decide",
+    "review.override_approved": "approve-override",
+    "review.override_rejected": "reject-override",
+    "review.condition_fulfilled": "fulfil-condition",
 }

@@ -1,8 +1,10 @@
 """The review jobs, run inside the API process on a clock tests can drive (no sleeping tests).
 
 `open_cases` publishes a `review.case_opened` for every `human_review` loan without a case (see
-`opening.py` for why the gateway, not the projector, opens cases). `ReviewJobs.tick(now)` runs the
-jobs once at `now`; `run(stop)` ticks every `review_job_seconds` with the wall clock.
+`opening.py` for why the gateway, not the projector, opens cases); `record_auto_decisions` one
+`review.auto_decisions_recorded` per scored batch whose auto-routed loans lack a decision.
+`ReviewJobs.tick(now)` runs the jobs once at `now`; `run(stop)` ticks every `review_job_seconds`
+with the wall clock.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contracts.ids import batch_key, event_id
+from contracts.reviews import AutoDecision, AutoDecisionsRecorded
+from contracts.topics import REVIEWS
 from services.gateway.deps import Publisher
 from services.gateway.review import repository as repo
 from services.gateway.review.opening import ScoredLoan, open_case
@@ -24,6 +30,7 @@ from services.gateway.settings import GatewaySettings
 logger = logging.getLogger(__name__)
 
 OPEN_BATCH = 1000
+AUTO_BATCHES = 50
 Clock = Callable[[], datetime]
 
 
@@ -61,6 +68,44 @@ def _scored(row: Any) -> ScoredLoan:
     )
 
 
+async def record_auto_decisions(session: AsyncSession, publisher: Publisher, now: datetime) -> int:
+    """Record the auto decisions of up to AUTO_BATCHES scored batches that lack them."""
+    rows = await repo.undecided_auto_batches(session, AUTO_BATCHES)
+    await session.commit()
+    events = auto_decisions(rows, now)
+    await asyncio.gather(
+        *(
+            publisher.publish(REVIEWS, batch_key(event.run_id, event.batch_seq), event)
+            for event in events
+        )
+    )
+    return sum(len(event.decisions) for event in events)
+
+
+def auto_decisions(rows: list[Any], now: datetime) -> list[AutoDecisionsRecorded]:
+    """One event per scored batch, with every auto-routed loan of it in tape order."""
+    by_batch: dict[tuple[UUID, int], list[AutoDecision]] = {}
+    for row in rows:
+        by_batch.setdefault((row.run_id, row.batch_seq), []).append(
+            AutoDecision(
+                loan_id=row.loan_id,
+                seq=row.seq,
+                decision_type=row.routing_decision,
+                score=row.score,
+            )
+        )
+    return [
+        AutoDecisionsRecorded(
+            event_id=event_id("review.auto_decisions_recorded", run_id, batch_seq),
+            run_id=run_id,
+            batch_seq=batch_seq,
+            decisions=tuple(decisions),
+            occurred_at=now,
+        )
+        for (run_id, batch_seq), decisions in by_batch.items()
+    ]
+
+
 class ReviewJobs:
     """The review jobs of one API process."""
 
@@ -80,7 +125,9 @@ class ReviewJobs:
         """Run every job once at `now` (the clock's time by default); return cases opened."""
         at = now or self.clock()
         async with self.sessionmaker() as session:
-            return await open_cases(session, self.publisher, self.settings, at)
+            opened = await open_cases(session, self.publisher, self.settings, at)
+            await record_auto_decisions(session, self.publisher, at)
+            return opened
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick every `review_job_seconds` until `stop` is set; a failed tick is logged."""

@@ -14,9 +14,20 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from contracts.codec import decode_union
-from contracts.reviews import REVIEW_EVENT, ReviewCaseOpened, ReviewEvent
+from contracts.ids import event_id as make_event_id
+from contracts.reviews import (
+    REVIEW_EVENT,
+    AutoDecisionsRecorded,
+    ReviewCaseOpened,
+    ReviewConditionFulfilled,
+    ReviewDecisionRecorded,
+    ReviewEvent,
+    ReviewOverrideApproved,
+    ReviewOverrideRejected,
+)
 from services.gateway.review.domain import (
     ACTION_OF_EVENT,
     CaseState,
@@ -33,6 +44,33 @@ STATE_COLUMNS = (
     "assigned_at",
     "started_at",
     "updated_at",
+    "decision_id",
+    "decided_by",
+    "decided_at",
+    "conditions",
+    "fulfilled",
+)
+DECISION_COLUMNS = (
+    "decision_id",
+    "case_id",
+    "loan_id",
+    "run_id",
+    "seq",
+    "decision_type",
+    "outcome",
+    "status",
+    "terms",
+    "conditions",
+    "fulfilled",
+    "reasoning",
+    "justification",
+    "score",
+    "model_leaning",
+    "is_override",
+    "review_time_seconds",
+    "decided_by",
+    "decided_role",
+    "decided_at",
 )
 OPENED_COLUMNS = (
     "case_id",
@@ -76,7 +114,7 @@ class PositionedReview:
 
     partition: int
     offset: int
-    event: ReviewEvent
+    event: ReviewEvent | AutoDecisionsRecorded
 
 
 def decode_review(partition: int, offset: int, value: bytes) -> PositionedReview:
@@ -85,11 +123,12 @@ def decode_review(partition: int, offset: int, value: bytes) -> PositionedReview
 
 
 def _state(row: Any) -> CaseState:
-    return CaseState(**{name: row[name] for name in STATE_COLUMNS})
+    values = {name: row[name] for name in STATE_COLUMNS}
+    return CaseState(**{**values, "fulfilled": tuple(values["fulfilled"])})
 
 
 async def _load(
-    conn: asyncpg.Connection, items: list[PositionedReview]
+    conn: asyncpg.Connection, items: list[Any]
 ) -> tuple[set[UUID], dict[UUID, CaseState]]:
     seen = {
         row["event_id"]
@@ -110,12 +149,18 @@ async def _load(
 
 async def write_reviews(conn: asyncpg.Connection, items: list[PositionedReview]) -> None:
     """Apply a chunk's review events in log order (inside the chunk's transaction)."""
+    autos = [item.event for item in items if isinstance(item.event, AutoDecisionsRecorded)]
+    await write_auto_decisions(conn, autos)
+    items = [item for item in items if not isinstance(item.event, AutoDecisionsRecorded)]
     if not items:
         return
     seen, states = await _load(conn, items)
     existing = set(states)
     opened: dict[UUID, ReviewCaseOpened] = {}
     changed: set[UUID] = set()
+    decided: list[ReviewDecisionRecorded] = []
+    reviewed: list[ReviewOverrideApproved | ReviewOverrideRejected] = []
+    fulfilled: dict[UUID, UUID] = {}
     actions: list[tuple[Any, ...]] = []
     for item in items:
         event = item.event
@@ -133,6 +178,12 @@ async def write_reviews(conn: asyncpg.Connection, items: list[PositionedReview])
                 opened[event.case_id] = event
             else:
                 changed.add(event.case_id)
+            if isinstance(event, ReviewDecisionRecorded):
+                decided.append(event)
+            elif isinstance(event, ReviewOverrideApproved | ReviewOverrideRejected):
+                reviewed.append(event)
+            elif isinstance(event, ReviewConditionFulfilled):
+                fulfilled[event.decision_id] = event.case_id
         actions.append(_action_row(item, before, after, reason))
     if opened:
         columns = (*OPENED_COLUMNS, *STATE_COLUMNS)
@@ -152,6 +203,113 @@ async def write_reviews(conn: asyncpg.Connection, items: list[PositionedReview])
         f"INSERT INTO {SCHEMA}.review_actions ({_names(ACTION_COLUMNS)}) "
         f"VALUES ({_slots(ACTION_COLUMNS)}) ON CONFLICT (event_id) DO NOTHING",
         actions,
+    )
+    await _write_decisions(conn, decided, reviewed)
+    await conn.executemany(
+        f"UPDATE {SCHEMA}.review_decisions SET fulfilled = $2 WHERE decision_id = $1",
+        [(decision, list(states[case].fulfilled)) for decision, case in fulfilled.items()],
+    )
+
+
+async def _write_decisions(
+    conn: asyncpg.Connection,
+    decided: list[ReviewDecisionRecorded],
+    reviewed: list[ReviewOverrideApproved | ReviewOverrideRejected],
+) -> None:
+    await _insert_decisions(conn, [_decision_row(event) for event in decided])
+    await conn.executemany(
+        f"UPDATE {SCHEMA}.review_decisions SET status = $2, override_by = $3, "
+        "override_at = $4, override_notes = $5 WHERE decision_id = $1",
+        [
+            (
+                event.decision_id,
+                "final" if isinstance(event, ReviewOverrideApproved) else "override_rejected",
+                event.actor_id,
+                event.occurred_at,
+                event.notes,
+            )
+            for event in reviewed
+        ],
+    )
+
+
+async def _insert_decisions(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    slots = ", ".join(
+        f"${i}::jsonb" if name == "conditions" else f"${i}"
+        for i, name in enumerate(DECISION_COLUMNS, 1)
+    )
+    await conn.executemany(
+        f"INSERT INTO {SCHEMA}.review_decisions ({_names(DECISION_COLUMNS)}) VALUES ({slots}) "
+        "ON CONFLICT (decision_id) DO NOTHING",
+        rows,
+    )
+
+
+def _decision_row(event: ReviewDecisionRecorded) -> tuple[Any, ...]:
+    conditions = [condition.model_dump(mode="json") for condition in event.conditions]
+    return (
+        event.decision_id,
+        event.case_id,
+        event.loan_id,
+        event.run_id,
+        event.seq,
+        event.decision_type,
+        event.outcome,
+        "override_pending" if event.is_override else "final",
+        event.terms,
+        orjson.dumps(conditions, option=orjson.OPT_SORT_KEYS).decode(),
+        [],
+        event.reasoning,
+        event.justification,
+        event.score,
+        event.model_leaning,
+        event.is_override,
+        event.review_time_seconds,
+        event.actor_id,
+        event.actor_role,
+        event.occurred_at,
+    )
+
+
+def auto_decision_id(run_id: UUID, loan_id: UUID) -> UUID:
+    """The id of a loan's auto decision: one per loan, whatever the replays."""
+    return make_event_id("review.auto_decided", run_id, loan_id)
+
+
+async def write_auto_decisions(
+    conn: asyncpg.Connection, events: list[AutoDecisionsRecorded]
+) -> None:
+    """Record every auto decision once (a batch recorded twice changes nothing)."""
+    await _insert_decisions(
+        conn,
+        [
+            (
+                auto_decision_id(event.run_id, decision.loan_id),
+                None,
+                decision.loan_id,
+                event.run_id,
+                decision.seq,
+                decision.decision_type,
+                "approve" if decision.decision_type == "auto_approve" else "decline",
+                "final",
+                None,
+                "[]",
+                [],
+                None,
+                None,
+                decision.score,
+                None,
+                False,
+                None,
+                None,
+                "system",
+                event.occurred_at,
+            )
+            for event in events
+            for decision in event.decisions
+        ],
     )
 
 
@@ -190,6 +348,7 @@ def _action_row(
     item: PositionedReview, before: CaseState | None, after: CaseState | None, reason: str | None
 ) -> tuple[Any, ...]:
     event = item.event
+    assert isinstance(event, ReviewEvent)
     event_type = str(event.event_type)  # type: ignore[attr-defined]
     return (
         event.event_id,

@@ -19,6 +19,7 @@ from services.gateway.tables import (
     model_cards,
     review_actions,
     review_cases,
+    review_decisions,
     runs,
 )
 
@@ -150,3 +151,65 @@ async def latest_model(session: AsyncSession) -> Any | None:
 
 def _ids(ids: Sequence[UUID]) -> Any:
     return bindparam(None, list(ids), type_=ARRAY(Uuid()))
+
+
+d = review_decisions.c
+
+
+async def undecided_auto_batches(session: AsyncSession, limit: int) -> list[Any]:
+    """Every auto-routed loan of up to `limit` scored batches that still lack a decision."""
+    undecided = (
+        select(s.run_id, s.batch_seq)
+        .outerjoin(review_decisions, d.loan_id == s.loan_id)
+        .where(s.routing_decision.in_(AUTO_DECIDED), d.decision_id.is_(None))
+        .group_by(s.run_id, s.batch_seq)
+        .order_by(s.run_id, s.batch_seq)
+        .limit(limit)
+        .subquery()
+    )
+    query = (
+        select(s.run_id, s.batch_seq, s.loan_id, s.seq, s.routing_decision, s.score)
+        .join(
+            undecided,
+            (undecided.c.run_id == s.run_id) & (undecided.c.batch_seq == s.batch_seq),
+        )
+        .where(s.routing_decision.in_(AUTO_DECIDED))
+        .order_by(s.run_id, s.batch_seq, s.seq)
+    )
+    return list(await session.execute(query))
+
+
+async def get_decision(
+    session: AsyncSession, decision_id: UUID, team_scope: str | None
+) -> Any | None:
+    """One decision with its run's team, or None (also when another team's)."""
+    query = (
+        select(review_decisions, runs.c.sales_team_id)
+        .outerjoin(runs, runs.c.run_id == d.run_id)
+        .where(d.decision_id == decision_id)
+    )
+    if team_scope is not None:
+        query = query.where(runs.c.sales_team_id == team_scope)
+    return (await session.execute(query)).first()
+
+
+async def decisions_with_status(
+    session: AsyncSession, status: str, team_scope: str | None, limit: int
+) -> list[Any]:
+    """Decisions in a status, oldest first."""
+    query = (
+        select(review_decisions, runs.c.sales_team_id)
+        .outerjoin(runs, runs.c.run_id == d.run_id)
+        .where(d.status == status)
+        .order_by(d.decided_at, d.decision_id)
+        .limit(limit)
+    )
+    if team_scope is not None:
+        query = query.where(runs.c.sales_team_id == team_scope)
+    return list(await session.execute(query))
+
+
+async def decisions_of_case(session: AsyncSession, case_id: UUID) -> list[Any]:
+    """Every decision taken on a case, oldest first."""
+    query = select(review_decisions).where(d.case_id == case_id).order_by(d.decided_at)
+    return list(await session.execute(query))

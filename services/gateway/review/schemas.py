@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from contracts.reviews import CaseStatus, Priority
+from contracts.reviews import CaseStatus, ConditionType, DecisionType, Outcome, Priority
 from services.gateway.review.queue import SlaState
 
 
@@ -125,3 +125,67 @@ class CaseDetail(CaseSummary):
     exceptions: list[CaseException]
     similar_loans: list[SimilarLoan]
     history: list[CaseEvent]
+    decisions: list["DecisionView"] = Field(
+        description="Decisions taken on the case, oldest first."
+    )
+
+
+class ConditionIn(BaseModel):
+    """A condition of an approval."""
+
+    model_config = {"extra": "forbid"}
+
+    condition_type: ConditionType
+    description: str = Field(min_length=1, max_length=2000)
+
+
+class DecisionBody(BaseModel):
+    """A decision: `approve` with terms, `approve_with_conditions` with conditions, or `decline`
+    with reasoning; against the model's leaning, a justification of at least 50 characters."""
+
+    model_config = {"extra": "forbid"}
+
+    outcome: Outcome
+    terms: str | None = Field(None, max_length=4000)
+    conditions: list[ConditionIn] = Field(default_factory=list, max_length=50)
+    reasoning: str | None = Field(None, max_length=4000)
+    justification: str | None = Field(None, max_length=4000)
+
+
+class OverrideReviewBody(BaseModel):
+    """Why an override is approved or rejected (required to reject)."""
+
+    model_config = {"extra": "forbid"}
+
+    notes: str | None = Field(None, max_length=4000)
+
+
+class DecisionView(BaseModel):
+    """A loan's decision (an analyst's or the machine's) and where its override stands."""
+
+    decision_id: UUID
+    case_id: UUID | None
+    loan_id: UUID
+    run_id: UUID
+    seq: int
+    decision_type: DecisionType
+    outcome: Outcome
+    status: str = Field(examples=["final", "override_pending", "override_rejected"])
+    terms: str | None
+    conditions: list[dict[str, Any]]
+    fulfilled: list[int] = Field(description="Ordinals (from 1) of the fulfilled conditions.")
+    reasoning: str | None
+    justification: str | None
+    score: int
+    model_leaning: str | None
+    is_override: bool
+    review_time_seconds: int | None
+    decided_by: UUID | None
+    decided_role: str
+    decided_at: datetime
+    override_by: UUID | None
+    override_at: datetime | None
+    override_notes: str | None
+
+
+CaseDetail.model_rebuild()

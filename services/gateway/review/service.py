@@ -12,13 +12,15 @@ from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.reviews import CaseStatus, Priority, ReviewEvent
+from contracts.reviews import CaseStatus, Condition, Priority, ReviewEvent
 from contracts.topics import REVIEWS
 from services.gateway.deps import Publisher
 from services.gateway.errors import BadRequest, Conflict, Forbidden, GatewayError, NotFound
 from services.gateway.identity import repository as identity
 from services.gateway.identity.principal import Principal
+from services.gateway.review import decisions
 from services.gateway.review import repository as repo
+from services.gateway.review.decisions import DecisionRequest
 from services.gateway.review.domain import (
     REVIEWER_ROLES,
     Action,
@@ -41,6 +43,8 @@ from services.gateway.review.schemas import (
     CaseEvent,
     CaseException,
     CaseSummary,
+    DecisionBody,
+    DecisionView,
     QueuePage,
     ScoreView,
     SimilarLoan,
@@ -171,6 +175,7 @@ async def detail(
             )
         ]
     history = await repo.history(session, case_id)
+    decisions = await repo.decisions_of_case(session, case_id)
     return CaseDetail(
         **_summary(row, ranked).model_dump(),
         score_detail=ScoreView.model_validate(score, from_attributes=True) if score else None,
@@ -178,7 +183,13 @@ async def detail(
         exceptions=[CaseException.model_validate(e, from_attributes=True) for e in exceptions],
         similar_loans=similar,
         history=[CaseEvent.model_validate(h, from_attributes=True) for h in history],
+        decisions=[decision_view(d) for d in decisions],
     )
+
+
+def decision_view(row: Any) -> DecisionView:
+    """A decision row as the API shows it."""
+    return DecisionView.model_validate(row, from_attributes=True)
 
 
 def http_error(error: ReviewError) -> GatewayError:
@@ -191,7 +202,144 @@ def http_error(error: ReviewError) -> GatewayError:
 
 
 def _state(row: Any) -> CaseState:
-    return CaseState(status=row.status, assignee=row.assignee, releases=row.releases)
+    return CaseState(
+        status=row.status,
+        assignee=row.assignee,
+        releases=row.releases,
+        started_at=row.started_at,
+        decision_id=row.decision_id,
+        decided_by=row.decided_by,
+        conditions=row.conditions,
+        fulfilled=tuple(row.fulfilled),
+    )
+
+
+def _ref(row: Any) -> CaseRef:
+    return CaseRef(row.case_id, row.loan_id, row.run_id)
+
+
+async def _publish_and_wait(
+    session: AsyncSession, publisher: Publisher, event: ReviewEvent, wait_seconds: float
+) -> bool:
+    await publisher.publish(REVIEWS, str(event.case_id), event)
+    folded = await wait_folded(session, [event.event_id], wait_seconds)
+    outcome = folded.get(event.event_id)
+    if outcome is not None and not outcome.applied:
+        raise Conflict(outcome.reason)
+    return outcome is not None
+
+
+async def decide_case(
+    session: AsyncSession,
+    publisher: Publisher,
+    user: Principal,
+    settings: GatewaySettings,
+    case_id: UUID,
+    body: DecisionBody,
+    request_id: str | None,
+    now: datetime,
+) -> bool:
+    """Record the assignee's decision on a case; True once folded."""
+    row = await repo.get_case(session, case_id, user.team_scope)
+    if row is None:
+        raise NotFound("Review case not found")
+    request = DecisionRequest(
+        outcome=body.outcome,
+        terms=body.terms,
+        conditions=[Condition(**c.model_dump()) for c in body.conditions],
+        reasoning=body.reasoning,
+        justification=body.justification,
+    )
+    try:
+        event = decisions.decide_case(
+            _ref(row),
+            _state(row),
+            row.seq,
+            row.score,
+            Actor(user.user_id, user.role),
+            request,
+            policy_of(settings),
+            now,
+            uuid4(),
+            request_id,
+        )
+    except ReviewError as error:
+        raise http_error(error) from error
+    return await _publish_and_wait(session, publisher, event, settings.review_wait_seconds)
+
+
+async def review_override(
+    session: AsyncSession,
+    publisher: Publisher,
+    user: Principal,
+    settings: GatewaySettings,
+    decision_id: UUID,
+    approve: bool,
+    notes: str | None,
+    request_id: str | None,
+    now: datetime,
+) -> bool:
+    """Approve or reject a pending override (a different senior analyst or admin)."""
+    decision = await repo.get_decision(session, decision_id, user.team_scope)
+    if decision is None or decision.case_id is None:
+        raise NotFound("Decision not found")
+    row = await repo.get_case(session, decision.case_id, user.team_scope)
+    if row is None:
+        raise NotFound("Decision not found")
+    try:
+        state = _state(row)
+        if state.decision_id != decision_id:
+            raise InvalidTransition("review the override of", "decided")
+        event = decisions.override_review(
+            _ref(row),
+            state,
+            Actor(user.user_id, user.role),
+            approve,
+            notes,
+            now,
+            uuid4(),
+            request_id,
+        )
+    except ReviewError as error:
+        raise http_error(error) from error
+    return await _publish_and_wait(session, publisher, event, settings.review_wait_seconds)
+
+
+async def fulfil_condition(
+    session: AsyncSession,
+    publisher: Publisher,
+    user: Principal,
+    settings: GatewaySettings,
+    decision_id: UUID,
+    ordinal: int,
+    notes: str | None,
+    request_id: str | None,
+    now: datetime,
+) -> bool:
+    """Mark one condition of an approval fulfilled."""
+    decision = await repo.get_decision(session, decision_id, user.team_scope)
+    if decision is None or decision.case_id is None:
+        raise NotFound("Decision not found")
+    row = await repo.get_case(session, decision.case_id, user.team_scope)
+    if row is None:
+        raise NotFound("Decision not found")
+    try:
+        state = _state(row)
+        if state.decision_id != decision_id:
+            raise InvalidTransition("fulfil a condition of", row.status)
+        event = decisions.fulfil(
+            _ref(row),
+            state,
+            Actor(user.user_id, user.role),
+            ordinal,
+            notes,
+            now,
+            uuid4(),
+            request_id,
+        )
+    except ReviewError as error:
+        raise http_error(error) from error
+    return await _publish_and_wait(session, publisher, event, settings.review_wait_seconds)
 
 
 async def act(
@@ -223,19 +371,14 @@ async def act(
     )
     try:
         event = decide(
-            CaseRef(row.case_id, row.loan_id, row.run_id),
+            _ref(row),
             _state(row),
             command,
             lambda person: counts.get(person, 0),
         )
     except ReviewError as error:
         raise http_error(error) from error
-    await publisher.publish(REVIEWS, str(case_id), event)
-    folded = await wait_folded(session, [event.event_id], wait_seconds)
-    outcome = folded.get(event.event_id)
-    if outcome is not None and not outcome.applied:
-        raise Conflict(outcome.reason)
-    return outcome is not None
+    return await _publish_and_wait(session, publisher, event, wait_seconds)
 
 
 async def publish_all(publisher: Publisher, events: Sequence[ReviewEvent]) -> None:

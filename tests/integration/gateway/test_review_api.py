@@ -400,6 +400,151 @@ async def test_sales_users_see_only_their_own_teams_cases(desk: Desk) -> None:
         break
 
 
+def auto_routed(scenario: RunScenario) -> int:
+    return sum(
+        1
+        for batch in scored_batches(scenario)
+        for event in batch.events
+        if event.routing.decision != "human_review"
+    )
+
+
+async def auto_decisions(settings: GatewaySettings) -> int:
+    conn = await connect(settings)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM gateway.review_decisions WHERE case_id IS NULL"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.usefixtures("opened")
+async def test_every_auto_routed_loan_gets_its_auto_decision_once(desk: Desk) -> None:
+    expected = auto_routed(desk.run_a) + auto_routed(desk.run_b)
+    found = await wait_for(lambda: auto_decisions(desk.settings), lambda n: n >= expected)
+    assert found == expected
+    await desk.jobs.tick()
+    conn = await connect(desk.settings)
+    try:
+        await wait_caught_up(desk.settings, conn, timeout=60)
+        types = dict(
+            await conn.fetch(
+                "SELECT decision_type, count(*) FROM gateway.review_decisions "
+                "WHERE case_id IS NULL GROUP BY decision_type"
+            )
+        )
+    finally:
+        await conn.close()
+    assert await auto_decisions(desk.settings) == expected
+    assert set(types) <= {"auto_approve", "auto_decline"} and sum(types.values()) == expected
+
+
+async def take(desk: Desk, headers: dict[str, str], leaning: str) -> dict:
+    """A pending case the model leans `leaning` on, assigned to and started by the caller."""
+    items = (await queue(desk, desk.admin, status="pending", limit=1000))["items"]
+    chosen = next(item for item in items if (item["score"] >= 725) == (leaning == "approve"))
+    cid = chosen["case_id"]
+    assert (await case_action(desk, headers, cid, "assign")).status_code == 200
+    started = await case_action(desk, headers, cid, "start")
+    assert started.status_code == 200, started.text
+    return started.json()
+
+
+async def decide(desk: Desk, headers: dict[str, str], case_id: str, **body: Any) -> httpx.Response:
+    return await desk.client.post(
+        f"/api/review/cases/{case_id}/decision", headers=headers, json=body
+    )
+
+
+JUSTIFIED = "Twelve years of verified reserves and a guarantor on file outweigh the score."
+
+
+@pytest.mark.usefixtures("opened")
+async def test_an_analyst_approves_with_conditions_and_marks_one_fulfilled(desk: Desk) -> None:
+    case = await take(desk, desk.analyst, "approve")
+    cid = case["case_id"]
+    missing = await decide(desk, desk.analyst, cid, outcome="approve_with_conditions")
+    assert missing.status_code == 400
+    conditions = [
+        {"condition_type": "documentation", "description": "Two recent pay stubs"},
+        {"condition_type": "reduced_amount", "description": "At most $400,000"},
+    ]
+    response = await decide(
+        desk, desk.analyst, cid, outcome="approve_with_conditions", conditions=conditions
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "decided"
+    (made,) = body["decisions"]
+    assert made["decision_type"] == "analyst_approve_with_conditions"
+    assert made["status"] == "final" and not made["is_override"]
+    assert made["review_time_seconds"] >= 0
+    assert [c["condition_type"] for c in made["conditions"]] == ["documentation", "reduced_amount"]
+    fulfilled = await desk.client.post(
+        f"/api/review/decisions/{made['decision_id']}/conditions/2/fulfil", headers=desk.analyst
+    )
+    assert fulfilled.status_code == 200, fulfilled.text
+    assert fulfilled.json()["decisions"][0]["fulfilled"] == [2]
+    twice = await desk.client.post(
+        f"/api/review/decisions/{made['decision_id']}/conditions/2/fulfil", headers=desk.analyst
+    )
+    assert twice.status_code == 409
+    again = await decide(desk, desk.analyst, cid, outcome="approve", terms="t")
+    assert again.status_code == 409
+
+
+@pytest.mark.usefixtures("opened")
+async def test_a_decline_against_the_model_waits_for_a_second_person(desk: Desk) -> None:
+    case = await take(desk, desk.analyst, "approve")
+    cid = case["case_id"]
+    short = await decide(
+        desk, desk.analyst, cid, outcome="decline", reasoning="thin file", justification="no"
+    )
+    assert short.status_code == 400
+    assert "50" in short.json()["error"]
+    response = await decide(
+        desk, desk.analyst, cid, outcome="decline", reasoning="thin file", justification=JUSTIFIED
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "override_pending"
+    decision_id = response.json()["decisions"][0]["decision_id"]
+    assert (
+        await desk.client.get("/api/review/pending-overrides", headers=desk.analyst)
+    ).status_code == 403
+    pending = (await desk.client.get("/api/review/pending-overrides", headers=desk.senior)).json()
+    assert decision_id in {item["decision_id"] for item in pending}
+    url = f"/api/review/decisions/{decision_id}"
+    assert (
+        await desk.client.post(f"{url}/approve-override", headers=desk.analyst)
+    ).status_code == 403
+    no_notes = await desk.client.post(f"{url}/reject-override", headers=desk.senior)
+    assert no_notes.status_code == 400
+    rejected = await desk.client.post(
+        f"{url}/reject-override", headers=desk.senior, json={"notes": "Reserves not verified"}
+    )
+    assert rejected.status_code == 200, rejected.text
+    body = rejected.json()
+    assert (body["status"], body["assignee"]) == ("in_progress", desk.ids["analyst1"])
+    assert body["decisions"][0]["status"] == "override_rejected"
+    # The analyst decides again; this time a second person approves.
+    again = await decide(
+        desk, desk.analyst, cid, outcome="decline", reasoning="thin file", justification=JUSTIFIED
+    )
+    second = again.json()["decisions"][-1]["decision_id"]
+    approved = await desk.client.post(
+        f"/api/review/decisions/{second}/approve-override", headers=desk.senior
+    )
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "decided"
+    final = approved.json()["decisions"][-1]
+    assert (final["status"], final["override_by"]) == ("final", desk.ids["senior1"])
+    pending = (await desk.client.get("/api/review/pending-overrides", headers=desk.senior)).json()
+    assert second not in {item["decision_id"] for item in pending}
+
+
 @pytest.mark.usefixtures("opened")
 async def test_a_rebuild_replays_scores_cases_and_their_history_into_the_same_checksum(
     desk: Desk,
@@ -416,7 +561,8 @@ async def test_a_rebuild_replays_scores_cases_and_their_history_into_the_same_ch
     finally:
         await conn.close()
     before = await checksum(desk.settings)
-    for table in ("loan_scores", "model_cards", "review_cases", "review_actions"):
+    tables = ("loan_scores", "model_cards", "review_cases", "review_actions", "review_decisions")
+    for table in tables:
         assert before.tables[table]["rows"] > 0, table
     await rebuild(desk.settings, timeout=120)
     after = await checksum(desk.settings)

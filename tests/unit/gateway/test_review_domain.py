@@ -10,13 +10,21 @@ from uuid import UUID, uuid4
 import pytest
 
 from contracts.ids import review_case_id
-from contracts.reviews import ReviewCaseOpened
+from contracts.reviews import Condition, ReviewCaseOpened, ReviewDecisionRecorded
+from services.gateway.review.decisions import (
+    DecisionRequest,
+    decide_case,
+    fulfil,
+    leaning,
+    override_review,
+)
 from services.gateway.review.domain import (
     MAX_ACTIVE,
     Actor,
     CaseRef,
     CaseState,
     Command,
+    InvalidRequest,
     InvalidTransition,
     NotPermitted,
     ReviewError,
@@ -247,3 +255,122 @@ def test_the_same_inputs_are_at_distance_zero_and_nearest_come_first() -> None:
 def test_a_missing_input_counts_as_a_difference() -> None:
     base = {"credit_score": "700"}
     assert distance(base, {"credit_score": None}) > distance(base, {"credit_score": "720"})
+
+
+# Decisions
+
+
+def in_progress(assignee: Actor = ANALYST) -> CaseState:
+    return CaseState(status="in_progress", assignee=assignee.user_id, started_at=NOW)
+
+
+def decision(
+    outcome: str, score: int = 800, actor: Actor = ANALYST, **fields: object
+) -> ReviewDecisionRecorded:
+    request = DecisionRequest(outcome=outcome, **fields)  # type: ignore[arg-type]
+    later = NOW + timedelta(minutes=12)
+    return decide_case(REF, in_progress(), 4, score, actor, request, POLICY, later, uuid4())
+
+
+JUSTIFIED = "The borrower has twelve years of verified reserves and a co-signer on file."
+
+
+def test_the_model_leans_approve_from_the_middle_of_the_band_up() -> None:
+    assert leaning(725, POLICY) == "approve"
+    assert leaning(724, POLICY) == "decline"
+
+
+def test_an_approval_with_terms_in_line_with_the_model_is_final_with_its_review_time() -> None:
+    event = decision("approve", terms="30y fixed at 6.875%")
+    assert (event.decision_type, event.is_override, event.review_time_seconds) == (
+        "analyst_approve",
+        False,
+        720,
+    )
+    assert evolve(in_progress(), event).status == "decided"
+
+
+def test_each_outcome_requires_its_terms_conditions_or_reasoning() -> None:
+    with pytest.raises(InvalidRequest):
+        decision("approve")
+    with pytest.raises(InvalidRequest):
+        decision("approve_with_conditions")
+    with pytest.raises(InvalidRequest):
+        decision("decline", score=650)
+    with pytest.raises(InvalidRequest):
+        decision(
+            "approve", terms="x", conditions=[Condition(condition_type="other", description="y")]
+        )
+
+
+def test_a_decision_against_the_model_needs_a_fifty_character_justification() -> None:
+    with pytest.raises(InvalidRequest, match="50"):
+        decision("decline", reasoning="thin file", justification="too short")
+    event = decision("decline", reasoning="thin file", justification=JUSTIFIED)
+    assert event.is_override and event.model_leaning == "approve"
+    assert event.decision_type == "analyst_decline"
+    assert evolve(in_progress(), event).status == "override_pending"
+
+
+def test_only_the_assignee_decides_and_only_a_case_in_progress() -> None:
+    with pytest.raises(NotPermitted):
+        decision("approve", terms="t", actor=OTHER)
+    with pytest.raises(InvalidTransition):
+        decide_case(
+            REF,
+            CaseState(status="assigned", assignee=ANALYST.user_id),
+            4,
+            800,
+            ANALYST,
+            DecisionRequest(outcome="approve", terms="t"),
+            POLICY,
+            NOW,
+            uuid4(),
+        )
+
+
+def overridden() -> tuple[CaseState, ReviewDecisionRecorded]:
+    event = decision("decline", reasoning="thin file", justification=JUSTIFIED)
+    return evolve(in_progress(), event), event
+
+
+def test_an_override_needs_a_different_senior_analyst_or_admin() -> None:
+    state, _ = overridden()
+    with pytest.raises(NotPermitted):
+        override_review(REF, state, OTHER, True, None, NOW, uuid4())
+    self_senior = Actor(ANALYST.user_id, "senior_analyst")
+    with pytest.raises(NotPermitted):
+        override_review(REF, state, self_senior, True, None, NOW, uuid4())
+    approved = override_review(REF, state, SENIOR, True, None, NOW, uuid4())
+    assert evolve(state, approved).status == "decided"
+
+
+def test_a_rejected_override_reverts_the_case_to_its_analyst_and_needs_notes() -> None:
+    state, _ = overridden()
+    with pytest.raises(InvalidRequest):
+        override_review(REF, state, SENIOR, False, " ", NOW, uuid4())
+    rejected = override_review(REF, state, SENIOR, False, "Reserves not verified", NOW, uuid4())
+    after = evolve(state, rejected)
+    assert (after.status, after.assignee, after.decision_id) == (
+        "in_progress",
+        ANALYST.user_id,
+        None,
+    )
+
+
+def test_conditions_are_fulfilled_once_each_after_a_final_approval() -> None:
+    conditions = [
+        Condition(condition_type="documentation", description="Two pay stubs"),
+        Condition(condition_type="reduced_amount", description="Max $400,000"),
+    ]
+    event = decision("approve_with_conditions", conditions=conditions)
+    state = evolve(in_progress(), event)
+    first = fulfil(REF, state, ANALYST, 2, None, NOW, uuid4())
+    state = evolve(state, first)
+    assert state.fulfilled == (2,)
+    with pytest.raises(InvalidTransition):
+        fulfil(REF, state, ANALYST, 2, None, NOW, uuid4())
+    with pytest.raises(InvalidRequest):
+        fulfil(REF, state, ANALYST, 3, None, NOW, uuid4())
+    with pytest.raises(NotPermitted):
+        fulfil(REF, state, SALES, 1, None, NOW, uuid4())

@@ -1,4 +1,5 @@
-"""Credit review read models (SPEC §8): loan scores, model cards, review cases and their history.
+"""Credit review read models (SPEC §8): loan scores, model cards, review cases, their history
+and every loan's decision.
 
 Revision ID: 0020_review_cases
 Revises: 0004_audit_log
@@ -87,6 +88,11 @@ def upgrade() -> None:
         _ts("assigned_at"),
         _ts("started_at"),
         _ts("updated_at"),
+        sa.Column("decision_id", sa.Uuid(), nullable=True),
+        sa.Column("decided_by", sa.Uuid(), nullable=True),
+        _ts("decided_at"),
+        sa.Column("conditions", sa.SmallInteger(), nullable=False),
+        sa.Column("fulfilled", sa.ARRAY(sa.SmallInteger()), nullable=False),
         sa.PrimaryKeyConstraint("case_id"),
         schema=SCHEMA,
     )
@@ -121,7 +127,47 @@ def upgrade() -> None:
         "review_actions_history", "review_actions", ["case_id", "offset"], schema=SCHEMA
     )
 
+    op.create_table(
+        "review_decisions",
+        sa.Column("decision_id", sa.Uuid(), nullable=False),
+        sa.Column("case_id", sa.Uuid(), nullable=True),
+        sa.Column("loan_id", sa.Uuid(), nullable=False),
+        sa.Column("run_id", sa.Uuid(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("decision_type", sa.Text(), nullable=False),
+        sa.Column("outcome", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("terms", sa.Text(), nullable=True),
+        sa.Column("conditions", jsonb, nullable=False),
+        sa.Column("fulfilled", sa.ARRAY(sa.SmallInteger()), nullable=False),
+        sa.Column("reasoning", sa.Text(), nullable=True),
+        sa.Column("justification", sa.Text(), nullable=True),
+        sa.Column("score", sa.SmallInteger(), nullable=False),
+        sa.Column("model_leaning", sa.Text(), nullable=True),
+        sa.Column("is_override", sa.Boolean(), nullable=False),
+        sa.Column("review_time_seconds", sa.Integer(), nullable=True),
+        sa.Column("decided_by", sa.Uuid(), nullable=True),
+        sa.Column("decided_role", sa.Text(), nullable=False),
+        _ts("decided_at", nullable=False),
+        sa.Column("override_by", sa.Uuid(), nullable=True),
+        _ts("override_at"),
+        sa.Column("override_notes", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("decision_id"),
+        schema=SCHEMA,
+    )
+    op.create_index("review_decisions_run", "review_decisions", ["run_id", "seq"], schema=SCHEMA)
+    op.create_index("review_decisions_loan", "review_decisions", ["loan_id"], schema=SCHEMA)
+    op.create_index(
+        "review_decisions_status", "review_decisions", ["status", "decided_at"], schema=SCHEMA
+    )
+
 
 def downgrade() -> None:
-    for table in ("review_actions", "review_cases", "model_cards", "loan_scores"):
+    for table in (
+        "review_decisions",
+        "review_actions",
+        "review_cases",
+        "model_cards",
+        "loan_scores",
+    ):
         op.drop_table(table, schema=SCHEMA)
