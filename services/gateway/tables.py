@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -368,6 +369,34 @@ loan_scores = Table(
     _ts("scored_at", nullable=False),
     Index("loan_scores_loan", "loan_id"),
     Index("loan_scores_run_routing", "run_id", "routing_decision", "seq"),
+    # The review job's scan for human_review loans without a case reads only those loans.
+    Index(
+        "loan_scores_human_review",
+        "loan_id",
+        postgresql_where=text("routing_decision = 'human_review'"),
+    ),
+)
+
+scored_batches = Table(
+    "scored_batches",
+    metadata,
+    # One row per scored batch: the review job finds batches whose auto decisions are not
+    # recorded by batch (thousands of rows) instead of by loan (millions).
+    Column("run_id", Uuid, primary_key=True),
+    Column("batch_seq", Integer, primary_key=True),
+    Column("loans", Integer, nullable=False),
+    Column("auto_routed", Integer, nullable=False),
+    Column("first_seq", Integer, nullable=False),
+    Column("last_seq", Integer, nullable=False),
+)
+
+auto_decided_batches = Table(
+    "auto_decided_batches",
+    metadata,
+    # Scored batches whose auto decisions are recorded on reviews.v1.
+    Column("run_id", Uuid, primary_key=True),
+    Column("batch_seq", Integer, primary_key=True),
+    Column("decisions", Integer, nullable=False),
 )
 
 model_cards = Table(
@@ -486,9 +515,11 @@ READ_MODEL_TABLES: tuple[Table, ...] = (
     exception_actions,
     audit_log,
     loan_scores,
+    scored_batches,
     model_cards,
     review_cases,
     review_actions,
     review_decisions,
+    auto_decided_batches,
 )
 """Tables built only from the log: truncated by a rebuild, digested by the checksum."""

@@ -282,6 +282,11 @@ async def write_auto_decisions(
     conn: asyncpg.Connection, events: list[AutoDecisionsRecorded]
 ) -> None:
     """Record every auto decision once (a batch recorded twice changes nothing)."""
+    await conn.executemany(
+        f"INSERT INTO {SCHEMA}.auto_decided_batches (run_id, batch_seq, decisions) "
+        "VALUES ($1, $2, $3) ON CONFLICT (run_id, batch_seq) DO NOTHING",
+        [(event.run_id, event.batch_seq, len(event.decisions)) for event in events],
+    )
     await _insert_decisions(
         conn,
         [

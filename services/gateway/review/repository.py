@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.review.domain import ACTIVE
 from services.gateway.tables import (
+    auto_decided_batches,
     exception_triage,
     loan_exceptions,
     loan_facts,
@@ -21,6 +22,7 @@ from services.gateway.tables import (
     review_cases,
     review_decisions,
     runs,
+    scored_batches,
 )
 
 c = review_cases.c
@@ -157,21 +159,27 @@ d = review_decisions.c
 
 
 async def undecided_auto_batches(session: AsyncSession, limit: int) -> list[Any]:
-    """Every auto-routed loan of up to `limit` scored batches that still lack a decision."""
-    undecided = (
-        select(s.run_id, s.batch_seq)
-        .outerjoin(review_decisions, d.loan_id == s.loan_id)
-        .where(s.routing_decision.in_(AUTO_DECIDED), d.decision_id.is_(None))
-        .group_by(s.run_id, s.batch_seq)
-        .order_by(s.run_id, s.batch_seq)
+    """Every auto-routed loan of up to `limit` scored batches whose auto decisions are not
+    recorded yet (found by batch, then read by the batch's range of tape positions)."""
+    b, done = scored_batches.c, auto_decided_batches.c
+    pending = (
+        select(b.run_id, b.batch_seq, b.first_seq, b.last_seq)
+        .outerjoin(
+            auto_decided_batches,
+            (done.run_id == b.run_id) & (done.batch_seq == b.batch_seq),
+        )
+        .where(b.auto_routed > 0, done.run_id.is_(None))
+        .order_by(b.run_id, b.batch_seq)
         .limit(limit)
         .subquery()
     )
     query = (
         select(s.run_id, s.batch_seq, s.loan_id, s.seq, s.routing_decision, s.score)
         .join(
-            undecided,
-            (undecided.c.run_id == s.run_id) & (undecided.c.batch_seq == s.batch_seq),
+            pending,
+            (pending.c.run_id == s.run_id)
+            & (s.seq >= pending.c.first_seq)
+            & (s.seq <= pending.c.last_seq),
         )
         .where(s.routing_decision.in_(AUTO_DECIDED))
         .order_by(s.run_id, s.batch_seq, s.seq)

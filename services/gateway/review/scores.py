@@ -35,6 +35,7 @@ SCORE_COLUMNS = (
     "features",
     "scored_at",
 )
+AUTO_DECIDED = frozenset({"auto_approve", "auto_decline"})
 JSON_COLUMNS = frozenset({"positive_factors", "negative_factors", "features"})
 
 
@@ -84,6 +85,7 @@ def _rows(batch: ScoredBatch) -> list[tuple[Any, ...]]:
 
 async def write_scored(conn: asyncpg.Connection, batches: list[ScoredBatch]) -> None:
     """Upsert a chunk's scored loans (inside the chunk's transaction)."""
+    await _write_batches(conn, batches)
     rows = [row for batch in batches for row in _rows(batch)]
     if not rows:
         return
@@ -96,6 +98,29 @@ async def write_scored(conn: asyncpg.Connection, batches: list[ScoredBatch]) -> 
     await conn.executemany(
         f"INSERT INTO {SCHEMA}.loan_scores ({names}) VALUES ({slots}) "
         f"ON CONFLICT (run_id, seq) DO UPDATE SET {updates}",
+        rows,
+    )
+
+
+async def _write_batches(conn: asyncpg.Connection, batches: list[ScoredBatch]) -> None:
+    rows = [
+        (
+            batch.run_id,
+            batch.batch_seq,
+            len(batch.events),
+            sum(1 for event in batch.events if event.routing.decision in AUTO_DECIDED),
+            min(event.seq for event in batch.events),
+            max(event.seq for event in batch.events),
+        )
+        for batch in batches
+        if batch.events
+    ]
+    await conn.executemany(
+        f"INSERT INTO {SCHEMA}.scored_batches "
+        "(run_id, batch_seq, loans, auto_routed, first_seq, last_seq) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, batch_seq) DO UPDATE SET "
+        "loans = EXCLUDED.loans, auto_routed = EXCLUDED.auto_routed, "
+        "first_seq = EXCLUDED.first_seq, last_seq = EXCLUDED.last_seq",
         rows,
     )
 

@@ -10,19 +10,31 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from alembic import command
 from asgi_lifespan import LifespanManager
-from conftest import PASSWORD, bearer, gateway_settings, login, publish_runs
+from conftest import (
+    PASSWORD,
+    _create_database,
+    _drop_database,
+    bearer,
+    gateway_settings,
+    login,
+    publish_runs,
+)
 from fastapi import FastAPI
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from contracts.ids import event_id
 from contracts.scoring import ModelLoaded, ModelMetrics
 from contracts.topics import MODELS
 from services.common.kafka import KafkaPublisher
-from services.gateway.db import connect, migrate
+from services.gateway.db import alembic_config, connect, migrate
 from services.gateway.identity import service
 from services.gateway.projector.consumer import Projector
 from services.gateway.projector.maintenance import checksum, rebuild, wait_caught_up
@@ -561,7 +573,15 @@ async def test_a_rebuild_replays_scores_cases_and_their_history_into_the_same_ch
     finally:
         await conn.close()
     before = await checksum(desk.settings)
-    tables = ("loan_scores", "model_cards", "review_cases", "review_actions", "review_decisions")
+    tables = (
+        "loan_scores",
+        "scored_batches",
+        "model_cards",
+        "review_cases",
+        "review_actions",
+        "review_decisions",
+        "auto_decided_batches",
+    )
     for table in tables:
         assert before.tables[table]["rows"] > 0, table
     await rebuild(desk.settings, timeout=120)
@@ -569,3 +589,39 @@ async def test_a_rebuild_replays_scores_cases_and_their_history_into_the_same_ch
     assert after.digest == before.digest
     assert after.tables == before.tables
     await desk.projector.start()
+
+
+async def test_the_review_migration_downgrades_to_the_audit_log_and_upgrades_again(
+    database_url: str, tmp_path: Path
+) -> None:
+    url = await _create_database(database_url)
+    try:
+        settings = gateway_settings(url, "127.0.0.1:1", "unused.", tmp_path)
+        await migrate(settings)
+        assert not await gone(settings, "review_cases")
+        engine = create_async_engine(settings.database_dsn)
+
+        def downgrade(connection: Connection) -> None:
+            config = alembic_config(settings.database_dsn)
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0004_audit_log")
+
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(downgrade)
+        finally:
+            await engine.dispose()
+        assert await gone(settings, "review_cases")
+        assert await gone(settings, "loan_scores")
+        await migrate(settings)
+        assert not await gone(settings, "review_decisions")
+    finally:
+        await _drop_database(database_url, url)
+
+
+async def gone(settings: GatewaySettings, table: str) -> bool:
+    conn = await connect(settings)
+    try:
+        return await conn.fetchval("SELECT to_regclass($1)", f"gateway.{table}") is None
+    finally:
+        await conn.close()

@@ -56,6 +56,32 @@ def upgrade() -> None:
         ["run_id", "routing_decision", "seq"],
         schema=SCHEMA,
     )
+    op.create_index(
+        "loan_scores_human_review",
+        "loan_scores",
+        ["loan_id"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("routing_decision = 'human_review'"),
+    )
+    op.create_table(
+        "scored_batches",
+        sa.Column("run_id", sa.Uuid(), nullable=False),
+        sa.Column("batch_seq", sa.Integer(), nullable=False),
+        sa.Column("loans", sa.Integer(), nullable=False),
+        sa.Column("auto_routed", sa.Integer(), nullable=False),
+        sa.Column("first_seq", sa.Integer(), nullable=False),
+        sa.Column("last_seq", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("run_id", "batch_seq"),
+        schema=SCHEMA,
+    )
+    op.create_table(
+        "auto_decided_batches",
+        sa.Column("run_id", sa.Uuid(), nullable=False),
+        sa.Column("batch_seq", sa.Integer(), nullable=False),
+        sa.Column("decisions", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("run_id", "batch_seq"),
+        schema=SCHEMA,
+    )
     op.create_table(
         "model_cards",
         sa.Column("model_name", sa.Text(), nullable=False),
@@ -164,6 +190,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
+        "auto_decided_batches",
+        "scored_batches",
         "review_decisions",
         "review_actions",
         "review_cases",
