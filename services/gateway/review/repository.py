@@ -111,7 +111,9 @@ async def exceptions_of(session: AsyncSession, run_id: UUID, seq: int) -> list[A
 async def similar_candidates(
     session: AsyncSession, loan_id: UUID, score: int, team_scope: str | None
 ) -> list[Any]:
-    """Decided loans nearest in score (the pool the feature distance ranks)."""
+    """Loans with a final decision (the machine's or a person's) nearest in score: the pool the
+    feature distance ranks."""
+    decisions = review_decisions.c
     query = (
         select(
             s.run_id,
@@ -119,10 +121,14 @@ async def similar_candidates(
             s.loan_id,
             s.seller_loan_number,
             s.score,
-            s.routing_decision,
+            decisions.decision_type,
             s.features,
         )
-        .where(s.routing_decision.in_(AUTO_DECIDED), s.loan_id != loan_id)
+        .join(
+            review_decisions,
+            (decisions.loan_id == s.loan_id) & (decisions.status == "final"),
+        )
+        .where(s.loan_id != loan_id)
         .order_by(func.abs(s.score - score), s.run_id, s.seq)
         .limit(SIMILAR_CANDIDATES)
     )

@@ -106,14 +106,14 @@ class CaseException(BaseModel):
 
 
 class SimilarLoan(BaseModel):
-    """A decided loan near this one in the model's inputs."""
+    """A loan with a final decision near this one in the model's inputs."""
 
     loan_id: UUID
     run_id: UUID
     seq: int
     seller_loan_number: str | None
     score: int
-    decision: str = Field(examples=["auto_approve"])
+    decision: DecisionType = Field(examples=["auto_approve"])
     distance: float = Field(description="Scaled distance of the model inputs (similar.py).")
 
 

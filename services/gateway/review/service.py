@@ -167,7 +167,7 @@ async def detail(
                 seq=other.seq,
                 seller_loan_number=other.seller_loan_number,
                 score=other.score,
-                decision=other.routing_decision,
+                decision=other.decision_type,
                 distance=round(distance, 6),
             )
             for other, distance in nearest(

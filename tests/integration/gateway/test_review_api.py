@@ -223,7 +223,8 @@ async def queue(desk: Desk, headers: dict[str, str], **params: Any) -> dict:
 
 @pytest.fixture(scope="module")
 async def opened(desk: Desk) -> int:
-    """Every human_review loan's case, opened by the review job and folded."""
+    """Every human_review loan's case and every auto decision, recorded by the review job and
+    folded."""
     total = sum(desk.reviews.values())
     assert total > 10
     first = await desk.jobs.tick()
@@ -232,6 +233,8 @@ async def opened(desk: Desk) -> int:
         lambda: queue(desk, desk.admin, limit=1), lambda page: page["total"] >= total
     )
     assert found["total"] == total
+    autos = auto_routed(desk.run_a) + auto_routed(desk.run_b)
+    await wait_for(lambda: auto_decisions(desk.settings), lambda n: n >= autos)
     return total
 
 
@@ -385,7 +388,14 @@ async def test_case_detail_shows_score_factors_loan_exceptions_and_five_similar_
     assert isinstance(body["exceptions"], list)
     similar = body["similar_loans"]
     assert len(similar) == 5
-    assert all(item["decision"] in ("auto_approve", "auto_decline") for item in similar)
+    decision_types = {
+        "auto_approve",
+        "auto_decline",
+        "analyst_approve",
+        "analyst_decline",
+        "analyst_approve_with_conditions",
+    }
+    assert all(item["decision"] in decision_types for item in similar)
     assert [item["distance"] for item in similar] == sorted(item["distance"] for item in similar)
     assert body["loan_id"] not in {item["loan_id"] for item in similar}
 
