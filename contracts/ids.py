@@ -68,3 +68,8 @@ def batch_key(run_id: UUID, batch_seq: int) -> str:
 def exception_id(loan_id: UUID, exception_type: str) -> UUID:
     """An exception's id (SPEC §7): the same loan and type name the same exception."""
     return _uuid5(f"{loan_id}/{exception_type}")
+
+
+def review_case_id(loan_id: UUID) -> UUID:
+    """A review case's id (SPEC §8): one case per loan routed to a person."""
+    return _uuid5(f"review-case/{loan_id}")

@@ -59,6 +59,12 @@ TRIAGE = Topic(
     "triage.v1", 6, "exception id", "Exception lifecycle: acknowledge, assign, resolve, waive."
 )
 AUDIT = Topic("audit.v1", 3, "target id", "One event per write action, login and logout.")
+REVIEWS = Topic(
+    "reviews.v1",
+    6,
+    "case id ({run_id}:{batch_seq} for auto decisions)",
+    "Credit review: cases, their actions, decisions, overrides and auto decisions.",
+)
 
 ALL_TOPICS: tuple[Topic, ...] = (
     LOAN_TAPES,
@@ -73,6 +79,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     TRIAGE,
     AUDIT,
     CORRECTIONS,
+    REVIEWS,
 )
 LOAN_TOPICS: tuple[Topic, ...] = (
     LOANS_INGESTED,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -41,6 +42,8 @@ from services.gateway.middleware import (
 )
 from services.gateway.publisher import LazyPublisher
 from services.gateway.ratelimit import RateLimitMiddleware
+from services.gateway.review import routes as review
+from services.gateway.review.jobs import ReviewJobs
 from services.gateway.runs import outputs, pipeline, summary
 from services.gateway.runs import routes as runs
 from services.gateway.security import SecurityHeadersMiddleware
@@ -60,6 +63,7 @@ def api_router(admin_routers: Sequence[APIRouter] = ()) -> APIRouter:
         router.include_router(module.router)
     for governance in GOVERNANCE_ROUTERS:
         router.include_router(governance)
+    router.include_router(review.router)
     for extra in (admin_ops.router, audit.router, *admin_routers):
         router.include_router(
             extra, prefix="/admin", dependencies=[Depends(require_roles("admin"))]
@@ -94,9 +98,17 @@ def create_app(
         except Exception as error:
             # The API still serves (and /health/ready says why) when the database is not ready.
             logger.error("admin bootstrap failed", extra={"error": type(error).__name__})
+        jobs_stop = asyncio.Event()
+        jobs = None
+        if config.review_jobs_enabled:
+            review_jobs = ReviewJobs(app.state.sessionmaker, app.state.publisher, config)
+            jobs = asyncio.create_task(review_jobs.run(jobs_stop))
         try:
             yield
         finally:
+            jobs_stop.set()
+            if jobs is not None:
+                await jobs
             if own_publisher:
                 await app.state.publisher.stop()
             await engine.dispose()

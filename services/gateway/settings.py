@@ -1,6 +1,7 @@
 """Settings of the gateway API and its projector (env prefix `GATEWAY_`)."""
 
 import secrets
+from decimal import Decimal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -46,6 +47,28 @@ class GatewaySettings(ServiceSettings):
         30.0, gt=0, description="How long an exception action waits for the projector's fold."
     )
     audit_enabled: bool = Field(True, description="Publish an audit.v1 event per write action.")
+    review_wait_seconds: float = Field(
+        30.0, gt=0, description="How long a review action waits for the projector's fold."
+    )
+    review_sla_hours: Decimal = Field(
+        Decimal(8), gt=0, description="Hours from opening a review case to its SLA deadline."
+    )
+    review_warning_hours: Decimal = Field(
+        Decimal(2), ge=0, description="A case is approaching its SLA this many hours before."
+    )
+    review_auto_approve_min: int = Field(
+        850, ge=0, le=1000, description="The scoring policy's auto-approve score (priority)."
+    )
+    review_auto_decline_max: int = Field(
+        600, ge=0, le=1000, description="The scoring policy's auto-decline score (priority)."
+    )
+    review_amount_cap: Decimal = Field(
+        Decimal(3_000_000), gt=0, description="A loan amount that counts fully in the priority."
+    )
+    review_jobs_enabled: bool = Field(
+        True, description="Run the review jobs (open cases) inside the API process."
+    )
+    review_job_seconds: float = Field(10.0, gt=0, description="How often the review jobs run.")
 
     projector_max_records: int = Field(
         200, gt=0, description="Kafka records the projector writes in one transaction."

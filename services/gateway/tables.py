@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -344,6 +345,162 @@ audit_log = Table(
     Index("audit_log_action_newest", "action", "occurred_at", "event_id"),
 )
 
+loan_scores = Table(
+    "loan_scores",
+    metadata,
+    # loans.scored.v1: each loan's model score, factors, routing and model inputs (SPEC §8).
+    Column("run_id", Uuid, primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("loan_id", Uuid, nullable=False),
+    Column("batch_seq", Integer, nullable=False),
+    Column("seller_loan_number", Text),
+    Column("disposition", Text, nullable=False),
+    Column("model_version", Text, nullable=False),
+    Column("score", SmallInteger, nullable=False),
+    Column("probability_default", Text, nullable=False),
+    Column("risk_category", Text, nullable=False),
+    Column("routing_decision", Text, nullable=False),
+    Column("routing_reason", Text, nullable=False),
+    Column("routing_triggers", ARRAY(Text), nullable=False),
+    Column("policy_version", Text, nullable=False),
+    Column("positive_factors", JSONB, nullable=False),
+    Column("negative_factors", JSONB, nullable=False),
+    Column("features", JSONB, nullable=False),
+    _ts("scored_at", nullable=False),
+    Index("loan_scores_loan", "loan_id"),
+    Index("loan_scores_run_routing", "run_id", "routing_decision", "seq"),
+    # The review job's scan for human_review loans without a case reads only those loans.
+    Index(
+        "loan_scores_human_review",
+        "loan_id",
+        postgresql_where=text("routing_decision = 'human_review'"),
+    ),
+)
+
+scored_batches = Table(
+    "scored_batches",
+    metadata,
+    # One row per scored batch: the review job finds batches whose auto decisions are not
+    # recorded by batch (thousands of rows) instead of by loan (millions).
+    Column("run_id", Uuid, primary_key=True),
+    Column("batch_seq", Integer, primary_key=True),
+    Column("loans", Integer, nullable=False),
+    Column("auto_routed", Integer, nullable=False),
+    Column("first_seq", Integer, nullable=False),
+    Column("last_seq", Integer, nullable=False),
+)
+
+auto_decided_batches = Table(
+    "auto_decided_batches",
+    metadata,
+    # Scored batches whose auto decisions are recorded on reviews.v1.
+    Column("run_id", Uuid, primary_key=True),
+    Column("batch_seq", Integer, primary_key=True),
+    Column("decisions", Integer, nullable=False),
+)
+
+model_cards = Table(
+    "model_cards",
+    metadata,
+    # models.v1: the card of every model version the scoring service has served.
+    Column("model_name", Text, primary_key=True),
+    Column("model_version", Text, primary_key=True),
+    Column("card", JSONB, nullable=False),
+    _ts("loaded_at", nullable=False),
+)
+
+review_cases = Table(
+    "review_cases",
+    metadata,
+    # reviews.v1: one credit review case per `human_review` loan, its lifecycle state.
+    Column("case_id", Uuid, primary_key=True),
+    Column("loan_id", Uuid, nullable=False),
+    Column("run_id", Uuid, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("seller_loan_number", Text),
+    Column("model_version", Text, nullable=False),
+    Column("score", SmallInteger, nullable=False),
+    Column("routing_reason", Text, nullable=False),
+    Column("loan_amount", Text),
+    _ts("scored_at", nullable=False),
+    Column("opened_priority_score", SmallInteger, nullable=False),
+    Column("opened_priority", Text, nullable=False),
+    _ts("opened_at", nullable=False),
+    _ts("sla_deadline", nullable=False),
+    Column("status", Text, nullable=False),
+    Column("assignee", Uuid),
+    Column("releases", Integer, nullable=False),
+    Column("actions", Integer, nullable=False),
+    _ts("assigned_at"),
+    _ts("started_at"),
+    _ts("updated_at"),
+    Column("decision_id", Uuid),
+    Column("decided_by", Uuid),
+    _ts("decided_at"),
+    Column("conditions", SmallInteger, nullable=False),
+    Column("fulfilled", ARRAY(SmallInteger), nullable=False),
+    Index("review_cases_loan", "loan_id", unique=True),
+    Index("review_cases_run", "run_id", "seq"),
+    Index("review_cases_status_deadline", "status", "sla_deadline"),
+    Index("review_cases_assignee", "assignee", "status"),
+)
+
+review_actions = Table(
+    "review_actions",
+    metadata,
+    # Every reviews.v1 event, applied or rejected by the fold (a case's history).
+    Column("event_id", Uuid, primary_key=True),
+    Column("case_id", Uuid, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("actor_id", Uuid),
+    Column("actor_role", Text, nullable=False),
+    Column("notes", Text),
+    Column("assignee", Uuid),
+    Column("from_status", Text),
+    Column("to_status", Text),
+    Column("applied", Boolean, nullable=False),
+    Column("reason", Text),
+    Column("request_id", Text),
+    _ts("occurred_at", nullable=False),
+    Index("review_actions_history", "case_id", "offset"),
+)
+
+review_decisions = Table(
+    "review_decisions",
+    metadata,
+    # Every loan's decision (SPEC §8): auto decisions and analysts' (with their override state).
+    Column("decision_id", Uuid, primary_key=True),
+    Column("case_id", Uuid),
+    Column("loan_id", Uuid, nullable=False),
+    Column("run_id", Uuid, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("decision_type", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    # final | override_pending | override_rejected
+    Column("status", Text, nullable=False),
+    Column("terms", Text),
+    Column("conditions", JSONB, nullable=False),
+    Column("fulfilled", ARRAY(SmallInteger), nullable=False),
+    Column("reasoning", Text),
+    Column("justification", Text),
+    Column("score", SmallInteger, nullable=False),
+    Column("model_leaning", Text),
+    Column("is_override", Boolean, nullable=False),
+    Column("review_time_seconds", Integer),
+    Column("decided_by", Uuid),
+    Column("decided_role", Text, nullable=False),
+    _ts("decided_at", nullable=False),
+    Column("override_by", Uuid),
+    _ts("override_at"),
+    Column("override_notes", Text),
+    Index("review_decisions_run", "run_id", "seq"),
+    Index("review_decisions_loan", "loan_id"),
+    Index("review_decisions_status", "status", "decided_at"),
+)
+
 READ_MODEL_TABLES: tuple[Table, ...] = (
     runs,
     report_files,
@@ -357,5 +514,12 @@ READ_MODEL_TABLES: tuple[Table, ...] = (
     exception_triage,
     exception_actions,
     audit_log,
+    loan_scores,
+    scored_batches,
+    model_cards,
+    review_cases,
+    review_actions,
+    review_decisions,
+    auto_decided_batches,
 )
 """Tables built only from the log: truncated by a rebuild, digested by the checksum."""

@@ -15,6 +15,8 @@ import asyncpg
 
 from contracts import topics
 from services.gateway.audit.projection import decode_audit, write_audit
+from services.gateway.review.projection import decode_review, write_reviews
+from services.gateway.review.scores import decode_model, decode_scored, write_models, write_scored
 from services.gateway.triage.projection import decode_triage, write_triage
 
 
@@ -34,6 +36,12 @@ FOLDS: Mapping[str, Fold] = {
         lambda _partition, _offset, value: decode_audit(value),
         write_audit,
         lambda event: str(event.event_type),
+    ),
+    topics.LOANS_SCORED.name: Fold(decode_scored, write_scored, lambda _batch: "loans.scored"),
+    topics.MODELS.name: Fold(decode_model, write_models, lambda card: str(card.event_type)),
+    # After the scores: a case opened in the same chunk as its loan's score sees it.
+    topics.REVIEWS.name: Fold(
+        decode_review, write_reviews, lambda item: str(item.event.event_type)
     ),
 }
 

@@ -1,0 +1,144 @@
+"""The review jobs, run inside the API process on a clock tests can drive (no sleeping tests).
+
+`open_cases` publishes a `review.case_opened` for every `human_review` loan without a case (see
+`opening.py` for why the gateway, not the projector, opens cases); `record_auto_decisions` one
+`review.auto_decisions_recorded` per scored batch whose auto-routed loans lack a decision.
+`ReviewJobs.tick(now)` runs the jobs once at `now`; `run(stop)` ticks every `review_job_seconds`
+with the wall clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts.ids import batch_key, event_id
+from contracts.reviews import AutoDecision, AutoDecisionsRecorded
+from contracts.topics import REVIEWS
+from services.gateway.deps import Publisher
+from services.gateway.review import repository as repo
+from services.gateway.review.opening import ScoredLoan, open_case
+from services.gateway.review.service import policy_of, publish_all
+from services.gateway.settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+OPEN_BATCH = 1000
+AUTO_BATCHES = 50
+Clock = Callable[[], datetime]
+
+
+def wall_clock() -> datetime:
+    """The current time (UTC)."""
+    return datetime.now(UTC)
+
+
+async def open_cases(
+    session: AsyncSession, publisher: Publisher, settings: GatewaySettings, now: datetime
+) -> int:
+    """Open a case for up to OPEN_BATCH `human_review` loans that have none; return how many.
+
+    Until the projector folds them those loans still look unopened, so one tick publishes one
+    batch and the next tick continues (a loan published twice is one case: the ids are the same).
+    """
+    rows = await repo.unopened_reviews(session, OPEN_BATCH)
+    await session.commit()
+    events = [open_case(_scored(row), policy_of(settings), now) for row in rows]
+    await publish_all(publisher, events)
+    return len(events)
+
+
+def _scored(row: Any) -> ScoredLoan:
+    return ScoredLoan(
+        loan_id=row.loan_id,
+        run_id=row.run_id,
+        seq=row.seq,
+        seller_loan_number=row.seller_loan_number,
+        model_version=row.model_version,
+        score=row.score,
+        routing_reason=row.routing_reason,
+        loan_amount=row.loan_amount,
+        scored_at=row.scored_at,
+    )
+
+
+async def record_auto_decisions(session: AsyncSession, publisher: Publisher, now: datetime) -> int:
+    """Record the auto decisions of up to AUTO_BATCHES scored batches that lack them."""
+    rows = await repo.undecided_auto_batches(session, AUTO_BATCHES)
+    await session.commit()
+    events = auto_decisions(rows, now)
+    await asyncio.gather(
+        *(
+            publisher.publish(REVIEWS, batch_key(event.run_id, event.batch_seq), event)
+            for event in events
+        )
+    )
+    return sum(len(event.decisions) for event in events)
+
+
+def auto_decisions(rows: list[Any], now: datetime) -> list[AutoDecisionsRecorded]:
+    """One event per scored batch, with every auto-routed loan of it in tape order."""
+    by_batch: dict[tuple[UUID, int], list[AutoDecision]] = {}
+    for row in rows:
+        by_batch.setdefault((row.run_id, row.batch_seq), []).append(
+            AutoDecision(
+                loan_id=row.loan_id,
+                seq=row.seq,
+                decision_type=row.routing_decision,
+                score=row.score,
+            )
+        )
+    return [
+        AutoDecisionsRecorded(
+            event_id=event_id("review.auto_decisions_recorded", run_id, batch_seq),
+            run_id=run_id,
+            batch_seq=batch_seq,
+            decisions=tuple(decisions),
+            occurred_at=now,
+        )
+        for (run_id, batch_seq), decisions in by_batch.items()
+    ]
+
+
+class ReviewJobs:
+    """The review jobs of one API process."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        publisher: Publisher,
+        settings: GatewaySettings,
+        clock: Clock = wall_clock,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.publisher = publisher
+        self.settings = settings
+        self.clock = clock
+
+    async def tick(self, now: datetime | None = None) -> int:
+        """Run every job once at `now` (the clock's time by default); return cases opened."""
+        at = now or self.clock()
+        async with self.sessionmaker() as session:
+            opened = await open_cases(session, self.publisher, self.settings, at)
+            await record_auto_decisions(session, self.publisher, at)
+            return opened
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick every `review_job_seconds` until `stop` is set; a failed tick is logged."""
+        while not stop.is_set():
+            try:
+                opened = await self.tick()
+                if opened:
+                    logger.info("review cases opened", extra={"opened": opened})
+            except Exception as error:  # the next tick retries; the API keeps serving
+                logger.warning("review jobs failed", extra={"error": type(error).__name__})
+            try:
+                await asyncio.wait_for(stop.wait(), self.settings.review_job_seconds)
+            except TimeoutError:
+                continue

@@ -1,0 +1,229 @@
+"""Queries of credit review: scored loans, cases with their run's team, history, fold outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Select, Uuid, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.gateway.review.domain import ACTIVE
+from services.gateway.tables import (
+    auto_decided_batches,
+    exception_triage,
+    loan_exceptions,
+    loan_facts,
+    loan_scores,
+    model_cards,
+    review_actions,
+    review_cases,
+    review_decisions,
+    runs,
+    scored_batches,
+)
+
+c = review_cases.c
+s = loan_scores.c
+a = review_actions.c
+SIMILAR_CANDIDATES = 500
+AUTO_DECIDED = ("auto_approve", "auto_decline")
+
+
+async def unopened_reviews(session: AsyncSession, limit: int) -> list[Any]:
+    """`human_review` loans that have no case yet, oldest first."""
+    query = (
+        select(loan_scores, s.features["loan_amount"].astext.label("loan_amount"))
+        .outerjoin(review_cases, c.loan_id == s.loan_id)
+        .where(s.routing_decision == "human_review", c.case_id.is_(None))
+        .order_by(s.scored_at, s.run_id, s.seq)
+        .limit(limit)
+    )
+    return list(await session.execute(query))
+
+
+def _cases(team_scope: str | None) -> Select[Any]:
+    query = select(review_cases, runs.c.sales_team_id).outerjoin(runs, runs.c.run_id == c.run_id)
+    if team_scope is not None:
+        query = query.where(runs.c.sales_team_id == team_scope)
+    return query
+
+
+async def find_cases(
+    session: AsyncSession,
+    team_scope: str | None,
+    statuses: Sequence[str] | None,
+    assignee: UUID | None,
+) -> list[Any]:
+    """Cases in scope with the given statuses (all when None) and assignee."""
+    query = _cases(team_scope)
+    if statuses is not None:
+        query = query.where(c.status.in_(list(statuses)))
+    if assignee is not None:
+        query = query.where(c.assignee == assignee)
+    return list(await session.execute(query.order_by(c.opened_at, c.case_id)))
+
+
+async def get_case(session: AsyncSession, case_id: UUID, team_scope: str | None) -> Any | None:
+    """One case with its run's team, or None (also when another team's)."""
+    return (await session.execute(_cases(team_scope).where(c.case_id == case_id))).first()
+
+
+async def active_cases(session: AsyncSession, user_id: UUID) -> int:
+    """How many assigned or in-progress cases a user holds."""
+    query = select(func.count()).where(c.assignee == user_id, c.status.in_(sorted(ACTIVE)))
+    return int((await session.execute(query)).scalar_one())
+
+
+async def score_of(session: AsyncSession, run_id: UUID, seq: int) -> Any | None:
+    """A loan's score row."""
+    query = select(loan_scores).where(s.run_id == run_id, s.seq == seq)
+    return (await session.execute(query)).first()
+
+
+async def loan_of(session: AsyncSession, run_id: UUID, seq: int) -> Any | None:
+    """A loan's facts row."""
+    query = select(loan_facts).where(loan_facts.c.run_id == run_id, loan_facts.c.seq == seq)
+    return (await session.execute(query)).first()
+
+
+async def exceptions_of(session: AsyncSession, run_id: UUID, seq: int) -> list[Any]:
+    """A loan's exceptions with their triage status."""
+    e = loan_exceptions.c
+    query = (
+        select(
+            e.exception_id,
+            e.exception_type,
+            e.category,
+            e.severity,
+            e.message,
+            func.coalesce(exception_triage.c.status, "new").label("status"),
+        )
+        .outerjoin(exception_triage, exception_triage.c.exception_id == e.exception_id)
+        .where(e.run_id == run_id, e.seq == seq)
+        .order_by(e.ordinal)
+    )
+    return list(await session.execute(query))
+
+
+async def similar_candidates(
+    session: AsyncSession, loan_id: UUID, score: int, team_scope: str | None
+) -> list[Any]:
+    """Loans with a final decision (the machine's or a person's) nearest in score: the pool the
+    feature distance ranks."""
+    decisions = review_decisions.c
+    query = (
+        select(
+            s.run_id,
+            s.seq,
+            s.loan_id,
+            s.seller_loan_number,
+            s.score,
+            decisions.decision_type,
+            s.features,
+        )
+        .join(
+            review_decisions,
+            (decisions.loan_id == s.loan_id) & (decisions.status == "final"),
+        )
+        .where(s.loan_id != loan_id)
+        .order_by(func.abs(s.score - score), s.run_id, s.seq)
+        .limit(SIMILAR_CANDIDATES)
+    )
+    if team_scope is not None:
+        query = query.join(runs, runs.c.run_id == s.run_id).where(
+            runs.c.sales_team_id == team_scope
+        )
+    return list(await session.execute(query))
+
+
+async def history(session: AsyncSession, case_id: UUID) -> list[Any]:
+    """A case's events in log order."""
+    query = select(review_actions).where(a.case_id == case_id).order_by(a.offset, a.occurred_at)
+    return list(await session.execute(query))
+
+
+async def outcomes(session: AsyncSession, event_ids: Sequence[UUID]) -> dict[UUID, Any]:
+    """The fold's outcome of each event already projected."""
+    query = select(a.event_id, a.applied, a.reason).where(a.event_id == any_(_ids(event_ids)))
+    return {row.event_id: row for row in await session.execute(query)}
+
+
+async def latest_model(session: AsyncSession) -> Any | None:
+    """The most recently loaded model card."""
+    query = select(model_cards).order_by(model_cards.c.loaded_at.desc()).limit(1)
+    return (await session.execute(query)).first()
+
+
+def _ids(ids: Sequence[UUID]) -> Any:
+    return bindparam(None, list(ids), type_=ARRAY(Uuid()))
+
+
+d = review_decisions.c
+
+
+async def undecided_auto_batches(session: AsyncSession, limit: int) -> list[Any]:
+    """Every auto-routed loan of up to `limit` scored batches whose auto decisions are not
+    recorded yet (found by batch, then read by the batch's range of tape positions)."""
+    b, done = scored_batches.c, auto_decided_batches.c
+    pending = (
+        select(b.run_id, b.batch_seq, b.first_seq, b.last_seq)
+        .outerjoin(
+            auto_decided_batches,
+            (done.run_id == b.run_id) & (done.batch_seq == b.batch_seq),
+        )
+        .where(b.auto_routed > 0, done.run_id.is_(None))
+        .order_by(b.run_id, b.batch_seq)
+        .limit(limit)
+        .subquery()
+    )
+    query = (
+        select(s.run_id, s.batch_seq, s.loan_id, s.seq, s.routing_decision, s.score)
+        .join(
+            pending,
+            (pending.c.run_id == s.run_id)
+            & (s.seq >= pending.c.first_seq)
+            & (s.seq <= pending.c.last_seq),
+        )
+        .where(s.routing_decision.in_(AUTO_DECIDED))
+        .order_by(s.run_id, s.batch_seq, s.seq)
+    )
+    return list(await session.execute(query))
+
+
+async def get_decision(
+    session: AsyncSession, decision_id: UUID, team_scope: str | None
+) -> Any | None:
+    """One decision with its run's team, or None (also when another team's)."""
+    query = (
+        select(review_decisions, runs.c.sales_team_id)
+        .outerjoin(runs, runs.c.run_id == d.run_id)
+        .where(d.decision_id == decision_id)
+    )
+    if team_scope is not None:
+        query = query.where(runs.c.sales_team_id == team_scope)
+    return (await session.execute(query)).first()
+
+
+async def decisions_with_status(
+    session: AsyncSession, status: str, team_scope: str | None, limit: int
+) -> list[Any]:
+    """Decisions in a status, oldest first."""
+    query = (
+        select(review_decisions, runs.c.sales_team_id)
+        .outerjoin(runs, runs.c.run_id == d.run_id)
+        .where(d.status == status)
+        .order_by(d.decided_at, d.decision_id)
+        .limit(limit)
+    )
+    if team_scope is not None:
+        query = query.where(runs.c.sales_team_id == team_scope)
+    return list(await session.execute(query))
+
+
+async def decisions_of_case(session: AsyncSession, case_id: UUID) -> list[Any]:
+    """Every decision taken on a case, oldest first."""
+    query = select(review_decisions).where(d.case_id == case_id).order_by(d.decided_at)
+    return list(await session.execute(query))
