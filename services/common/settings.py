@@ -56,6 +56,13 @@ class ServiceSettings(BaseSettings):
     loan_batch_size: int = shared(
         "LOAN_BATCH_SIZE", 500, "Loan events per Kafka record on loan topics."
     )
+    max_failed_deliveries: int = Field(
+        5,
+        ge=1,
+        validation_alias=AliasChoices("KAFKA_MAX_FAILED_DELIVERIES"),
+        description="Deliveries of one record that fail the same permanent way before it is "
+        "dead-lettered and its run failed.",
+    )
     default_irr_target: Decimal = shared("DEFAULT_IRR_TARGET", Decimal("8.05"), "IRR target.")
     log_level: str = shared("LOG_LEVEL", "INFO", "Log level.")
     log_format: Literal["json", "text", "auto"] = shared(
