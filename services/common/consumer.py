@@ -119,9 +119,11 @@ def _transient_types() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - sqlalchemy is a dependency
         pass
     try:
-        from asyncpg import CannotConnectNowError, PostgresConnectionError
+        from asyncpg import PostgresConnectionError
+        from asyncpg.exceptions import OperatorInterventionError
 
-        types.extend((PostgresConnectionError, CannotConnectNowError))
+        # OperatorInterventionError: the server is shutting down or starting (`pg_ctl restart`).
+        types.extend((PostgresConnectionError, OperatorInterventionError))
     except ImportError:  # pragma: no cover - asyncpg is a dependency
         pass
     try:
@@ -175,6 +177,9 @@ def is_transient(exc: BaseException) -> bool:
 def _says_transient(exc: BaseException) -> bool:
     if isinstance(exc, TRANSIENT_ERRORS) or getattr(exc, "connection_invalidated", False):
         # SQLAlchemy flags any DBAPI error that lost its connection as `connection_invalidated`.
+        return True
+    if type(exc).__name__ == "InterfaceError" and "connection is closed" in str(exc):
+        # asyncpg's own InterfaceError also means misuse; only a closed connection is transient.
         return True
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
