@@ -207,15 +207,17 @@ async def retry_transient(
     operation: Callable[[], Awaitable[Any]],
     policy: RetryPolicy = RetryPolicy(),
     on_retry: Callable[[int, BaseException], None] | None = None,
+    retryable: Callable[[BaseException], bool] = is_transient,
 ) -> Any:
-    """Run `operation`, retrying transient failures with back-off; the last failure is raised."""
+    """Run `operation`, retrying `retryable` failures (by default transient ones) with back-off;
+    the last failure is raised."""
     attempt = 0
     while True:
         attempt += 1
         try:
             return await operation()
         except Exception as exc:
-            if not is_transient(exc) or attempt >= policy.transient_attempts:
+            if not retryable(exc) or attempt >= policy.transient_attempts:
                 raise
             if on_retry is not None:
                 on_retry(attempt, exc)
