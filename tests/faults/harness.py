@@ -296,7 +296,7 @@ def _terminate(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
 @dataclass(frozen=True)
 class RunResult:
     """A finished run: its result, its reports' bytes, and its seconds from the run request
-    (the tape already uploaded) to its end as the CLI saw it."""
+    (the tape already uploaded) until its reports were stored."""
 
     run_id: str
     view: dict[str, Any]
@@ -310,18 +310,25 @@ class RunResult:
         return {key: self.view.get(key) for key in keys}
 
 
-def finished(stack: PrivateStack, run_id: str, started: float, timeout: float) -> RunResult:
-    """Wait for the run and read its reports."""
+def reports_stored(stack: PrivateStack, run_id: str) -> bool:
+    """Whether the run's last report is in storage (its pipeline has finished)."""
+    return (stack.storage_root / "outputs" / run_id / "exception_summary.csv").exists()
+
+
+def finished(stack: PrivateStack, run_id: str, requested: float, timeout: float) -> RunResult:
+    """Wait for the run and read its reports; `requested` is the wall-clock request time."""
     view = stack.wait_run(run_id, timeout)
-    seconds = time.monotonic() - started
+    paths = [Path(path) for path in (view.get("reports") or {}).values()]
+    # The pipeline's own end: when its reports were stored, not when the CLI noticed.
+    ended = max((path.stat().st_mtime for path in paths), default=time.time())
     reports = {key: Path(path).read_bytes() for key, path in (view.get("reports") or {}).items()}
-    return RunResult(run_id, view, reports, seconds)
+    return RunResult(run_id, view, reports, ended - requested)
 
 
 def baseline(stack: PrivateStack, tape: Path, timeout: float) -> RunResult:
     """An undisturbed run of `tape` (timed from the run request, after the upload)."""
     run_id = stack.start_run(tape)
-    return finished(stack, run_id, time.monotonic(), timeout)
+    return finished(stack, run_id, time.time(), timeout)
 
 
 @dataclass
@@ -450,13 +457,14 @@ def exercise(
     """
     outcome = Outcome(fault_name)
     run_id = stack.start_run(tape)
-    started = time.monotonic()
-    wait = rng.uniform(*delay)
-    time.sleep(wait)
-    outcome.injected_at = time.monotonic() - started
+    started = time.time()
+    time.sleep(rng.uniform(*delay))
+    outcome.injected_at = time.time() - started
+    if reports_stored(stack, run_id):
+        outcome.problems.append(f"the run ended before the fault ({outcome.injected_at:.1f}s)")
     progress(f"{fault_name}: injecting {outcome.injected_at:.1f}s into run {run_id}")
     outcome.note = fault(stack, rng)
-    outcome.recovered_at = time.monotonic() - started
+    outcome.recovered_at = time.time() - started
     progress(f"{fault_name}: recovered at {outcome.recovered_at:.1f}s ({outcome.note})")
     run = finished(stack, run_id, started, timeout)
     outcome.run = run
