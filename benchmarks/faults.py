@@ -30,6 +30,7 @@ from tests.faults.harness import (  # noqa: E402 - the project root goes on sys.
     Outcome,
     PrivateStack,
     baseline,
+    delay_for,
     exercise,
     port_block,
     progress,
@@ -105,7 +106,6 @@ def main() -> None:
             outcomes: list[Outcome] = []
             for name in chosen:
                 rng = random.Random(f"{args.seed}:{name}")
-                latest = max(1.5, 0.6 * reference.seconds)
                 try:
                     outcome = exercise(
                         stack,
@@ -114,7 +114,7 @@ def main() -> None:
                         name,
                         faults[name],
                         rng,
-                        delay=(0.5, latest),
+                        delay=delay_for(name, reference),
                         timeout=args.timeout,
                     )
                 except Exception as error:  # one fault's harness failure must not hide the rest

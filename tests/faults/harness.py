@@ -30,6 +30,7 @@ import psutil
 from services.cli.stack import postgres
 from services.cli.stack.ports import free_port
 from services.cli.stack.settings import StackSettings
+from tests.net import answers
 from tests.storage_faults import set_writable
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -252,9 +253,10 @@ class PrivateStack:
         """`pg_ctl stop -m fast` (what `pg_ctl restart -m fast` does first)."""
         postgres.stop(self.settings)
 
-    def start_helper(self, service: str) -> subprocess.Popen[bytes]:
-        """A second instance of a worker, joining its consumer group."""
-        env = {**self.env, **self.infra(), f"{service.upper()}_HTTP_PORT": str(free_port())}
+    def start_helper(self, service: str) -> tuple[subprocess.Popen[bytes], str]:
+        """A second instance of a worker, joining its consumer group; and its readiness URL."""
+        port = free_port()
+        env = {**self.env, **self.infra(), f"{service.upper()}_HTTP_PORT": str(port)}
         log = (self.state_dir / "logs" / f"{service}-second.log").open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", f"services.{service}.main"],
@@ -264,7 +266,7 @@ class PrivateStack:
             stderr=subprocess.STDOUT,
         )
         self.helpers.append(process)
-        return process
+        return process, f"http://127.0.0.1:{port}/health/ready"
 
 
 def _wait_gone(pid: int, timeout: float) -> None:
@@ -430,10 +432,15 @@ def rebalance(stay_seconds: float) -> Fault:
 
     def inject(stack: PrivateStack, _: random.Random) -> str:
         second = [stack.start_helper("rules"), stack.start_helper("pricing")]
+        started = time.monotonic()
+        deadline = started + 120
+        while time.monotonic() < deadline and not all(answers(url) for _, url in second):
+            time.sleep(0.3)
+        joined = time.monotonic() - started
         time.sleep(stay_seconds)
-        for process in second:
+        for process, _ in second:
             _terminate(process)
-        return f"second rules and pricing joined for {stay_seconds:g}s, then left"
+        return f"second rules and pricing ready after {joined:.1f}s, stayed {stay_seconds:g}s, left"
 
     return inject
 
@@ -489,6 +496,18 @@ def exercise(
                 f"projection checksum {outcome.checksums} differs from a rebuild"
             )
     return outcome
+
+
+# Faults injected right after the run request: a second worker needs seconds to start before
+# it joins its group, and must join while the run is in flight.
+EARLY = frozenset({"consumer rebalance"})
+
+
+def delay_for(fault: str, reference: RunResult) -> tuple[float, float]:
+    """When to inject `fault`: a random moment within the first 60% of an undisturbed run."""
+    if fault in EARLY:
+        return (0.0, 0.2)
+    return (0.2, max(0.5, 0.6 * reference.seconds))
 
 
 def standard_faults(broker_down: float, postgres_down: float, stay: float) -> dict[str, Fault]:

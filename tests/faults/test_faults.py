@@ -21,6 +21,7 @@ from tests.faults.harness import (
     PrivateStack,
     RunResult,
     baseline,
+    delay_for,
     exercise,
     port_block,
     progress,
@@ -76,8 +77,6 @@ def test_a_run_in_flight_survives_the_fault_with_identical_reports_and_read_mode
     if fault == "storage unwritable" and not can_make_unwritable():
         pytest.skip("no way to make a folder refuse this user's writes")
     rng = random.Random(f"{SEED}:{fault}")
-    # A random moment within the first part of the run, so the fault hits it in flight.
-    latest = max(1.5, 0.6 * reference.seconds)
     outcome = exercise(
         stack,
         tape,
@@ -85,7 +84,7 @@ def test_a_run_in_flight_survives_the_fault_with_identical_reports_and_read_mode
         fault,
         FAULTS[fault],
         rng,
-        delay=(0.5, latest),
+        delay=delay_for(fault, reference),
         timeout=RUN_TIMEOUT,
         rebuild=False,
     )
