@@ -1,7 +1,9 @@
 """`loan-engine admin ...`: users, teams and the gateway database, for operators (SPEC §6).
 
 Passwords are read from standard input only (`--password-stdin`), never from an argument.
-With `--json` a command ends with exactly one JSON object on standard output.
+With `--json` a command ends with exactly one JSON object on standard output. The database is
+the running stack's unless DATABASE_URL says otherwise (`services.cli.reach`); the gateway's
+modules are imported by the commands that use them, so `loan-engine --help` stays quick.
 """
 
 from __future__ import annotations
@@ -10,20 +12,19 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.cli import reach
 from services.cli.options import JsonOption
-from services.gateway.db import alembic_config, make_engine
-from services.gateway.errors import GatewayError
-from services.gateway.identity import repository as repo
-from services.gateway.identity import service
 from services.gateway.identity.principal import ROLES
-from services.gateway.settings import GatewaySettings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from services.gateway.identity import repository as repo
+    from services.gateway.settings import GatewaySettings
 
 app = typer.Typer(help="Operators' chores: users, teams, the gateway database.")
 T = TypeVar("T")
@@ -33,9 +34,20 @@ PasswordStdin = Annotated[
 ]
 
 
-def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def gateway_settings() -> GatewaySettings:
+    """The gateway's settings as the running stack has them (the environment wins)."""
+    from services.gateway.settings import GatewaySettings
+
+    return GatewaySettings(_env_file=reach.env_files())  # type: ignore[call-arg]
+
+
+def _with_session(settings: GatewaySettings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from services.gateway.db import make_engine
+
     async def main() -> T:
-        engine = make_engine(GatewaySettings())
+        engine = make_engine(settings)
         try:
             async with async_sessionmaker(engine, expire_on_commit=False)() as session:
                 return await work(session)
@@ -61,11 +73,18 @@ def _emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
 
 
 def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in a session on the stack's database; every failure is one line, exit 1."""
+    from services.gateway.errors import GatewayError
+
+    settings = gateway_settings()
     try:
-        return _with_session(work)
+        return _with_session(settings, work)
     except GatewayError as error:
-        typer.secho(f"error: {error.message}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from error
+        reach.fail(error.message)
+    except Exception as error:
+        if reach.is_database_error(error):
+            reach.database_unreachable(settings.database_dsn, error)
+        raise
 
 
 def _user_json(user: repo.User) -> dict[str, Any]:
@@ -83,7 +102,7 @@ def _user_json(user: repo.User) -> dict[str, Any]:
 def create_user(
     username: str,
     email: Annotated[str, typer.Option("--email", help="The user's e-mail.")],
-    role: Annotated[str, typer.Option("--role", help="admin, analyst or sales_team.")],
+    role: Annotated[str, typer.Option("--role", help=f"One of: {', '.join(ROLES)}.")],
     password_stdin: PasswordStdin = False,
     team: Annotated[str | None, typer.Option("--team", help="Team id (sales_team).")] = None,
     as_json: JsonOption = False,
@@ -93,6 +112,8 @@ def create_user(
         typer.secho(f"error: --role must be one of {', '.join(ROLES)}", err=True)
         raise typer.Exit(2)
     password = _password(password_stdin)
+    from services.gateway.identity import service
+
     user = _run(
         lambda session: service.create_user(
             session, username=username, email=email, role=role, password=password, team_id=team
@@ -108,6 +129,8 @@ def create_team(
     as_json: JsonOption = False,
 ) -> None:
     """Create a sales team."""
+    from services.gateway.identity import service
+
     team = _run(lambda session: service.create_team(session, name, team_id))
     _emit(as_json, {"id": team.id, "name": team.name}, f"created team {team.id} ({team.name})")
 
@@ -115,6 +138,8 @@ def create_team(
 @app.command("list-users")
 def list_users(as_json: JsonOption = False) -> None:
     """Every user."""
+    from services.gateway.identity import repository as repo
+
     users = _run(lambda session: repo.list_users(session, 0, 100_000))
     lines = [f"{u.username:<24} {u.role:<11} {u.team_id or '-':<16} {u.email}" for u in users]
     _emit(as_json, {"users": [_user_json(u) for u in users]}, "\n".join(lines) or "no users")
@@ -126,11 +151,19 @@ def reset_password(
 ) -> None:
     """Set a user's password from standard input."""
     password = _password(password_stdin)
+    from services.gateway.identity import service
+
     _run(lambda session: service.reset_password(session, username, password))
     _emit(as_json, {"username": username, "password_reset": True}, f"password reset: {username}")
 
 
 async def _db_status(session: AsyncSession) -> dict[str, Any]:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from services.gateway.db import alembic_config
+    from services.gateway.identity import repository as repo
+
     def current(connection: Any) -> str | None:
         context = MigrationContext.configure(connection, opts={"version_table_schema": "gateway"})
         return context.get_current_revision()
@@ -151,15 +184,16 @@ async def _db_status(session: AsyncSession) -> dict[str, Any]:
 @app.command("db-status")
 def db_status(as_json: JsonOption = False) -> None:
     """Whether the gateway database answers and is migrated to the newest revision."""
+    settings = gateway_settings()
     try:
-        status = _with_session(_db_status)
-    except Exception as error:  # any failure means "not reachable"
-        status = {"reachable": False, "error": type(error).__name__}
-    text = (
-        f"database reachable, revision {status.get('revision')} (head {status.get('head')})"
-        if status["reachable"]
-        else f"database not reachable ({status['error']})"
-    )
+        status = _with_session(settings, _db_status)
+    except Exception as error:
+        if not reach.is_database_error(error):
+            raise
+        if not as_json:
+            reach.database_unreachable(settings.database_dsn, error)
+        status = {"reachable": False, "error": reach.reason(error)}
+    text = f"database reachable, revision {status.get('revision')} (head {status.get('head')})"
     _emit(as_json, status, text)
     if not status["reachable"] or not status.get("up_to_date"):
         raise typer.Exit(1)

@@ -36,7 +36,7 @@ from contracts.runs import (
     TapeIngested,
 )
 from contracts.topics import RUNS
-from services.cli.stack.settings import StackSettings
+from services.cli import reach
 from services.common.settings import ServiceSettings
 
 TERMINAL = frozenset({"completed", "failed"})
@@ -53,16 +53,11 @@ class CliSettings(ServiceSettings):
     poll_timeout_ms: int = 500
 
 
-def stack_env_file() -> Path:
-    """The `.stack/env` written by `loan-engine stack up`."""
-    return StackSettings().env_file
-
-
 def load_settings(env_file: Path | None = None) -> CliSettings:
     """Settings from the environment, else the stack's env file, else `.env`, else defaults."""
-    stack_env = env_file or stack_env_file()
+    files = (Path(".env"), env_file) if env_file is not None else reach.env_files()
     # Later files win over earlier ones; real environment variables win over both.
-    return CliSettings(_env_file=(Path(".env"), stack_env))  # type: ignore[call-arg]
+    return CliSettings(_env_file=files)  # type: ignore[call-arg]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +200,8 @@ class RunLog:
         self.runs: dict[UUID, RunView] = {}
 
     async def __aenter__(self) -> RunLog:
-        await self.consumer.start()
         try:
+            await self.consumer.start()
             if self.topic not in await self.consumer.topics():
                 raise LookupError(f"topic {self.topic} does not exist: is the stack up?")
             while not self.consumer.assignment():

@@ -1,5 +1,7 @@
 """The `loan-engine` console script: one Typer app, one line per command group."""
 
+import logging
+
 import typer
 
 from services.cli import admin, pipeline, projections, tape
@@ -8,6 +10,15 @@ from services.cli.stack.commands import app as stack_app
 app = typer.Typer(
     help="Loan Engine: loan tapes in, dispositions and reports out.", no_args_is_help=True
 )
+
+
+@app.callback()
+def quiet_clients() -> None:
+    """Client libraries log connection retries on their own: a command says it in one line."""
+    for name in ("aiokafka", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 app.add_typer(stack_app, name="stack")
 app.add_typer(pipeline.app)  # `run` and `runs list|show|wait`
 app.add_typer(tape.app, name="tape")

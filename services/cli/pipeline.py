@@ -19,6 +19,7 @@ from contracts.ids import event_id
 from contracts.loans import RunParams
 from contracts.runs import RunRequested
 from contracts.topics import RUNS
+from services.cli import reach
 from services.cli.client import (
     CliSettings,
     RunLog,
@@ -55,13 +56,16 @@ def usage_error(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def run_async(work: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; an unreachable stack ends the command with a message and exit 1."""
+def run_async(work: Coroutine[Any, Any, T], settings: CliSettings) -> T:
+    """Run a coroutine; an unreachable stack ends the command with one line and exit 1."""
     try:
         return asyncio.run(work)
-    except (KafkaError, LookupError, OSError) as error:
-        typer.secho(f"error: {error or type(error).__name__}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from None
+    except KafkaError as error:
+        reach.kafka_unreachable(settings.kafka_bootstrap_servers, error)
+    except LookupError as error:
+        reach.fail(f"{error.args[0] if error.args else error}; {reach.START_THE_STACK}")
+    except OSError as error:
+        reach.fail(reach.reason(error))
 
 
 def parse_irr_target(text: str | None, default: Decimal) -> Decimal:
@@ -203,13 +207,13 @@ def run(
     if clashes := same_names(files or []):
         raise usage_error(f"two files would be stored under one name in the folder: {clashes}")
     if files:
-        run_async(upload(settings, files, target))
-    run_async(request(settings, run_id, params, target))
+        run_async(upload(settings, files, target), settings)
+    run_async(request(settings, run_id, params, target), settings)
     progress(f"run {run_id} requested over inputs/{target}")
     if wait is None:
         print_result(RunView(run_id), as_json)
         return
-    view = run_async(follow(settings, run_id, wait))
+    view = run_async(follow(settings, run_id, wait), settings)
     print_result(view or RunView(run_id), as_json)
     raise typer.Exit(exit_code(view))
 
@@ -217,7 +221,8 @@ def run(
 @runs_app.command("list")
 def list_runs(as_json: JsonOption = False) -> None:
     """Every run in the log, oldest first (by creation time)."""
-    known = run_async(_catch_up(load_settings())).values()
+    settings = load_settings()
+    known = run_async(_catch_up(settings), settings).values()
     # Partitions interleave in any order: sort by when each run was created.
     runs = sorted(known, key=lambda view: view.created_at or datetime.max.replace(tzinfo=UTC))
     if as_json:
@@ -233,7 +238,8 @@ def list_runs(as_json: JsonOption = False) -> None:
 def show(run_id: str, as_json: JsonOption = False) -> None:
     """One run's state and result."""
     wanted = parse_run_id(run_id)
-    view = run_async(_catch_up(load_settings())).get(wanted)
+    settings = load_settings()
+    view = run_async(_catch_up(settings), settings).get(wanted)
     if view is None:
         typer.secho(f"error: no run {wanted} in the log", err=True, fg=typer.colors.RED)
         raise typer.Exit(1)
@@ -251,7 +257,8 @@ def wait_for(
 ) -> None:
     """Block until the run completes or fails, then print its result."""
     wanted = parse_run_id(run_id)
-    view = run_async(follow(load_settings(), wanted, timeout))
+    settings = load_settings()
+    view = run_async(follow(settings, wanted, timeout), settings)
     print_result(view or RunView(wanted), as_json)
     raise typer.Exit(exit_code(view))
 

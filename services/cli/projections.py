@@ -8,11 +8,15 @@ from typing import Annotated
 
 import typer
 
+from services.cli import reach
+from services.cli.admin import gateway_settings
 from services.cli.options import JsonOption
-from services.gateway.projector.maintenance import checksum, rebuild
-from services.gateway.settings import GatewaySettings
 
 app = typer.Typer(help="The gateway's read models: rebuild them from the log, digest them.")
+
+
+class ReplayBehind(Exception):
+    """The replay had not caught up with the log when the timeout passed."""
 
 
 @app.command("rebuild")
@@ -21,12 +25,25 @@ def rebuild_command(
     as_json: JsonOption = False,
 ) -> None:
     """Truncate the read models and replay every topic into them; wait until caught up."""
+    from services.gateway.projector.maintenance import RebuildResult, rebuild
+
+    settings = gateway_settings()
     typer.echo("rebuilding the read models from the log...", err=True)
+
+    async def replay() -> RebuildResult:
+        try:
+            return await rebuild(settings, timeout=timeout)
+        except TimeoutError as error:
+            raise ReplayBehind(str(error)) from None
+
     try:
-        result = asyncio.run(rebuild(GatewaySettings(), timeout=timeout))
-    except TimeoutError as error:
-        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from error
+        result = reach.guarded(
+            lambda: asyncio.run(replay()),
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            database_url=settings.database_dsn,
+        )
+    except ReplayBehind as error:
+        reach.fail(f"the replay did not catch up within {timeout:g} s ({error})")
     payload = {
         "generation": result.generation,
         "replayed_by": result.replayed_by,
@@ -39,6 +56,13 @@ def rebuild_command(
 @app.command("checksum")
 def checksum_command(as_json: JsonOption = False) -> None:
     """A digest of every read model; two rebuilds of the same log agree on it."""
-    result = asyncio.run(checksum(GatewaySettings()))
+    from services.gateway.projector.maintenance import checksum
+
+    settings = gateway_settings()
+    result = reach.guarded(
+        lambda: asyncio.run(checksum(settings)),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        database_url=settings.database_dsn,
+    )
     payload = {"checksum": result.digest, "tables": result.tables}
     typer.echo(json.dumps(payload) if as_json else result.digest)

@@ -185,11 +185,11 @@ def push_command(
     except (TapeError, UnpushableTape) as error:
         raise usage_error(f"{file.name}: {error}") from None
     if wait is None:
-        run_async(push(settings, file, chosen, params))
+        run_async(push(settings, file, chosen, params), settings)
         progress(f"pushed {rows} rows of tape {chosen!r}: run {run_id}")
         print_result(RunView(run_id), as_json)
         return
-    view = run_async(push_and_follow(settings, file, chosen, params, wait))
+    view = run_async(push_and_follow(settings, file, chosen, params, wait), settings)
     print_result(view or RunView(run_id), as_json)
     raise typer.Exit(exit_code(view))
 

@@ -1,7 +1,8 @@
 """The session infrastructure and the local stack, against real processes.
 
 The stack tests run the real `loan-engine stack` commands with their own state folder, free
-ports and a Procfile of tiny health servers, so they never touch a developer's stack.
+ports and a Procfile of tiny health servers (one that always crashes, one whose module does not
+exist), so they never touch a developer's stack.
 """
 
 import json
@@ -11,7 +12,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,26 @@ class Stack:
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout.strip().splitlines()[-1])
 
+    def operator(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`loan-engine ARGS` as an operator runs it: an empty environment (PATH and HOME), in a
+        folder whose `.env` names only this stack's state folder (the default is `.stack`)."""
+        workdir = self.state / "operator"
+        workdir.mkdir(exist_ok=True)
+        (workdir / ".env").write_text(f"STACK_STATE_DIR={self.state}\n")
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli.main", *args],
+            env={"PATH": os.environ["PATH"], "HOME": os.environ["HOME"]},
+            cwd=workdir,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def processes(self) -> dict[str, dict[str, Any]]:
+        return {process["name"]: process for process in self.status()["processes"]}
+
     def recorded_pids(self) -> dict[str, int]:
         recorded = json.loads((self.state / "state.json").read_text())["processes"]
         return {name: value["pid"] for name, value in recorded.items()}
@@ -147,8 +169,9 @@ def stack() -> Iterator[Stack]:
         f"ingest: python {server} $INGEST_HTTP_PORT\n"
         f"gateway: python {server} $GATEWAY_HTTP_PORT\n"
         "rules: python -m services.no_such_service.main\n"
+        "pricing: python -c 'import sys; sys.exit(3)'\n"
     )
-    names = ("kafka", "controller", "postgres", "gateway", "ingest", "rules")
+    names = ("kafka", "controller", "postgres", "gateway", "ingest", "rules", "pricing")
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     environment = {
         key: value
@@ -162,9 +185,12 @@ def stack() -> Iterator[Stack]:
         STACK_KAFKA_CONTROLLER_PORT=str(ports["controller"]),
         STACK_POSTGRES_PORT=str(ports["postgres"]),
         STACK_SERVICE_READY_TIMEOUT="20",
+        STACK_START_SECONDS="2",
+        STACK_START_RETRIES="2",
         GATEWAY_HTTP_PORT=str(ports["gateway"]),
         INGEST_HTTP_PORT=str(ports["ingest"]),
         RULES_HTTP_PORT=str(ports["rules"]),
+        PRICING_HTTP_PORT=str(ports["pricing"]),
     )
     under_test = Stack(state, environment, ports)
     try:
@@ -190,33 +216,156 @@ def test_up_starts_broker_database_and_services_and_reports_a_missing_module(
     states = {p["name"]: (p["state"], p["pid"]) for p in report["processes"]}
     assert states["ingest"][0] == "healthy" and states["gateway"][0] == "healthy"
     assert states["rules"] == ("failed", None)
+    assert "pricing" in result.stderr  # it keeps crashing: reported too
     assert report["gateway_url"] == f"http://127.0.0.1:{stack.ports['gateway']}"
 
 
 @pytest.mark.timeout(120)
 def test_up_twice_leaves_one_set_of_processes(stack: Stack) -> None:
     before_pids, before_tree = stack.recorded_pids(), stack.process_tree()
-    assert set(before_pids) == {"kafka", "ingest", "gateway"}
+    assert set(before_pids) == {"kafka", "supervisord"}
+    before_services = {name: p["pid"] for name, p in stack.processes().items()}
     stack.cli("up")
     assert stack.recorded_pids() == before_pids
     assert stack.process_tree() == before_tree
+    assert {name: p["pid"] for name, p in stack.processes().items()} == before_services
     assert len([p for p in stack.strays() if "kafka.Kafka" in p]) == 1
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30) -> Any:
+    """Poll until `check` returns something truthy; that value (or fail after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"not within {timeout} s")
+
+
+@pytest.mark.timeout(120)
+def test_a_service_that_keeps_crashing_is_retried_with_back_off_then_given_up(
+    stack: Stack,
+) -> None:
+    pricing = wait_for(lambda: (p := stack.processes()["pricing"])["state"] == "failed" and p)
+    assert pricing["pid"] is None
+    # STACK_START_RETRIES=2 per `up` (the second `up` above starts it once more, too)
+    assert pricing["restarts"] >= 2
+    assert pricing["last_exit"]["code"] == 3 and pricing["last_exit"]["expected"] is False
+
+
+@pytest.mark.timeout(120)
+def test_a_killed_service_is_restarted_and_status_counts_it(stack: Stack) -> None:
+    before = stack.processes()["ingest"]
+    assert psutil.Process(before["pid"]).cmdline()[1].endswith("health_server.py")
+    os.kill(before["pid"], 9)
+
+    def restarted() -> dict[str, Any] | None:
+        ingest = stack.processes()["ingest"]
+        fresh = ingest["pid"] not in (None, before["pid"]) and ingest["state"] == "healthy"
+        return ingest if fresh else None
+
+    ingest = wait_for(restarted)
+    assert ingest["restarts"] == before["restarts"] + 1
+    assert ingest["last_exit"]["signal"] == "SIGKILL"
+    assert "restarts" in stack.cli("status").stdout.splitlines()[4].lower()
+
+
+@pytest.mark.timeout(180)
+def test_up_after_the_supervisor_was_killed_replaces_its_orphans_with_one_copy(
+    stack: Stack,
+) -> None:
+    orphan = stack.processes()["gateway"]["pid"]
+    os.kill(stack.recorded_pids()["supervisord"], 9)
+    wait_for(lambda: stack.processes()["gateway"]["state"] == "orphaned")
+    result = stack.cli("up")
+    assert "orphan" in result.stderr
+    gateway = stack.processes()["gateway"]
+    assert gateway["state"] == "healthy" and gateway["pid"] != orphan
+    assert not psutil.pid_exists(orphan) or psutil.Process(orphan).status() == "zombie"
+    servers = [p for p in stack.strays() if "health_server.py" in p]
+    assert len(servers) == 2  # ingest and gateway, once each
 
 
 @pytest.mark.timeout(60)
 def test_status_json_is_the_last_line_with_processes_and_health(stack: Stack) -> None:
     report = stack.status()
     assert report["kafka"]["healthy"] and report["postgres"]["healthy"]
-    assert [p["name"] for p in report["processes"]] == ["ingest", "gateway", "rules"]
+    assert [p["name"] for p in report["processes"]] == ["ingest", "gateway", "rules", "pricing"]
     gateway = next(p for p in report["processes"] if p["name"] == "gateway")
     assert gateway["health_url"] == f"http://127.0.0.1:{stack.ports['gateway']}/health"
     assert gateway["metrics_url"] == f"http://127.0.0.1:{stack.ports['gateway']}/metrics"
 
 
+OPERATOR_COMMANDS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "create-team": (("admin", "create-team", "North Desk", "--json"), None),
+    "create-user": (
+        (
+            "admin",
+            "create-user",
+            "nina",
+            "--email",
+            "nina@example.com",
+            "--role",
+            "sales_team",
+            "--team",
+            "north-desk",
+            "--password-stdin",
+            "--json",
+        ),
+        "a-long-password\n",
+    ),
+    "list-users": (("admin", "list-users", "--json"), None),
+    "reset-password": (
+        ("admin", "reset-password", "nina", "--password-stdin", "--json"),
+        "another-long-password\n",
+    ),
+    "db-status": (("admin", "db-status"), None),
+    "run": (("run", "--json"), None),
+    "runs list": (("runs", "list", "--json"), None),
+    "tape push": (("tape", "push", "TAPE", "--tape-id", "OPERATOR-1", "--json"), None),
+    "projections rebuild": (("projections", "rebuild", "--timeout", "60", "--json"), None),
+    "projections checksum": (("projections", "checksum", "--json"), None),
+}
+
+
+def operator_args(stack: Stack, args: tuple[str, ...]) -> list[str]:
+    """The command with TAPE replaced by a small generated tape of this stack's folder."""
+    tape = stack.state / "operator" / "tape.csv"
+    if "TAPE" in args and not tape.exists():
+        generated = stack.operator(
+            "tape", "generate", "--loans", "3", "--seed", "1", "--out", str(tape)
+        )
+        assert generated.returncode == 0, generated.stderr
+    return [str(tape) if arg == "TAPE" else arg for arg in args]
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("command", list(OPERATOR_COMMANDS))
+def test_an_operator_with_an_empty_environment_reaches_the_running_stack(
+    stack: Stack, command: str
+) -> None:
+    args, stdin = OPERATOR_COMMANDS[command]
+    result = stack.operator(*operator_args(stack, args), stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    if "--json" in args:
+        json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.timeout(60)
+def test_what_the_operator_did_went_to_the_stacks_database_and_broker(stack: Stack) -> None:
+    users = stack.operator("admin", "list-users", "--json")
+    listed = json.loads(users.stdout.strip().splitlines()[-1])["users"]
+    assert {(u["username"], u["team_id"]) for u in listed} >= {("nina", "north-desk")}
+    runs = json.loads(stack.operator("runs", "list", "--json").stdout.strip().splitlines()[-1])
+    assert len(runs["runs"]) >= 1  # the run the operator requested, as the stack's log knows it
+
+
 @pytest.mark.timeout(120)
-def test_down_leaves_no_process_behind(stack: Stack) -> None:
+def test_down_leaves_no_process_behind_even_when_the_supervisor_was_killed(stack: Stack) -> None:
     tree = stack.process_tree()
     assert len(tree) > 5
+    os.kill(stack.recorded_pids()["supervisord"], 9)
     result = stack.cli("down")
     assert result.returncode == 0, result.stderr
     assert not [
@@ -228,3 +377,20 @@ def test_down_leaves_no_process_behind(stack: Stack) -> None:
     report = stack.status()
     assert not report["kafka"]["healthy"] and not report["postgres"]["healthy"]
     assert {p["state"] for p in report["processes"]} == {"stopped", "failed"}
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("command", list(OPERATOR_COMMANDS))
+def test_with_the_stack_down_each_command_says_what_it_tried_in_one_line(
+    stack: Stack, command: str
+) -> None:
+    args, stdin = OPERATOR_COMMANDS[command]
+    result = stack.operator(*operator_args(stack, args), stdin=stdin)
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len([line for line in errors if line.startswith("error:")]) == 1, result.stderr
+    error = errors[-1]
+    assert error.startswith("error: cannot reach "), result.stderr
+    assert f"127.0.0.1:{stack.ports['kafka']}" in error or f":{stack.ports['postgres']}/" in error
+    assert "loan-engine stack up" in error

@@ -1,28 +1,27 @@
-"""The `.stack/env` file: infra variables the processes get and other commands read."""
+"""The `.stack/env` file: infra variables the processes get and other commands read.
+
+Read with python-dotenv (as pydantic-settings reads env files); written single-quoted in the
+form python-dotenv reads back exactly.
+"""
 
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from dotenv import dotenv_values
+
+
+def quote(value: str) -> str:
+    """A single-quoted dotenv value (only `\\` and `'` are escaped there)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
 
 def render(values: Mapping[str, str]) -> str:
-    """`KEY=value` lines, sorted, as honcho and pydantic-settings read them."""
+    """`KEY='value'` lines, sorted."""
     for key, value in values.items():
         if "\n" in value or "\n" in key:
             raise ValueError(f"{key}: environment values must be one line")
-    return "".join(f"{key}={value}\n" for key, value in sorted(values.items()))
-
-
-def parse(text: str) -> dict[str, str]:
-    """The variables of an env file (blank lines and `#` comments ignored)."""
-    values = {}
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#") or "=" not in stripped:
-            continue
-        key, _, value = stripped.partition("=")
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
+    return "".join(f"{key}={quote(value)}\n" for key, value in sorted(values.items()))
 
 
 def write(path: Path, values: Mapping[str, str]) -> None:
@@ -34,7 +33,8 @@ def write(path: Path, values: Mapping[str, str]) -> None:
 
 
 def read(path: Path) -> dict[str, str]:
-    """The stack's env file, or {} when the stack never ran."""
+    """The variables of an env file, or {} when it does not exist (the stack never ran)."""
     if not path.exists():
         return {}
-    return parse(path.read_text(encoding="utf-8"))
+    values = dotenv_values(path, interpolate=False)
+    return {key: value for key, value in values.items() if value is not None}

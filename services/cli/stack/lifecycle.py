@@ -3,17 +3,23 @@
 import asyncio
 import contextlib
 import fcntl
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 from services.cli.stack import (
     envfile,
     kafka,
     migrations,
     monitoring,
+    ports,
     postgres,
     procfile,
+    restarts,
     services,
     state,
+    supervision,
     supervisor,
     topics,
 )
@@ -52,7 +58,12 @@ def infra_environment(settings: StackSettings) -> dict[str, str]:
     }
 
 
-def ensure_kafka(settings: StackSettings, recorded: state.StackState, progress: Progress) -> bool:
+def ensure_kafka(
+    settings: StackSettings,
+    recorded: state.StackState,
+    progress: Progress,
+    save: Callable[[], None] | None = None,
+) -> bool:
     """Start the broker unless the one we started still runs; True when started now."""
     running = recorded.processes.get(KAFKA)
     if running is not None and supervisor.is_alive(running):
@@ -62,12 +73,15 @@ def ensure_kafka(settings: StackSettings, recorded: state.StackState, progress: 
             raise StartFailed(f"the stack's Kafka (pid {running.pid}) runs but does not answer")
         return False
     recorded.processes[KAFKA] = kafka.start(settings, progress)
-    state.save(settings.state, recorded)
+    (save or (lambda: state.save(settings.state, recorded)))()
     return True
 
 
 def ensure_database(
-    settings: StackSettings, recorded: state.StackState, progress: Progress
+    settings: StackSettings,
+    recorded: state.StackState,
+    progress: Progress,
+    save: Callable[[], None] | None = None,
 ) -> bool:
     """Start the private cluster unless DATABASE_URL is given; True when started now."""
     if settings.database_url:
@@ -76,50 +90,122 @@ def ensure_database(
         return False
     started = postgres.start(settings, progress)
     recorded.postgres_private = True
-    state.save(settings.state, recorded)
+    (save or (lambda: state.save(settings.state, recorded)))()
     return started
 
 
 def up(settings: StackSettings, progress: Progress, with_monitoring: bool = False) -> StackStatus:
-    """Bring the stack up (idempotent: what already runs is kept) and report its status."""
+    """Bring the stack up (idempotent: what already runs is kept) and report its status.
+
+    The broker, the database and supervisord start side by side (topics on the broker,
+    migrations on the database); then supervisord starts every service that does not run yet.
+    """
     with locked(settings):
         recorded = state.load(settings.state)
         for folder in (settings.logs_dir, settings.storage_root):
             folder.mkdir(parents=True, exist_ok=True)
-        ensure_kafka(settings, recorded, progress)
-        ensure_database(settings, recorded, progress)
-        asyncio.run(topics.ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix))
         infra = infra_environment(settings)
         envfile.write(settings.env_file, infra)
-        migrations.upgrade_all(settings.project_dir, infra, progress)
+        saving = threading.Lock()
+
+        def save() -> None:
+            with saving:
+                state.save(settings.state, recorded)
+
+        def broker() -> None:
+            ensure_kafka(settings, recorded, progress, save)
+            asyncio.run(
+                topics.ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
+            )
+            progress(f"Kafka answers on {settings.kafka_bootstrap_servers}, topics present")
+
+        def database() -> None:
+            ensure_database(settings, recorded, progress, save)
+            migrated = migrations.upgrade_all(settings.project_dir, infra, progress)
+            progress(f"PostgreSQL answers, migrated: {', '.join(migrated) or 'nothing'}")
+
         entries = procfile.load(settings.procfile)
-        for entry in entries:
-            running = recorded.processes.get(entry.name)
-            if running is not None and supervisor.is_alive(running):
-                continue
-            missing = procfile.missing_module(settings.project_dir, entry)
-            if missing is not None:
-                progress(f"not starting {entry.name}: module {missing} does not exist")
-                recorded.processes.pop(entry.name, None)
-                continue
-            progress(f"starting {entry.name}")
-            recorded.processes[entry.name] = services.start(settings, entry, infra)
-            state.save(settings.state, recorded)
+        runnable = runnable_entries(settings, entries, progress)
+
+        def daemon() -> None:
+            ensure_supervisord(settings, recorded, runnable, infra, progress, save)
+
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="stack-up") as pool:
+            jobs = {"daemon": pool.submit(daemon), "broker": pool.submit(broker)}
+            jobs["database"] = pool.submit(database)
+            # The broker's own services start while the database may still be migrating.
+            jobs["daemon"].result()
+            jobs["broker"].result()
+            start_programs(
+                settings, [e for e in runnable if e.name in services.BROKER_ONLY], progress
+            )
+            jobs["database"].result()
+        start_programs(settings, runnable, progress)
         if with_monitoring:
             start_monitoring(settings, recorded, progress)
-        names = [entry.name for entry in entries]
         supervisor.wait_until(
-            lambda: all(
-                services.state_of(
-                    recorded.processes.get(name), services.health_url(settings, name), None
-                )
-                != services.RUNNING
-                for name in names
-            ),
-            settings.service_ready_timeout,
-            interval=0.5,
+            lambda: settled(settings, runnable), settings.service_ready_timeout, interval=0.5
         )
     return status(settings)
+
+
+def runnable_entries(
+    settings: StackSettings, entries: list[procfile.Entry], progress: Progress
+) -> list[procfile.Entry]:
+    """The Procfile entries whose module exists (the others are reported, never started)."""
+    runnable = []
+    for entry in entries:
+        missing = procfile.missing_module(settings.project_dir, entry)
+        if missing is not None:
+            progress(f"not starting {entry.name}: module {missing} does not exist")
+        else:
+            runnable.append(entry)
+    return runnable
+
+
+def ensure_supervisord(
+    settings: StackSettings,
+    recorded: state.StackState,
+    runnable: list[procfile.Entry],
+    infra: dict[str, str],
+    progress: Progress,
+    save: Callable[[], None],
+) -> None:
+    """This stack's supervisord, running the given programs (none started yet by it).
+
+    A supervisord whose programs or environment differ from today's is replaced (its services
+    stop with it); orphans of a supervisord that was killed are stopped before it starts.
+    """
+    environment = services.process_environment(infra)
+    config = supervision.render_config(settings, runnable, infra)
+    daemon = recorded.processes.get(supervision.NAME)
+    alive = daemon is not None and supervisor.is_alive(daemon) and supervision.answers(settings)
+    if alive and supervision.running_config(settings) != config:
+        progress("the services' commands or environment changed: restarting supervisord")
+        alive = False
+    if not alive:
+        # Stops a supervisord that runs the wrong programs or hangs, and orphans of a killed one.
+        supervision.stop_daemon(settings, daemon, progress)
+        progress("starting supervisord")
+        recorded.processes[supervision.NAME] = supervision.start_daemon(
+            settings, config, environment
+        )
+        save()
+
+
+def start_programs(
+    settings: StackSettings, runnable: list[procfile.Entry], progress: Progress
+) -> None:
+    """Ask supervisord to start every program that is not running (or restarting) already."""
+    known = supervision.programs(settings)
+    for entry in runnable:
+        program = known.get(entry.name)
+        if program is not None and program.statename in supervision.ALIVE_STATES:
+            continue
+        progress(f"starting {entry.name}")
+        refused = supervision.start_program(settings, entry.name)
+        if refused is not None:
+            progress(f"not starting {entry.name}: {refused}")
 
 
 def start_monitoring(
@@ -144,6 +230,10 @@ def down(settings: StackSettings, progress: Progress) -> list[str]:
     with locked(settings):
         recorded = state.load(settings.state)
         # Services before the infrastructure they talk to, so they shut down cleanly.
+        stopped += supervision.stop_daemon(
+            settings, recorded.processes.pop(supervision.NAME, None), progress
+        )
+        state.save(settings.state, recorded)
         order = [name for name in recorded.processes if name != KAFKA]
         if KAFKA in recorded.processes:
             order.append(KAFKA)
@@ -164,32 +254,74 @@ def down(settings: StackSettings, progress: Progress) -> list[str]:
     return stopped
 
 
-def status(settings: StackSettings) -> StackStatus:
-    """What runs, what answers, and what failed."""
-    recorded = state.load(settings.state)
-    infra = envfile.read(settings.env_file) or infra_environment(settings)
+def settled(settings: StackSettings, runnable: list[procfile.Entry]) -> bool:
+    """Whether no program is still starting or restarting (a cheap check: one XML-RPC call and
+    the health URLs; who holds each port is checked once, by the final status)."""
+    known = supervision.programs(settings)
+    for entry in runnable:
+        url = services.health_url(settings, entry.name)
+        if services.state_of(known.get(entry.name), url, None) in (
+            services.RUNNING,
+            services.RESTARTING,
+        ):
+            return False
+    return True
+
+
+def service_rows(
+    settings: StackSettings, entries: list[procfile.Entry], recorded: state.StackState
+) -> list[ProcessStatus]:
+    """One row per Procfile process: supervisord's view, health, restarts and last exit."""
+    daemon = recorded.processes.get(supervision.NAME)
+    known = supervision.programs(settings) if daemon and supervisor.is_alive(daemon) else {}
+    log = supervision.log_file(settings)
+    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+    history = restarts.read(text)
+    listening = ports.listeners()
     rows = []
-    entries = procfile.load(settings.procfile) if settings.procfile.is_file() else []
     for entry in entries:
-        spawned = recorded.processes.get(entry.name)
+        program = known.get(entry.name)
         missing = procfile.missing_module(settings.project_dir, entry)
         url = services.health_url(settings, entry.name)
-        current = services.state_of(spawned, url, missing)
+        current = services.state_of(program, url, missing, listening)
+        past = history.get(entry.name, restarts.History())
         detail = ""
         if missing is not None:
             detail = f"module {missing} does not exist"
-        elif current == services.FAILED:
-            detail = f"exited; see {services.log_file(settings, entry.name)}"
+        elif current in (services.FAILED, services.RESTARTING):
+            what = program.description if program else "exited"
+            detail = f"{what}; see {services.log_file(settings, entry.name)}"
+        elif current == services.ORPHANED:
+            detail = "its supervisord is gone; `stack up` or `stack down` stops the orphan"
+        elif current == services.RUNNING and program is not None and services.answers(url):
+            detail = f"{url} is answered by another process, not pid {program.pid}"
         rows.append(
             ProcessStatus(
                 name=entry.name,
-                pid=spawned.pid if spawned is not None and current != services.STOPPED else None,
+                pid=program.pid if program is not None else orphan_pid(current, url, listening),
                 state=current,
                 health_url=url,
                 metrics_url=services.metrics_url(settings, entry.name),
                 detail=detail,
+                restarts=past.restarts,
+                last_exit=past.last_exit,
             )
         )
+    return rows
+
+
+def orphan_pid(current: str, url: str | None, listening: dict[int, int | None]) -> int | None:
+    """The pid holding an orphan's port, when the system tells."""
+    port = urlsplit(url).port if url and current == services.ORPHANED else None
+    return listening.get(port) if port is not None else None
+
+
+def status(settings: StackSettings) -> StackStatus:
+    """What runs, what answers, and what failed."""
+    recorded = state.load(settings.state)
+    infra = envfile.read(settings.env_file) or infra_environment(settings)
+    entries = procfile.load(settings.procfile) if settings.procfile.is_file() else []
+    rows = service_rows(settings, entries, recorded)
     for monitor in monitoring.monitors(settings):
         spawned = recorded.processes.get(monitor.name)
         if spawned is None:
@@ -198,7 +330,7 @@ def status(settings: StackSettings) -> StackStatus:
             ProcessStatus(
                 name=monitor.name,
                 pid=spawned.pid,
-                state=services.state_of(spawned, monitor.health_url(), None),
+                state=services.spawned_state(spawned, monitor.health_url()),
                 health_url=monitor.health_url(),
                 metrics_url=monitor.metrics_url(),
             )

@@ -35,28 +35,39 @@ def pending(project_dir: Path, migrations: tuple[Migration, ...] = MIGRATIONS) -
     return [migration for migration in migrations if (project_dir / migration.config).is_file()]
 
 
+UPGRADE_ALL = """\
+import sys
+from alembic.config import main
+for pair in sys.argv[1:]:
+    config, section = pair.split("::", 1)
+    main(["-c", config, "-n", section, "upgrade", "head"])
+"""
+"""Every migration in one interpreter: Alembic and SQLAlchemy are imported once, not per config."""
+
+
 def upgrade_all(
     project_dir: Path,
     environment: dict[str, str],
     progress: Progress,
     migrations: tuple[Migration, ...] = MIGRATIONS,
 ) -> list[str]:
-    """Run `alembic upgrade head` for every existing config; return the names applied."""
-    applied = []
-    for migration in pending(project_dir, migrations):
-        progress(f"migrating {migration.name} ({migration.config})")
-        result = subprocess.run(
-            [sys.executable, "-m", "alembic", "-c", migration.config, "-n", migration.section]
-            + ["upgrade", "head"],
-            cwd=project_dir,
-            env={**os.environ, **environment},
-            capture_output=True,
-            text=True,
-            check=False,
+    """Run `alembic upgrade head` for every existing config, in order; the names applied."""
+    wanted = pending(project_dir, migrations)
+    if not wanted:
+        return []
+    names = [migration.name for migration in wanted]
+    progress(f"migrating {', '.join(names)}")
+    result = subprocess.run(
+        [sys.executable, "-c", UPGRADE_ALL]
+        + [f"{migration.config}::{migration.section}" for migration in wanted],
+        cwd=project_dir,
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise StartFailed(
+            f"migrating {', '.join(names)} failed:\n{(result.stdout + result.stderr)[-3000:]}"
         )
-        if result.returncode != 0:
-            raise StartFailed(
-                f"migration {migration.name} failed:\n{(result.stdout + result.stderr)[-3000:]}"
-            )
-        applied.append(migration.name)
-    return applied
+    return names

@@ -34,20 +34,22 @@ def port_is_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bo
         return False
 
 
-def listener_pid(port: int) -> int | None:
-    """The pid listening on `port`, when the system lets us see it."""
+def listeners() -> dict[int, int | None]:
+    """Every listening TCP port and its pid, when the system lets us see it (one scan)."""
     try:
         connections = psutil.net_connections(kind="tcp")
     except (psutil.AccessDenied, OSError):
-        return None
-    for connection in connections:
-        if (
-            connection.status == psutil.CONN_LISTEN
-            and connection.laddr
-            and connection.laddr.port == port
-        ):
-            return connection.pid
-    return None
+        return {}
+    return {
+        connection.laddr.port: connection.pid
+        for connection in connections
+        if connection.status == psutil.CONN_LISTEN and connection.laddr
+    }
+
+
+def listener_pid(port: int) -> int | None:
+    """The pid listening on `port`, when the system lets us see it."""
+    return listeners().get(port)
 
 
 def describe_listener(port: int) -> str:

@@ -62,6 +62,12 @@ class StackSettings(BaseSettings):
     startup_timeout: float = 90.0
     service_ready_timeout: float = 30.0
     stop_timeout: float = 15.0
+    start_seconds: int = Field(
+        10, ge=0, description="A service that dies sooner after its start is retried with back-off."
+    )
+    start_retries: int = Field(
+        25, ge=0, description="Quick deaths in a row (back-off 1 s, 2 s, ...) before giving up."
+    )
 
     database_url: str | None = Field(
         None,

@@ -3,7 +3,10 @@
 from dataclasses import dataclass
 from typing import Any
 
+from services.cli.stack.restarts import Exit
 from services.cli.stack.urls import redact
+
+PROBLEM_STATES = frozenset({"failed", "restarting", "orphaned"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +19,9 @@ class ProcessStatus:
     health_url: str | None
     metrics_url: str | None
     detail: str = ""
+    restarts: int = 0
+    """Times the supervisor restarted it after it exited (since the stack came up)."""
+    last_exit: Exit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,8 @@ class StackStatus:
                     "state": process.state,
                     "health_url": process.health_url,
                     "metrics_url": process.metrics_url,
+                    "restarts": process.restarts,
+                    "last_exit": process.last_exit.to_json() if process.last_exit else None,
                 }
                 for process in self.processes
             ],
@@ -59,15 +67,19 @@ class StackStatus:
             f"postgres  {database:<8} {redact(self.postgres_url)}",
             f"gateway   {self.gateway_url}",
             "",
-            f"{'PROCESS':<12} {'PID':>7}  {'STATE':<8} HEALTH",
+            f"{'PROCESS':<12} {'PID':>7}  {'STATE':<10} {'RESTARTS':>8}  {'LAST EXIT':<34} HEALTH",
         ]
         for process in self.processes:
             pid = str(process.pid) if process.pid is not None else "-"
-            line = f"{process.name:<12} {pid:>7}  {process.state:<8} {process.health_url or '-'}"
+            last_exit = process.last_exit.render() if process.last_exit else "-"
+            line = (
+                f"{process.name:<12} {pid:>7}  {process.state:<10} {process.restarts:>8}  "
+                f"{last_exit:<34} {process.health_url or '-'}"
+            )
             lines.append(f"{line}  {process.detail}" if process.detail else line)
         return "\n".join(lines)
 
     @property
     def failed(self) -> list[ProcessStatus]:
-        """Processes that are not running although they should."""
-        return [process for process in self.processes if process.state == "failed"]
+        """Processes that are not running although they should (given up, or still restarting)."""
+        return [process for process in self.processes if process.state in PROBLEM_STATES]

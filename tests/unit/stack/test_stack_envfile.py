@@ -4,19 +4,27 @@ import stat
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
 
-from services.cli.stack.envfile import parse, read, render, write
+from services.cli.stack.envfile import read, render, write
 
 
-def test_renders_sorted_key_value_lines() -> None:
+def test_renders_sorted_single_quoted_key_value_lines() -> None:
     assert render({"TOPIC_PREFIX": "loan-engine.", "DATABASE_URL": "postgresql://x"}) == (
-        "DATABASE_URL=postgresql://x\nTOPIC_PREFIX=loan-engine.\n"
+        "DATABASE_URL='postgresql://x'\nTOPIC_PREFIX='loan-engine.'\n"
     )
 
 
-def test_parse_reads_what_render_writes_and_ignores_comments() -> None:
-    values = {"A": "1", "B": "postgresql+asyncpg://u@h:1/d?x=y"}
-    assert parse("# written by the stack\n\n" + render(values)) == values
+def test_python_dotenv_reads_back_exactly_what_was_written(tmp_path: Path) -> None:
+    values = {
+        "A": "1",
+        "B": "postgresql+asyncpg://u:p%40ss#1@h:1/d?x=y",
+        "C": "it's a \\path with $HOME and spaces ",
+    }
+    path = tmp_path / "env"
+    write(path, values)
+    assert dotenv_values(path, interpolate=False) == values
+    assert read(path) == values
 
 
 def test_refuses_multi_line_values() -> None:

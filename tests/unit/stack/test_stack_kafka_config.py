@@ -1,8 +1,16 @@
 """The Kafka node's configuration and cluster id."""
 
+import shutil
 from pathlib import Path
 
-from services.cli.stack.kafka import jars_present, new_cluster_id, render_server_properties
+import pytest
+
+from services.cli.stack.kafka import (
+    class_sharing_options,
+    jars_present,
+    new_cluster_id,
+    render_server_properties,
+)
 
 
 def properties(text: str) -> dict[str, str]:
@@ -64,3 +72,31 @@ def test_jar_cache_counts_only_when_broker_server_and_tools_jars_are_there(tmp_p
     (tmp_path / "kafka-tools-4.1.1.jar").touch()
     assert jars_present(tmp_path, "4.1.1")
     assert not jars_present(tmp_path, "4.2.0")
+
+
+def test_without_an_archive_the_broker_writes_one_beside_it_and_the_format_tool_none(
+    tmp_path: Path,
+) -> None:
+    archive = tmp_path / "kafka-classes.jsa"
+    assert class_sharing_options("java", tmp_path, archive, dump=True) == [
+        f"-XX:ArchiveClassesAtExit={tmp_path / 'kafka-classes.new'}"
+    ]
+    assert class_sharing_options("java", tmp_path, archive, dump=False) == []
+
+
+def test_an_archive_in_the_cache_is_mapped(tmp_path: Path) -> None:
+    archive = tmp_path / "kafka-classes.jsa"
+    archive.write_bytes(b"archive")
+    assert class_sharing_options("java", tmp_path, archive, dump=True) == [
+        f"-XX:SharedArchiveFile={archive}",
+        "-Xshare:auto",
+    ]
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="needs a JVM to check an archive")
+def test_a_new_archive_the_jvm_cannot_map_is_thrown_away_never_used(tmp_path: Path) -> None:
+    archive = tmp_path / "kafka-classes.jsa"
+    archive.with_suffix(".new").write_bytes(b"cut short by a kill -9")
+    options = class_sharing_options(str(shutil.which("java")), tmp_path, archive, dump=True)
+    assert options == [f"-XX:ArchiveClassesAtExit={archive.with_suffix('.new')}"]
+    assert not archive.exists() and not archive.with_suffix(".new").exists()

@@ -1,8 +1,18 @@
 """The status report: the exact JSON shape of SPEC §6, and the table for people."""
 
 import json
+from datetime import datetime
 
+from services.cli.stack.restarts import Exit
 from services.cli.stack.status import ProcessStatus, StackStatus
+
+KILLED = Exit(
+    at=datetime(2026, 12, 6, 22, 40, 5).astimezone(),
+    description="terminated by SIGKILL",
+    code=None,
+    signal="SIGKILL",
+    expected=False,
+)
 
 
 def report(
@@ -21,6 +31,8 @@ def report(
                 "healthy",
                 "http://127.0.0.1:8000/health",
                 "http://127.0.0.1:8000/metrics",
+                restarts=2,
+                last_exit=KILLED,
             ),
             ProcessStatus(
                 "rules",
@@ -34,13 +46,42 @@ def report(
     )
 
 
-def test_json_has_exactly_the_keys_the_spec_names() -> None:
+def test_json_has_the_keys_the_spec_names_plus_restarts_and_last_exit() -> None:
     document = report().to_json()
     assert set(document) == {"kafka", "postgres", "gateway_url", "processes"}
     assert set(document["kafka"]) == {"bootstrap_servers", "healthy"}
     assert set(document["postgres"]) == {"url", "healthy"}
     for process in document["processes"]:
-        assert set(process) == {"name", "pid", "state", "health_url", "metrics_url"}
+        assert set(process) == {
+            "name",
+            "pid",
+            "state",
+            "health_url",
+            "metrics_url",
+            "restarts",
+            "last_exit",
+        }
+
+
+def test_json_says_how_often_a_process_was_restarted_and_how_it_last_ended() -> None:
+    gateway, rules = report().to_json()["processes"]
+    assert gateway["restarts"] == 2
+    assert gateway["last_exit"] == {
+        "at": KILLED.at.isoformat(timespec="seconds"),
+        "code": None,
+        "signal": "SIGKILL",
+        "expected": False,
+        "description": "terminated by SIGKILL",
+    }
+    assert (rules["restarts"], rules["last_exit"]) == (0, None)
+
+
+def test_the_table_shows_restarts_and_the_last_exit() -> None:
+    table = report().render()
+    assert "RESTARTS" in table and "LAST EXIT" in table
+    rows = table.splitlines()
+    gateway = next(line for line in rows if line.startswith("gateway ") and "42" in line)
+    assert " 2 " in gateway and "terminated by SIGKILL at 22:40:05" in gateway
 
 
 def test_json_carries_health_and_process_states() -> None:

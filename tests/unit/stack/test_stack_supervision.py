@@ -1,0 +1,83 @@
+"""The supervisord configuration `stack up` writes."""
+
+import configparser
+import os
+import socket
+from pathlib import Path
+
+from services.cli.stack.procfile import Entry
+from services.cli.stack.settings import StackSettings
+from services.cli.stack.supervision import program_command, render_config, start_program
+
+ENTRIES = [
+    Entry("ingest", "python -m services.ingest.main"),
+    Entry("rules", "python -m services.rules.main --ratio 50%"),
+]
+
+
+def parsed(text: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(text)
+    return parser
+
+
+def settings(tmp_path: Path, **values: object) -> StackSettings:
+    return StackSettings(project_dir=tmp_path, state_dir=tmp_path / ".stack", **values)
+
+
+def test_each_procfile_entry_is_a_program_restarted_with_back_off_and_started_by_up(
+    tmp_path: Path,
+) -> None:
+    backing_off = settings(tmp_path, start_seconds=7, start_retries=4)
+    config = parsed(render_config(backing_off, ENTRIES, {}))
+    assert [s for s in config.sections() if s.startswith("program:")] == [
+        "program:ingest",
+        "program:rules",
+    ]
+    ingest = config["program:ingest"]
+    assert ingest["autostart"] == "false"  # `up` starts it once its port is known to be free
+    assert (ingest["autorestart"], ingest["startsecs"], ingest["startretries"]) == (
+        "true",
+        "7",
+        "4",
+    )
+    assert ingest["stopasgroup"] == ingest["killasgroup"] == "true"
+    assert ingest["stdout_logfile"] == str(tmp_path / ".stack" / "logs" / "ingest.log")
+
+
+def test_a_command_runs_through_a_shell_that_execs_it_so_the_pid_is_the_services_own() -> None:
+    assert program_command(ENTRIES[0]) == "/bin/sh -c 'exec python -m services.ingest.main'"
+    assert program_command(ENTRIES[1]).endswith("--ratio 50%%'")  # supervisord's own % escape
+
+
+def test_the_rpc_socket_lives_in_the_state_folder_readable_by_its_owner_only(
+    tmp_path: Path,
+) -> None:
+    config = parsed(render_config(settings(tmp_path), ENTRIES, {}))
+    assert config["unix_http_server"]["file"] == str(tmp_path / ".stack" / "supervisor.sock")
+    assert config["unix_http_server"]["chmod"] == "0700"
+    assert config["supervisord"]["logfile_maxbytes"] == "0"  # the restart history is kept
+
+
+def test_the_fingerprint_changes_with_the_programs_or_the_environment(tmp_path: Path) -> None:
+    def fingerprint(entries: list[Entry], environment: dict[str, str]) -> str:
+        return render_config(settings(tmp_path), entries, environment).splitlines()[0]
+
+    base = fingerprint(ENTRIES, {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092"})
+    assert base.startswith("# fingerprint ")
+    assert base == fingerprint(ENTRIES, {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092"})
+    assert base != fingerprint(ENTRIES, {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9093"})
+    assert base != fingerprint(ENTRIES[:1], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092"})
+
+
+def test_a_port_held_by_a_process_of_another_stack_is_reported_never_fought_over(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        refused = start_program(settings(tmp_path, ingest_http_port=port), "ingest")
+    assert refused is not None
+    assert f"port {port} is taken by pid {os.getpid()}" in refused
+    assert "INGEST_HTTP_PORT" in refused
