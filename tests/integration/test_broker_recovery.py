@@ -4,6 +4,7 @@ instead of every later send being refused with OutOfOrderSequenceNumber for ever
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -15,6 +16,7 @@ from contracts.codec import decode, encode
 from contracts.ids import batch_key
 from contracts.loans import EvaluatedBatch, IngestedBatch
 from contracts.topics import DEAD_LETTERS, LOANS_EVALUATED, LOANS_INGESTED, Topic
+from services.common.dead_letters import build_dead_letter
 from services.common.kafka import KafkaPublisher
 from services.common.runtime import broker_renewal
 from services.common.settings import ServiceSettings
@@ -52,6 +54,22 @@ async def read_all(bootstrap: str, topic: str, partitions: int, found: Any) -> l
     return records
 
 
+def letter(reason: str) -> bytes:
+    """A valid dead letter (other tests of the session read this topic and decode it)."""
+    return encode(
+        build_dead_letter(
+            service="sequence-test",
+            reason=reason,
+            topic="loans.ingested.v1",
+            partition=0,
+            offset=0,
+            key=None,
+            value=b"{}",
+            occurred_at=datetime.now(UTC),
+        )
+    )
+
+
 async def test_a_publisher_whose_sequence_numbers_broke_replaces_its_producer_and_delivers(
     kafka_bootstrap_servers: str, topic_prefix: str
 ) -> None:
@@ -60,11 +78,12 @@ async def test_a_publisher_whose_sequence_numbers_broke_replaces_its_producer_an
     )
     topic = settings.topic(DEAD_LETTERS)
     key = f"sequence-{uuid4().hex}"
+    first, second = letter(f"{key} first"), letter(f"{key} second")
     async with KafkaPublisher(settings) as publisher:
-        await publisher.publish_raw(DEAD_LETTERS, key, b"first")
+        await publisher.publish_raw(DEAD_LETTERS, key, first)
         spend_sequence_numbers(publisher.producer, topic, DEAD_LETTERS.partitions)
         spent = publisher.producer
-        await asyncio.wait_for(publisher.publish_raw(DEAD_LETTERS, key, b"second"), 60)
+        await asyncio.wait_for(publisher.publish_raw(DEAD_LETTERS, key, second), 60)
 
         assert publisher.renewal.renewals == 1
         assert publisher.producer is not spent
@@ -74,12 +93,9 @@ async def test_a_publisher_whose_sequence_numbers_broke_replaces_its_producer_an
         kafka_bootstrap_servers,
         topic,
         DEAD_LETTERS.partitions,
-        lambda found: any(record.value == b"second" for record in found),
+        lambda found: any(record.value == second for record in found),
     )
-    assert [record.value for record in records if record.key == key.encode()] == [
-        b"first",
-        b"second",
-    ]
+    assert [record.value for record in records if record.key == key.encode()] == [first, second]
 
 
 @pytest.fixture
