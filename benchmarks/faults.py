@@ -114,7 +114,7 @@ def main() -> None:
                         name,
                         faults[name],
                         rng,
-                        delay=delay_for(name, reference),
+                        delay=delay_for(name, reference.seconds),
                         timeout=args.timeout,
                     )
                 except Exception as error:  # one fault's harness failure must not hide the rest
