@@ -8,8 +8,9 @@ fault with the fault injected at a random moment (the seed is printed), and chec
 `tests/faults/` checks: the run completes with the reference's totals, byte-identical reports,
 every loan projected once, and read models equal to a rebuild from the log. It prints one table
 row per fault (outcome, when the fault hit, when it ended, the run's time, recovery seconds from
-the end of the fault to the run's end, extra seconds over the reference) and a JSON object as the
-last line. Times on a shared machine are indicative only.
+the end of the fault to the run's end, extra seconds over the reference, and those extra seconds
+less the fault's own length) and a JSON object as the last line. Times on a shared machine are
+indicative only.
 """
 
 from __future__ import annotations
@@ -62,11 +63,22 @@ def row(outcome: Outcome, reference_seconds: float) -> list[str]:
         f"{seconds:.1f}",
         f"{outcome.recovery_seconds:.1f}",
         f"{seconds - reference_seconds:+.1f}",
+        # What the fault cost beyond its own length: time lost catching up once it ended.
+        f"{seconds - reference_seconds - (outcome.recovered_at - outcome.injected_at):+.1f}",
     ]
 
 
 def table(rows: list[list[str]]) -> str:
-    header = ["fault", "outcome", "hit at s", "ended at s", "run s", "recovery s", "extra s"]
+    header = [
+        "fault",
+        "outcome",
+        "hit at s",
+        "ended at s",
+        "run s",
+        "recovery s",
+        "extra s",
+        "extra after fault s",
+    ]
     widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
     lines = [header, ["-" * width for width in widths], *rows]
     return "\n".join(
