@@ -119,9 +119,11 @@ def _transient_types() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - sqlalchemy is a dependency
         pass
     try:
-        from asyncpg import CannotConnectNowError, PostgresConnectionError
+        from asyncpg import PostgresConnectionError
+        from asyncpg.exceptions import OperatorInterventionError
 
-        types.extend((PostgresConnectionError, CannotConnectNowError))
+        # OperatorInterventionError: the server is shutting down or starting (`pg_ctl restart`).
+        types.extend((PostgresConnectionError, OperatorInterventionError))
     except ImportError:  # pragma: no cover - asyncpg is a dependency
         pass
     try:
@@ -176,6 +178,9 @@ def _says_transient(exc: BaseException) -> bool:
     if isinstance(exc, TRANSIENT_ERRORS) or getattr(exc, "connection_invalidated", False):
         # SQLAlchemy flags any DBAPI error that lost its connection as `connection_invalidated`.
         return True
+    if type(exc).__name__ == "InterfaceError" and "connection is closed" in str(exc):
+        # asyncpg's own InterfaceError also means misuse; only a closed connection is transient.
+        return True
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         # botocore ClientError: a 5xx from S3 is the service's fault, not the message's.
@@ -202,15 +207,17 @@ async def retry_transient(
     operation: Callable[[], Awaitable[Any]],
     policy: RetryPolicy = RetryPolicy(),
     on_retry: Callable[[int, BaseException], None] | None = None,
+    retryable: Callable[[BaseException], bool] = is_transient,
 ) -> Any:
-    """Run `operation`, retrying transient failures with back-off; the last failure is raised."""
+    """Run `operation`, retrying `retryable` failures (by default transient ones) with back-off;
+    the last failure is raised."""
     attempt = 0
     while True:
         attempt += 1
         try:
             return await operation()
         except Exception as exc:
-            if not is_transient(exc) or attempt >= policy.transient_attempts:
+            if not retryable(exc) or attempt >= policy.transient_attempts:
                 raise
             if on_retry is not None:
                 on_retry(attempt, exc)

@@ -12,6 +12,7 @@ from services.common.settings import ServiceSettings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from services.common.kafka import ProducerRenewal
     from services.common.storage import Storage
 
 CHECK_TIMEOUT_SECONDS = 3.0
@@ -98,6 +99,18 @@ def broker_ready(broker: Any, timeout: float = CHECK_TIMEOUT_SECONDS) -> ReadyCh
             raise NotReady("broker does not answer")
 
     return ReadyCheck("kafka", check)
+
+
+def producer_ready(renewal: ProducerRenewal) -> ReadyCheck:
+    """The worker's producer delivers: not replaced-and-unstarted, its last send went through."""
+
+    async def check() -> None:
+        if renewal.stale:
+            raise NotReady(f"producer could not be replaced: {renewal.last_error}")
+        if renewal.failing_since is not None:
+            raise NotReady(f"sends fail: {renewal.last_error}")
+
+    return ReadyCheck("kafka-producer", check)
 
 
 def database_ready(engine: AsyncEngine) -> ReadyCheck:

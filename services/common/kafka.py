@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    ProducerClosed,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from msgspec import Struct
 from pydantic import BaseModel
 
@@ -16,8 +26,111 @@ from services.common.metrics import event_type_of, record_produced
 from services.common.settings import ServiceSettings
 from services.common.tracing import inject_headers
 
+logger = logging.getLogger(__name__)
+
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 Headers = Mapping[str, str]
+# How long a replaced producer may take to hand back its pending sends (they fail, and their
+# senders send again through the new producer).
+RETIRE_TIMEOUT_SECONDS = 5.0
+# Sends through one KafkaPublisher.publish_raw call: a first failure replaces the producer.
+SEND_ATTEMPTS = 3
+# Errors raised before a record is queued: the producer's state is intact.
+KEEPS_PRODUCER: tuple[type[BaseException], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+)
+
+
+def spoils_producer(exc: BaseException) -> bool:
+    """Whether a failed send may have left the idempotent producer's sequences broken.
+
+    aiokafka numbers a batch when it leaves the accumulator; a batch that then fails (it expired
+    waiting for a partition leader while the broker restarted, or the broker refused it) has used
+    up its sequence numbers without the broker ever storing them, so every later batch to that
+    partition is refused with OutOfOrderSequenceNumber, for ever (aio-libs/aiokafka#1017; the
+    Java client bumps the producer epoch instead). Only a new producer id starts the sequences
+    again. Any Kafka error of a send therefore retires the producer, except those raised before
+    the record was queued.
+    """
+    return isinstance(exc, KafkaError) and not isinstance(exc, KEEPS_PRODUCER)
+
+
+class ProducerRenewal:
+    """Replaces an idempotent producer after a failed send, once per failure, whoever sees it.
+
+    `replace()` builds and starts a fresh producer and retires the old one; sends that fail
+    on the old producer while a replacement is under way see a newer `generation` and do not
+    replace it again. `failing` (since when sends fail) feeds readiness.
+    """
+
+    def __init__(
+        self,
+        current: Callable[[], AIOKafkaProducer | None],
+        install: Callable[[AIOKafkaProducer], Awaitable[None]],
+        build: Callable[[], AIOKafkaProducer],
+        name: str,
+    ) -> None:
+        self._current = current
+        self._install = install
+        self._build = build
+        self.name = name
+        self.generation = 0
+        self.stale = False
+        self.failing_since: float | None = None
+        self.last_error = ""
+        self.renewals = 0
+        self._lock = asyncio.Lock()
+
+    def succeeded(self) -> None:
+        """A send went through: the producer works."""
+        self.failing_since = None
+
+    def failed(self, exc: BaseException) -> None:
+        """A send failed: remember since when, for readiness."""
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+
+    async def ensure(self) -> None:
+        """Replace the producer if an earlier replacement could not start one."""
+        if self.stale:
+            await self.replace(self.generation)
+
+    async def replace(self, seen_generation: int) -> None:
+        """Replace the producer the caller used (`seen_generation`), unless someone already did."""
+        async with self._lock:
+            if seen_generation != self.generation and not self.stale:
+                return
+            self.stale = True
+            old = self._current()
+            if old is not None:
+                await retire(old)
+            fresh = self._build()
+            try:
+                await fresh.start()
+            except BaseException:
+                await fresh.stop()
+                raise
+            await self._install(fresh)
+            self.generation += 1
+            self.renewals += 1
+            self.stale = False
+            logger.warning(
+                "kafka producer replaced after a failed send",
+                extra={"producer": self.name, "renewals": self.renewals},
+            )
+
+
+async def retire(producer: AIOKafkaProducer) -> None:
+    """Stop a producer whose pending sends may never go through: fail them, then close it."""
+    # A closing producer waits for its queued batches, which a broken one never delivers.
+    producer._message_accumulator.fail_all(ProducerClosed())
+    try:
+        await asyncio.wait_for(producer.stop(), RETIRE_TIMEOUT_SECONDS)
+    except Exception as exc:  # the old producer is gone either way
+        logger.warning("retired kafka producer did not stop cleanly", extra={"error": repr(exc)})
 
 
 def kafka_headers(headers: Headers | None) -> list[tuple[str, bytes]]:
@@ -45,7 +158,17 @@ class KafkaPublisher:
             "compression_type": settings.compression_type,
         }
         options.update(producer_options)
+        self.options = options
         self.producer = AIOKafkaProducer(**options)
+        self.renewal = ProducerRenewal(
+            lambda: self.producer, self._install, self._build, settings.service_name
+        )
+
+    def _build(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(**self.options)
+
+    async def _install(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
 
     async def start(self) -> None:
         await self.producer.start()
@@ -73,13 +196,29 @@ class KafkaPublisher:
         """Publish already-encoded bytes (producer rows, dead letters, replays).
 
         The current trace context rides along in W3C headers, so the consumer's span joins it.
+        A send that fails replaces the producer (`spoils_producer`) and is sent again.
         """
-        await self.producer.send_and_wait(
-            self.settings.topic(topic),
-            value=value,
-            key=key.encode() if key is not None else None,
-            headers=kafka_headers(inject_headers(headers)),
-        )
+        headers_out = kafka_headers(inject_headers(headers))
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            await self.renewal.ensure()
+            generation = self.renewal.generation
+            try:
+                await self.producer.send_and_wait(
+                    self.settings.topic(topic),
+                    value=value,
+                    key=key.encode() if key is not None else None,
+                    headers=headers_out,
+                )
+            except Exception as exc:
+                if not spoils_producer(exc):
+                    raise
+                self.renewal.failed(exc)
+                await self.renewal.replace(generation)
+                if attempt == SEND_ATTEMPTS:
+                    raise
+            else:
+                self.renewal.succeeded()
+                return
 
     async def publish_batch(self, topic: Topic, batch: Any, headers: Headers | None = None) -> None:
         """Publish a loan batch keyed `{run_id}:{batch_seq}` with its count headers."""

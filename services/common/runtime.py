@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
+from aiokafka import AIOKafkaProducer
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker, KafkaResponse
+from faststream.kafka.publisher.state import RealProducer
 from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
@@ -25,9 +27,19 @@ from contracts.codec import dumps, encode
 from contracts.ids import batch_key
 from contracts.topics import Topic
 from services.common.consumer import RetryPolicy, settle_heap
-from services.common.dead_letters import DeadLetterMiddleware, broker_publisher
-from services.common.health import ReadyCheck, broker_ready, kafka_ready, run_checks
-from services.common.kafka import MAX_REQUEST_BYTES, Headers, batch_headers
+from services.common.dead_letters import (
+    DeadLetterMiddleware,
+    broker_publisher,
+    broker_run_failer,
+)
+from services.common.health import (
+    ReadyCheck,
+    broker_ready,
+    kafka_ready,
+    producer_ready,
+    run_checks,
+)
+from services.common.kafka import MAX_REQUEST_BYTES, Headers, ProducerRenewal, batch_headers
 from services.common.metrics import REGISTRY, EventMetricsMiddleware, metrics_asgi_app
 from services.common.settings import ServiceSettings
 from services.common.tracing import KafkaTracingMiddleware, setup_tracing, shutdown_tracing
@@ -70,10 +82,37 @@ def make_broker(
     )
     broker.add_middleware(
         DeadLetterMiddleware(
-            settings.service_name, broker_publisher(broker, settings), policy=retry_policy
+            settings.service_name,
+            broker_publisher(broker, settings),
+            policy=retry_policy,
+            fail_run=broker_run_failer(broker, settings),
+            renewal=broker_renewal(broker, settings.service_name),
+            max_failed_deliveries=settings.max_failed_deliveries,
         )
     )
     return broker
+
+
+def broker_renewal(broker: KafkaBroker, name: str) -> ProducerRenewal:
+    """The `ProducerRenewal` of a FastStream broker's producer (one per broker)."""
+    renewal = getattr(broker, "_loan_engine_renewal", None)
+    if isinstance(renewal, ProducerRenewal):
+        return renewal
+    fast_producer: Any = broker.config.broker_config.producer
+
+    def current() -> AIOKafkaProducer | None:
+        state = getattr(fast_producer, "_producer", None)
+        return state.producer if state else None
+
+    async def install(producer: AIOKafkaProducer) -> None:
+        fast_producer._producer = RealProducer(producer)
+
+    def build() -> AIOKafkaProducer:
+        return AIOKafkaProducer(**broker._connection_kwargs)
+
+    renewal = ProducerRenewal(current, install, build, name)
+    broker._loan_engine_renewal = renewal  # type: ignore[attr-defined]
+    return renewal
 
 
 def utc_now() -> datetime:
@@ -174,7 +213,11 @@ def build_worker_app(
     Startup waits (with back-off) for Kafka before the broker connects, so a worker started
     before its broker does not exit; the broker's own connection is always a readiness check.
     """
-    checks = (broker_ready(broker), *ready_checks)
+    checks = (
+        broker_ready(broker),
+        producer_ready(broker_renewal(broker, settings.service_name)),
+        *ready_checks,
+    )
 
     async def wait_for_kafka() -> None:
         await wait_until_ready(kafka_ready(settings))

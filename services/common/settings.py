@@ -39,6 +39,13 @@ class ServiceSettings(BaseSettings):
         "Compression of produced records. zstd: ~7x smaller loan batches for ~1.6 us of CPU per "
         "loan; aiokafka's lz4 is LZ4-HC (level 9), ~5x slower for less.",
     )
+    max_failed_deliveries: int = Field(
+        5,
+        ge=1,
+        validation_alias=AliasChoices("KAFKA_MAX_FAILED_DELIVERIES"),
+        description="Deliveries of one record that fail the same permanent way before it is "
+        "dead-lettered and its run failed.",
+    )
     topic_prefix: str = shared("TOPIC_PREFIX", DEFAULT_PREFIX, "Prefix of every topic name.")
     database_url: SecretStr = shared(
         "DATABASE_URL",

@@ -10,6 +10,7 @@ processes too, and released by the server if the holder dies), and the condition
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -55,6 +56,14 @@ T = TypeVar("T")
 ReportPaths = dict[ReportKey, Path]
 PRODUCER = "reporting"
 RETRYABLE_PHASES: frozenset[Phase] = frozenset({"output", "archive"})
+# Storage that refuses writes for now: an operator can fix it (permissions, a read-only or full
+# volume), so writing outputs is retried as for an outage, and the run fails only if it lasts.
+STORAGE_REFUSALS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+
+
+def output_retryable(error: BaseException) -> bool:
+    """Whether writing outputs may succeed later: a dependency is down or storage refuses."""
+    return is_transient(error) or (isinstance(error, OSError) and error.errno in STORAGE_REFUSALS)
 
 
 class EventPublisher(Protocol):
@@ -235,9 +244,11 @@ class ReportingService:
     ) -> T | None:
         """Run one phase, retrying transient faults; when they persist the run fails (None)."""
         try:
-            return await retry_transient(operation, self.output_policy, self._log_retry)
+            return await retry_transient(
+                operation, self.output_policy, self._log_retry, retryable=output_retryable
+            )
         except Exception as error:
-            if not is_transient(error):
+            if not output_retryable(error):
                 raise
             await self._fail(state, phase, error)
             return None

@@ -51,6 +51,7 @@ from tests.factories import (
     loan_record,
     run_params,
 )
+from tests.storage_faults import can_make_unwritable, set_writable
 
 pytestmark = pytest.mark.integration
 
@@ -404,6 +405,38 @@ async def test_a_storage_outage_fails_the_run_at_output_and_a_retry_completes_it
 
     assert len(publisher.of(RunCompleted)) == 1
     assert await status_of(engine, run_id) == ("completed", 2)
+
+
+async def test_storage_unwritable_for_a_while_delays_the_reports_instead_of_failing_the_run(
+    engine: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    if not can_make_unwritable():
+        pytest.skip("no way to make a folder refuse root's writes (chattr)")
+    root = tmp_path / "storage"
+    root.mkdir()
+    run_id, publisher = uuid4(), RecordingPublisher()
+    service = ReportingService(
+        ReportingSettings(database_url=database_url, output_attempts=8, output_backoff_seconds=0.2),
+        engine,
+        LocalStorage(root),
+        publisher,
+        lambda: OCCURRED_AT,
+    )
+    [batch] = batches(run_id, priced_loans(run_id, 3), size=3)
+    await service.on_priced(batch)
+
+    set_writable(root, False)  # a read-only remount, a permissions slip: writes are refused
+    asyncio.get_running_loop().call_later(1.5, set_writable, root, True)
+    try:
+        await service.on_tape_ingested(tape_ingested(run_id, 3))
+    finally:
+        set_writable(root, True)
+
+    assert publisher.of(RunFailed) == []
+    [completed] = publisher.of(RunCompleted)
+    assert completed.total_loans == 3
+    assert (root / f"outputs/{run_id}/purchase_tape.csv").exists()
+    assert await status_of(engine, run_id) == ("completed", 3)
 
 
 def s3_object(endpoint: str, bucket: str, key: str) -> bytes:

@@ -237,4 +237,4 @@ async def test_every_worker_reports_ready_with_its_dependencies(
             response = await client.get("/health/ready")
         assert response.status_code == 200, (name, response.text)
     reporting_checks = set(response.json()["checks"])
-    assert reporting_checks == {"kafka", "database", "storage"}
+    assert reporting_checks == {"kafka", "kafka-producer", "database", "storage"}

@@ -3,6 +3,10 @@
 Serves `/health`, `/health/ready` and `/metrics` on GATEWAY_PROJECTOR_HTTP_PORT while it projects
 every topic into PostgreSQL. One projector is active at a time (a PostgreSQL advisory lock); a
 second one waits as a standby. SIGTERM finishes the chunk in hand, whose positions commit with it.
+
+When PostgreSQL or the broker goes away (a restart, a failover), the projector reconnects with
+exponential back-off and jitter and carries on from the positions it committed with its last
+write; readiness names the dependency that is down meanwhile.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import signal
 from collections.abc import Coroutine
 from typing import Any
 
+import tenacity
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
+from services.common.consumer import is_transient
 from services.common.health import ReadyCheck, kafka_ready, run_checks
 from services.common.kafka import KafkaPublisher
 from services.common.logs import configure_logging
@@ -34,6 +40,10 @@ from services.gateway.reconciliation.job import reconcile_completed_runs
 from services.gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
+
+# Reconnect back-off: 0.5 s doubling up to 15 s, each with up to 1 s of jitter.
+RECONNECT_INITIAL_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 15.0
 
 
 def database_check(settings: GatewaySettings) -> ReadyCheck:
@@ -70,10 +80,42 @@ def health_app(settings: GatewaySettings) -> Starlette:
 
 
 async def project(settings: GatewaySettings, stop: asyncio.Event) -> None:
-    """Wait for the dependencies and the projector lock, then project until `stop` is set."""
-    database = database_check(settings)
+    """Wait for the broker, then project until `stop` is set, reconnecting after a transient
+    failure (database or broker restarted) with exponential back-off and jitter."""
     await wait_until_ready(kafka_ready(settings))
-    await wait_until_ready(database)
+
+    async def sleep(seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+    def log_retry(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        logger.warning(
+            "projector lost a dependency, reconnecting",
+            extra={
+                "attempt": state.attempt_number,
+                "error": f"{type(error).__name__}: {error}",
+                "retry_in": round(state.upcoming_sleep, 2),
+            },
+        )
+
+    retrying = tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception(lambda exc: is_transient(exc) and not stop.is_set()),
+        wait=tenacity.wait_exponential_jitter(
+            initial=RECONNECT_INITIAL_SECONDS, max=RECONNECT_MAX_SECONDS
+        ),
+        sleep=sleep,
+        before_sleep=log_retry,
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            if not stop.is_set():
+                await project_once(settings, stop)
+
+
+async def project_once(settings: GatewaySettings, stop: asyncio.Event) -> None:
+    """Connect, take the projector lock, seek to the stored positions and project."""
     lock_conn = await connect(settings)
     conn = await connect(settings)
     publisher = KafkaPublisher(settings)

@@ -176,3 +176,51 @@ async def test_the_api_process_serves_and_stops_cleanly_on_sigterm(
     # uvicorn shuts down gracefully, then re-raises the signal it caught: -SIGTERM is expected.
     assert await asyncio.to_thread(api.wait, 30) in (0, -signal.SIGTERM)
     assert "Application shutdown complete." in (tmp_path / "api.log").read_text()
+
+
+async def terminate_projector_connections(settings: GatewaySettings) -> int:
+    """Close the projector's database sessions from the server side, as `pg_ctl restart -m fast`
+    does to every client: the projector sees AdminShutdown, then 'connection is closed'."""
+    conn = await connect(settings)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'projector-projector' AND datname = current_database()"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def test_the_projector_reconnects_after_its_database_connections_are_killed(
+    process_settings: GatewaySettings,
+    environment: dict[str, str],
+    start,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    projector = start(
+        "services.gateway.projector.main",
+        {**environment, "GATEWAY_PROJECTOR_HTTP_PORT": str(port)},
+        "projector-reconnect",
+    )
+    ready = f"http://127.0.0.1:{port}/health/ready"
+    assert await asyncio.to_thread(wait_for, lambda: get(ready)[0] == 200)
+    before = RunScenario(loans=6)
+    await publish_runs(process_settings, [before])
+    assert await projected(process_settings, before)
+
+    assert await terminate_projector_connections(process_settings) >= 2
+    after = RunScenario(loans=9)
+    await publish_runs(process_settings, [after])
+
+    assert await projected(process_settings, after)
+    assert projector.poll() is None
+    assert (
+        "projector lost a dependency, reconnecting"
+        in (tmp_path / "projector-reconnect.log").read_text()
+    )
+    assert await asyncio.to_thread(wait_for, lambda: get(ready)[0] == 200)
+    projector.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(projector.wait, 30) == 0

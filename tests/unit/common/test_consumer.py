@@ -1,8 +1,10 @@
 import errno
 import gc
 
+import asyncpg
 import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, RecordTooLargeError
+from asyncpg.exceptions import AdminShutdownError, CannotConnectNowError
 from botocore.exceptions import ClientError
 
 from services.common.consumer import (
@@ -39,6 +41,10 @@ def client_error(status: int) -> ClientError:
         wrapped(RuntimeError("driver"), ConnectionResetError("reset")),
         KafkaConnectionError("broker down"),
         OSError(errno.EIO, "I/O error"),
+        # What a PostgreSQL restart (`pg_ctl restart -m fast`) does to a connected client.
+        AdminShutdownError("terminating connection due to administrator command"),
+        CannotConnectNowError("the database system is starting up"),
+        asyncpg.InterfaceError("connection is closed"),
     ],
 )
 def test_dependency_outages_are_transient(error: BaseException) -> None:
@@ -58,6 +64,7 @@ def test_dependency_outages_are_transient(error: BaseException) -> None:
         RecordTooLargeError("record"),
         OSError(errno.ENAMETOOLONG, "File name too long"),
         wrapped(RuntimeError("publish"), MessageSizeTooLargeError("too big")),
+        asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
     ],
 )
 def test_bad_requests_and_bad_data_are_not_transient(error: BaseException) -> None:

@@ -1,12 +1,15 @@
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError, OutOfOrderSequenceNumber
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from pydantic import BaseModel
 
 from contracts.codec import decode
 from contracts.dead_letters import DeadLetter
+from contracts.runs import RunFailed
 from services.common.consumer import (
     RetryPolicy,
     TransientError,
@@ -20,6 +23,7 @@ from services.common.dead_letters import (
     decode_payload,
     encode_payload,
 )
+from services.common.kafka import ProducerRenewal
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 FAST = RetryPolicy(attempts=3, transient_attempts=4, base_seconds=0, cap_seconds=0)
@@ -172,3 +176,146 @@ def test_dead_letter_round_trips_through_the_contract_codec() -> None:
     )
 
     assert decode(letter.model_dump_json(), DeadLetter) == letter
+
+
+RUN = "3f2c1a7e-9d8b-4c6a-8e5f-2b1d0c9a8e7f"
+
+
+class FailingProducer:
+    """Innermost publish middleware standing in for a producer whose sends to `out` raise
+    `errors` (one each) before they go through."""
+
+    def __init__(self, errors: list[BaseException]) -> None:
+        self.errors = errors
+        self.sent = 0
+
+    def __call__(self, _msg: object, /, *, context: object) -> "FailingProducer._Scope":  # noqa: ARG002
+        return FailingProducer._Scope(self)
+
+    class _Scope:
+        def __init__(self, owner: "FailingProducer") -> None:
+            self.owner = owner
+
+        async def __aenter__(self) -> "FailingProducer._Scope":
+            return self
+
+        async def __aexit__(self, *_: object) -> bool:
+            return False
+
+        async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+            return await call_next(msg)
+
+        async def publish_scope(self, call_next: Any, cmd: Any) -> Any:
+            if cmd.destination != "out":
+                return await call_next(cmd)
+            if self.owner.errors:
+                raise self.owner.errors.pop(0)
+            self.owner.sent += 1
+            return await call_next(cmd)
+
+
+class Renewals:
+    """A `ProducerRenewal` over a stand-in producer: counts replacements."""
+
+    @staticmethod
+    def make() -> ProducerRenewal:
+        async def install(_: object) -> None:
+            return None
+
+        class Fresh:
+            async def start(self) -> None:
+                return None
+
+            async def stop(self) -> None:
+                return None
+
+        return ProducerRenewal(lambda: None, install, Fresh, "rules")  # type: ignore[arg-type]
+
+
+class OutputHarness:
+    """A handler with an output topic, the dead-letter middleware and a failing producer."""
+
+    def __init__(self, errors: list[BaseException], max_failed_deliveries: int = 3) -> None:
+        self.letters: list[DeadLetter] = []
+        self.failures: list[RunFailed] = []
+        self.renewal = Renewals.make()
+        self.producer = FailingProducer(errors)
+        self.broker = KafkaBroker()
+        self.broker.add_middleware(
+            DeadLetterMiddleware(
+                "rules",
+                self.collect,
+                policy=FAST,
+                fail_run=self.fail,
+                renewal=self.renewal,
+                max_failed_deliveries=max_failed_deliveries,
+            )
+        )
+        self.broker.add_middleware(self.producer)
+
+        @self.broker.subscriber("in", decoder=contract_decoder(Amount), **consumer_options("g"))
+        @self.broker.publisher("out")
+        async def handle(message: Amount) -> bytes:
+            return b'{"amount": "%s"}' % str(message.amount).encode()
+
+    async def collect(self, letter: DeadLetter) -> None:
+        self.letters.append(letter)
+
+    async def fail(self, event: RunFailed) -> None:
+        self.failures.append(event)
+
+
+async def test_a_send_the_broker_refuses_replaces_the_producer_and_is_sent_again() -> None:
+    harness = OutputHarness([OutOfOrderSequenceNumber(), OutOfOrderSequenceNumber()])
+    async with TestKafkaBroker(harness.broker) as broker:
+        await broker.publish(b'{"amount": "5"}', "in", key=f"{RUN}:0".encode())
+
+    assert harness.renewal.renewals == 2
+    assert harness.producer.sent == 1
+    assert harness.renewal.failing_since is None
+    assert harness.letters == []
+
+
+async def test_an_output_that_can_never_be_published_is_dead_lettered_and_fails_its_run() -> None:
+    harness = OutputHarness([MessageSizeTooLargeError()] * 3, max_failed_deliveries=3)
+    async with TestKafkaBroker(harness.broker) as broker:
+        for _ in range(2):  # each publish is one delivery of the same record
+            with pytest.raises(MessageSizeTooLargeError):
+                await broker.publish(b'{"amount": "6"}', "in", key=f"{RUN}:4".encode())
+        await broker.publish(b'{"amount": "6"}', "in", key=f"{RUN}:4".encode())
+
+    [letter] = harness.letters
+    assert letter.reason.startswith("delivered 3 times, failed: MessageSizeTooLargeError")
+    [failure] = harness.failures
+    assert str(failure.run_id) == RUN
+    assert failure.phase == "eligibility"
+    assert "dead-lettered" in failure.error
+    assert harness.renewal.renewals == 0
+
+
+async def test_a_dead_lettered_record_of_a_run_fails_the_run() -> None:
+    failures: list[RunFailed] = []
+    letters: list[DeadLetter] = []
+
+    async def fail(event: RunFailed) -> None:
+        failures.append(event)
+
+    async def collect(letter: DeadLetter) -> None:
+        letters.append(letter)
+
+    broker = KafkaBroker()
+    broker.add_middleware(DeadLetterMiddleware("pricing", collect, policy=FAST, fail_run=fail))
+
+    @broker.subscriber("in", decoder=contract_decoder(Amount), **consumer_options("g"))
+    async def handle(_message: Amount) -> None:
+        return None
+
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(b"{not json", "in", key=f"{RUN}:2".encode())
+        await test_broker.publish(b"{not json", "in", key=b"not-a-run")
+
+    assert len(letters) == 2
+    [failure] = failures
+    assert str(failure.run_id) == RUN
+    assert failure.phase == "pricing"
+    assert failure.error.startswith("a record of this run could not be processed")

@@ -2,8 +2,10 @@ import json
 from collections.abc import Sequence
 
 import httpx
+from aiokafka.errors import OutOfOrderSequenceNumber
 
-from services.common.health import ReadyCheck, run_checks
+from services.common.health import ReadyCheck, producer_ready, run_checks
+from services.common.kafka import ProducerRenewal
 from services.common.runtime import health_routes
 from services.common.settings import ServiceSettings
 
@@ -92,3 +94,20 @@ async def test_kafka_check_fails_when_no_broker_listens() -> None:
     readiness = await run_checks([kafka_ready(settings)], timeout=2)
 
     assert readiness.failing == ("kafka",)
+
+
+async def test_producer_check_fails_while_sends_fail_and_passes_once_one_goes_through() -> None:
+    async def install(_: object) -> None:
+        return None
+
+    renewal = ProducerRenewal(lambda: None, install, lambda: None, "rules")  # type: ignore[arg-type,return-value]
+    check = producer_ready(renewal)
+
+    renewal.failed(OutOfOrderSequenceNumber())
+    failing = await run_checks([check])
+    renewal.succeeded()
+    passing = await run_checks([check])
+
+    assert failing.failing == ("kafka-producer",)
+    assert "OutOfOrderSequenceNumber" in failing.checks["kafka-producer"]
+    assert passing.ready
