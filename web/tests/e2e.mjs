@@ -1,0 +1,197 @@
+// The workbench end to end in Debian's chromium (playwright-core, no downloaded browser) against a
+// running gateway: BASE_URL, ADMIN_USER/ADMIN_PASSWORD, TAPE (a .csv), ARTEFACTS (screenshots),
+// CHROMIUM. Playwright gives the browser a fresh --user-data-dir of its own (it refuses one in
+// args). Exits non-zero on the first failed step.
+import { readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const BASE = env("BASE_URL");
+const ARTEFACTS = env("ARTEFACTS");
+const step = (text) => console.log(`step: ${text}`);
+const fail = (text) => {
+  throw new Error(text);
+};
+
+async function api(method, path, token, body) {
+  const answer = await fetch(`${BASE}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const payload = await answer.json().catch(() => null);
+  if (!answer.ok) fail(`${method} ${path}: ${answer.status} ${JSON.stringify(payload)}`);
+  return payload;
+}
+
+async function token(username, password) {
+  const answer = await fetch(`${BASE}/api/auth/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ username, password }),
+  });
+  if (!answer.ok) fail(`login ${username}: ${answer.status}`);
+  return (await answer.json()).access_token;
+}
+
+const browser = await chromium.launch({
+  executablePath: env("CHROMIUM"),
+  headless: true,
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+const violations = [];
+const findings = {};
+
+async function newPage() {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 800 }, acceptDownloads: true });
+  const page = await context.newPage();
+  page.on("console", (message) => {
+    if (/Content.Security.Policy|Refused to/i.test(message.text())) violations.push(message.text());
+  });
+  page.on("pageerror", (error) => violations.push(`page error: ${error.message}`));
+  return page;
+}
+
+/** Screenshot the screen and check it with axe: no serious or critical finding. */
+async function check(page, name) {
+  await page.screenshot({ path: join(ARTEFACTS, `${name}.png`), fullPage: true });
+  await page.evaluate(AXE);
+  const result = await page.evaluate(async () => {
+    const outcome = await globalThis.axe.run(document, { resultTypes: ["violations"] });
+    return outcome.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) }));
+  });
+  findings[name] = result;
+  const bad = result.filter((v) => v.impact === "serious" || v.impact === "critical");
+  if (bad.length) fail(`axe on ${name}: ${JSON.stringify(bad, null, 1)}`);
+  step(`${name}: screenshot and axe (${result.length} minor findings)`);
+}
+
+async function signIn(page, username, password) {
+  await page.goto(`${BASE}/`);
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign out" }).waitFor();
+}
+
+try {
+  const admin = env("ADMIN_USER");
+  const adminPassword = env("ADMIN_PASSWORD");
+  const page = await newPage();
+
+  step("the login screen, a refused login shows the API's message");
+  await page.goto(`${BASE}/`);
+  await page.getByLabel("Username").waitFor();
+  await check(page, "login");
+  await page.getByLabel("Username").fill(admin);
+  await page.getByLabel("Password").fill("not-the-password");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").waitFor();
+  step(`refused: ${await page.getByRole("alert").textContent()}`);
+
+  step("log in as admin");
+  await signIn(page, admin, adminPassword);
+
+  step("upload a tape and start a run");
+  await page.getByLabel("Tape (.csv or .xlsx)").setInputFiles(env("TAPE"));
+  await page.getByLabel("Folder").fill("browser-tapes");
+  await page.getByRole("button", { name: "Upload and start run" }).click();
+  const started = page.getByRole("status").filter({ hasText: "requested" });
+  await started.waitFor({ timeout: 30_000 });
+  await check(page, "runs");
+  await started.getByRole("link").click();
+
+  step("watch the run complete");
+  await page.getByRole("heading", { level: 1, name: /Run / }).waitFor();
+  const runId = page.url().split("/runs/")[1];
+  await page.locator("h1 .badge", { hasText: "completed" }).waitFor({ timeout: 240_000 });
+  await page.getByRole("heading", { name: "Reports" }).waitFor();
+  await page.getByRole("button", { name: /^Download / }).first().waitFor();
+  await page.locator("table").last().locator("tbody tr").first().waitFor();
+  await check(page, "run-detail");
+
+  step("download a report");
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("button", { name: /^Download / }).first().click(),
+  ]);
+  const saved = join(ARTEFACTS, download.suggestedFilename());
+  await download.saveAs(saved);
+  const report = readFileSync(saved, "utf8");
+  if (report.split("\n").length < 2) fail(`the downloaded report ${saved} is empty`);
+  step(`downloaded ${download.suggestedFilename()} (${report.length} bytes)`);
+
+  step("open a loan");
+  await page.locator("table").last().locator("tbody tr a").first().click();
+  await page.getByRole("heading", { level: 1, name: /Loan / }).waitFor();
+  await page.getByRole("heading", { name: "Exceptions" }).waitFor();
+  await page.locator("dl.facts").first().waitFor();
+  await check(page, "loan");
+
+  step("bulk-acknowledge the run's exceptions");
+  await page.goto(`${BASE}/#/exceptions?run_id=${runId}&status=new`);
+  await page.getByLabel("Select all on this page").check();
+  const selected = await page.locator("tbody input[type=checkbox]:checked").count();
+  if (selected === 0) fail("the run has no new exceptions to acknowledge");
+  await check(page, "exceptions");
+  await page.getByRole("button", { name: "acknowledge", exact: true }).click();
+  await page.getByText(new RegExp(`acknowledge: ${selected} applied`)).waitFor({ timeout: 30_000 });
+  step(`acknowledged ${selected}`);
+  await page.getByLabel("Status").selectOption("acknowledged");
+  await page.locator("tbody tr").first().waitFor({ timeout: 30_000 });
+  const acknowledged = await page.locator("tbody tr").count();
+  if (acknowledged !== selected) fail(`${acknowledged} acknowledged exceptions listed, ${selected} expected`);
+  await check(page, "exceptions-acknowledged");
+
+  step("an exception's detail and history");
+  await page.locator("tbody tr td:nth-child(2) a").first().click();
+  await page.getByRole("heading", { name: "History" }).waitFor();
+  await page.getByRole("cell", { name: "acknowledge", exact: true }).first().waitFor({ timeout: 30_000 });
+  await check(page, "exception-detail");
+
+  step("admin screens");
+  for (const [tab, name] of [["Users", "admin-users"], ["Teams", "admin-teams"], ["Dead letters", "admin-dead-letters"], ["Audit log", "admin-audit"]]) {
+    await page.goto(`${BASE}/#/admin`);
+    await page.getByRole("navigation", { name: "Administration" }).getByRole("link", { name: tab }).click();
+    await page.getByRole("heading", { level: 2, name: tab }).waitFor();
+    await page.locator("main table, main .empty, main [role=alert]").first().waitFor({ timeout: 60_000 });
+    await check(page, name);
+  }
+
+  step("a sales-team user sees only its team's runs");
+  const adminToken = await token(admin, adminPassword);
+  await api("POST", "/api/admin/teams", adminToken, { id: "alpha", name: "Alpha" });
+  await api("POST", "/api/admin/users", adminToken, {
+    username: "sally", email: "sally@example.com", password: "sally-password-1", role: "sales_team", team_id: "alpha",
+  });
+  const teamRun = await api("POST", "/api/pipeline/run", adminToken, {
+    folder: "browser-tapes", pdate: "2026-12-01", irr_target: "8.05", sales_team_id: "alpha",
+  });
+  const sales = await newPage();
+  await signIn(sales, "sally", "sally-password-1");
+  await sales.getByRole("link", { name: `Run ${teamRun.run_id}` }).waitFor({ timeout: 30_000 });
+  const links = await sales.getByRole("link", { name: /^Run / }).evaluateAll((all) => all.map((a) => a.getAttribute("aria-label")));
+  if (links.some((label) => label.includes(runId))) fail("the sales-team user sees another team's run");
+  if (!links.every((label) => label === `Run ${teamRun.run_id}`)) fail(`unexpected runs for the team: ${links}`);
+  await check(sales, "runs-sales-team");
+
+  if (violations.length) fail(`CSP violations or page errors:\n${violations.join("\n")}`);
+  writeFileSync(join(ARTEFACTS, "axe.json"), JSON.stringify(findings, null, 1));
+  console.log("workbench end to end: every step passed");
+} catch (error) {
+  console.error(error);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
