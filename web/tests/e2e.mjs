@@ -51,11 +51,13 @@ const browser = await chromium.launch({
   ],
 });
 const violations = [];
+const pages = [];
 const findings = {};
 
 async function newPage() {
   const context = await browser.newContext({ viewport: { width: 1366, height: 800 }, acceptDownloads: true });
   const page = await context.newPage();
+  pages.push(page);
   page.on("console", (message) => {
     if (/Content.Security.Policy|Refused to/i.test(message.text())) violations.push(message.text());
   });
@@ -154,27 +156,74 @@ try {
   if (acknowledged !== selected) fail(`${acknowledged} acknowledged exceptions listed, ${selected} expected`);
   await check(page, "exceptions-acknowledged");
 
-  step("an exception's detail and history");
+  step("an exception's detail and history (a hard one: its waiver is four-eyes)");
+  await page.getByLabel("Severity").selectOption("hard");
+  await page.locator("tbody tr td:nth-child(4)", { hasText: "hard" }).first().waitFor({ timeout: 30_000 });
   await page.locator("tbody tr td:nth-child(2) a").first().click();
   await page.getByRole("heading", { name: "History" }).waitFor();
   await page.getByRole("cell", { name: "acknowledge", exact: true }).first().waitFor({ timeout: 30_000 });
   await check(page, "exception-detail");
 
-  step("admin screens");
-  for (const [tab, name] of [["Users", "admin-users"], ["Teams", "admin-teams"], ["Dead letters", "admin-dead-letters"], ["Audit log", "admin-audit"]]) {
-    await page.goto(`${BASE}/#/admin`);
-    await page.getByRole("navigation", { name: "Administration" }).getByRole("link", { name: tab }).click();
+  step("start work on it, then waive it: the waiver waits for a senior analyst");
+  await page.getByRole("button", { name: "start", exact: true }).click();
+  await page.locator("h1 .badge", { hasText: "in progress" }).waitFor({ timeout: 30_000 });
+  await page.getByLabel("Notes").fill("Appraisal confirmed by phone");
+  await page.getByRole("button", { name: "waive", exact: true }).click();
+  await page.locator("h1 .badge", { hasText: "waiver pending" }).waitFor({ timeout: 30_000 });
+  const exceptionUrl = page.url();
+  step("approving one's own waiver is refused with the API's message");
+  await page.getByRole("button", { name: "approve waiver" }).click();
+  await page.getByRole("alert").waitFor({ timeout: 30_000 });
+  step(`refused: ${await page.getByRole("alert").textContent()}`);
+
+  step("admin screens: create a team and two users through the forms");
+  await page.goto(`${BASE}/#/admin`);
+  const adminNav = page.getByRole("navigation", { name: "Administration" });
+  await adminNav.getByRole("link", { name: "Teams" }).click();
+  await page.getByLabel("Team id").fill("alpha");
+  await page.getByLabel("Name").fill("Alpha");
+  await page.getByRole("button", { name: "Create team" }).click();
+  await page.getByRole("cell", { name: "Alpha", exact: true }).waitFor({ timeout: 30_000 });
+  await check(page, "admin-teams");
+  await adminNav.getByRole("link", { name: "Users" }).click();
+  for (const [username, role, team] of [["sally", "sales_team", "alpha"], ["sam", "senior_analyst", ""]]) {
+    await page.getByLabel("Username").fill(username);
+    await page.getByLabel("E-mail").fill(`${username}@example.com`);
+    await page.getByLabel("Password").fill(`${username}-password-1`);
+    await page.getByRole("form", { name: "Create a user" }).getByRole("combobox").selectOption(role);
+    await page.getByRole("textbox", { name: "Team", exact: true }).fill(team);
+    await page.getByRole("button", { name: "Create user" }).click();
+    await page.getByRole("cell", { name: username, exact: true }).waitFor({ timeout: 30_000 });
+  }
+  await check(page, "admin-users");
+  for (const [tab, name] of [["Dead letters", "admin-dead-letters"], ["Audit log", "admin-audit"]]) {
+    await adminNav.getByRole("link", { name: tab }).click();
     await page.getByRole("heading", { level: 2, name: tab }).waitFor();
     await page.locator("main table, main .empty, main [role=alert]").first().waitFor({ timeout: 60_000 });
     await check(page, name);
   }
 
+  step("a senior analyst approves the waiver (signing in with the keyboard only)");
+  const senior = await newPage();
+  await senior.goto(`${BASE}/`);
+  await senior.getByLabel("Username").waitFor();
+  await senior.keyboard.type("sam");
+  await senior.keyboard.press("Tab");
+  await senior.keyboard.type("sam-password-1");
+  await senior.keyboard.press("Enter");
+  await senior.getByRole("button", { name: "Sign out" }).waitFor();
+  await senior.keyboard.press("Tab");
+  const outline = await senior.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  if (outline === "none") fail("the focused element shows no focus outline");
+  await senior.goto(exceptionUrl);
+  await senior.getByRole("button", { name: "approve waiver" }).focus();
+  await senior.keyboard.press("Enter");
+  await senior.locator("h1 .badge", { hasText: "waived" }).waitFor({ timeout: 30_000 });
+  await senior.getByRole("cell", { name: "approve-waiver", exact: true }).waitFor({ timeout: 30_000 });
+  await check(senior, "exception-waived");
+
   step("a sales-team user sees only its team's runs");
   const adminToken = await token(admin, adminPassword);
-  await api("POST", "/api/admin/teams", adminToken, { id: "alpha", name: "Alpha" });
-  await api("POST", "/api/admin/users", adminToken, {
-    username: "sally", email: "sally@example.com", password: "sally-password-1", role: "sales_team", team_id: "alpha",
-  });
   const teamRun = await api("POST", "/api/pipeline/run", adminToken, {
     folder: "browser-tapes", pdate: "2026-12-01", irr_target: "8.05", sales_team_id: "alpha",
   });
@@ -184,6 +233,7 @@ try {
   const links = await sales.getByRole("link", { name: /^Run / }).evaluateAll((all) => all.map((a) => a.getAttribute("aria-label")));
   if (links.some((label) => label.includes(runId))) fail("the sales-team user sees another team's run");
   if (!links.every((label) => label === `Run ${teamRun.run_id}`)) fail(`unexpected runs for the team: ${links}`);
+  if (await sales.getByRole("link", { name: "Admin" }).count()) fail("a sales-team user is offered the admin screens");
   await check(sales, "runs-sales-team");
 
   if (violations.length) fail(`CSP violations or page errors:\n${violations.join("\n")}`);
@@ -191,6 +241,9 @@ try {
   console.log("workbench end to end: every step passed");
 } catch (error) {
   console.error(error);
+  for (const [n, open] of pages.entries()) {
+    await open.screenshot({ path: join(ARTEFACTS, `failure-${n}.png`), fullPage: true }).catch(() => undefined);
+  }
   process.exitCode = 1;
 } finally {
   await browser.close();
