@@ -2,11 +2,9 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api, data } from "../api/client";
-import { hasRole, useMe } from "../auth";
+import { useMe } from "../auth";
 import { Empty, ErrorMessage, Loading, StatusBadge, formatDate } from "../components/common";
-import { SENIOR_ACTIONS, type Action } from "./Exceptions";
-
-const ACTIONS: Action[] = ["acknowledge", "assign", "start", "comment", "resolve", "waive", "reopen"];
+import { NOTES_REQUIRED, actionLabel, actionsFor, type Action, type Status } from "./lifecycle";
 
 export function ExceptionDetail() {
   const { exceptionId = "" } = useParams();
@@ -36,7 +34,7 @@ export function ExceptionDetail() {
   if (detail.isPending) return <Loading />;
   if (detail.error || !detail.data) return <ErrorMessage error={detail.error} />;
   const e = detail.data;
-  const actions = hasRole(me, "senior_analyst", "admin") ? [...ACTIONS, ...SENIOR_ACTIONS] : ACTIONS;
+  const actions = actionsFor(me.role, e.status as Status);
 
   return (
     <section aria-labelledby="exception-title">
@@ -70,21 +68,24 @@ export function ExceptionDetail() {
         <dt>Created</dt>
         <dd>{formatDate(e.created_at)}</dd>
       </dl>
-      {!hasRole(me, "sales_team") && (
+      {actions.length > 0 && (
         <form className="card" aria-label="Act on this exception" onSubmit={(event) => event.preventDefault()}>
           <h2>Actions</h2>
           <label>
             Notes
             <textarea value={notes} onChange={(event) => setNotes(event.target.value)} rows={2} />
           </label>
-          <label>
-            Assignee id (for assign)
-            <input value={assignee} onChange={(event) => setAssignee(event.target.value)} placeholder="me" />
-          </label>
+          {actions.includes("assign") && (
+            <label>
+              Assignee id (for assign)
+              <input value={assignee} onChange={(event) => setAssignee(event.target.value)} placeholder="me" />
+            </label>
+          )}
+          <p className="hint">Notes are required to {NOTES_REQUIRED.filter((a) => actions.includes(a)).join(", ") || "—"}.</p>
           <div className="toolbar">
             {actions.map((action) => (
               <button key={action} type="button" disabled={act.isPending} onClick={() => act.mutate(action)}>
-                {action.replace("-", " ")}
+                {actionLabel(action)}
               </button>
             ))}
           </div>

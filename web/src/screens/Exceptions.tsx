@@ -1,16 +1,13 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
-import { api, data, download, type Schemas } from "../api/client";
-import { hasRole, useMe } from "../auth";
+import { api, data, download } from "../api/client";
+import { useMe } from "../auth";
 import { Empty, ErrorMessage, Loading, Pager, StatusBadge, shortId, useCursorPager } from "../components/common";
+import { actionLabel, actionsFor, type Action, type Status } from "./lifecycle";
 
-type Status = NonNullable<Schemas["ExceptionFilter"]["status"]>;
 type Severity = "hard" | "soft";
-export type Action = "acknowledge" | "assign" | "start" | "comment" | "resolve" | "waive" | "reopen" | "approve-waiver" | "reject-waiver";
 const STATUSES: Status[] = ["new", "acknowledged", "in_progress", "waiver_pending", "resolved", "waived", "reopened"];
-const ACTIONS: Action[] = ["acknowledge", "assign", "start", "comment", "resolve", "waive", "reopen"];
-export const SENIOR_ACTIONS: Action[] = ["approve-waiver", "reject-waiver"];
 const PAGE = 25;
 
 export function Exceptions() {
@@ -72,8 +69,8 @@ export function Exceptions() {
 
   const items = exceptions.data?.items ?? [];
   const allSelected = items.length > 0 && items.every((row) => selected.has(row.exception_id));
-  const actions = hasRole(me, "senior_analyst", "admin") ? [...ACTIONS, ...SENIOR_ACTIONS] : ACTIONS;
-  const canAct = !hasRole(me, "sales_team");
+  const actions = actionsFor(me.role);
+  const canAct = actions.length > 0;
 
   return (
     <section aria-labelledby="exceptions-title">
@@ -124,7 +121,7 @@ export function Exceptions() {
           </label>
           {actions.map((action) => (
             <button key={action} type="button" disabled={selected.size === 0 || bulk.isPending} onClick={() => bulk.mutate(action)}>
-              {action.replace("-", " ")}
+              {actionLabel(action)}
             </button>
           ))}
         </div>
