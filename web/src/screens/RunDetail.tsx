@@ -1,5 +1,5 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api, data, download } from "../api/client";
 import { hasRole, useMe } from "../auth";
@@ -15,15 +15,23 @@ export function RunDetail() {
   const run = useQuery({
     queryKey: ["run", runId],
     queryFn: async () => data(await api.GET("/api/runs/{run_id}", { params: { path } })),
-    refetchInterval: (query) => (query.state.data && LIVE.has(query.state.data.status) ? 2000 : false),
+    refetchInterval: (query) => (query.state.data && LIVE.has(query.state.data.status) ? 4000 : false),
   });
   const live = run.data ? LIVE.has(run.data.status) : true;
   const done = run.data?.status === "completed";
   const progress = useQuery({
     queryKey: ["progress", runId],
     queryFn: async () => data(await api.GET("/api/runs/{run_id}/progress", { params: { path } })),
-    refetchInterval: live ? 1500 : false,
+    // Live progress every 2 s, the run every 4 s (together well inside the API's per-user rate
+    // limit), and the run at once when the progress says its status changed.
+    refetchInterval: live ? 2000 : false,
   });
+  const progressStatus = progress.data?.status;
+  useEffect(() => {
+    if (progressStatus && run.data && progressStatus !== run.data.status) {
+      void client.invalidateQueries({ queryKey: ["run", runId] });
+    }
+  }, [progressStatus, run.data, client, runId]);
   const summary = useQuery({
     queryKey: ["summary", runId],
     queryFn: async () => data(await api.GET("/api/summary/{run_id}", { params: { path } })),

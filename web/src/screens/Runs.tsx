@@ -18,7 +18,7 @@ export function Runs() {
     queryFn: async () =>
       data(await api.GET("/api/runs", { params: { query: { limit: PAGE, after: pager.after, status: status || undefined } } })),
     // Live progress: poll while any run on the page is still going.
-    refetchInterval: (query) => (query.state.data?.items.some((run) => LIVE.has(run.status)) ? 2000 : false),
+    refetchInterval: (query) => (query.state.data?.items.some((run) => LIVE.has(run.status)) ? 3000 : false),
   });
 
   return (
