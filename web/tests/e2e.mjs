@@ -134,11 +134,13 @@ try {
   if (report.split("\n").length < 2) fail(`the downloaded report ${saved} is empty`);
   step(`downloaded ${download.suggestedFilename()} (${report.length} bytes)`);
 
-  step("open a loan");
+  step("open a rejected loan: its data and its exceptions");
+  await page.getByLabel("Disposition").selectOption("rejected");
+  await page.locator("table").last().locator("tbody tr td:nth-child(5)", { hasText: "rejected" }).first().waitFor();
   await page.locator("table").last().locator("tbody tr a").first().click();
   await page.getByRole("heading", { level: 1, name: /Loan / }).waitFor();
-  await page.getByRole("heading", { name: "Exceptions" }).waitFor();
   await page.locator("dl.facts").first().waitFor();
+  await page.locator("ul.loan-exceptions li").first().waitFor({ timeout: 30_000 });
   await check(page, "loan");
 
   step("bulk-acknowledge the run's exceptions");
@@ -147,6 +149,12 @@ try {
   const selected = await page.locator("tbody input[type=checkbox]:checked").count();
   if (selected === 0) fail("the run has no new exceptions to acknowledge");
   await check(page, "exceptions");
+  const [exported] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export CSV" }).click()]);
+  const exportedPath = join(ARTEFACTS, `export-${exported.suggestedFilename()}`);
+  await exported.saveAs(exportedPath);
+  const exportedRows = readFileSync(exportedPath, "utf8").trim().split("\n").length - 1;
+  if (exportedRows !== selected) fail(`the export has ${exportedRows} rows, the page ${selected}`);
+  step(`exported ${exportedRows} exceptions`);
   await page.getByRole("button", { name: "acknowledge", exact: true }).click();
   await page.getByText(new RegExp(`acknowledge: ${selected} applied`)).waitFor({ timeout: 30_000 });
   step(`acknowledged ${selected}`);

@@ -76,9 +76,10 @@ export function LoanView() {
       )}
       <h2>Exceptions</h2>
       <ErrorMessage error={exceptions.error} />
+      {exceptions.isPending && <Loading />}
       {exceptions.data && exceptions.data.items.length === 0 && <Empty>This loan has no exceptions.</Empty>}
       {exceptions.data && exceptions.data.items.length > 0 && (
-        <ul>
+        <ul className="loan-exceptions">
           {exceptions.data.items.map((row) => (
             <li key={row.exception_id}>
               <Link to={`/exceptions/${row.exception_id}`}>{row.exception_type}</Link> <StatusBadge status={row.status} /> {row.severity}:{" "}
