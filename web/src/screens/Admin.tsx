@@ -91,7 +91,7 @@ function Users() {
         </label>
         <label>
           Role
-          <select value={form.role} onChange={(e) => setForm({ ...form, role: e.target.value as Role })}>
+          <select aria-label="Role" value={form.role} onChange={(e) => setForm({ ...form, role: e.target.value as Role })}>
             {ROLES.map((role) => (
               <option key={role}>{role}</option>
             ))}
@@ -316,7 +316,7 @@ function Audit() {
         </label>
         <label>
           Outcome
-          <select
+          <select aria-label="Outcome"
             value={outcome}
             onChange={(e) => {
               setOutcome(e.target.value as Outcome | "");

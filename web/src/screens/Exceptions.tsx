@@ -82,7 +82,7 @@ export function Exceptions() {
         </label>
         <label>
           Status
-          <select value={filter.status ?? ""} onChange={(e) => setFilter("status", e.target.value)}>
+          <select aria-label="Status" value={filter.status ?? ""} onChange={(e) => setFilter("status", e.target.value)}>
             <option value="">any</option>
             {STATUSES.map((status) => (
               <option key={status} value={status}>
@@ -93,7 +93,7 @@ export function Exceptions() {
         </label>
         <label>
           Severity
-          <select value={filter.severity ?? ""} onChange={(e) => setFilter("severity", e.target.value)}>
+          <select aria-label="Severity" value={filter.severity ?? ""} onChange={(e) => setFilter("severity", e.target.value)}>
             <option value="">any</option>
             <option value="hard">hard</option>
             <option value="soft">soft</option>

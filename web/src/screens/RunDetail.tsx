@@ -258,7 +258,7 @@ function RunLoans({ runId }: { runId: string }) {
       <h2>Loans</h2>
       <label>
         Disposition
-        <select
+        <select aria-label="Disposition"
           value={disposition}
           onChange={(e) => {
             setDisposition(e.target.value as Disposition | "");

@@ -28,7 +28,7 @@ export function Runs() {
       <div className="toolbar">
         <label>
           Status
-          <select
+          <select aria-label="Status"
             value={status}
             onChange={(e) => {
               setStatus(e.target.value as RunStatus | "");
