@@ -111,6 +111,8 @@ try {
   await page.getByRole("button", { name: "Upload and start run" }).click();
   const started = page.getByRole("status").filter({ hasText: "requested" });
   await started.waitFor({ timeout: 30_000 });
+  const startedId = (await started.getByRole("link").textContent()).trim();
+  await page.locator("tbody").getByRole("link", { name: new RegExp(`^Run ${startedId}`) }).waitFor({ timeout: 30_000 });
   await check(page, "runs");
   await started.getByRole("link").click();
 

@@ -13,18 +13,25 @@ export function Runs() {
   const me = useMe();
   const pager = useCursorPager();
   const [status, setStatus] = useState<RunStatus | "">("");
+  // A run just requested shows up once the projector has it: poll until it does.
+  const [awaiting, setAwaiting] = useState<string | null>(null);
   const runs = useQuery({
     queryKey: ["runs", status, pager.after],
     queryFn: async () =>
       data(await api.GET("/api/runs", { params: { query: { limit: PAGE, after: pager.after, status: status || undefined } } })),
     // Live progress: poll while any run on the page is still going.
-    refetchInterval: (query) => (query.state.data?.items.some((run) => LIVE.has(run.status)) ? 3000 : false),
+    refetchInterval: (query) => {
+      const items = query.state.data?.items ?? [];
+      const live = items.some((run) => LIVE.has(run.status));
+      const missing = awaiting !== null && !items.some((run) => run.run_id === awaiting);
+      return live || missing ? 3000 : false;
+    },
   });
 
   return (
     <section aria-labelledby="runs-title">
       <h1 id="runs-title">Runs</h1>
-      {hasRole(me, "admin", "analyst", "senior_analyst", "sales_team") && <StartRun />}
+      {hasRole(me, "admin", "analyst", "senior_analyst", "sales_team") && <StartRun onStarted={setAwaiting} />}
       <div className="toolbar">
         <label>
           Status
@@ -102,7 +109,7 @@ function today(): string {
 }
 
 /** Upload a tape into a folder, then request a run over that folder. */
-function StartRun() {
+function StartRun({ onStarted }: { onStarted: (runId: string) => void }) {
   const client = useQueryClient();
   const me = useMe();
   const [file, setFile] = useState<File | null>(null);
@@ -127,6 +134,7 @@ function StartRun() {
     },
     onSuccess: (run) => {
       setStarted(run);
+      onStarted(run.run_id);
       void client.invalidateQueries({ queryKey: ["runs"] });
     },
   });
