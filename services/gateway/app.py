@@ -6,9 +6,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.common.health import (
@@ -53,6 +55,34 @@ from services.gateway.triage import routes as triage
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api"
+# The workbench (web/, SPEC §9), built by `npm run build` into web/dist and served at `/`.
+WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
+# The workbench loads only its own scripts, styles and API: no inline code, nothing third-party.
+WEB_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+WEB_MISSING = (
+    "<!doctype html><title>Loan Engine</title><h1>Loan Engine gateway</h1>"
+    "<p>The web workbench is not built. Build it with <code>scripts/bootstrap</code> "
+    "(or <code>cd web &amp;&amp; npm ci &amp;&amp; npm run build</code>); the API is under "
+    "<code>/api</code>, its documentation at <a href=/docs>/docs</a>.</p>"
+)
+
+
+def mount_workbench(app: FastAPI, dist: Path = WEB_DIST) -> None:
+    """Serve the built workbench at `/` (its assets under `/assets`), or say how to build it."""
+    headers = {"Content-Security-Policy": WEB_CSP}
+    index = dist / "index.html"
+
+    @app.get("/", include_in_schema=False)
+    async def workbench() -> Response:
+        if index.is_file():
+            return FileResponse(index, headers=headers)
+        return HTMLResponse(WEB_MISSING, headers=headers)
+
+    if (dist / "assets").is_dir():
+        app.mount("/assets", StaticFiles(directory=dist / "assets"), name="assets")
 
 
 def api_router(admin_routers: Sequence[APIRouter] = ()) -> APIRouter:
@@ -123,6 +153,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(api_router(admin_routers))
     install_error_docs(app, get_authentication)
+    mount_workbench(app)
 
     @app.get("/health", include_in_schema=False)
     async def alive() -> dict[str, str]:
