@@ -53,7 +53,10 @@ export function RunDetail() {
     onSuccess: refresh,
   });
   const reprocess = useMutation({
-    mutationFn: async () => data(await api.POST("/api/runs/{run_id}/reprocess", { params: { path }, body: {} })),
+    mutationFn: async () => data(await api.POST("/api/runs/{run_id}/reprocess", {
+        params: { path },
+        body: { apply_corrections: false },
+      })),
     onSuccess: refresh,
   });
   const [downloadError, setDownloadError] = useState<unknown>(null);
