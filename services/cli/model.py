@@ -12,11 +12,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from services.cli import reach
 from services.cli.options import JsonOption
 from services.scoring.settings import ScoringSettings
 
 if TYPE_CHECKING:
     from services.scoring.registry import VersionInfo
+
+
+def _settings() -> ScoringSettings:
+    """Scoring's settings as the running stack has them (its registry); the environment wins."""
+    return ScoringSettings(_env_file=reach.env_files())  # type: ignore[call-arg]
+
 
 app = typer.Typer(
     help="The scoring model: train on a synthetic history, list versions, promote to production.",
@@ -53,7 +60,7 @@ def train_command(
     """Train XGBoost and the logistic baseline with 5-fold CV; register the model as staging."""
     from services.scoring.registry import train_and_register
 
-    settings = ScoringSettings()
+    settings = _settings()
     typer.echo(f"training on {samples} synthetic loans (seed {seed})...", err=True)
     started = time.monotonic()
     info = train_and_register(settings, samples, seed)
@@ -68,7 +75,7 @@ def list_command(as_json: JsonOption = False) -> None:
     """Every registered version with its stage and cross-validated metrics, newest first."""
     from services.scoring.registry import list_versions
 
-    versions = list_versions(ScoringSettings())
+    versions = list_versions(_settings())
     if as_json:
         typer.echo(json.dumps({"versions": [_payload(info) for info in versions]}))
         return
@@ -88,7 +95,7 @@ def promote_command(
     from services.scoring.registry import promote
 
     try:
-        info = promote(ScoringSettings(), version)
+        info = promote(_settings(), version)
     except UnknownModelVersion as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from error

@@ -21,6 +21,7 @@ import base64
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -213,6 +214,29 @@ class DeadLetterMiddleware:
         self.phase = SERVICE_PHASES.get(service, "ingest")
         # (topic, partition, offset) -> (reason, failed deliveries so far)
         self.failures: dict[tuple[str, int, int], tuple[str, int]] = {}
+        self._replacing: set[asyncio.Task[None]] = set()
+
+    def settled(self, generation: int, future: asyncio.Future[Any]) -> None:
+        """The outcome of a send nobody waited for: a failure that spoils the producer
+        replaces it (as an awaited send's would); the sender still sees the failure."""
+        renewal = self.renewal
+        if renewal is None or future.cancelled():
+            return
+        error = future.exception()
+        if error is None:
+            renewal.succeeded()
+        elif spoils_producer(error):
+            renewal.failed(error)
+            task = asyncio.get_running_loop().create_task(self._replace(renewal, generation))
+            self._replacing.add(task)
+            task.add_done_callback(self._replacing.discard)
+
+    async def _replace(self, renewal: ProducerRenewal, generation: int) -> None:
+        try:
+            await renewal.replace(generation)
+        except Exception as error:
+            # The next send's `ensure()` tries again; this one only logs why it could not.
+            logger.warning("replacing the producer failed", extra={"error": reason_of(error)})
 
     def __call__(self, msg: Any, /, *, context: Any) -> _DeadLetterScope:
         return _DeadLetterScope(msg, context=context, factory=self)
@@ -303,6 +327,12 @@ class _DeadLetterScope(BaseMiddleware):
                     if not is_transient(renew_error):
                         raise
                 continue
+            if isinstance(result, asyncio.Future):
+                # A send nobody waits for here (`no_confirm`): its outcome decides later, and a
+                # failure must still retire the producer, or every later send to its partition
+                # is refused for ever.
+                result.add_done_callback(partial(self.factory.settled, generation))
+                return result
             renewal.succeeded()
             return result
 

@@ -53,6 +53,10 @@ def infra_environment(settings: StackSettings) -> dict[str, str]:
         "DATABASE_URL": postgres.database_url(settings),
         "TOPIC_PREFIX": settings.topic_prefix,
         "STORAGE_ROOT": str(settings.storage_root),
+        # Each stack its own durable service state (ingest's tape spool, scoring's registry):
+        # two stacks of one checkout must never share a spool that remembers another's offsets.
+        "INGEST_STATE_DIR": str(settings.state / "state" / "ingest"),
+        "SCORING_STATE_DIR": str(settings.state / "state" / "scoring"),
         **settings.service_ports_env(),
         **local_secrets(settings.state),
     }

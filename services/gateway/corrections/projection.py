@@ -9,6 +9,7 @@ import asyncpg
 from contracts import topics
 from contracts.codec import decode, loads
 from contracts.corrections import LoanCorrected
+from services.gateway.patterns import storable
 from services.gateway.projector.hooks import ProjectionHook
 from services.gateway.tables import SCHEMA
 
@@ -60,9 +61,9 @@ def plan_corrections(record: Record) -> list[tuple[Any, ...]]:
             event.row,
             event.seller_loan_number,
             event.field,
-            event.value,
-            event.previous,
-            event.reason,
+            storable(event.value),
+            storable(event.previous),
+            storable(event.reason),
             event.corrected_by,
             event.occurred_at,
             record.partition,

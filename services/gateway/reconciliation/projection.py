@@ -12,6 +12,7 @@ from contracts.codec import decode
 from contracts.corrections import FindingReviewed
 from contracts.runs import RunReprocessRequested
 from services.gateway.corrections.projection import event_type_of
+from services.gateway.patterns import storable
 from services.gateway.projector.hooks import ProjectionHook
 from services.gateway.tables import SCHEMA
 
@@ -31,7 +32,7 @@ def plan_reviews(record: Record) -> list[tuple[Any, ...]]:
             event.finding_id,
             event.run_id,
             event.action,
-            event.notes,
+            storable(event.notes),
             event.reviewed_by,
             event.occurred_at,
             record.partition,

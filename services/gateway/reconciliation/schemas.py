@@ -7,6 +7,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from services.gateway.paging import Page
+from services.gateway.patterns import NO_NUL
 
 
 class Counts(BaseModel):
@@ -52,7 +53,7 @@ class ReconciliationResponse(BaseModel):
 class ReviewRequest(BaseModel):
     """Why a finding is accepted, or what the correction should fix."""
 
-    notes: str = Field(min_length=1, max_length=2_000)
+    notes: str = Field(min_length=1, max_length=2_000, pattern=NO_NUL)
 
 
 class ReviewResponse(BaseModel):

@@ -28,6 +28,7 @@ from contracts.reviews import (
     ReviewOverrideApproved,
     ReviewOverrideRejected,
 )
+from services.gateway.patterns import storable
 from services.gateway.review.domain import (
     ACTION_OF_EVENT,
     CaseState,
@@ -226,7 +227,7 @@ async def _write_decisions(
                 "final" if isinstance(event, ReviewOverrideApproved) else "override_rejected",
                 event.actor_id,
                 event.occurred_at,
-                event.notes,
+                storable(event.notes),
             )
             for event in reviewed
         ],
@@ -248,7 +249,10 @@ async def _insert_decisions(conn: asyncpg.Connection, rows: list[tuple[Any, ...]
 
 
 def _decision_row(event: ReviewDecisionRecorded) -> tuple[Any, ...]:
-    conditions = [condition.model_dump(mode="json") for condition in event.conditions]
+    conditions = [
+        {name: storable(value) if isinstance(value, str) else value for name, value in row.items()}
+        for row in (condition.model_dump(mode="json") for condition in event.conditions)
+    ]
     return (
         event.decision_id,
         event.case_id,
@@ -258,11 +262,11 @@ def _decision_row(event: ReviewDecisionRecorded) -> tuple[Any, ...]:
         event.decision_type,
         event.outcome,
         "override_pending" if event.is_override else "final",
-        event.terms,
+        storable(event.terms),
         orjson.dumps(conditions, option=orjson.OPT_SORT_KEYS).decode(),
         [],
-        event.reasoning,
-        event.justification,
+        storable(event.reasoning),
+        storable(event.justification),
         event.score,
         event.model_leaning,
         event.is_override,
@@ -364,7 +368,7 @@ def _action_row(
         ACTION_OF_EVENT[event_type],
         event.actor_id,
         event.actor_role,
-        event.notes,
+        storable(event.notes),
         getattr(event, "assignee", None),
         before.status if before else None,
         after.status if after else None,

@@ -7,6 +7,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from contracts.reviews import CaseStatus, ConditionType, DecisionType, Outcome, Priority
+from services.gateway.patterns import NO_NUL
 from services.gateway.review.queue import SlaState
 
 
@@ -16,7 +17,7 @@ class CaseActionRequest(BaseModel):
     model_config = {"extra": "forbid"}
 
     assignee: UUID | None = Field(None, description="The analyst to assign to (assign only).")
-    notes: str | None = Field(None, max_length=4000, description="Why (free text).")
+    notes: str | None = Field(None, max_length=4000, pattern=NO_NUL, description="Why (free text).")
 
 
 class CaseSummary(BaseModel):
@@ -136,7 +137,7 @@ class ConditionIn(BaseModel):
     model_config = {"extra": "forbid"}
 
     condition_type: ConditionType
-    description: str = Field(min_length=1, max_length=2000)
+    description: str = Field(min_length=1, max_length=2000, pattern=NO_NUL)
 
 
 class DecisionBody(BaseModel):
@@ -146,10 +147,10 @@ class DecisionBody(BaseModel):
     model_config = {"extra": "forbid"}
 
     outcome: Outcome
-    terms: str | None = Field(None, max_length=4000)
+    terms: str | None = Field(None, max_length=4000, pattern=NO_NUL)
     conditions: list[ConditionIn] = Field(default_factory=list, max_length=50)
-    reasoning: str | None = Field(None, max_length=4000)
-    justification: str | None = Field(None, max_length=4000)
+    reasoning: str | None = Field(None, max_length=4000, pattern=NO_NUL)
+    justification: str | None = Field(None, max_length=4000, pattern=NO_NUL)
 
 
 class OverrideReviewBody(BaseModel):
@@ -157,7 +158,7 @@ class OverrideReviewBody(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    notes: str | None = Field(None, max_length=4000)
+    notes: str | None = Field(None, max_length=4000, pattern=NO_NUL)
 
 
 class DecisionView(BaseModel):

@@ -125,6 +125,9 @@ async def test_corrections_are_refused_for_unknown_fields_and_sales_teams(
     assert (await client.post(url, headers=world.analyst, json=kept)).status_code == 202
     no_reason = {**body, "reason": ""}
     assert (await client.post(url, headers=world.analyst, json=no_reason)).status_code == 422
+    # A NUL cannot be stored: refused at the door rather than stopping the projector.
+    for nul in ({**body, "value": "8\u00005"}, {**body, "reason": "re\u0000read"}):
+        assert (await client.post(url, headers=world.analyst, json=nul)).status_code == 422
 
 
 async def test_every_governance_endpoint_answers_404_to_another_team(

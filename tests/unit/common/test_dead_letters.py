@@ -1,3 +1,4 @@
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -274,6 +275,44 @@ async def test_a_send_the_broker_refuses_replaces_the_producer_and_is_sent_again
     assert harness.producer.sent == 1
     assert harness.renewal.failing_since is None
     assert harness.letters == []
+
+
+async def test_a_send_nobody_waited_for_that_fails_still_replaces_the_producer() -> None:
+    renewal = Renewals.make()
+    scope = DeadLetterMiddleware("ingest", None, renewal=renewal)(None, context=None)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    pending: asyncio.Future[object] = loop.create_future()
+
+    async def send_without_confirm(_cmd: object) -> asyncio.Future[object]:
+        return pending
+
+    future = await scope.publish_scope(send_without_confirm, object())
+    assert future is pending
+    assert renewal.renewals == 0
+    pending.set_exception(OutOfOrderSequenceNumber())
+    with pytest.raises(OutOfOrderSequenceNumber):
+        await future
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert renewal.renewals == 1
+    assert renewal.generation == 1
+
+
+async def test_a_send_nobody_waited_for_that_succeeds_keeps_the_producer() -> None:
+    renewal = Renewals.make()
+    renewal.failed(OutOfOrderSequenceNumber())
+    scope = DeadLetterMiddleware("ingest", None, renewal=renewal)(None, context=None)  # type: ignore[arg-type]
+    pending: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    async def send_without_confirm(_cmd: object) -> asyncio.Future[object]:
+        return pending
+
+    await scope.publish_scope(send_without_confirm, object())
+    assert renewal.failing_since is not None
+    pending.set_result(None)
+    await asyncio.sleep(0)
+    assert renewal.failing_since is None
+    assert renewal.renewals == 0
 
 
 async def test_an_output_that_can_never_be_published_is_dead_lettered_and_fails_its_run() -> None:

@@ -43,6 +43,9 @@ def test_processes_get_infra_variables_and_their_ports(tmp_path: Path) -> None:
     )
     assert environment["TOPIC_PREFIX"] == "dev."
     assert environment["STORAGE_ROOT"] == str(tmp_path.resolve() / ".stack" / "storage")
+    state = tmp_path.resolve() / ".stack" / "state"
+    assert environment["INGEST_STATE_DIR"] == str(state / "ingest")
+    assert environment["SCORING_STATE_DIR"] == str(state / "scoring")
     assert environment["PROJECTOR_HTTP_PORT"] == "8105"
     assert environment["GATEWAY_PROJECTOR_HTTP_PORT"] == "8105"
 
