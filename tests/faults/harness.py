@@ -209,11 +209,28 @@ class PrivateStack:
         return seen
 
     def checksums(self) -> tuple[str, str]:
-        """The read models' checksum as projected, and after a rebuild from the log."""
-        live = self.cli("projections", "checksum", "--json")["checksum"]
+        """The read models' checksum as projected, and after a rebuild from the log.
+
+        Each is read once the system is at rest: scoring and the gateway's review job go on
+        publishing after a run completes (scores, cases), so a checksum taken while they work
+        would compare two different logs, not a projection with its rebuild.
+        """
+        live = self.settled_checksum()
         self.cli("projections", "rebuild", "--json", timeout=900)
-        rebuilt = self.cli("projections", "checksum", "--json")["checksum"]
-        return str(live), str(rebuilt)
+        rebuilt = self.settled_checksum()
+        return live, rebuilt
+
+    def settled_checksum(self, quiet: float = 5.0, timeout: float = 600.0) -> str:
+        """The checksum once two readings `quiet` seconds apart agree."""
+        deadline = time.monotonic() + timeout
+        last = str(self.cli("projections", "checksum", "--json")["checksum"])
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            current = str(self.cli("projections", "checksum", "--json")["checksum"])
+            if current == last:
+                return current
+            last = current
+        return last
 
     # -- faults ---------------------------------------------------------------------------------
 

@@ -187,7 +187,7 @@ async def workers(
     async with AsyncExitStack() as stack:
         for app in apps.values():
             await stack.enter_async_context(
-                LifespanManager(app, startup_timeout=90, shutdown_timeout=30)
+                LifespanManager(app, startup_timeout=90, shutdown_timeout=90)
             )
         yield reporting, apps
 

@@ -19,13 +19,14 @@ from services.gateway.error_docs import documented
 from services.gateway.errors import BadRequest
 from services.gateway.facts.exports import escape_cell
 from services.gateway.paging import InvalidCursor, Page, decode_cursor, encode_cursor
+from services.gateway.patterns import NO_NUL, IsoDateTime
 from services.gateway.runs.outputs import attachment
 
 router = APIRouter(tags=["admin"])
 CURSOR = "audit"
 CSV_COLUMNS = tuple(AuditEntry.model_fields)
 PAGE_ROWS = 1000
-Text = Annotated[str | None, Query(max_length=200)]
+Text = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 
 
 def audit_filters(
@@ -34,8 +35,10 @@ def audit_filters(
     outcome: Annotated[Literal["success", "denied", "failed", "error"] | None, Query()] = None,
     source: Annotated[Literal["api", "cli"] | None, Query()] = None,
     request_id: Text = None,
-    since: Annotated[datetime | None, Query(alias="from", description="From (inclusive).")] = None,
-    until: Annotated[datetime | None, Query(alias="to", description="To (exclusive).")] = None,
+    since: Annotated[
+        IsoDateTime | None, Query(alias="from", description="From (inclusive).")
+    ] = None,
+    until: Annotated[IsoDateTime | None, Query(alias="to", description="To (exclusive).")] = None,
 ) -> repo.AuditFilters:
     """The filters of the audit log, as query parameters."""
     return repo.AuditFilters(actor_id, action, outcome, source, request_id, since, until)

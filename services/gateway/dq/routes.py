@@ -1,6 +1,5 @@
 """`/dq/summary`, `/dq/failures` and `/dq/trend`: data quality per run and over time."""
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
@@ -13,12 +12,14 @@ from services.gateway.dq import repository as repo
 from services.gateway.dq import service
 from services.gateway.dq.rules_total import rules_total_of_run
 from services.gateway.dq.schemas import DqFailure, DqSummary, DqTrendPoint
-from services.gateway.errors import Unprocessable
+from services.gateway.error_docs import documented
+from services.gateway.errors import BadRequest
 from services.gateway.governance.scope import cursor_key
 from services.gateway.paging import INTEGER, Page, encode_cursor
+from services.gateway.patterns import IsoDateTime, decimal_between
 from services.gateway.runs.service import visible_run
 
-router = APIRouter(prefix="/dq", tags=["data quality"])
+router = APIRouter(prefix="/dq", tags=["data quality"], responses=documented(400, 404))
 FAILURES_CURSOR = "dq-failures"
 RunIdQuery = Annotated[UUID, Query(description="The run.")]
 
@@ -37,7 +38,7 @@ async def dq_failures(
     session: SessionDep,
     paging: PagingDep,
     max_score: Annotated[
-        Decimal, Query(ge=0, le=100, description="Loans with dq_score at most this.")
+        decimal_between(0, 100), Query(description="Loans with dq_score at most this.")
     ] = Decimal("75"),
 ) -> Page[DqFailure]:
     """A run's loans at or below `max_score`, weakest first, with what lowers each score."""
@@ -60,13 +61,17 @@ async def dq_failures(
 async def dq_trend(
     user: CurrentUser,
     session: SessionDep,
-    start: Annotated[datetime | None, Query(alias="from", description="Runs created from.")] = None,
-    end: Annotated[datetime | None, Query(alias="to", description="Runs created before.")] = None,
+    start: Annotated[
+        IsoDateTime | None, Query(alias="from", description="Runs created from.")
+    ] = None,
+    end: Annotated[
+        IsoDateTime | None, Query(alias="to", description="Runs created before.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[DqTrendPoint]:
     """Per-run quality means over time (runs you may see, oldest first)."""
-    if start is not None and end is not None and end <= start:
-        raise Unprocessable("`to` must be after `from`")
+    if start is not None and end is not None and end < start:
+        raise BadRequest("`to` must not be before `from`")
     points = []
     for row in await repo.runs_between(session, user.team_scope, start, end, limit):
         rules_total = await rules_total_of_run(session, row.run_id)

@@ -30,7 +30,7 @@ from services.gateway.paging import (
     decode_cursor,
     encode_cursor,
 )
-from services.gateway.patterns import NO_NUL
+from services.gateway.patterns import NO_NUL, decimal_between
 from services.gateway.runs.outputs import attachment
 from services.gateway.runs.service import visible_run
 
@@ -55,6 +55,9 @@ Severity = Annotated[Literal["hard", "soft"] | None, Query()]
 Text = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 
 
+SlaHours = decimal_between(0, 1_000_000)
+
+
 @dataclass(frozen=True, slots=True)
 class ExceptionQuery:
     """The filters of `GET /exceptions` and its export, as query parameters."""
@@ -67,10 +70,10 @@ class ExceptionQuery:
     assignee: Annotated[UUID | None, Query(description="Assigned user id.")] = None
     loan_id: UUID | None = None
     min_sla_age_hours: Annotated[
-        Decimal | None, Query(ge=0, le=1_000_000, description="SLA age at least this many hours.")
+        SlaHours | None, Query(description="SLA age at least this many hours.")
     ] = None
     max_sla_age_hours: Annotated[
-        Decimal | None, Query(ge=0, le=1_000_000, description="SLA age at most this many hours.")
+        SlaHours | None, Query(description="SLA age at most this many hours.")
     ] = None
 
 

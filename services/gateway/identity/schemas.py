@@ -3,7 +3,7 @@
 from datetime import datetime
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from services.gateway.identity.principal import Role
 from services.gateway.patterns import TEAM_ID
@@ -66,7 +66,7 @@ class UserUpdate(BaseModel):
     email: str | None = Field(None, max_length=320, pattern=EMAIL_PATTERN)
     role: Role | None = None
     team_id: str | None = Field(None, max_length=100, pattern=TEAM_ID)
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
     password: str | None = Field(None, min_length=8, max_length=256)
 
 

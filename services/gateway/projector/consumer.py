@@ -270,7 +270,8 @@ class Projector:
                 record,
                 service=SERVICE,
                 reason=rejected.reason,
-                occurred_at=datetime.now(UTC),
+                # The record's own time, not the clock: a replay projects the same letter.
+                occurred_at=datetime.fromtimestamp(record.timestamp / 1000, UTC),
                 topic=physical,
             )
             await self.publish_raw(

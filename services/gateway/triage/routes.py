@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from services.gateway.deps import CurrentUser, PublisherDep, SessionDep, SettingsDep
 from services.gateway.error_docs import documented
-from services.gateway.errors import NotFound
+from services.gateway.errors import BadRequest, NotFound
 from services.gateway.facts.routes import ExceptionQuery, exception_filters
 from services.gateway.facts.views import exception_response
 from services.gateway.triage import repository as repo
@@ -53,6 +53,8 @@ async def bulk_action(
     settings: SettingsDep,
 ) -> BulkResponse:
     """One action on up to 10,000 exceptions (by id or by filter): one event each."""
+    if not body.selects_once:
+        raise BadRequest("give exactly one of exception_ids or filter")
     filters = None
     if body.filter is not None:
         query = ExceptionQuery(**body.filter.model_dump())

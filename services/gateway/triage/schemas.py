@@ -1,7 +1,6 @@
 """Request and response shapes of the exception lifecycle endpoints (SPEC §7)."""
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
@@ -9,7 +8,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from contracts.triage import ExceptionStatus
 from services.gateway.facts.schemas import ExceptionResponse
-from services.gateway.patterns import NO_NUL
+from services.gateway.patterns import NO_NUL, decimal_between
 
 BULK_MAX = 10_000
 
@@ -50,8 +49,8 @@ class ExceptionFilter(BaseModel):
     status: ExceptionStatus | None = None
     assignee: UUID | None = None
     loan_id: UUID | None = None
-    min_sla_age_hours: Decimal | None = Field(None, ge=0, le=1_000_000)
-    max_sla_age_hours: Decimal | None = Field(None, ge=0, le=1_000_000)
+    min_sla_age_hours: decimal_between(0, 1_000_000) | None = None  # type: ignore[valid-type]
+    max_sla_age_hours: decimal_between(0, 1_000_000) | None = None  # type: ignore[valid-type]
 
 
 class BulkRequest(ActionRequest):
@@ -60,11 +59,10 @@ class BulkRequest(ActionRequest):
     exception_ids: list[UUID] | None = Field(None, max_length=BULK_MAX)
     filter: ExceptionFilter | None = None
 
-    @model_validator(mode="after")
-    def _one_selection(self) -> "BulkRequest":
-        if (self.exception_ids is None) == (self.filter is None):
-            raise ValueError("give exactly one of exception_ids or filter")
-        return self
+    @property
+    def selects_once(self) -> bool:
+        """Whether exactly one of `exception_ids` and `filter` is given (the route's 400)."""
+        return (self.exception_ids is None) != (self.filter is None)
 
 
 class ActionEntry(BaseModel):

@@ -286,7 +286,10 @@ async def test_a_sales_team_user_reads_and_comments_on_its_own_teams_exceptions_
 ) -> None:
     own = await one(desk, "soft", desk.run_a)
     other = await one(desk, "soft", desk.run_b)
-    assert {i["run_id"] for i in await exceptions(desk, desk.sales_a)} == {str(desk.run_a.run_id)}
+    # Other modules' runs of the same team share the database: look at this module's two runs.
+    seen = {i["run_id"] for i in await exceptions(desk, desk.sales_a)}
+    assert str(desk.run_a.run_id) in seen
+    assert str(desk.run_b.run_id) not in seen
     path = f"/api/exceptions/{own['exception_id']}"
     assert (await desk.client.get(path, headers=desk.sales_a)).status_code == 200
     comment = await act(desk, desk.sales_a, own["exception_id"], "comment", notes="on it")
@@ -340,7 +343,7 @@ async def test_bulk_actions_by_filter_and_by_ids_publish_one_event_per_exception
     neither = await desk.client.post(
         "/api/exceptions/bulk/acknowledge", headers=desk.analyst, json={"notes": "x"}
     )
-    assert neither.status_code == 422
+    assert neither.status_code == 400
 
 
 async def test_an_admin_creates_a_senior_analyst_who_sees_every_team(desk: Desk) -> None:
