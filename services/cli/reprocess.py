@@ -7,6 +7,7 @@ the child run in the log like `run --wait`.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
 from collections.abc import Awaitable, Callable
@@ -49,14 +50,28 @@ def operator() -> Principal:
     return Principal(OPERATOR_ID, f"cli:{getpass.getuser()}", "admin", None)
 
 
-async def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    # The running stack's database unless the environment names another (as `admin` does).
-    engine = make_engine(GatewaySettings(_env_file=reach.env_files()))  # type: ignore[call-arg]
-    try:
-        async with async_sessionmaker(engine, expire_on_commit=False)() as session:
-            return await work(session)
-    finally:
-        await engine.dispose()
+def _gateway_settings() -> GatewaySettings:
+    """The running stack's database unless the environment names another (as `admin` does)."""
+    return GatewaySettings(_env_file=reach.env_files())  # type: ignore[call-arg]
+
+
+def _in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in a session; an unreachable broker or database is one line and exit 1."""
+    settings = _gateway_settings()
+
+    async def main() -> T:
+        engine = make_engine(settings)
+        try:
+            async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return reach.guarded(
+        lambda: asyncio.run(main()),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        database_url=settings.database_dsn,
+    )
 
 
 def _failed(error: GatewayError) -> typer.Exit:
@@ -101,7 +116,7 @@ def reprocess(
         return state.run_id
 
     try:
-        child = run_async(_with_session(request), settings)
+        child = _in_session(request)
     except GatewayError as error:
         raise _failed(error) from None
     progress(f"run {child} requested: a reprocess of {parent}")
@@ -129,7 +144,7 @@ def run_diff(
         return found.model_dump(mode="json", exclude={"skip", "limit"})
 
     try:
-        found = run_async(_with_session(work), load_settings())
+        found = _in_session(work)
     except GatewayError as error:
         raise _failed(error) from None
     if as_json:

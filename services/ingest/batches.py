@@ -92,6 +92,19 @@ class LoanBatchSender:
             if len(self.buffer) >= self.batch_size:
                 await self._flush()
 
+    def drop(self) -> None:
+        """Shutting down mid-tape: forget the unsent records and stop waiting for acks in flight.
+
+        The run request is not committed, so it is read again; the sends already made may land or
+        not, and their deterministic ids make either harmless. Waiting for their acks could take
+        as long as the broker is away, and shutdown must not.
+        """
+        self.buffer = []
+        self.buffered_bytes = 0
+        while self.pending:
+            # Retrieve each outcome when it comes, so an unanswered failure is not logged.
+            self.pending.popleft().add_done_callback(_outcome_seen)
+
     async def abandon(self) -> None:
         """The run failed: drop the unsent records, wait for what is already in flight."""
         self.buffer = []
@@ -146,3 +159,8 @@ class LoanBatchSender:
                     for record in records
                 ),
             )
+
+
+def _outcome_seen(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()

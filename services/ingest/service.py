@@ -196,7 +196,7 @@ class IngestService:
                         await self._publish(records, sender)
                     await self._ingested(started, sender, normaliser, names)
         except Interrupted:
-            await sender.abandon()
+            sender.drop()
             raise
         except TapeError as error:
             await sender.abandon()
@@ -312,7 +312,7 @@ class IngestService:
                     raise IncompleteTape(f"tape {tape_id!r} has no data rows")
                 await self._ingested(started, sender, normaliser, [name])
         except Interrupted:
-            await sender.abandon()
+            sender.drop()
             raise
         except TapeError as error:
             await sender.abandon()

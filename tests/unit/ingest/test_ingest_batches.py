@@ -115,3 +115,23 @@ async def test_abandoning_drops_unsent_records() -> None:
     assert await loans.abandon() is None
     assert broker.batches == []
     assert uuid4() != RUN
+
+
+class SilentBroker(Broker):
+    """A broker that takes batches and never acknowledges them (it went away)."""
+
+    async def send(self, batch: IngestedBatch) -> "asyncio.Future[Any]":
+        self.batches.append(batch)
+        return asyncio.get_running_loop().create_future()
+
+
+async def test_dropping_on_shutdown_waits_for_no_acknowledgement_in_flight() -> None:
+    broker = SilentBroker()
+    loans = sender(broker, batch_size=2)
+    await loans.add([record(n) for n in range(1, 6)])
+    assert len(broker.batches) == 2 and len(loans.pending) == 2
+
+    loans.drop()
+
+    assert not loans.pending and not loans.buffer
+    assert await asyncio.wait_for(loans.finish(), timeout=1) == 2
