@@ -40,18 +40,29 @@ def wall_clock() -> datetime:
 
 
 async def open_cases(
-    session: AsyncSession, publisher: Publisher, settings: GatewaySettings, now: datetime
+    session: AsyncSession,
+    publisher: Publisher,
+    settings: GatewaySettings,
+    now: datetime,
+    page: int = OPEN_BATCH,
 ) -> int:
-    """Open a case for up to OPEN_BATCH `human_review` loans that have none; return how many.
+    """Open a case for every `human_review` loan that has none; return how many.
 
-    Until the projector folds them those loans still look unopened, so one tick publishes one
-    batch and the next tick continues (a loan published twice is one case: the ids are the same).
+    Page by page, each page after the last loan of the one before: until the projector folds
+    them, the loans just published still look unopened. A loan published twice (by the next
+    tick, before the fold) is one case: the ids are the same.
     """
-    rows = await repo.unopened_reviews(session, OPEN_BATCH)
-    await session.commit()
-    events = [open_case(_scored(row), policy_of(settings), now) for row in rows]
-    await publish_all(publisher, events)
-    return len(events)
+    opened, after = 0, None
+    while True:
+        rows = await repo.unopened_reviews(session, page, after)
+        await session.commit()
+        events = [open_case(_scored(row), policy_of(settings), now) for row in rows]
+        await publish_all(publisher, events)
+        opened += len(events)
+        if len(rows) < page:
+            return opened
+        last = rows[-1]
+        after = (last.scored_at, last.run_id, last.seq)
 
 
 def _scored(row: Any) -> ScoredLoan:
@@ -69,17 +80,23 @@ def _scored(row: Any) -> ScoredLoan:
 
 
 async def record_auto_decisions(session: AsyncSession, publisher: Publisher, now: datetime) -> int:
-    """Record the auto decisions of up to AUTO_BATCHES scored batches that lack them."""
-    rows = await repo.undecided_auto_batches(session, AUTO_BATCHES)
-    await session.commit()
-    events = auto_decisions(rows, now)
-    await asyncio.gather(
-        *(
-            publisher.publish(REVIEWS, batch_key(event.run_id, event.batch_seq), event)
-            for event in events
+    """Record the auto decisions of every scored batch that lacks them, AUTO_BATCHES at a time
+    (each page after the last batch of the one before, as `open_cases` pages)."""
+    recorded, after = 0, None
+    while True:
+        rows = await repo.undecided_auto_batches(session, AUTO_BATCHES, after)
+        await session.commit()
+        events = auto_decisions(rows, now)
+        await asyncio.gather(
+            *(
+                publisher.publish(REVIEWS, batch_key(event.run_id, event.batch_seq), event)
+                for event in events
+            )
         )
-    )
-    return sum(len(event.decisions) for event in events)
+        recorded += sum(len(event.decisions) for event in events)
+        if len(events) < AUTO_BATCHES:
+            return recorded
+        after = (events[-1].run_id, events[-1].batch_seq)
 
 
 def auto_decisions(rows: list[Any], now: datetime) -> list[AutoDecisionsRecorded]:

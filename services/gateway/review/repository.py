@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, Uuid, any_, bindparam, func, select
+from sqlalchemy import Select, Uuid, any_, bindparam, func, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,8 +32,11 @@ SIMILAR_CANDIDATES = 500
 AUTO_DECIDED = ("auto_approve", "auto_decline")
 
 
-async def unopened_reviews(session: AsyncSession, limit: int) -> list[Any]:
-    """`human_review` loans that have no case yet, oldest first."""
+async def unopened_reviews(
+    session: AsyncSession, limit: int, after: tuple[Any, Any, Any] | None = None
+) -> list[Any]:
+    """`human_review` loans that have no case yet, oldest first; after `after` =
+    (scored_at, run_id, seq) when given (the last loan of the previous page)."""
     query = (
         select(loan_scores, s.features["loan_amount"].astext.label("loan_amount"))
         .outerjoin(review_cases, c.loan_id == s.loan_id)
@@ -41,6 +44,8 @@ async def unopened_reviews(session: AsyncSession, limit: int) -> list[Any]:
         .order_by(s.scored_at, s.run_id, s.seq)
         .limit(limit)
     )
+    if after is not None:
+        query = query.where(tuple_(s.scored_at, s.run_id, s.seq) > tuple_(*after))
     return list(await session.execute(query))
 
 
@@ -164,11 +169,14 @@ def _ids(ids: Sequence[UUID]) -> Any:
 d = review_decisions.c
 
 
-async def undecided_auto_batches(session: AsyncSession, limit: int) -> list[Any]:
+async def undecided_auto_batches(
+    session: AsyncSession, limit: int, after: tuple[Any, Any] | None = None
+) -> list[Any]:
     """Every auto-routed loan of up to `limit` scored batches whose auto decisions are not
-    recorded yet (found by batch, then read by the batch's range of tape positions)."""
+    recorded yet (found by batch, then read by the batch's range of tape positions); batches
+    after `after` = (run_id, batch_seq) when given."""
     b, done = scored_batches.c, auto_decided_batches.c
-    pending = (
+    pending: Any = (
         select(b.run_id, b.batch_seq, b.first_seq, b.last_seq)
         .outerjoin(
             auto_decided_batches,
@@ -177,8 +185,10 @@ async def undecided_auto_batches(session: AsyncSession, limit: int) -> list[Any]
         .where(b.auto_routed > 0, done.run_id.is_(None))
         .order_by(b.run_id, b.batch_seq)
         .limit(limit)
-        .subquery()
     )
+    if after is not None:
+        pending = pending.where(tuple_(b.run_id, b.batch_seq) > tuple_(*after))
+    pending = pending.subquery()
     query = (
         select(s.run_id, s.batch_seq, s.loan_id, s.seq, s.routing_decision, s.score)
         .join(
