@@ -172,6 +172,20 @@ def database_url(_postgres_server_url: str) -> Iterator[str]:
         run_async(lambda: databases.drop_database(_postgres_server_url, name))
 
 
+@pytest.fixture(scope="module")
+def module_database_url(_postgres_server_url: str) -> Iterator[str]:
+    """A database of one test module's own, for tests whose services bootstrap their first admin
+    (an admin made in the session's database would keep every later module's from being made)."""
+    from services.cli.stack import databases
+
+    name = f"test_module_{uuid.uuid4().hex[:12]}"
+    url = run_async(lambda: databases.create_database(_postgres_server_url, name))
+    try:
+        yield url
+    finally:
+        run_async(lambda: databases.drop_database(_postgres_server_url, name))
+
+
 @pytest.fixture(scope="session")
 def topic_prefix(kafka_bootstrap_servers: str) -> Iterator[str]:
     """A topic prefix unique to this session, with every registry topic created under it."""

@@ -38,7 +38,7 @@ PORT_VARIABLE = {"projector": "GATEWAY_PROJECTOR_HTTP_PORT", "gateway": "GATEWAY
 def gateway_url(
     kafka_bootstrap_servers: str,
     module_topic_prefix: str,
-    database_url: str,
+    module_database_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     """The whole stack as processes; the gateway's URL once every process is ready."""
@@ -49,7 +49,7 @@ def gateway_url(
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
         "TOPIC_PREFIX": module_topic_prefix,
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": module_database_url,
         "STORAGE_TYPE": "local",
         "STORAGE_ROOT": str(root / "storage"),
         "INGEST_STATE_DIR": str(root / "ingest-state"),
@@ -60,7 +60,7 @@ def gateway_url(
         "GATEWAY_ADMIN_PASSWORD": ADMIN[1],
         "GATEWAY_RATE_LIMIT_ENABLED": "false",
     }
-    run_async(lambda: migrate(GatewaySettings(database_url=database_url)))
+    run_async(lambda: migrate(GatewaySettings(database_url=module_database_url)))
     spawned: dict[str, supervisor.Spawned] = {}
     ready: dict[str, str] = {}
     try:
