@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -271,7 +270,7 @@ class Projector:
                 service=SERVICE,
                 reason=rejected.reason,
                 # The record's own time, not the clock: a replay projects the same letter.
-                occurred_at=datetime.fromtimestamp(record.timestamp / 1000, UTC),
+                occurred_at=record.timestamp,
                 topic=physical,
             )
             await self.publish_raw(
