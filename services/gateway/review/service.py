@@ -3,8 +3,6 @@ published on reviews.v1 and answered once folded (read your own writes)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -14,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.reviews import CaseStatus, Condition, Priority, ReviewEvent
 from contracts.topics import REVIEWS
+from services.gateway import acting
 from services.gateway.deps import Publisher
 from services.gateway.errors import BadRequest, Conflict, Forbidden, GatewayError, NotFound
 from services.gateway.identity import repository as identity
@@ -52,7 +51,6 @@ from services.gateway.review.schemas import (
 from services.gateway.review.similar import nearest
 from services.gateway.settings import GatewaySettings
 
-POLL_SECONDS = 0.05
 SIMILAR_LOANS = 5
 
 
@@ -382,24 +380,12 @@ async def act(
 
 
 async def publish_all(publisher: Publisher, events: Sequence[ReviewEvent]) -> None:
-    """Publish review events keyed by case id."""
-    await asyncio.gather(
-        *(publisher.publish(REVIEWS, str(event.case_id), event) for event in events)
-    )
+    """Publish events keyed by case id."""
+    await acting.publish_all(publisher, REVIEWS, events, lambda event: str(event.case_id))
 
 
 async def wait_folded(
     session: AsyncSession, event_ids: Sequence[UUID], wait_seconds: float
 ) -> dict[UUID, Any]:
     """The fold outcomes of the events, waiting up to `wait_seconds` for all of them."""
-    deadline = time.monotonic() + wait_seconds
-    found: dict[UUID, Any] = {}
-    missing = list(event_ids)
-    while missing:
-        found.update(await repo.outcomes(session, missing))
-        await session.commit()  # a fresh snapshot for the next look
-        missing = [event_id for event_id in missing if event_id not in found]
-        if not missing or time.monotonic() >= deadline:
-            break
-        await asyncio.sleep(POLL_SECONDS)
-    return found
+    return await acting.wait_folded(session, event_ids, wait_seconds, repo.outcomes)

@@ -7,8 +7,6 @@ the second answers 409. An action answers once its event is folded (read your ow
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.topics import TRIAGE
 from contracts.triage import TriageEvent
+from services.gateway import acting
 from services.gateway.deps import Publisher
 from services.gateway.errors import BadRequest, Conflict, Forbidden, GatewayError, NotFound
 from services.gateway.facts.repository import ExceptionFilters
@@ -36,9 +35,6 @@ from services.gateway.triage.domain import (
     decide,
 )
 from services.gateway.triage.schemas import BULK_MAX, ActionRequest, BulkResponse, Skipped
-
-PUBLISH_CONCURRENCY = 500
-POLL_SECONDS = 0.05
 
 
 def state_of(row: Any) -> TriageState:
@@ -176,31 +172,15 @@ async def bulk(
 
 
 async def publish_all(publisher: Publisher, events: Sequence[TriageEvent]) -> None:
-    """Publish events keyed by exception id, many in flight at once (the producer batches)."""
-    for start in range(0, len(events), PUBLISH_CONCURRENCY):
-        await asyncio.gather(
-            *(
-                publisher.publish(TRIAGE, str(event.exception_id), event)
-                for event in events[start : start + PUBLISH_CONCURRENCY]
-            )
-        )
+    """Publish events keyed by exception id."""
+    await acting.publish_all(publisher, TRIAGE, events, lambda event: str(event.exception_id))
 
 
 async def wait_folded(
     session: AsyncSession, event_ids: Sequence[UUID], wait_seconds: float
 ) -> dict[UUID, Any]:
     """The fold outcomes of the events, waiting up to `wait_seconds` for all of them."""
-    deadline = time.monotonic() + wait_seconds
-    found: dict[UUID, Any] = {}
-    missing = list(event_ids)
-    while missing:
-        found.update(await repo.outcomes(session, missing))
-        await session.commit()  # a fresh snapshot for the next look
-        missing = [event_id for event_id in missing if event_id not in found]
-        if not missing or time.monotonic() >= deadline:
-            break
-        await asyncio.sleep(POLL_SECONDS)
-    return found
+    return await acting.wait_folded(session, event_ids, wait_seconds, repo.outcomes)
 
 
 def _now() -> datetime:
