@@ -121,9 +121,18 @@ def configure_logging(settings: ServiceSettings, stream: TextIO | None = None) -
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "faststream", "aiokafka"):
+    adopt_library_loggers("uvicorn", "uvicorn.error", "uvicorn.access", "faststream", "aiokafka")
+    # aiokafka logs every rebalance and metadata refresh at INFO; keep its warnings only.
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+def adopt_library_loggers(*names: str) -> None:
+    """Send these libraries' records through the root handler instead of handlers of their own.
+
+    Some libraries install a handler when imported (MLflow does on `sqlalchemy.engine` and
+    `alembic`, with `propagate = False`), which would take their lines out of the JSON log.
+    """
+    for name in names:
         library_logger = logging.getLogger(name)
         library_logger.handlers.clear()
         library_logger.propagate = True
-    # aiokafka logs every rebalance and metadata refresh at INFO; keep its warnings only.
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)

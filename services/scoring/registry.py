@@ -22,10 +22,14 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from contracts.scoring import ModelMetrics
+from services.common.logs import adopt_library_loggers
 from services.scoring.errors import NoProductionModel, UnknownModelVersion
 from services.scoring.history import synthetic_history
 from services.scoring.model import FOLDS, XGBOOST_PARAMS, ServedModel, TrainedModel, train
 from services.scoring.settings import ScoringSettings
+
+# Importing MLflow gave `mlflow`, `sqlalchemy.engine`, `alembic` and `huey` handlers of its own.
+adopt_library_loggers("mlflow", "sqlalchemy.engine", "alembic", "huey")
 
 logger = logging.getLogger(__name__)
 

@@ -71,10 +71,10 @@ def letter(reason: str) -> bytes:
 
 
 async def test_a_publisher_whose_sequence_numbers_broke_replaces_its_producer_and_delivers(
-    kafka_bootstrap_servers: str, topic_prefix: str
+    kafka_bootstrap_servers: str, module_topic_prefix: str
 ) -> None:
     settings = ServiceSettings(
-        kafka_bootstrap_servers=kafka_bootstrap_servers, topic_prefix=topic_prefix
+        kafka_bootstrap_servers=kafka_bootstrap_servers, topic_prefix=module_topic_prefix
     )
     topic = settings.topic(DEAD_LETTERS)
     key = f"sequence-{uuid4().hex}"
@@ -99,11 +99,11 @@ async def test_a_publisher_whose_sequence_numbers_broke_replaces_its_producer_an
 
 
 @pytest.fixture
-async def rules(kafka_bootstrap_servers: str, topic_prefix: str) -> AsyncIterator[Any]:
+async def rules(kafka_bootstrap_servers: str, module_topic_prefix: str) -> AsyncIterator[Any]:
     """A rules worker with a consumer group of its own, and its app."""
     settings = RulesSettings(
         kafka_bootstrap_servers=kafka_bootstrap_servers,
-        topic_prefix=topic_prefix,
+        topic_prefix=module_topic_prefix,
         consumer_group=f"rules-{uuid4().hex[:8]}",
     )
     app = build_app(settings)

@@ -23,11 +23,17 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def rules(kafka_bootstrap_servers: str, topic_prefix: str) -> AsyncIterator[RulesSettings]:
-    """A rules worker running with a consumer group of its own."""
+async def rules(
+    kafka_bootstrap_servers: str, module_topic_prefix: str
+) -> AsyncIterator[RulesSettings]:
+    """A rules worker with a consumer group and topics of its own.
+
+    Its own topics: on the session's, a new group would start with every batch other tests
+    published, and still be working through them when the test ends.
+    """
     settings = RulesSettings(
         kafka_bootstrap_servers=kafka_bootstrap_servers,
-        topic_prefix=topic_prefix,
+        topic_prefix=module_topic_prefix,
         consumer_group=f"rules-{uuid4().hex[:8]}",
     )
     async with LifespanManager(build_app(settings), startup_timeout=90, shutdown_timeout=30):

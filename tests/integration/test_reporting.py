@@ -514,11 +514,11 @@ async def read_run(
 
 
 async def test_through_the_broker_redelivered_batches_and_a_repeated_tape_event_complete_once(
-    kafka_bootstrap_servers: str, topic_prefix: str, database_url: str, storage_root: Path
+    kafka_bootstrap_servers: str, module_topic_prefix: str, database_url: str, storage_root: Path
 ) -> None:
     config = ReportingSettings(
         kafka_bootstrap_servers=kafka_bootstrap_servers,
-        topic_prefix=topic_prefix,
+        topic_prefix=module_topic_prefix,
         database_url=database_url,
         storage_root=storage_root,
         priced_group=f"reporting-{uuid4().hex[:8]}",

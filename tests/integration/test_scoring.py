@@ -26,12 +26,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def scoring(
-    kafka_bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+    kafka_bootstrap_servers: str, module_topic_prefix: str, tmp_path: Path
 ) -> AsyncIterator[tuple[ScoringSettings, Any]]:
     """The scoring worker with an empty model registry of its own."""
     settings = ScoringSettings(
         kafka_bootstrap_servers=kafka_bootstrap_servers,
-        topic_prefix=topic_prefix,
+        topic_prefix=module_topic_prefix,
         consumer_group=f"scoring-{uuid4().hex[:8]}",
         # Other modules' services score on this session's topics too: a model name of our own.
         model_name=f"loan-engine-scoring-{uuid4().hex[:8]}",

@@ -71,7 +71,7 @@ def exporter() -> InMemorySpanExporter:
 async def pipeline(
     chain_database: str,
     kafka_bootstrap_servers: str,
-    topic_prefix: str,
+    module_topic_prefix: str,
     tmp_path_factory: pytest.TempPathFactory,
     exporter: InMemorySpanExporter,  # noqa: ARG001 - spans must be exported from the start
 ) -> AsyncIterator[httpx.AsyncClient]:
@@ -80,7 +80,7 @@ async def pipeline(
     tag = uuid.uuid4().hex[:8]
     shared: dict[str, Any] = {
         "kafka_bootstrap_servers": kafka_bootstrap_servers,
-        "topic_prefix": topic_prefix,
+        "topic_prefix": module_topic_prefix,
         "database_url": chain_database,
         "storage_type": "local",
         "storage_root": root / "storage",

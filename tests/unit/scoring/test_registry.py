@@ -1,6 +1,7 @@
 """The model registry through `loan-engine model train | list | promote` on a local MLflow store."""
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,10 @@ def test_a_registry_without_production_gets_one_trained(state_dir: Path) -> None
 
     assert ensure_production_model(settings) == "1"
     assert load_production(settings).card.training_samples == 300
+
+
+def test_mlflow_leaves_sql_and_migration_logs_to_the_service_s_json_handler() -> None:
+    for name in ("sqlalchemy.engine", "alembic", "mlflow"):
+        library_logger = logging.getLogger(name)
+        assert library_logger.propagate, name
+        assert library_logger.handlers == [], name
