@@ -55,6 +55,8 @@ class RunFacts:
     irr_target: Decimal | None = None
     pdate: date | None = None
     sales_team_id: str | None = None
+    rule_set_version: str | None = None
+    """The rule-set version the run was asked to evaluate with (None: the current one)."""
     created_at: datetime | None = None
     """The creation time a request or start carried."""
     first_seen_at: datetime | None = None
@@ -244,6 +246,7 @@ def _created(run: RunFacts, created_at: datetime, params: RunParams) -> RunFacts
         irr_target=params.irr_target,
         pdate=params.pdate,
         sales_team_id=params.sales_team_id,
+        rule_set_version=params.rule_set_version or run.rule_set_version,
     )
 
 

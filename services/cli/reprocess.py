@@ -2,7 +2,7 @@
 
 A reprocess is resolved against the gateway's read models (the loans to keep, the corrections to
 apply) exactly as `POST /runs/{id}/reprocess` does, and published to `runs.v1`; `--wait` follows
-the child run in the log like `run --wait`.
+the child run in the log like `run --wait`. Like the API's, the request is audited on `audit.v1`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contracts.audit import Outcome
 from services.cli import reach
 from services.cli.client import RunView, load_settings, result_json
 from services.cli.options import IrrTargetOption, JsonOption, PdateOption, WaitOption
@@ -33,6 +34,7 @@ from services.cli.pipeline import (
     usage_error,
 )
 from services.common.kafka import KafkaPublisher
+from services.gateway.audit.recorder import record_cli_action
 from services.gateway.db import make_engine
 from services.gateway.errors import GatewayError
 from services.gateway.identity.principal import Principal
@@ -79,6 +81,15 @@ def _failed(error: GatewayError) -> typer.Exit:
     return typer.Exit(2 if error.status_code in (400, 409, 422) else 1)
 
 
+def _audit(target: dict[str, str], outcome: Outcome) -> None:
+    """Publish the command's audit event (action `reprocess`, as the API names it); the request
+    is published already, so a silent broker costs a warning only."""
+    try:
+        asyncio.run(record_cli_action(_gateway_settings(), "reprocess", target, outcome))
+    except Exception as error:
+        typer.secho(f"warning: audit event not published ({type(error).__name__})", err=True)
+
+
 def reprocess(
     run_id: str,
     irr_target: IrrTargetOption = None,
@@ -115,10 +126,13 @@ def reprocess(
             state = await reprocess_run(session, publisher, operator(), parent, body)
         return state.run_id
 
+    target = {"run_id": str(parent)}
     try:
         child = _in_session(request)
     except GatewayError as error:
+        _audit(target, "denied" if error.status_code in (401, 403) else "failed")
         raise _failed(error) from None
+    _audit({**target, "child_run_id": str(child)}, "success")
     progress(f"run {child} requested: a reprocess of {parent}")
     view = RunView(child) if wait is None else run_async(follow(settings, child, wait), settings)
     result = {**result_json(view or RunView(child)), "parent_run_id": str(parent)}

@@ -9,6 +9,7 @@ from services.gateway.corrections import repository as repo
 from services.gateway.corrections.schemas import CorrectionRequest, CorrectionResponse
 from services.gateway.corrections.service import record_correction, response_of_row
 from services.gateway.deps import CurrentUser, PagingDep, PublisherDep, SessionDep
+from services.gateway.error_docs import documented
 from services.gateway.governance.scope import cursor_key, visible_loan
 from services.gateway.paging import Page, encode_cursor
 from services.gateway.runs.service import visible_run
@@ -17,7 +18,12 @@ router = APIRouter(tags=["corrections"])
 CURSOR = "corrections"
 
 
-@router.post("/loans/{loan_id}/corrections", status_code=202, response_model=CorrectionResponse)
+@router.post(
+    "/loans/{loan_id}/corrections",
+    status_code=202,
+    response_model=CorrectionResponse,
+    responses=documented(400, 503),
+)
 async def correct_loan(
     loan_id: UUID,
     body: CorrectionRequest,
@@ -38,7 +44,11 @@ async def loan_corrections(
     return [response_of_row(row) for row in await repo.list_for_loan(session, loan_id)]
 
 
-@router.get("/runs/{run_id}/corrections", response_model=Page[CorrectionResponse])
+@router.get(
+    "/runs/{run_id}/corrections",
+    response_model=Page[CorrectionResponse],
+    responses=documented(400),
+)
 async def run_corrections(
     run_id: UUID, user: CurrentUser, session: SessionDep, paging: PagingDep
 ) -> Page[CorrectionResponse]:

@@ -19,7 +19,7 @@ from contracts.loans import LOAN_FIELDS
 from contracts.topics import CORRECTIONS
 from services.gateway.corrections.schemas import CorrectionRequest, CorrectionResponse
 from services.gateway.deps import Publisher
-from services.gateway.errors import Forbidden, Unavailable, Unprocessable
+from services.gateway.errors import BadRequest, Forbidden, Unavailable
 from services.gateway.governance.scope import visible_loan
 from services.gateway.identity.principal import Principal
 
@@ -36,11 +36,9 @@ def current_value(loan: Any, field: str) -> str | None:
 
 
 def check_field(loan: Any, field: str) -> None:
-    """422 unless the field is a loan field or one of the loan's kept columns."""
+    """400 unless the field is a loan field or one of the loan's kept columns."""
     if field not in LOAN_FIELDS and field not in (loan.extra or {}):
-        raise Unprocessable(
-            f"Field {field!r} is neither a loan field nor one of this loan's columns"
-        )
+        raise BadRequest(f"Field {field!r} is neither a loan field nor one of this loan's columns")
 
 
 async def record_correction(

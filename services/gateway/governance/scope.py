@@ -9,7 +9,7 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.gateway.errors import NotFound, Unprocessable
+from services.gateway.errors import BadRequest, NotFound
 from services.gateway.identity.principal import Principal
 from services.gateway.paging import CursorType, InvalidCursor, decode_cursor
 from services.gateway.tables import loan_facts
@@ -29,10 +29,10 @@ async def visible_loan(session: AsyncSession, user: Principal, loan_id: UUID) ->
 def cursor_key(
     kind: str, cursor: str | None, types: tuple[CursorType, ...]
 ) -> tuple[object, ...] | None:
-    """The sort key inside a list's `after` cursor; 422 for a cursor of another list."""
+    """The sort key inside a list's `after` cursor; 400 for a cursor of another list."""
     if cursor is None:
         return None
     try:
         return decode_cursor(kind, cursor, types)
     except InvalidCursor as error:
-        raise Unprocessable("Invalid cursor") from error
+        raise BadRequest("Invalid cursor") from error

@@ -10,9 +10,12 @@ number on every loan topic, so the batch holding `seq` follows from the batches'
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import datetime
+from typing import Literal, TypeVar
+
+T = TypeVar("T")
 
 Stage = Literal[
     "read",
@@ -59,6 +62,10 @@ class RunCounts:
     projected: int
     batches: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
     """Loans per batch number, per loan-topic stage."""
+    scored: int | None = None
+    """Loans with a model score; None where no scoring service runs."""
+    decided: int | None = None
+    """Loans with a final credit decision; None where no scoring service runs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,10 @@ def stage_reports(counts: RunCounts) -> list[StageReport]:
         "reported": counts.reported,
         "projected": counts.projected,
     }
+    if counts.scored is not None:
+        outs["scored"] = counts.scored
+    if counts.decided is not None:
+        outs["decided"] = counts.decided
     failed_stage = (
         FAILED_PHASE_STAGE.get(counts.failed_phase or "") if counts.status == "failed" else None
     )
@@ -151,3 +162,21 @@ def stuck_loans(batch_loan_ids: Sequence[Sequence[str]], limit: int) -> list[str
                 return found
             found.append(loan_id)
     return found
+
+
+def in_history_order(
+    chain: Sequence[T], actions: Sequence[T], time: Callable[[T], datetime]
+) -> list[T]:
+    """A loan's history: the chain of stages in its own order (each follows from the one before,
+    whatever the services' clocks say), and actions merged in by time; an action earlier than a
+    stage comes before it, ties after."""
+    waiting = sorted(actions, key=time)
+    merged: list[T] = []
+    taken = 0
+    for stage in chain:
+        while taken < len(waiting) and time(waiting[taken]) < time(stage):
+            merged.append(waiting[taken])
+            taken += 1
+        merged.append(stage)
+    merged.extend(waiting[taken:])
+    return merged

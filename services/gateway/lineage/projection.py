@@ -19,6 +19,7 @@ STAGE_OF_TOPIC = {
     topics.LOANS_EVALUATED.name: "evaluated",
     topics.LOANS_PRICED.name: "priced",
     topics.LOANS_DISPOSITIONED.name: "dispositioned",
+    topics.LOANS_SCORED.name: "scored",
 }
 
 

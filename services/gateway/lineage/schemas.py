@@ -11,8 +11,9 @@ class HistoryEvent(BaseModel):
     """One event about a loan, with where it sits in the log."""
 
     kind: str = Field(
-        description="ingested, evaluated, priced, dispositioned, corrected; more kinds (scored, "
-        "review and triage actions) join as their topics do.",
+        description="ingested, evaluated, priced, dispositioned, scored, triage (an action on "
+        "one of the loan's exceptions), review (an event of its credit review case), decided (a "
+        "decision taken without a case), corrected.",
         examples=["evaluated"],
     )
     event_type: str = Field(examples=["loan.evaluated"])

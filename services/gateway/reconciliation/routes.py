@@ -18,6 +18,7 @@ from services.gateway.deps import (
     SessionDep,
     StorageDep,
 )
+from services.gateway.error_docs import documented
 from services.gateway.errors import Conflict, Forbidden, NotFound, Unavailable
 from services.gateway.governance.scope import cursor_key
 from services.gateway.identity.principal import Principal
@@ -95,7 +96,7 @@ async def _response(
     )
 
 
-@router.get("", response_model=ReconciliationResponse)
+@router.get("", response_model=ReconciliationResponse, responses=documented(400))
 async def get_reconciliation(
     run_id: UUID, user: CurrentUser, session: SessionDep, paging: PagingDep, kind: KindQuery = None
 ) -> ReconciliationResponse:
@@ -104,7 +105,7 @@ async def get_reconciliation(
     return await _response(session, run_id, kind, paging)
 
 
-@router.post("", response_model=ReconciliationResponse)
+@router.post("", response_model=ReconciliationResponse, responses=documented(400, 409))
 async def run_reconciliation(
     run_id: UUID,
     user: CurrentUser,
@@ -123,7 +124,12 @@ async def run_reconciliation(
     return await _response(session, run_id, None, paging)
 
 
-@router.post("/findings/{finding_id}/{action}", status_code=202, response_model=ReviewResponse)
+@router.post(
+    "/findings/{finding_id}/{action}",
+    status_code=202,
+    response_model=ReviewResponse,
+    responses=documented(503),
+)
 async def review_finding(
     run_id: UUID,
     finding_id: UUID,

@@ -3,13 +3,17 @@ it applies, so ingest needs nothing but the event (SPEC §7)."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import rule_sets
 from contracts.loans import RowRef
 from contracts.runs import CellCorrection, ReprocessEdits
 from services.gateway.corrections import repository as corrections
-from services.gateway.errors import Conflict, Unprocessable
+from services.gateway.errors import BadRequest, Conflict
+from services.gateway.reconciliation import repository as reconciliation
+from services.gateway.reconciliation.projection import edits_json
 from services.gateway.reprocess import repository as repo
 from services.gateway.reprocess.diff import diff, outcome_of, page
 from services.gateway.reprocess.schemas import DiffResponse, LoanChange
@@ -22,10 +26,10 @@ SHOWN_UNKNOWN = 5
 async def reprocess_edits(
     session: AsyncSession, parent: RunState, body: ReprocessRequest
 ) -> ReprocessEdits | None:
-    """The edits a reprocess carries; None for a plain reprocess. 422 for unknown loans or an
+    """The edits a reprocess carries; None for a plain reprocess. 400 for unknown loans or an
     unknown rule-set version."""
     if body.rule_set_version is not None and body.rule_set_version not in rule_sets.versions():
-        raise Unprocessable(f"Unknown rule set version {body.rule_set_version!r}")
+        raise BadRequest(f"Unknown rule set version {body.rule_set_version!r}")
     if not body.apply_corrections and body.loan_ids is None:
         return None
     rows = None
@@ -36,7 +40,7 @@ async def reprocess_edits(
         unknown = [str(loan_id) for loan_id in wanted if loan_id not in known]
         if unknown:
             shown = ", ".join(unknown[:SHOWN_UNKNOWN])
-            raise Unprocessable(f"{len(unknown)} loan ids are not loans of this run: {shown}")
+            raise BadRequest(f"{len(unknown)} loan ids are not loans of this run: {shown}")
         rows = tuple(RowRef(source_file=row.source_file, row=row.row) for row in found)
     cells: tuple[CellCorrection, ...] = ()
     if body.apply_corrections:
@@ -56,14 +60,23 @@ async def reprocess_edits(
     return ReprocessEdits(corrections=cells, rows=rows)
 
 
+async def is_partial(session: AsyncSession, run_id: UUID) -> bool:
+    """Whether a reprocess kept only some rows, as its request said (its edits' `rows`)."""
+    edits = await reconciliation.edits_of(session, run_id)
+    if edits is None:
+        return False
+    return ReprocessEdits.model_validate_json(edits_json(edits)).rows is not None
+
+
 async def run_diff(session: AsyncSession, child: RunState, skip: int, limit: int) -> DiffResponse:
     """A reprocess's outcome diff against its parent: counts, and one page of the changes."""
     if child.parent_run_id is None:
         raise Conflict("This run is not a reprocess: it has no parent to compare with")
+    if child.status != "completed":
+        raise Conflict(f"The reprocess has not completed (its status is {child.status})")
     after = [outcome_of(row) for row in await repo.outcomes(session, child.run_id)]
     before = [outcome_of(row) for row in await repo.outcomes(session, child.parent_run_id)]
-    partial = child.total_loans is not None and child.total_loans < len(before)
-    result = diff(after, before, partial=partial)
+    result = diff(after, before, partial=await is_partial(session, child.run_id))
     return DiffResponse(
         run_id=child.run_id,
         parent_run_id=child.parent_run_id,

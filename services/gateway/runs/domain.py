@@ -38,6 +38,7 @@ class RunState:
     attempt: int = 1
     irr_target: Decimal | None = None
     pdate: date | None = None
+    rule_set_version: str | None = None
     created_at: datetime | None = None
     run_weekday: int | None = None
     run_weekday_name: str | None = None

@@ -119,6 +119,11 @@ class RunResponse(BaseModel):
     completed_at: datetime | None
     pdate: date | None
     irr_target: Decimal | None
+    rule_set_version: str | None = Field(
+        description="The rule-set version the run was asked to evaluate with; null: the rules "
+        "service's current one.",
+        examples=["2026.12.1"],
+    )
     sales_team_id: str | None
     folder: str | None
     source: RunSourceResponse

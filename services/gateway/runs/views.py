@@ -42,6 +42,7 @@ def run_response(state: RunState) -> RunResponse:
         completed_at=state.completed_at,
         pdate=state.pdate,
         irr_target=state.irr_target,
+        rule_set_version=state.rule_set_version,
         sales_team_id=state.sales_team_id,
         folder=state.folder,
         source=RunSourceResponse(kind=state.source_kind, location=state.source_location),  # type: ignore[arg-type]

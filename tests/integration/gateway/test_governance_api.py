@@ -2,6 +2,8 @@
 as events and projected, reprocess edits, lineage with log positions, stages, team scoping."""
 
 import asyncio
+from datetime import timedelta
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -9,11 +11,14 @@ from aiokafka import AIOKafkaConsumer
 from conftest import World, run_events_of
 
 from contracts.codec import loads
-from contracts.topics import CORRECTIONS
+from contracts.ids import event_id
+from contracts.runs import RunReprocessRequested
+from contracts.topics import CORRECTIONS, RUNS
 from services.gateway.db import connect
 from services.gateway.projector.plan import Record, plan
 from services.gateway.projector.writer import write_chunk
 from services.gateway.settings import GatewaySettings
+from tests.unit.gateway.gateway_events import CREATED_AT, to_record
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +125,9 @@ async def test_corrections_are_refused_for_unknown_fields_and_sales_teams(
     assert (await client.post(url, headers=world.sales_a, json=body)).status_code == 403
     assert (await client.post(url, headers=world.sales_b, json=body)).status_code == 404
     unknown = {**body, "field": "favourite_colour"}
-    assert (await client.post(url, headers=world.analyst, json=unknown)).status_code == 422
+    refused = await client.post(url, headers=world.analyst, json=unknown)
+    assert refused.status_code == 400
+    assert "favourite_colour" in refused.json()["error"]
     kept = {**body, "field": "state", "value": "NJ"}
     assert (await client.post(url, headers=world.analyst, json=kept)).status_code == 202
     no_reason = {**body, "reason": ""}
@@ -130,25 +137,97 @@ async def test_corrections_are_refused_for_unknown_fields_and_sales_teams(
         assert (await client.post(url, headers=world.analyst, json=nul)).status_code == 422
 
 
+TRIAGE_ACTIONS = (
+    "acknowledge", "assign", "start", "comment", "resolve", "waive", "reopen",
+    "approve-waiver", "reject-waiver",
+)  # fmt: skip
+
+
 async def test_every_governance_endpoint_answers_404_to_another_team(
     client: httpx.AsyncClient, world: World
 ) -> None:
     loan = await first_loan(client, world, "rejected")
     run = world.run_a1.run_id
-    for path in (
+    exceptions = await client.get(
+        "/api/exceptions", params={"run_id": str(run)}, headers=world.admin
+    )
+    exception = exceptions.json()["items"][0]["exception_id"]
+    reads = [
         f"/api/loans/{loan['loan_id']}/history",
         f"/api/loans/{loan['loan_id']}/corrections",
         f"/api/runs/{run}/corrections",
         f"/api/runs/{run}/stages",
         f"/api/runs/{run}/diff",
-    ):
+        f"/api/runs/{run}/reconciliation",
+        f"/api/exceptions/{exception}",
+        f"/api/exceptions?run_id={run}",
+        f"/api/exceptions/export?run_id={run}",
+        f"/api/dq/summary?run_id={run}",
+        f"/api/dq/failures?run_id={run}",
+    ]
+    for path in reads:
         response = await client.get(path, headers=world.sales_b)
         assert response.status_code == 404, path
         assert (await client.get(path, headers=world.sales_a)).status_code in (200, 409), path
 
+    # Writes are refused as if the run, loan or exception did not exist: before any role check,
+    # and before anything is published.
+    note = {"notes": "peek", "reason": "peek"}
+    writes = [
+        (f"/api/loans/{loan['loan_id']}/corrections", {"field": "state", "value": "NJ", **note}),
+        (f"/api/runs/{run}/reprocess", {}),
+        (f"/api/runs/{run}/retry", None),
+        (f"/api/runs/{run}/reconciliation", None),
+        (f"/api/runs/{run}/reconciliation/findings/{uuid4()}/accept", note),
+        (f"/api/runs/{run}/reconciliation/findings/{uuid4()}/flag", note),
+        *((f"/api/exceptions/{exception}/{action}", note) for action in TRIAGE_ACTIONS),
+        ("/api/exceptions/bulk/comment", {"filter": {"run_id": str(run)}, **note}),
+    ]
+    for path, body in writes:
+        response = await client.post(path, json=body, headers=world.sales_b)
+        assert response.status_code == 404, (path, response.text)
+    by_ids = await client.post(
+        "/api/exceptions/bulk/comment",
+        json={"exception_ids": [exception], "notes": "peek"},
+        headers=world.sales_b,
+    )
+    assert (by_ids.json()["applied"], by_ids.json()["skipped"][0]["error"]) == (
+        0,
+        "Exception not found",
+    )
+    others = await client.get(
+        "/api/exceptions", params={"loan_id": loan["loan_id"]}, headers=world.sales_b
+    )
+    assert others.json()["items"] == []
+    trend = (await client.get("/api/dq/trend", headers=world.sales_b)).json()
+    assert str(run) not in [point["run_id"] for point in trend]
+
+
+async def test_a_governance_list_answers_400_to_a_cursor_of_another_list(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    run = world.run_a1.run_id
+    runs = await client.get("/api/runs", params={"limit": 1}, headers=world.admin)
+    foreign = runs.json()["next_cursor"]
+    assert foreign
+    for path, params in (
+        (f"/api/runs/{run}/corrections", {}),
+        (f"/api/runs/{run}/reconciliation", {}),
+        ("/api/dq/failures", {"run_id": str(run)}),
+        ("/api/admin/audit", {}),
+    ):
+        for cursor in (foreign, "not-a-cursor"):
+            response = await client.get(
+                path, params={**params, "after": cursor}, headers=world.admin
+            )
+            assert (response.status_code, response.json()["error"]) == (400, "Invalid cursor"), (
+                path,
+                cursor,
+            )
+
 
 async def test_stages_of_a_completed_run_hold_nothing_up(
-    client: httpx.AsyncClient, world: World
+    client: httpx.AsyncClient, world: World, settings: GatewaySettings
 ) -> None:
     body = (await client.get(f"/api/runs/{world.run_a1.run_id}/stages", headers=world.admin)).json()
     stages = {stage["stage"]: stage for stage in body["stages"]}
@@ -159,7 +238,18 @@ async def test_stages_of_a_completed_run_hold_nothing_up(
     for name in ("ingested", "evaluated", "priced", "dispositioned", "projected"):
         assert (stages[name]["records_in"], stages[name]["records_out"]) == (30, 30), name
         assert (stages[name]["stuck"], stages[name]["stuck_loan_ids"]) == (0, []), name
-    assert stages["scored"]["available"] is False
+    # Scoring and decisions show where a scoring service has announced a model (models.v1): the
+    # world's runs are not scored (test_lineage_review_api covers scored runs).
+    conn = await connect(settings)
+    try:
+        scoring = bool(await conn.fetchval("SELECT count(*) FROM gateway.model_cards"))
+    finally:
+        await conn.close()
+    for name in ("scored", "decided"):
+        assert stages[name]["available"] is scoring, name
+    if scoring:
+        assert (stages["scored"]["records_in"], stages["scored"]["records_out"]) == (30, 0)
+        assert stages["scored"]["stuck"] == len(stages["scored"]["stuck_loan_ids"]) == 30
 
 
 async def test_a_reprocess_carries_the_rows_and_corrections_it_was_asked_for(
@@ -187,16 +277,65 @@ async def test_a_reprocess_carries_the_rows_and_corrections_it_was_asked_for(
     [
         {"rule_set_version": "1999.1.1"},
         {"loan_ids": ["00000000-0000-4000-8000-000000000000"]},
-        {"loan_ids": []},
+        {"loan_ids": "a loan of another run"},
     ],
 )
-async def test_a_reprocess_with_an_unknown_version_or_foreign_loans_answers_422(
+async def test_a_reprocess_with_an_unknown_version_or_foreign_loans_answers_400(
     client: httpx.AsyncClient, world: World, body: dict
 ) -> None:
+    if body.get("loan_ids") == "a loan of another run":
+        other = await client.get(
+            "/api/loans", params={"run_id": str(world.run_b1.run_id)}, headers=world.admin
+        )
+        body = {"loan_ids": [other.json()["items"][0]["loan_id"]]}
     response = await client.post(
         f"/api/runs/{world.run_a1.run_id}/reprocess", headers=world.admin, json=body
     )
-    assert response.status_code == 422, response.text
+    assert response.status_code == 400, response.text
+    assert "details" not in response.json()
+
+
+async def test_a_reprocess_body_that_breaks_the_schema_answers_422_with_details(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    for body in ({"loan_ids": []}, {"loan_ids": ["not-a-uuid"]}, {"irr_target": "lots"}):
+        response = await client.post(
+            f"/api/runs/{world.run_a1.run_id}/reprocess", headers=world.admin, json=body
+        )
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["details"], body
+
+
+async def test_a_reprocess_shows_its_rule_set_version_and_has_no_diff_until_it_completes(
+    client: httpx.AsyncClient, world: World, settings: GatewaySettings
+) -> None:
+    parent = world.run_n1
+    child = uuid4()
+    # Dated long before the world's runs: it joins no one's newest-first page.
+    created = CREATED_AT - timedelta(days=30)
+    event = RunReprocessRequested(
+        event_id=event_id("run.reprocess_requested", child),
+        run_id=child,
+        occurred_at=created,
+        producer="test",
+        params=parent.params.model_copy(update={"rule_set_version": "2026.12.1"}),
+        parent_run_id=parent.run_id,
+        requested_by="analyst1",
+        created_at=created,
+    )
+    conn = await connect(settings)
+    try:
+        await write_chunk(conn, plan([to_record(RUNS, str(child), event, 0, created)]), {}, 0)
+    finally:
+        await conn.close()
+    shown = (await client.get(f"/api/runs/{child}", headers=world.admin)).json()
+    assert (shown["status"], shown["parent_run_id"]) == ("pending", str(parent.run_id))
+    assert shown["rule_set_version"] == "2026.12.1"
+    earlier = (await client.get(f"/api/runs/{parent.run_id}", headers=world.admin)).json()
+    assert earlier["rule_set_version"] is None  # the rules service's current one
+    diff = await client.get(f"/api/runs/{child}/diff", headers=world.admin)
+    assert diff.status_code == 409
+    assert diff.json()["error"] == "The reprocess has not completed (its status is pending)"
 
 
 async def test_the_diff_of_a_run_that_is_not_a_reprocess_answers_409(

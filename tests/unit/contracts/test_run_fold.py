@@ -161,6 +161,17 @@ def test_a_reprocess_request_names_its_parent_as_the_source() -> None:
     assert run.folder is None
 
 
+def test_a_reprocess_keeps_the_rule_set_version_it_asked_for_through_its_start() -> None:
+    log = Log()
+    what_if = PARAMS.model_copy(update={"rule_set_version": "2026.12.1"})
+    requested = log.reprocess().model_copy(update={"params": what_if})
+
+    assert run_of([requested]).rule_set_version == "2026.12.1"
+    # Ingest's start repeats the parameters; one without the version does not erase it.
+    assert run_of([requested, log.started()]).rule_set_version == "2026.12.1"
+    assert run_of([log.requested()]).rule_set_version is None
+
+
 def test_a_started_run_is_running_at_the_ingest_phase() -> None:
     log = Log()
     requested, started = log.requested(), log.started()

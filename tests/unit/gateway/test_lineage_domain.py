@@ -1,6 +1,14 @@
 """Stage tracking and loan places, pure (SPEC §7)."""
 
-from services.gateway.lineage.domain import BatchPlace, RunCounts, place_of, stage_reports
+from datetime import UTC, datetime, timedelta
+
+from services.gateway.lineage.domain import (
+    BatchPlace,
+    RunCounts,
+    in_history_order,
+    place_of,
+    stage_reports,
+)
 
 
 def counts(**overrides: object) -> RunCounts:
@@ -51,6 +59,24 @@ def test_stages_this_deployment_does_not_run_are_marked_unavailable() -> None:
     assert stages["projected"].available
 
 
+def test_scored_and_decided_count_the_scores_and_final_decisions_after_the_projection() -> None:
+    complete = {stage: {0: 5, 1: 5, 2: 2} for stage in ("ingested", "evaluated", "priced")}
+    run = counts(
+        status="completed",
+        reported=12,
+        projected=12,
+        batches={**complete, "dispositioned": {0: 5, 1: 5, 2: 2}},
+        scored=10,
+        decided=7,
+    )
+    stages = {report.stage: report for report in stage_reports(run)}
+    assert stages["scored"].available and stages["decided"].available
+    assert (stages["scored"].records_in, stages["scored"].records_out) == (12, 10)
+    assert (stages["scored"].stuck, stages["scored"].failed) == (2, 0)
+    assert (stages["decided"].records_in, stages["decided"].records_out) == (10, 7)
+    assert stages["decided"].stuck == 3
+
+
 def test_a_loans_batch_and_index_follow_from_the_batches_loan_counts() -> None:
     per_batch = {0: 500, 1: 500, 2: 17}
     assert place_of(1, per_batch) == BatchPlace(0, 0)
@@ -62,3 +88,18 @@ def test_a_loans_batch_and_index_follow_from_the_batches_loan_counts() -> None:
 
 def test_a_loans_place_is_unknown_while_an_earlier_batch_is_unseen() -> None:
     assert place_of(700, {0: 500, 2: 500}) is None
+
+
+def test_a_history_keeps_the_chain_in_stage_order_and_merges_actions_in_by_time() -> None:
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def at(minutes: int) -> datetime:
+        return start + timedelta(minutes=minutes)
+
+    # The scorer's clock runs behind: its stage still follows dispositioned.
+    chain = [("ingested", at(0)), ("dispositioned", at(2)), ("scored", at(1))]
+    actions = [("reopened", at(9)), ("corrected", at(1)), ("acknowledged", at(5))]
+    order = in_history_order(chain, actions, lambda event: event[1])
+    assert [name for name, _ in order] == [
+        "ingested", "corrected", "dispositioned", "scored", "acknowledged", "reopened"
+    ]  # fmt: skip
