@@ -1,6 +1,8 @@
 """Governance over the real pipeline (SPEC §7): a golden tape run, then reprocesses of it — with
 no change (byte-identical reports), with the stricter rule set (what-if), and of one corrected
-loan alone (a partial run) — their diffs, lineage, stages, and a rebuild with the same checksum.
+loan alone (a partial run) — their diffs, lineage, stages, and a rebuild with the same checksum;
+and the desk's whole story through the API (exceptions triaged and waived with four eyes, a loan
+corrected and reprocessed, reconciled, traced and audited), again after `projections rebuild`.
 
 The four workers run as processes; the API and the projector run in this process.
 """
@@ -10,13 +12,14 @@ import csv
 import hashlib
 import io
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID, uuid4
 
 import httpx
 import pytest
-from conftest import bearer, login
+from conftest import PASSWORD, bearer, login
 from test_gateway_end_to_end import (  # noqa: F401 - module-scoped fixtures of the same harness
     WAIT_SECONDS,
     all_pages,
@@ -312,3 +315,316 @@ async def test_completed_runs_reconcile_by_themselves_and_tampering_is_found(
     finally:
         stop.set()
         await job
+
+
+# The "Done when" of governance (issue 12): one run taken from its exceptions to a clean,
+# corrected, reprocessed and audited state through the API alone, and the same after a rebuild.
+
+DESK_PASSWORD = "desk password 12345"
+
+
+@dataclass
+class Story:
+    """What the story did, to check before and after the rebuild."""
+
+    run_id: str
+    total_loans: int
+    ids: dict[str, str]
+    acknowledged: list[str]
+    waived: dict
+    loan: dict
+    correction_id: str
+    child_id: str
+    requests: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """request id -> (audited action, outcome)."""
+
+
+class Desk:
+    """Requests as one user, each with a request id of its own that the audit log must show."""
+
+    def __init__(self, client: httpx.AsyncClient, story_requests: dict, name: str) -> None:
+        self.client, self.requests, self.name, self.headers = client, story_requests, name, {}
+
+    async def login(self, password: str) -> "Desk":
+        self.headers = bearer(await login(self.client, self.name, password))
+        return self
+
+    async def post(
+        self, path: str, action: str, outcome: str = "success", **kwargs: object
+    ) -> httpx.Response:
+        request_id = f"story-{uuid4().hex[:12]}"
+        headers = {**self.headers, "X-Request-ID": request_id}
+        response = await self.client.post(path, headers=headers, **kwargs)  # type: ignore[arg-type]
+        self.requests[request_id] = (action, outcome)
+        return response
+
+    async def get(self, path: str, **params: object) -> dict:
+        response = await self.client.get(path, headers=self.headers, params=params)
+        assert response.status_code == 200, (path, response.text)
+        return response.json()
+
+
+async def test_a_run_goes_from_exceptions_to_corrected_reconciled_and_audited_then_rebuilt_alike(
+    gateway: httpx.AsyncClient,  # noqa: F811
+    e2e_settings: GatewaySettings,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = gateway
+    requests: dict[str, tuple[str, str]] = {}
+    admin = await Desk(client, requests, "root").login(PASSWORD)
+    ids = {}
+    for name, role in (
+        ("desk.ann", "analyst"),
+        ("desk.bob", "analyst"),
+        ("desk.sue", "senior_analyst"),
+    ):
+        created = await admin.post(
+            "/api/admin/users",
+            "create_user",
+            json={
+                "username": name,
+                "email": f"{name}@example.com",
+                "role": role,
+                "password": DESK_PASSWORD,
+            },
+        )
+        assert created.status_code == 201, created.text
+        ids[name] = created.json()["id"]
+    ann = await Desk(client, requests, "desk.ann").login(DESK_PASSWORD)
+    bob = await Desk(client, requests, "desk.bob").login(DESK_PASSWORD)
+    sue = await Desk(client, requests, "desk.sue").login(DESK_PASSWORD)
+
+    # A run of the golden tape, with its exceptions.
+    tape = GOLDEN / "csv" / "tape.csv"
+    folder = f"desk-{uuid4().hex[:6]}"
+    upload = await ann.post(
+        "/api/files/upload",
+        "upload_file",
+        params={"path": folder},
+        files={"file": (tape.name, tape.read_bytes())},
+    )
+    assert upload.status_code == 201, upload.text
+    ran = await ann.post(
+        "/api/pipeline/run",
+        "run_pipeline",
+        params={"wait": WAIT_SECONDS},
+        json={"pdate": "2026-11-23", "irr_target": "8.05", "folder": folder},
+    )
+    run = ran.json()
+    assert (ran.status_code, run["status"]) == (200, "completed"), ran.text
+    run_id = run["run_id"]
+    exceptions = await all_pages(client, "/api/exceptions", {"run_id": run_id}, ann.headers)
+    assert len(exceptions) == run["exceptions_count"] > 0
+    assert {item["status"] for item in exceptions} == {"new"}
+
+    # Some acknowledged and assigned: three soft exceptions, in bulk, to Bob.
+    soft = [item["exception_id"] for item in exceptions if item["severity"] == "soft"][:3]
+    assert len(soft) == 3
+    acknowledged = await ann.post(
+        "/api/exceptions/bulk/acknowledge",
+        "bulk_action.acknowledge",
+        json={"exception_ids": soft, "notes": "seen at the morning review"},
+    )
+    assert acknowledged.json()["applied"] == 3, acknowledged.text
+    assigned = await ann.post(
+        "/api/exceptions/bulk/assign",
+        "bulk_action.assign",
+        json={"exception_ids": soft, "assignee": ids["desk.bob"], "notes": "yours"},
+    )
+    assert assigned.json()["applied"] == 3, assigned.text
+
+    # A hard one waived with four eyes: Ann asks, neither she nor another analyst may approve,
+    # a senior analyst does.
+    hard = next(item for item in exceptions if item["severity"] == "hard")
+    path = f"/api/exceptions/{hard['exception_id']}"
+    for action in ("acknowledge", "start"):
+        done = await ann.post(f"{path}/{action}", f"exception_action.{action}")
+        assert done.status_code == 200, done.text
+    asked = await ann.post(
+        f"{path}/waive", "exception_action.waive", json={"notes": "investor exception letter"}
+    )
+    assert asked.json()["status"] == "waiver_pending", asked.text
+    own = await ann.post(f"{path}/approve-waiver", "exception_action.approve-waiver", "denied")
+    assert own.status_code == 403
+    analyst = await bob.post(f"{path}/approve-waiver", "exception_action.approve-waiver", "denied")
+    assert analyst.status_code == 403
+    approved = await sue.post(
+        f"{path}/approve-waiver", "exception_action.approve-waiver", json={"notes": "letter seen"}
+    )
+    assert approved.json()["status"] == "waived", approved.text
+
+    # A loan corrected: a bought loan's LTV re-read from the appraisal.
+    loans = await all_pages(client, "/api/loans", {"run_id": run_id}, ann.headers)
+    loan = next(item for item in loans if item["disposition"] == "to_purchase")
+    corrected = await ann.post(
+        f"/api/loans/{loan['loan_id']}/corrections",
+        "correct_loan",
+        json={"field": "ltv_ratio", "value": "99", "reason": "LTV re-read from the appraisal"},
+    )
+    assert corrected.status_code == 202, corrected.text
+    await settled(client, f"/api/loans/{loan['loan_id']}/corrections", ann.headers, bool)
+
+    # A partial reprocess of that loan alone, with its correction.
+    child = await ann.post(
+        f"/api/runs/{run_id}/reprocess",
+        "reprocess",
+        json={"loan_ids": [loan["loan_id"]], "apply_corrections": True},
+    )
+    assert child.status_code == 202, child.text
+    child_id = child.json()["run_id"]
+    assert (await ended(client, child_id, ann.headers))["status"] == "completed"
+
+    # Reconciliation on demand, of the run and of its partial child.
+    for reconciled in (run_id, child_id):
+        answer = await ann.post(f"/api/runs/{reconciled}/reconciliation", "run_reconciliation")
+        assert answer.status_code == 200, answer.text
+
+    story = Story(
+        run_id=run_id,
+        total_loans=run["total_loans"],
+        ids=ids,
+        acknowledged=soft,
+        waived=hard,
+        loan=loan,
+        correction_id=corrected.json()["correction_id"],
+        child_id=child_id,
+        requests=requests,
+    )
+    # Every request's audit entry, once the projector has folded them all.
+    await settled(
+        client,
+        "/api/admin/audit",
+        admin.headers,
+        lambda page: set(requests) <= {e["request_id"] for e in page["items"]},
+    )
+    await check_the_story(admin, ann, story)
+
+    # `projections rebuild`, and the same story from the replayed log, to the same checksum.
+    monkeypatch.setenv("DATABASE_URL", e2e_settings.database_dsn)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", e2e_settings.kafka_bootstrap_servers)
+    monkeypatch.setenv("TOPIC_PREFIX", e2e_settings.topic_prefix)
+    before = await cli_json(["projections", "checksum", "--json"])
+    rebuilt = await cli_json(["projections", "rebuild", "--timeout", str(WAIT_SECONDS), "--json"])
+    assert rebuilt["generation"] >= 1
+    after = await cli_json(["projections", "checksum", "--json"])
+    assert after["checksum"] == before["checksum"]
+    assert after["tables"] == before["tables"]
+    await check_the_story(admin, ann, story)
+
+
+async def cli_json(args: list[str]) -> dict:
+    """The last line of a `loan-engine` command's JSON output."""
+    result = await asyncio.to_thread(CliRunner().invoke, cli, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output.strip().splitlines()[-1])
+
+
+async def check_the_story(admin: Desk, ann: Desk, story: Story) -> None:
+    """Every clause of the story, as the read models show it."""
+    bob = story.ids["desk.bob"]
+    # Acknowledged and assigned.
+    mine = await ann.get(
+        "/api/exceptions", run_id=story.run_id, status="acknowledged", assignee=bob, limit=1000
+    )
+    assert sorted(item["exception_id"] for item in mine["items"]) == sorted(story.acknowledged)
+    for exception_id in story.acknowledged:
+        detail = await ann.get(f"/api/exceptions/{exception_id}")
+        assert [(h["action"], h["actor_id"]) for h in detail["history"]] == [
+            ("acknowledge", story.ids["desk.ann"]),
+            ("assign", story.ids["desk.ann"]),
+        ]
+    # Waived with four eyes: requested by Ann, approved by Sue; the refusals changed nothing.
+    waived = await ann.get(f"/api/exceptions/{story.waived['exception_id']}")
+    assert waived["status"] == "waived"
+    asker, approver = story.ids["desk.ann"], story.ids["desk.sue"]
+    applied = [(h["action"], h["actor_id"], h["to_status"]) for h in waived["history"]]
+    assert applied == [
+        ("acknowledge", asker, "acknowledged"),
+        ("start", asker, "in_progress"),
+        ("waive", asker, "waiver_pending"),
+        ("approve-waiver", approver, "waived"),
+    ]
+    untouched = await ann.get("/api/exceptions", run_id=story.run_id, status="new", limit=1)
+    assert untouched["items"], "the other exceptions are still new"
+
+    # Corrected, and the partial reprocess's diff moves that loan from bought to rejected.
+    loan = story.loan
+    corrections = await ann.get(f"/api/loans/{loan['loan_id']}/corrections")
+    assert [(c["correction_id"], c["value"], c["previous"]) for c in corrections] == [
+        (story.correction_id, "99", loan["ltv_ratio"])
+    ]
+    child = await ann.get(f"/api/runs/{story.child_id}")
+    assert (child["status"], child["parent_run_id"], child["total_loans"]) == (
+        "completed",
+        story.run_id,
+        1,
+    )
+    diff = await ann.get(f"/api/runs/{story.child_id}/diff")
+    assert diff["counts"] == {"changed": 1, "unchanged": 0, "to_purchase->rejected": 1}
+    [change] = diff["changes"]
+    assert (change["parent_loan_id"], change["seller_loan_number"]) == (
+        loan["loan_id"],
+        loan["seller_loan_number"],
+    )
+    assert (change["disposition_before"], change["disposition_after"]) == (
+        "to_purchase",
+        "rejected",
+    )
+    assert (change["exceptions_added"], change["exceptions_removed"]) == (["ltv_ratio"], [])
+    assert (change["price_before"], change["price_after"]) == (loan["final_price"], None)
+
+    # Clean reconciliation: every source row matches its fact and report rows.
+    for run_id, loans in ((story.run_id, story.total_loans), (story.child_id, 1)):
+        reconciliation = await ann.get(f"/api/runs/{run_id}/reconciliation")
+        assert reconciliation["status"] == "clean", reconciliation
+        assert reconciliation["counts"] == {
+            "matched": loans,
+            "mismatched": 0,
+            "source_only": 0,
+            "downstream_only": 0,
+        }
+
+    # Lineage showing every step, each at its place in the log.
+    history = await ann.get(f"/api/loans/{loan['loan_id']}/history")
+    assert [event["kind"] for event in history["events"]] == [
+        "ingested", "evaluated", "priced", "dispositioned", "corrected"
+    ]  # fmt: skip
+    assert all(event["offset"] is not None for event in history["events"])
+    assert history["events"][-1]["details"]["correction_id"] == story.correction_id
+    child_loan = change["loan_id"]
+    history = await ann.get(f"/api/loans/{child_loan}/history")
+    assert [event["kind"] for event in history["events"]] == [
+        "ingested", "evaluated", "priced", "dispositioned"
+    ]  # fmt: skip
+    assert history["events"][1]["details"]["exceptions"] == ["ltv_ratio"]
+    history = await ann.get(f"/api/loans/{story.waived['loan_id']}/history")
+    triage = [
+        (event["details"]["action"], event["details"]["applied"])
+        for event in history["events"]
+        if event["kind"] == "triage"
+        and event["details"]["exception_id"] == story.waived["exception_id"]
+    ]
+    # The refused approvals never reach the log: the API turns them away first.
+    assert triage == [
+        ("acknowledge", True),
+        ("start", True),
+        ("waive", True),
+        ("approve-waiver", True),
+    ]
+    assert [event["kind"] for event in history["events"]][:4] == [
+        "ingested", "evaluated", "priced", "dispositioned"
+    ]  # fmt: skip
+    for exception_id in story.acknowledged:
+        detail = await ann.get(f"/api/exceptions/{exception_id}")
+        steps = await ann.get(f"/api/loans/{detail['loan_id']}/history")
+        assert [
+            event["details"]["action"]
+            for event in steps["events"]
+            if event["kind"] == "triage" and event["details"]["exception_id"] == exception_id
+        ] == ["acknowledge", "assign"]
+
+    # An audit entry for each action, with who did it and how it ended.
+    for request_id, (action, outcome) in story.requests.items():
+        [entry] = (await admin.get("/api/admin/audit", request_id=request_id))["items"]
+        assert (entry["action"], entry["outcome"]) == (action, outcome), request_id
+        assert entry["actor_role"] in ("admin", "analyst", "senior_analyst"), entry
