@@ -34,7 +34,7 @@ from contracts.runs import REPORT_KEYS
 from services.cli.main import app as cli
 from services.common.storage import storage_from_settings
 from services.gateway.db import connect
-from services.gateway.projector.maintenance import checksum
+from services.gateway.projector.maintenance import checksum, rebuild, wait_caught_up
 from services.gateway.reconciliation.job import reconcile_completed_runs
 from services.gateway.settings import GatewaySettings
 from tests.paths import GOLDEN
@@ -191,6 +191,27 @@ async def test_reprocess_what_if_correction_diff_lineage_and_stages_over_the_pip
     child = json.loads(result.output.strip().splitlines()[-1])
     assert (child["status"], child["parent_run_id"]) == ("completed", parent_id)
     await ended(client, child["run_id"], headers)
+    # Audited like the API's reprocess, with the operator as its actor.
+    audited = await settled(
+        client,
+        "/api/admin/audit?source=cli&action=reprocess",
+        headers,
+        lambda page: any(e["target"].get("child_run_id") == child["run_id"] for e in page["items"]),
+    )
+    [entry] = [e for e in audited["items"] if e["target"].get("child_run_id") == child["run_id"]]
+    assert (entry["target"]["run_id"], entry["outcome"]) == (parent_id, "success")
+    assert entry["actor_role"] == "operator"
+    refused = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["runs", "reprocess", parent_id, "--rule-set-version", "1999.1"]
+    )
+    assert refused.exit_code == 2, refused.output
+    audited = await settled(
+        client,
+        "/api/admin/audit?source=cli&action=reprocess&outcome=failed",
+        headers,
+        lambda page: any(e["target"]["run_id"] == parent_id for e in page["items"]),
+    )
+    assert any(e["target"]["run_id"] == parent_id for e in audited["items"])
     result = await asyncio.to_thread(
         CliRunner().invoke, cli, ["runs", "diff", child["run_id"], "--json"]
     )
@@ -208,8 +229,6 @@ async def test_reprocess_what_if_correction_diff_lineage_and_stages_over_the_pip
 
     # Every read model, the new ones included, comes back the same from the log.
     digest = hashlib.sha256(repr((await checksum(e2e_settings)).tables).encode()).hexdigest()
-    from services.gateway.projector.maintenance import rebuild
-
     await rebuild(e2e_settings, timeout=WAIT_SECONDS)
     again = await checksum(e2e_settings)
     assert hashlib.sha256(repr(again.tables).encode()).hexdigest() == digest
@@ -227,6 +246,7 @@ async def test_completed_runs_reconcile_by_themselves_and_tampering_is_found(
     stop = asyncio.Event()
     storage = storage_from_settings(e2e_settings)
     job = asyncio.create_task(reconcile_completed_runs(e2e_settings, storage, stop))
+    tampered: dict[str, bytes] = {}
     try:
         tape = GOLDEN / "csv" / "tape.csv"
         folder = f"reconcile-{uuid4().hex[:6]}"
@@ -278,7 +298,8 @@ async def test_completed_runs_reconcile_by_themselves_and_tampering_is_found(
             await conn.close()
         # A report row corrupted: the last row of the purchase tape gets a new amount.
         key = f"outputs/{run_id}/purchase_tape.csv"
-        lines = (await storage.get_bytes(key)).decode().split("\r\n")
+        tampered[key] = await storage.get_bytes(key)
+        lines = tampered[key].decode().split("\r\n")
         last = len(lines) - 2  # the file ends with a line break
         cells = next(csv.reader([lines[last]]))
         original = cells[1]
@@ -315,6 +336,11 @@ async def test_completed_runs_reconcile_by_themselves_and_tampering_is_found(
     finally:
         stop.set()
         await job
+        # Undo the tampering for the module's later tests: the report as written, and the read
+        # models as the log makes them (the deleted fact comes back).
+        for key, body in tampered.items():
+            await storage.put_bytes(key, body)
+        await rebuild(e2e_settings, timeout=WAIT_SECONDS)
 
 
 # The "Done when" of governance (issue 12): one run taken from its exceptions to a clean,
@@ -503,12 +529,17 @@ async def test_a_run_goes_from_exceptions_to_corrected_reconciled_and_audited_th
     monkeypatch.setenv("DATABASE_URL", e2e_settings.database_dsn)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", e2e_settings.kafka_bootstrap_servers)
     monkeypatch.setenv("TOPIC_PREFIX", e2e_settings.topic_prefix)
+    conn = await connect(e2e_settings)
+    try:
+        await wait_caught_up(e2e_settings, conn, timeout=WAIT_SECONDS)  # the whole log folded
+    finally:
+        await conn.close()
     before = await cli_json(["projections", "checksum", "--json"])
     rebuilt = await cli_json(["projections", "rebuild", "--timeout", str(WAIT_SECONDS), "--json"])
     assert rebuilt["generation"] >= 1
     after = await cli_json(["projections", "checksum", "--json"])
-    assert after["checksum"] == before["checksum"]
     assert after["tables"] == before["tables"]
+    assert after["checksum"] == before["checksum"]
     await check_the_story(admin, ann, story)
 
 
