@@ -1,4 +1,5 @@
-"""Projector hook: each loan batch's partition and offset per stage, from its key alone."""
+"""Projector hook: each loan batch's partition and offset per stage, from its key alone (and
+those of each scored batch's auto decisions on reviews.v1)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,16 @@ STAGE_OF_TOPIC = {
 }
 
 
+# The review job's auto decisions travel per scored batch, keyed like the loan batches.
+AUTO_DECISIONS = b'"review.auto_decisions_recorded"'
+
+
 def plan_positions(record: Record) -> list[tuple[UUID, str, int, int, int]]:
-    """(run_id, stage, batch_seq, partition, offset) of a loan batch; nothing for other topics."""
+    """(run_id, stage, batch_seq, partition, offset) of a loan batch or of a batch's auto
+    decisions (stage `decided`); nothing for other records."""
     stage = STAGE_OF_TOPIC.get(record.topic)
+    if record.topic == topics.REVIEWS.name and AUTO_DECISIONS in (record.value or b""):
+        stage = "decided"
     if stage is None:
         return []
     run_text, _, seq_text = (record.key or b"").decode().rpartition(":")

@@ -20,7 +20,9 @@ class HistoryEvent(BaseModel):
     topic: str = Field(examples=["loan-engine.loans.evaluated.v1"])
     partition: int | None
     offset: int | None
-    batch_seq: int | None = Field(None, description="The loan's batch (loan topics only).")
+    batch_seq: int | None = Field(
+        None, description="The loan's batch (loan topics, scores and automatic decisions)."
+    )
     index_in_batch: int | None = Field(None, description="The loan's place in its batch.")
     occurred_at: datetime | None
     source_file: str

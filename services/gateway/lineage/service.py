@@ -209,13 +209,21 @@ async def review_events(
         )
         for row in await repo.review_history(session, loan.loan_id)
     ]
+    automatic = await repo.caseless_decisions(session, loan.loan_id)
+    batch_seq, position = None, None
+    score = await repo.score_of(session, loan.run_id, loan.seq) if automatic else None
+    if score is not None:
+        batch_seq = score.batch_seq
+        found = await repo.positions(session, loan.run_id, [batch_seq], "decided")
+        position = found[0] if found else None
     events.extend(
         HistoryEvent(
             kind="decided",
-            event_type="decision.recorded",
+            event_type="review.auto_decisions_recorded",
             topic=settings.topic(topics.REVIEWS),
-            partition=None,
-            offset=None,
+            partition=position.partition if position else None,
+            offset=position.offset if position else None,
+            batch_seq=batch_seq,
             occurred_at=row.decided_at,
             source_file=loan.source_file,
             row=loan.row,
@@ -228,7 +236,7 @@ async def review_events(
                 "decided_role": row.decided_role,
             },
         )
-        for row in await repo.caseless_decisions(session, loan.loan_id)
+        for row in automatic
     )
     return events
 

@@ -119,6 +119,10 @@ async def test_an_auto_routed_loans_history_ends_with_its_automatic_decision(
     decision = body["events"][-1]
     assert decision["details"]["decision_type"] == auto.routing.decision
     assert decision["details"]["status"] == "final"
+    # At the log position of its scored batch's auto decisions.
+    assert decision["topic"] == desk.settings.topic_prefix + "reviews.v1"
+    assert (decision["partition"], decision["batch_seq"]) != (None, None)
+    assert decision["offset"] is not None
 
 
 @pytest.mark.usefixtures("opened")
