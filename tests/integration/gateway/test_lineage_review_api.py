@@ -9,6 +9,8 @@ The credit desk (two teams' scored runs, the review job, its users) is the revie
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,9 +25,24 @@ from test_review_api import (  # noqa: F401 - module-scoped fixtures of the same
     wait_for,
 )
 
+from tests.conftest import run_async
 from tests.unit.gateway.review_events import scored_batches
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def topic_prefix(kafka_bootstrap_servers: str, topic_prefix: str) -> Iterator[str]:
+    """Topics of this module's own under the desk: its projector reads them from the beginning
+    and counts its cases, so the review tests' events must not be there (nor ours in theirs)."""
+    from services.cli.stack import topics
+
+    prefix = f"{topic_prefix}{uuid.uuid4().hex[:8]}."
+    names = run_async(lambda: topics.ensure_topics(kafka_bootstrap_servers, prefix))
+    try:
+        yield prefix
+    finally:
+        run_async(lambda: topics.delete_topics(kafka_bootstrap_servers, names))
 
 
 async def history(at: Desk, loan_id: str) -> dict[str, Any]:
