@@ -127,6 +127,15 @@ def stage_reports(counts: RunCounts) -> list[StageReport]:
     return reports
 
 
+def widest(per_stage: Mapping[str, Mapping[int, int]]) -> dict[int, int]:
+    """Loans per batch over every stage (a batch seen on any topic has its count)."""
+    merged: dict[int, int] = {}
+    for batches in per_stage.values():
+        for seq, count in batches.items():
+            merged[seq] = max(merged.get(seq, 0), count)
+    return merged
+
+
 def _total(batches: Mapping[int, int] | None) -> int:
     return sum(batches.values()) if batches else 0
 

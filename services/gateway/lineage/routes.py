@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from services.gateway.deps import CurrentUser, SessionDep, SettingsDep
 from services.gateway.governance.scope import visible_loan
-from services.gateway.lineage import service
+from services.gateway.lineage import history, service
 from services.gateway.lineage.schemas import LoanHistory, StagesResponse
 from services.gateway.runs.service import visible_run
 
@@ -26,7 +26,7 @@ async def loan_history(
         seller_loan_number=loan.seller_loan_number,
         source_file=loan.source_file,
         row=loan.row,
-        events=await service.history(session, settings, loan),
+        events=await history.history(session, settings, loan),
     )
 
 
