@@ -9,6 +9,9 @@ until `--requests` have been sent in all or `--seconds` have passed, whichever c
 stops by itself. It prints, per kind of request and overall, the count, p50, p99 and max latency
 in milliseconds and the errors (any status but 200, or a transport error).
 
+`--server-pid PID` (the gateway process, on this machine) adds the gateway's CPU milliseconds per
+request (from /proc): on a loaded machine latencies measure the queue for a core, this does not.
+
 The API's per-user rate limit (GATEWAY_RATE_LIMIT_API, 100/minute) would answer most requests
 429: start the gateway under test with GATEWAY_RATE_LIMIT_ENABLED=false or a high limit.
 """
@@ -26,6 +29,7 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -74,6 +78,12 @@ def _stats(values: list[float], errors: int) -> dict[str, Any]:
         "max_ms": round(ordered[-1] * 1000, 1) if ordered else 0.0,
         "errors": errors,
     }
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a local process (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def loopback_only(base_url: str) -> str:
@@ -159,18 +169,24 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         )
         results, budget = Results(), [args.requests]
         deadline = time.monotonic() + args.seconds
+        cpu = process_cpu_seconds(args.server_pid) if args.server_pid else 0.0
         started = time.perf_counter()
         await asyncio.gather(
             *(client_loop(client, run, budget, deadline, results) for _ in range(args.clients))
         )
         elapsed = time.perf_counter() - started
+        cpu = process_cpu_seconds(args.server_pid) - cpu if args.server_pid else 0.0
     summary = results.summary()
+    server: dict[str, float] = {}
+    if args.server_pid and summary["all"]["requests"]:
+        server = {"server_cpu_ms_per_request": round(cpu * 1000 / summary["all"]["requests"], 2)}
     return {
         "base_url": base_url,
         "run_id": str(run["run_id"]),
         "clients": args.clients,
         "seconds": round(elapsed, 2),
         "requests_per_second": round(summary["all"]["requests"] / elapsed, 1),
+        **server,
         **summary,
     }
 
@@ -187,6 +203,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=10.0, help="Per request.")
     parser.add_argument("--run-id", default=None, help="Default: the newest run.")
     parser.add_argument("--loans", type=int, default=1000, help="Loans of --run-id (paging).")
+    parser.add_argument(
+        "--server-pid", type=int, default=None, help="The gateway's pid: its CPU per request."
+    )
     args = parser.parse_args()
     if not 1 <= args.clients <= 500 or args.requests < 1 or args.seconds <= 0:
         parser.error("clients must be 1-500, requests and seconds positive")

@@ -9,8 +9,11 @@ wall time from the run request to run completion and to projections caught up (e
 read models), loans/s, each process's peak RSS (psutil, sampled) and CPU seconds, and the time a
 plain single-process Python loop takes over the same tape with the same pure chain (readers ->
 Normaliser -> rules -> pricing -> disposition -> ReportWriter), the ratio of the two rates, and
-whether both runs' reports agree. `--flamegraphs DIR` records each worker with py-spy during the
-run (DIR/<service>.svg; py-spy needs ptrace rights, as root or with CAP_SYS_PTRACE).
+whether both runs' reports agree. `--scale-out SECONDS` starts a second instance of rules and of
+pricing that many seconds after the run request (they join the consumer groups mid-run): compare
+its wall time with a run without, and its digests with the plain loop's. `--flamegraphs DIR`
+records each worker with py-spy during the run (DIR/<service>.svg; py-spy needs ptrace rights,
+as root or with CAP_SYS_PTRACE).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -69,6 +73,15 @@ WORKERS = {
 # The projector reads the gateway's settings (env prefix GATEWAY_).
 PORT_VARIABLES = {"projector": "GATEWAY_PROJECTOR_HTTP_PORT"}
 PROJECTION_POLL_SECONDS = 0.5
+SCALED_OUT = ("rules", "pricing")
+CONSUMER_GROUPS = {
+    "INGEST_RUNS_GROUP": "ingest",
+    "INGEST_TAPES_GROUP": "ingest-tapes",
+    "RULES_CONSUMER_GROUP": "rules",
+    "PRICING_CONSUMER_GROUP": "pricing",
+    "REPORTING_PRICED_GROUP": "reporting",
+    "REPORTING_RUNS_GROUP": "reporting-runs",
+}
 IRR_TARGET: Decimal = DEFAULT_IRR_TARGET
 
 
@@ -181,21 +194,46 @@ class FlameGraphs:
                 recorder.kill()
 
 
+def spawn_worker(
+    name: str, env: dict[str, str], logs: Path, label: str | None = None
+) -> tuple[supervisor.Spawned, int]:
+    """One worker process on a free health port (not waited for); the process and its port."""
+    port = ports.free_port()
+    worker_env = {**env, PORT_VARIABLES.get(name, f"{name.upper()}_HTTP_PORT"): str(port)}
+    argv = [sys.executable, "-m", WORKERS[name]]
+    log = logs / f"{label or name}.log"
+    return supervisor.spawn(argv, log, env=worker_env, cwd=PROJECT), port
+
+
 def start_workers(env: dict[str, str], logs: Path, spawned: dict[str, supervisor.Spawned]) -> None:
     """Spawn the four workers into `spawned` and wait until each answers /health/ready."""
-    for name, module in WORKERS.items():
-        port = ports.free_port()
-        worker_env = {**env, PORT_VARIABLES.get(name, f"{name.upper()}_HTTP_PORT"): str(port)}
-        argv = [sys.executable, "-m", module]
-        spawned[name] = supervisor.spawn(argv, logs / f"{name}.log", env=worker_env, cwd=PROJECT)
+    for name in WORKERS:
+        spawned[name], port = spawn_worker(name, env, logs)
         url = f"http://127.0.0.1:{port}/health/ready"
         if not supervisor.wait_until(lambda url=url: answers(url, timeout=2.0), timeout=120):
             log = supervisor.tail(logs / f"{name}.log")
             raise RuntimeError(f"{name} never became ready:\n{log}")
 
 
+def scale_out_later(
+    seconds: float, env: dict[str, str], logs: Path, spawned: dict[str, supervisor.Spawned]
+) -> threading.Timer:
+    """A timer that starts a second rules and pricing instance into `spawned` after `seconds`."""
+
+    def join() -> None:
+        for name in SCALED_OUT:
+            spawned[f"{name}-2"], _ = spawn_worker(name, env, logs, f"{name}-2")
+        progress(f"second instances of {', '.join(SCALED_OUT)} started")
+
+    return threading.Timer(seconds, join)
+
+
 async def run_once(
-    settings: CliSettings, gateway: GatewaySettings, tape: Path, timeout: float
+    settings: CliSettings,
+    gateway: GatewaySettings,
+    tape: Path,
+    timeout: float,
+    on_requested: threading.Timer | None = None,
 ) -> dict[str, Any]:
     """Upload the tape, request a run and follow the log until it ends; timings and result."""
     storage = LocalStorage(settings.storage_root)
@@ -207,6 +245,8 @@ async def run_once(
         started = time.perf_counter()
         params = RunParams(irr_target=IRR_TARGET, pdate=datetime.now(UTC).date())
         await request(settings, run_id, params, "bench")
+        if on_requested is not None:
+            on_requested.start()
 
         def seen(event: Any) -> None:
             moments.setdefault(event.event_type, time.perf_counter() - started)
@@ -240,7 +280,12 @@ async def projected(gateway: GatewaySettings, run_id: Any, loans: int, deadline:
 
 
 def run_pipeline(
-    tape: Path, loans: int, work: Path, timeout: float, flamegraphs: Path | None = None
+    tape: Path,
+    loans: int,
+    work: Path,
+    timeout: float,
+    flamegraphs: Path | None = None,
+    scale_out: float | None = None,
 ) -> dict[str, Any]:
     """The tape through the four worker processes; wall time, throughput, peak RSS, digests."""
     base = load_settings()
@@ -268,6 +313,11 @@ def run_pipeline(
         "INGEST_WORK_DIR": str(work / "ingest-work"),
         "REPORTING_WORK_DIR": str(work / "reporting-work"),
         "ENVIRONMENT": "production",
+        # Production refuses a per-process signing key; the projector reads the gateway settings.
+        "GATEWAY_JWT_SECRET": secrets.token_urlsafe(48),
+        # Consumer groups of this run's own: a group shared with another stack on the broker
+        # rebalances whenever any of its members comes or goes, stalling both.
+        **{variable: f"{prefix}{group}" for variable, group in CONSUMER_GROUPS.items()},
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "WARNING",
     }
@@ -276,11 +326,19 @@ def run_pipeline(
     settings = base.model_copy(update={"topic_prefix": prefix, "storage_root": storage_root})
     spawned: dict[str, supervisor.Spawned] = {}
     try:
-        start_workers(env, work / "logs", spawned)
+        logs = work / "logs"
+        start_workers(env, logs, spawned)
         progress(f"workers ready; running {loans} loans")
         pids = {name: process.pid for name, process in spawned.items()}
-        with PeakRss(pids) as rss, FlameGraphs(flamegraphs, pids):
-            outcome = asyncio.run(run_once(settings, gateway, tape, timeout))
+        timer = None if scale_out is None else scale_out_later(scale_out, env, logs, spawned)
+        try:
+            with PeakRss(pids) as rss, FlameGraphs(flamegraphs, pids):
+                outcome = asyncio.run(run_once(settings, gateway, tape, timeout, timer))
+        finally:
+            if timer is not None:
+                timer.cancel()
+                if timer.ident is not None:
+                    timer.join()
     finally:
         for process in spawned.values():
             supervisor.stop(process)
@@ -301,6 +359,7 @@ def run_pipeline(
             - outcome["moments"].get("run.tape_ingested", 0.0),
             2,
         ),
+        "scaled_out": sorted(name for name in spawned if name.endswith("-2")),
         "peak_rss_mb": {name: round(peak / 2**20) for name, peak in sorted(rss.peaks.items())},
         "cpu_seconds": {name: round(cpu, 1) for name, cpu in sorted(rss.cpu_seconds.items())},
         "digests": digests(reports) if view.status == "completed" else {},
@@ -321,6 +380,13 @@ def main() -> None:
     parser.add_argument(
         "--flamegraphs", type=Path, default=None, help="Record each worker with py-spy into DIR."
     )
+    parser.add_argument(
+        "--scale-out",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="Start a second rules and pricing instance this long after the run request.",
+    )
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the workers, topics and database are always cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -333,7 +399,9 @@ def main() -> None:
         tape = work / f"tape-{args.loans}.{args.format}"
         progress(f"generating {args.loans} loans to {tape}")
         generate_tape(tape, args.loans, args.seed, args.bad_share)
-        pipeline = run_pipeline(tape, args.loans, work, args.timeout, args.flamegraphs)
+        pipeline = run_pipeline(
+            tape, args.loans, work, args.timeout, args.flamegraphs, args.scale_out
+        )
         result: dict[str, Any] = {"loans": args.loans, "pipeline": pipeline}
         if not args.skip_baseline:
             progress("running the plain single-process loop")

@@ -3,18 +3,25 @@
 Builds a run of N loans (realistic batches of 500, a third of them with exceptions), then times
 either the decode-and-write path alone (`--direct`: plan + write_chunk, no broker) or the whole
 projector reading them from Kafka (`--kafka`: all four loan topics published first, then one
-`catch_up` timed). Uses DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS / TOPIC_PREFIX like the services;
-point it at a scratch database: it truncates the read models. With `--kafka`, a TOPIC_PREFIX
-starting with `bench-` gets its topics created and deleted again.
+`catch_up` timed; a replay from nothing this large runs without the loan tables' secondary
+indexes and builds them at the end, inside the timed part). Besides wall time it prints the CPU
+seconds of this process and of its PostgreSQL backend (from /proc, when the server runs on this
+machine): on a loaded machine wall time is noise, and loans / max(client, server) CPU-seconds is
+what two otherwise idle cores would carry. Uses DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS /
+TOPIC_PREFIX like the services; point it at a scratch database: it truncates the read models.
+With `--kafka`, a TOPIC_PREFIX starting with `bench-` gets its topics created and deleted again.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import NAMESPACE_URL, uuid4, uuid5
 
 import orjson
@@ -30,6 +37,13 @@ from services.gateway.projector.plan import Record, plan
 from services.gateway.projector.writer import current_generation, write_chunk
 from services.gateway.settings import GatewaySettings
 
+# The four stage topics every loan passes (scores have a shape of their own and are not timed).
+STAGE_TOPICS = (
+    topics.LOANS_INGESTED,
+    topics.LOANS_EVALUATED,
+    topics.LOANS_PRICED,
+    topics.LOANS_DISPOSITIONED,
+)
 EXCEPTION = {
     "exception_type": "dti_ratio",
     "category": "credit",
@@ -37,6 +51,43 @@ EXCEPTION = {
     "message": "DTI ratio exceeds maximum of 50%",
     "rejection_criteria": "notebook.dti_exceeds_maximum",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Wall seconds, and CPU seconds of this process and of the database backend (None: unknown)."""
+
+    wall: float
+    client_cpu: float
+    server_cpu: float | None
+
+
+def backend_cpu(pid: int) -> float | None:
+    """CPU seconds of a local process from /proc (None when it is not on this machine)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Stopwatch:
+    """Wall and CPU time of this process and of one PostgreSQL backend."""
+
+    def __init__(self, backend_pid: int) -> None:
+        self.backend_pid = backend_pid
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time()
+        self.server = backend_cpu(backend_pid)
+
+    def stop(self) -> Timing:
+        """The time since this stopwatch started."""
+        server = backend_cpu(self.backend_pid)
+        return Timing(
+            time.perf_counter() - self.wall,
+            time.process_time() - self.cpu,
+            None if server is None or self.server is None else server - self.server,
+        )
 
 
 def _loan(run_id: str, seq: int) -> dict[str, object]:
@@ -102,8 +153,8 @@ def batches(run_id: str, loans: int, size: int = 500) -> Iterator[tuple[int, byt
         yield seq, orjson.dumps(body)
 
 
-async def direct(settings: GatewaySettings, loans: int, chunk: int) -> float:
-    """Seconds to plan and write every batch, `chunk` batches a transaction."""
+async def direct(settings: GatewaySettings, loans: int, chunk: int) -> Timing:
+    """Time to plan and write every batch, `chunk` batches a transaction."""
     run_id = str(uuid4())
     now = int(datetime.now(UTC).timestamp() * 1000)
     records = [
@@ -122,17 +173,17 @@ async def direct(settings: GatewaySettings, loans: int, chunk: int) -> float:
     try:
         await reset(conn)
         generation = await current_generation(conn)
-        started = time.perf_counter()
+        watch = Stopwatch(conn.get_server_pid())
         for start in range(0, len(records), chunk):
             part = records[start : start + chunk]
             await write_chunk(conn, plan(part), {("bench", 0): start + len(part)}, generation)
-        return time.perf_counter() - started
+        return watch.stop()
     finally:
         await conn.close()
 
 
-async def through_kafka(settings: GatewaySettings, loans: int) -> float:
-    """Seconds for a projector to catch up with a run published on all four loan topics."""
+async def through_kafka(settings: GatewaySettings, loans: int) -> Timing:
+    """Time for a projector to catch up with a run published on the four stage topics."""
     run_id = str(uuid4())
     names = await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
     conn = await connect(settings)
@@ -142,7 +193,7 @@ async def through_kafka(settings: GatewaySettings, loans: int) -> float:
             pending = []
             for seq, value in batches(run_id, loans):
                 count = str(min(500, loans - seq * 500))
-                for topic in topics.LOAN_TOPICS:
+                for topic in STAGE_TOPICS:
                     headers = {"event-type": topic.name.removesuffix(".v1"), "loan-count": count}
                     pending.append(
                         publisher.publish_raw(topic, batch_key(run_id, seq), value, headers)
@@ -154,9 +205,10 @@ async def through_kafka(settings: GatewaySettings, loans: int) -> float:
         projector = Projector(settings, conn)
         await projector.start()
         try:
-            started = time.perf_counter()
+            watch = Stopwatch(conn.get_server_pid())
             await projector.catch_up(timeout=3600)
-            return time.perf_counter() - started
+            await projector.stop()  # builds the indexes if the bulk replay has not yet
+            return watch.stop()
         finally:
             await projector.stop()
     finally:
@@ -175,12 +227,19 @@ def main() -> None:
     settings = GatewaySettings(projector_max_records=arguments.chunk * 4)
     asyncio.run(migrate(settings))
     if arguments.kafka:
-        seconds = asyncio.run(through_kafka(settings, arguments.loans))
+        timing = asyncio.run(through_kafka(settings, arguments.loans))
     else:
-        seconds = asyncio.run(direct(settings, arguments.loans, arguments.chunk))
+        timing = asyncio.run(direct(settings, arguments.loans, arguments.chunk))
     mode = "kafka" if arguments.kafka else "direct"
-    rate = arguments.loans / seconds
-    print(f"{mode}: {arguments.loans} loans in {seconds:.1f}s = {rate:,.0f} loans/s")  # noqa: T201
+    loans = arguments.loans
+    print(  # noqa: T201
+        f"{mode}: {loans} loans in {timing.wall:.1f}s = {loans / timing.wall:,.0f} loans/s wall; "
+        f"CPU: projector {timing.client_cpu:.2f}s, PostgreSQL backend "
+        + ("unknown" if timing.server_cpu is None else f"{timing.server_cpu:.2f}s")
+    )
+    if timing.server_cpu is not None:
+        busiest = max(timing.client_cpu, timing.server_cpu)
+        print(f"two idle cores would carry {loans / busiest:,.0f} loans/s")  # noqa: T201
 
 
 if __name__ == "__main__":

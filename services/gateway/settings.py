@@ -75,6 +75,12 @@ class GatewaySettings(ServiceSettings):
     )
     projector_poll_ms: int = Field(200, gt=0, description="How long one poll waits for records.")
     projector_fetch_max_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Bytes per fetch.")
+    projector_bulk_records: int = Field(
+        500,
+        gt=0,
+        description="A replay from nothing of at least this many records drops the loan tables' "
+        "secondary indexes and builds them again once caught up.",
+    )
 
     # Hardening (SPEC §5): security headers, request body limits, rate limits.
     hsts_seconds: int = Field(

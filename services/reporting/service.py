@@ -132,6 +132,29 @@ def write_chunk(writer: ReportWriter, totals: RunTotals, chunk: Sequence[StoredL
             totals.count(disposition, len(exceptions))
 
 
+async def write_streamed(
+    stream: AsyncIterator[Sequence[StoredLoan]], writer: ReportWriter, totals: RunTotals
+) -> None:
+    """Write every chunk in order, fetching the next one while a thread writes the last.
+
+    Writing is CPU work in a thread (/health keeps answering); meanwhile the database sends the
+    next chunk, so the tail after a run's last batch is the longer of the two, not their sum.
+    """
+    writing: asyncio.Future[None] | None = None
+    try:
+        async for chunk in stream:
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(asyncio.to_thread(write_chunk, writer, totals, chunk))
+        if writing is not None:
+            await writing
+            writing = None
+    finally:
+        if writing is not None:
+            # The stream failed mid-write: let the thread finish before the files close.
+            await asyncio.gather(writing, return_exceptions=True)
+
+
 class ReportingService:
     """Reporting's use cases over its tables, storage and publisher."""
 
@@ -265,9 +288,7 @@ class ReportingService:
                     stream = ReportingRepository(connection).stream_loans(
                         run_id, self.settings.stream_chunk
                     )
-                    async for chunk in stream:
-                        # Writing is CPU work: a thread keeps /health answering.
-                        await asyncio.to_thread(write_chunk, writer, totals, chunk)
+                    await write_streamed(stream, writer, totals)
                 rows = writer.finish()
             if totals.total_loans != state.total_loans:
                 raise InconsistentRun(

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,6 +63,20 @@ async def get_user_by_id(session: AsyncSession, user_id: UUID) -> User | None:
     """The user with id `user_id`, if any."""
     row = (await session.execute(select(users).where(users.c.id == user_id))).first()
     return _user(row) if row else None
+
+
+async def get_user_and_revocation(
+    session: AsyncSession, user_id: UUID, jti: str
+) -> tuple[User | None, bool]:
+    """The user with id `user_id` (if any) and whether the token `jti` was revoked.
+
+    One round trip: every authenticated request asks both, and a query each was a third of the
+    API's database waits under load."""
+    revoked = exists().where(revoked_tokens.c.jti == jti).label("token_revoked")
+    one = select(literal(1).label("one")).subquery()
+    query = select(revoked, users).select_from(one.outerjoin(users, users.c.id == user_id))
+    row = (await session.execute(query)).one()
+    return (_user(row) if row.id is not None else None), bool(row.token_revoked)
 
 
 async def list_users(session: AsyncSession, skip: int, limit: int) -> list[User]:

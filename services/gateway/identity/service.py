@@ -64,8 +64,10 @@ async def authenticate(
     session: AsyncSession, settings: GatewaySettings, access_token: str
 ) -> tuple[Principal, TokenClaims]:
     """The active user behind a valid, unrevoked access token; 401 otherwise."""
-    claims = await _verified(session, settings, access_token, "access")
-    user = await repo.get_user_by_id(session, claims.user_id)
+    claims = _decoded(settings, access_token, "access")
+    user, revoked = await repo.get_user_and_revocation(session, claims.user_id, claims.jti)
+    if revoked:
+        raise Unauthorized("Token has been revoked")
     if user is None or not user.is_active:
         raise Unauthorized("User not found or inactive")
     _require_current(claims, user)
@@ -79,13 +81,17 @@ def _require_current(claims: TokenClaims, user: repo.User) -> None:
         raise Unauthorized("Token has been revoked")
 
 
+def _decoded(settings: GatewaySettings, token: str, kind: str) -> TokenClaims:
+    try:
+        return verify_token(settings, token, kind)  # type: ignore[arg-type]
+    except InvalidToken as error:
+        raise Unauthorized("Invalid or expired token") from error
+
+
 async def _verified(
     session: AsyncSession, settings: GatewaySettings, token: str, kind: str
 ) -> TokenClaims:
-    try:
-        claims = verify_token(settings, token, kind)  # type: ignore[arg-type]
-    except InvalidToken as error:
-        raise Unauthorized("Invalid or expired token") from error
+    claims = _decoded(settings, token, kind)
     if await repo.is_revoked(session, claims.jti):
         raise Unauthorized("Token has been revoked")
     return claims

@@ -26,6 +26,7 @@ from services.common.metrics import (
     record_projection_lag,
 )
 from services.common.tracing import chunk_span
+from services.gateway.projector import indexes
 from services.gateway.projector.plan import Plan, Record, plan
 from services.gateway.projector.writer import (
     GenerationChanged,
@@ -83,6 +84,10 @@ class Projector:
         self.generation = 0
         self._generation_checked = 0.0
         self.by_physical = {settings.topic(topic): topic for topic in ALL_TOPICS}
+        self.bulk_targets: dict[tuple[str, int], int] | None = None
+        """While a large replay from nothing runs without the secondary indexes: the end of
+        every partition it must reach before they are built again."""
+        self._written: dict[tuple[str, int], int] = {}
 
     async def start(self) -> None:
         """Connect to the broker, assign every partition and seek to the stored positions."""
@@ -98,10 +103,23 @@ class Projector:
         await self.consumer.start()
         partitions = await self._partitions()
         self.consumer.assign(partitions)
+        # A replay cut short (kill -9) left them dropped: build them before projecting anything.
+        if built := await indexes.build_missing(self.conn):
+            logger.info("secondary indexes built", extra={"indexes": built})
         await self._seek()
 
     async def stop(self) -> None:
-        """Close the broker connection (positions are already safe in PostgreSQL)."""
+        """Close the broker connection (positions are already safe in PostgreSQL).
+
+        A bulk replay stopped before it caught up builds its indexes now: the read models stay
+        queryable at speed whoever stops the projector.
+        """
+        if self.bulk_targets is not None:
+            try:
+                await self._end_bulk()
+            except (asyncpg.PostgresError, OSError) as error:
+                # The database went away: the next start builds them (`start`).
+                logger.warning("secondary indexes not built at stop", extra={"error": str(error)})
         if self.consumer is not None:
             await self.consumer.stop()
             self.consumer = None
@@ -139,6 +157,39 @@ class Projector:
                 self.consumer.seek(tp, offset)
         logger.info(
             "projector positioned", extra={"generation": self.generation, "stored": len(stored)}
+        )
+        self._written = dict(stored)
+        if not stored:
+            await self._begin_bulk()
+
+    async def _begin_bulk(self) -> None:
+        """From nothing with a large log ahead: drop the secondary indexes until caught up."""
+        assert self.consumer is not None
+        assignment = list(self.consumer.assignment())
+        starts = await self.consumer.beginning_offsets(assignment)
+        ends = await self.consumer.end_offsets(assignment)
+        backlog = sum(ends[tp] - starts[tp] for tp in assignment)
+        if backlog < self.settings.projector_bulk_records:
+            return
+        self.bulk_targets = {
+            (tp.topic, tp.partition): ends[tp] for tp in assignment if ends[tp] > starts[tp]
+        }
+        await indexes.drop(self.conn)
+        logger.info("bulk replay without secondary indexes", extra={"records": backlog})
+
+    async def _end_bulk(self) -> None:
+        started = time.perf_counter()
+        built = await indexes.build_missing(self.conn)
+        self.bulk_targets = None
+        logger.info(
+            "bulk replay caught up, secondary indexes built",
+            extra={"indexes": built, "seconds": round(time.perf_counter() - started, 3)},
+        )
+
+    def _bulk_caught_up(self) -> bool:
+        targets = self.bulk_targets
+        return targets is not None and all(
+            self._written.get(tp, 0) >= end for tp, end in targets.items()
         )
 
     async def _fetch(self, timeout_ms: int | None = None) -> Fetched | None:
@@ -179,6 +230,9 @@ class Projector:
         except GenerationChanged:
             return False
         CHUNK_SECONDS.observe(time.perf_counter() - started)
+        self._written.update(fetched.positions)
+        if self._bulk_caught_up():
+            await self._end_bulk()
         for topic, event_type, loans in chunk.consumed:
             record_consumed(SERVICE, topic, event_type, loans)
         newest: dict[str, int] = {}

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.topics import ALL_TOPICS
 from services.gateway.db import connect
+from services.gateway.projector import indexes
 from services.gateway.projector.consumer import Projector, PublishRaw
 from services.gateway.projector.writer import read_positions
 from services.gateway.read_models import ALL_READ_MODEL_TABLES as READ_MODEL_TABLES
@@ -103,13 +104,14 @@ async def rebuild(
 async def wait_caught_up(
     settings: GatewaySettings, conn: asyncpg.Connection, timeout: float = 600.0
 ) -> None:
-    """Wait until the stored positions reach the current end of every partition."""
+    """Wait until the stored positions reach the current end of every partition and the
+    projector has built the indexes a bulk replay dropped."""
     targets = await end_offsets(settings)
     deadline = time.monotonic() + timeout
     while True:
         stored = await read_positions(conn)
         behind = [tp for tp, end in targets.items() if end > 0 and stored.get(tp, 0) < end]
-        if not behind:
+        if not behind and len(await indexes.present(conn)) == len(indexes.SECONDARY_INDEXES):
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"projector still behind on {len(behind)} partitions")

@@ -1,5 +1,6 @@
 """The projector against the real broker and database: read models, exactly-once positions,
-replay idempotency, rebuild and checksum, a rebuild noticed by a running projector, dead letters."""
+replay idempotency, rebuild and checksum, a rebuild noticed by a running projector, dead letters,
+bulk replays without the loan tables' secondary indexes."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from contracts.topics import LOANS_DISPOSITIONED, RUNS
 from services.common.kafka import KafkaPublisher
 from services.gateway.app import create_app
 from services.gateway.db import connect, migrate
+from services.gateway.projector import indexes
 from services.gateway.projector.consumer import Projector
 from services.gateway.projector.maintenance import (
     checksum,
@@ -268,3 +270,82 @@ async def test_an_admin_resets_the_projections_over_http_and_the_log_fills_them_
     audited = after.tables.pop("audit_log")["rows"] - before.tables.pop("audit_log")["rows"]
     assert audited == 2
     assert after.tables == before.tables
+
+
+async def test_the_bulk_index_list_is_what_the_migrations_create(conn: asyncpg.Connection) -> None:
+    rows = await conn.fetch(
+        "SELECT i.indexname, i.indexdef FROM pg_indexes i "
+        "JOIN pg_index x ON x.indexrelid = format('%I.%I', i.schemaname, i.indexname)::regclass "
+        "WHERE i.schemaname = 'gateway' AND i.tablename = ANY($1::text[]) "
+        "AND NOT x.indisunique",
+        list(indexes.BULK_TABLES),
+    )
+    assert {row["indexname"]: row["indexdef"] for row in rows} == {
+        name: f"CREATE INDEX {name} {definition}"
+        for name, definition in indexes.SECONDARY_INDEXES.items()
+    }
+
+
+async def test_a_large_replay_from_nothing_runs_without_the_secondary_indexes_and_builds_them(
+    projector_settings: GatewaySettings, conn: asyncpg.Connection
+) -> None:
+    await publish_runs(projector_settings, [RunScenario(loans=30, batch_size=4)])
+    await catch_up(projector_settings, conn)
+    before = await checksum(projector_settings)
+    await reset(conn)
+    bulk = projector_settings.model_copy(update={"projector_bulk_records": 1})
+    projector = Projector(bulk, conn)
+    await projector.start()
+    try:
+        assert projector.bulk_targets
+        assert await indexes.present(conn) == set()
+        await projector.catch_up(timeout=120)
+        assert projector.bulk_targets is None
+        assert await indexes.present(conn) == set(indexes.SECONDARY_INDEXES)
+    finally:
+        await projector.stop()
+    assert (await checksum(projector_settings)).digest == before.digest
+
+
+async def test_a_small_replay_from_nothing_keeps_the_secondary_indexes(
+    projector_settings: GatewaySettings, conn: asyncpg.Connection
+) -> None:
+    await reset(conn)
+    small = projector_settings.model_copy(update={"projector_bulk_records": 10**9})
+    projector = Projector(small, conn)
+    await projector.start()
+    try:
+        assert projector.bulk_targets is None
+        assert await indexes.present(conn) == set(indexes.SECONDARY_INDEXES)
+        await projector.catch_up(timeout=120)
+    finally:
+        await projector.stop()
+
+
+async def test_a_projector_stopped_during_a_bulk_replay_builds_the_indexes_it_dropped(
+    projector_settings: GatewaySettings, conn: asyncpg.Connection
+) -> None:
+    await reset(conn)
+    bulk = projector_settings.model_copy(update={"projector_bulk_records": 1})
+    projector = Projector(bulk, conn)
+    await projector.start()
+    assert await indexes.present(conn) == set()
+    await projector.stop()
+    assert await indexes.present(conn) == set(indexes.SECONDARY_INDEXES)
+    await catch_up(projector_settings, conn)
+
+
+async def test_a_projector_starting_after_a_replay_was_killed_builds_the_missing_indexes(
+    projector_settings: GatewaySettings, conn: asyncpg.Connection
+) -> None:
+    await catch_up(projector_settings, conn)
+    # What a kill -9 during a bulk replay leaves: positions stored, the indexes gone.
+    await indexes.drop(conn)
+    assert await indexes.present(conn) == set()
+    projector = Projector(projector_settings, conn)
+    await projector.start()
+    try:
+        assert await indexes.present(conn) == set(indexes.SECONDARY_INDEXES)
+        assert projector.bulk_targets is None
+    finally:
+        await projector.stop()
