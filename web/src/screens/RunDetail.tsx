@@ -4,6 +4,8 @@ import { Link, useParams } from "react-router-dom";
 import { api, data, download } from "../api/client";
 import { hasRole, useMe } from "../auth";
 import { Empty, ErrorMessage, Loading, Pager, StatusBadge, formatDate, useCursorPager } from "../components/common";
+import { RunPipeline } from "../governance/Pipeline";
+import { ReprocessControl, RunGovernance } from "../governance/RunGovernance";
 
 const LIVE = new Set(["pending", "running"]);
 
@@ -52,13 +54,6 @@ export function RunDetail() {
     mutationFn: async () => data(await api.POST("/api/runs/{run_id}/retry", { params: { path } })),
     onSuccess: refresh,
   });
-  const reprocess = useMutation({
-    mutationFn: async () => data(await api.POST("/api/runs/{run_id}/reprocess", {
-        params: { path },
-        body: { apply_corrections: false },
-      })),
-    onSuccess: refresh,
-  });
   const [downloadError, setDownloadError] = useState<unknown>(null);
   const fetchFile = (url: string, name: string) => {
     setDownloadError(null);
@@ -93,6 +88,8 @@ export function RunDetail() {
         <dd>{r.total_balance ?? "—"}</dd>
         <dt>Exceptions</dt>
         <dd>{r.exceptions_count ?? "—"}</dd>
+        <dt>Parent run</dt>
+        <dd>{r.parent_run_id ? <Link to={`/runs/${r.parent_run_id}`}>{r.parent_run_id}</Link> : "—"}</dd>
         <dt>Attempt</dt>
         <dd>{r.attempt}</dd>
         <dt>Requested by</dt>
@@ -114,15 +111,11 @@ export function RunDetail() {
               Retry run
             </button>
           )}
-          {!live && (
-            <button type="button" onClick={() => reprocess.mutate()} disabled={reprocess.isPending}>
-              Reprocess run
-            </button>
-          )}
+          {!live && <ReprocessControl runId={r.run_id} />}
           <Link to={`/exceptions?run_id=${r.run_id}`}>Exceptions of this run</Link>
         </div>
       )}
-      <ErrorMessage error={retry.error ?? reprocess.error} />
+      <ErrorMessage error={retry.error} />
 
       <h2>Progress</h2>
       <ErrorMessage error={progress.error} />
@@ -150,8 +143,11 @@ export function RunDetail() {
         </>
       )}
 
+      <RunPipeline runId={r.run_id} runStatus={r.status} />
+
       {done && (
         <>
+          <RunGovernance run={r} />
           <h2>Summary</h2>
           <ErrorMessage error={summary.error} />
           {summary.data && (

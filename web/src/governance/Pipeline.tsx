@@ -1,0 +1,104 @@
+import "./governance.css";
+import { useQuery } from "@tanstack/react-query";
+import { Link } from "react-router-dom";
+import { api, data, type Schemas } from "../api/client";
+import { ErrorMessage, Loading } from "../components/common";
+
+type Stage = Schemas["StageResponse"];
+
+const LIVE = new Set(["pending", "running"]);
+const STUCK_SHOWN = 20;
+/** Every 4 s while the run is live: with the run detail's own polls, well inside the API's
+ * per-user rate limit. */
+export const STAGES_POLL_MS = 4000;
+
+/** How a stage is doing: where it failed, where records wait, what is done. */
+export function stageState(stage: Stage, runStatus: string): "failed" | "waiting" | "done" | "untracked" | "idle" {
+  if (!stage.available) return "untracked";
+  if (stage.failed > 0) return "failed";
+  if (stage.stuck > 0) return LIVE.has(runStatus) ? "waiting" : "failed";
+  if (stage.records_out != null && stage.records_out > 0) return "done";
+  return "idle";
+}
+
+const STATE_LABEL = {
+  failed: "failures",
+  waiting: "records waiting",
+  done: "passed",
+  untracked: "not tracked",
+  idle: "nothing yet",
+};
+
+/** A run's stage tracking (`GET /runs/{id}/stages`) drawn as a pipeline, polled while the run goes. */
+export function RunPipeline({ runId, runStatus }: { runId: string; runStatus: string }) {
+  const live = LIVE.has(runStatus);
+  const stages = useQuery({
+    // The status is part of the key so the pipeline is read once more when the run settles.
+    queryKey: ["stages", runId, runStatus],
+    queryFn: async () => data(await api.GET("/api/runs/{run_id}/stages", { params: { path: { run_id: runId } } })),
+    refetchInterval: live ? STAGES_POLL_MS : false,
+    placeholderData: (previous) => previous,
+  });
+  return (
+    <section aria-labelledby="pipeline-title">
+      <h2 id="pipeline-title">Pipeline</h2>
+      <ErrorMessage error={stages.error} />
+      {stages.isPending && <Loading />}
+      {stages.data && (
+        <>
+          <ol className="pipeline" aria-label="Pipeline stages">
+            {stages.data.stages.map((stage) => {
+              const state = stageState(stage, stages.data.status);
+              return (
+                <li key={stage.stage} className={`stage stage-${state}`}>
+                  <strong>{stage.stage}</strong>
+                  <span className="stage-state">{STATE_LABEL[state]}</span>
+                  {stage.available ? (
+                    <dl>
+                      <dt>in</dt>
+                      <dd>{stage.records_in ?? "—"}</dd>
+                      <dt>out</dt>
+                      <dd>{stage.records_out ?? "—"}</dd>
+                      <dt>failed</dt>
+                      <dd>{stage.failed}</dd>
+                      <dt>stuck</dt>
+                      <dd>{stage.stuck}</dd>
+                    </dl>
+                  ) : null}
+                </li>
+              );
+            })}
+          </ol>
+          <StuckLoans runId={runId} stages={stages.data.stages} />
+          {live && <p className="hint">Updating every {STAGES_POLL_MS / 1000} s while the run goes.</p>}
+        </>
+      )}
+    </section>
+  );
+}
+
+function StuckLoans({ runId, stages }: { runId: string; stages: Stage[] }) {
+  const held = stages.filter((stage) => stage.stuck_loan_ids.length > 0);
+  if (held.length === 0) return null;
+  return (
+    <>
+      {held.map((stage) => (
+        <details key={stage.stage} className="stuck">
+          <summary>
+            {stage.stuck_loan_ids.length} loans held before {stage.stage}
+          </summary>
+          <ul>
+            {stage.stuck_loan_ids.slice(0, STUCK_SHOWN).map((loanId) => (
+              <li key={loanId}>
+                <Link to={`/runs/${runId}/loans/${loanId}`}>
+                  <code>{loanId}</code>
+                </Link>
+              </li>
+            ))}
+          </ul>
+          {stage.stuck_loan_ids.length > STUCK_SHOWN && <p className="hint">and {stage.stuck_loan_ids.length - STUCK_SHOWN} more</p>}
+        </details>
+      ))}
+    </>
+  );
+}
