@@ -15,7 +15,7 @@ export function percent(ratio: string): string {
 }
 
 /** A run's data quality: the four dimensions, per field, score bands, and the weakest loans. */
-export function RunDataQuality({ runId }: { runId: string }) {
+export function RunDataQuality({ runId, title = "Data quality" }: { runId: string; title?: string }) {
   const summary = useQuery({
     queryKey: ["dq-summary", runId],
     queryFn: async () => data(await api.GET("/api/dq/summary", { params: { query: { run_id: runId } } })),
@@ -23,7 +23,7 @@ export function RunDataQuality({ runId }: { runId: string }) {
   const s = summary.data;
   return (
     <section aria-labelledby={`dq-${runId}`} className="card">
-      <h2 id={`dq-${runId}`}>Data quality</h2>
+      <h2 id={`dq-${runId}`}>{title}</h2>
       <ErrorMessage error={summary.error} />
       {summary.isPending && <Loading />}
       {s && s.loans === 0 && <Empty>No loans were evaluated in this run.</Empty>}

@@ -118,7 +118,7 @@ export function DqPage() {
                     </td>
                   ))}
                   <td>
-                    <button type="button" className="link" onClick={() => showRun(point.run_id)} aria-label={`Show the data quality of run ${point.run_id}`}>
+                    <button type="button" className="link" onClick={() => showRun(point.run_id)} aria-label={`Show DQ of run ${point.run_id}`}>
                       Show DQ
                     </button>
                   </td>
@@ -147,7 +147,7 @@ export function DqPage() {
           Later runs
         </button>
       </nav>
-      {runId && <RunDataQuality key={runId} runId={runId} />}
+      {runId && <RunDataQuality key={runId} runId={runId} title={`Data quality of run ${runId}`} />}
     </section>
   );
 }

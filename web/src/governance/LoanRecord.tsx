@@ -181,7 +181,7 @@ export function LoanRecord({ loan }: { loan: Loan }) {
 
       <Corrections corrections={all} unconfirmed={unconfirmed} pending={corrections.isPending} />
 
-      <Lineage loanId={loan.loan_id} />
+      <Lineage loanId={loan.loan_id} watching={unconfirmed.length > 0} />
 
       {canCorrect && (
         <section aria-labelledby="reprocess-title" className="card">
@@ -253,10 +253,12 @@ export function describeDetails(details: Record<string, unknown> | undefined): s
     .join("; ");
 }
 
-function Lineage({ loanId }: { loanId: string }) {
+/** The loan's events in order; looked at again while a new correction is on its way into them. */
+function Lineage({ loanId, watching }: { loanId: string; watching: boolean }) {
   const history = useQuery({
     queryKey: ["history", loanId],
     queryFn: async () => data(await api.GET("/api/loans/{loan_id}/history", { params: { path: { loan_id: loanId } } })),
+    refetchInterval: watching ? CONFIRM_POLL_MS : false,
   });
   const pager = useSlicePager<HistoryEvent>(history.data?.events ?? [], PAGE);
   return (

@@ -8,6 +8,7 @@ type Finding = Schemas["FindingResponse"];
 type Kind = "mismatched" | "source_only" | "downstream_only";
 type Review = Schemas["ReviewResponse"];
 const PAGE = 25;
+const PENDING_POLL_MS = 5000;
 const KINDS: Kind[] = ["mismatched", "source_only", "downstream_only"];
 
 interface FieldDiff {
@@ -38,6 +39,8 @@ export function RunReconciliation({ runId, canAct }: { runId: string; canAct: bo
         }),
       ),
     placeholderData: (previous) => previous,
+    // A completed run is reconciled automatically within seconds: look again until it is.
+    refetchInterval: (query) => (query.state.data?.status === "pending" ? PENDING_POLL_MS : false),
   });
   const again = useMutation({
     mutationFn: async () =>
@@ -101,7 +104,7 @@ export function RunReconciliation({ runId, canAct }: { runId: string; canAct: bo
         </label>
       </div>
       <ErrorMessage error={again.error} />
-      {r && r.findings.items.length === 0 && <Empty>{r.status === "pending" ? "This run has not been reconciled yet." : "No findings: every record reconciles."}</Empty>}
+      {r && r.findings.items.length === 0 && <Empty>{r.status === "pending" ? "This run has not been reconciled yet; it is, automatically, in a few seconds." : "No findings: every record reconciles."}</Empty>}
       {r && r.findings.items.length > 0 && (
         <table>
           <thead>
