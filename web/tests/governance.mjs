@@ -116,14 +116,6 @@ await h.run("governance", async () => {
   await h.check(page, "gov-reconciliation", recon);
   await h.check(page, "gov-run-detail");
 
-  step("the DQ page: the run in the trend, and its DQ in full");
-  await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Data quality" }).click();
-  await page.getByRole("heading", { level: 1, name: "Data quality" }).waitFor();
-  await page.getByRole("img", { name: "Mean DQ score per run, oldest first" }).waitFor({ timeout: 30_000 });
-  await page.getByRole("button", { name: `Show DQ of run ${runId}` }).click();
-  await page.getByRole("region", { name: `Data quality of run ${runId}` }).getByText("Mean DQ score").waitFor({ timeout: 30_000 });
-  await h.check(page, "gov-dq-page");
-
   step("the loan view: a loan to purchase, its record, DQ issues and lineage");
   await page.goto(`${h.base}/#/runs/${runId}`);
   await page.getByLabel("Disposition").selectOption("to_purchase");
@@ -183,4 +175,13 @@ await h.run("governance", async () => {
   await page.getByRole("list", { name: "Events about this loan" }).getByRole("listitem").first().waitFor({ timeout: 30_000 });
   if (!page.url().includes(childId)) fail(`the changed loan's link left the child run: ${page.url()}`);
   await h.check(page, "gov-child-loan");
+
+  step("the DQ page: both runs in the trend, and the parent's DQ in full");
+  await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Data quality" }).click();
+  await page.getByRole("heading", { level: 1, name: "Data quality" }).waitFor();
+  await page.getByRole("img", { name: "Mean DQ score per run, oldest first" }).waitFor({ timeout: 30_000 });
+  await page.getByRole("link", { name: `Run ${childId}` }).waitFor({ timeout: 30_000 });
+  await page.getByRole("button", { name: `Show DQ of run ${runId}` }).click();
+  await page.getByRole("region", { name: `Data quality of run ${runId}` }).getByText("Mean DQ score").waitFor({ timeout: 30_000 });
+  await h.check(page, "gov-dq-page");
 });

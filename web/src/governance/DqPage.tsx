@@ -76,6 +76,7 @@ export function DqPage() {
       {trend.data && points.length === 0 && <Empty>No run with evaluated loans in this range.</Empty>}
       {points.length > 0 && (
         <>
+          <h2>Mean DQ score per run</h2>
           <LineChart
             title="Mean DQ score per run, oldest first"
             points={points.map((point) => ({
