@@ -30,13 +30,13 @@ const STATE_LABEL = {
 };
 
 /** A run's stage tracking (`GET /runs/{id}/stages`) drawn as a pipeline, polled while the run goes. */
-export function RunPipeline({ runId, runStatus }: { runId: string; runStatus: string }) {
+export function RunPipeline({ runId, runStatus, pollMs = STAGES_POLL_MS }: { runId: string; runStatus: string; pollMs?: number }) {
   const live = LIVE.has(runStatus);
   const stages = useQuery({
     // The status is part of the key so the pipeline is read once more when the run settles.
     queryKey: ["stages", runId, runStatus],
     queryFn: async () => data(await api.GET("/api/runs/{run_id}/stages", { params: { path: { run_id: runId } } })),
-    refetchInterval: live ? STAGES_POLL_MS : false,
+    refetchInterval: live ? pollMs : false,
     placeholderData: (previous) => previous,
   });
   return (
@@ -70,7 +70,7 @@ export function RunPipeline({ runId, runStatus }: { runId: string; runStatus: st
             })}
           </ol>
           <StuckLoans runId={runId} stages={stages.data.stages} />
-          {live && <p className="hint">Updating every {STAGES_POLL_MS / 1000} s while the run goes.</p>}
+          {live && <p className="hint">Updating every {pollMs / 1000} s while the run goes.</p>}
         </>
       )}
     </section>

@@ -68,6 +68,27 @@ describe("pipeline", () => {
     expect(stageState(stage("read"), "completed")).toBe("done");
   });
 
+  it("reads the stages again while the run goes, so the counts move", async () => {
+    let answered = 0;
+    globalThis.fetch = (async () => {
+      answered += 1;
+      const body = { run_id: RUN_ID, status: "running", stages: [stage("read"), stage("ingested", { records_out: answered > 1 ? 10 : 4 })] };
+      return new Response(JSON.stringify(body), { status: 200, headers: { "Content-Type": "application/json" } });
+    }) as typeof fetch;
+    renderScreen(<RunPipeline runId={RUN_ID} runStatus="running" pollMs={20} />);
+    const ingested = await screen.findByText("ingested");
+    await waitFor(() => expect(ingested.closest("li")).toHaveTextContent(/out\s*10/));
+    expect(answered).toBeGreaterThan(1);
+  });
+
+  it("stops reading the stages once the run has settled", async () => {
+    const calls = fakeFetch({ [`GET /api/runs/${RUN_ID}/stages`]: [200, { run_id: RUN_ID, status: "completed", stages: [stage("read")] }] });
+    renderScreen(<RunPipeline runId={RUN_ID} runStatus="completed" pollMs={20} />);
+    await screen.findByText("passed");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(calls).toHaveLength(1);
+  });
+
   it("links the loans held before a stage to their loan view", async () => {
     fakeFetch({
       [`GET /api/runs/${RUN_ID}/stages`]: [200, {
