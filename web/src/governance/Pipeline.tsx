@@ -1,6 +1,5 @@
 import "./governance.css";
 import { useQuery } from "@tanstack/react-query";
-import { Link } from "react-router-dom";
 import { api, data, type Schemas } from "../api/client";
 import { ErrorMessage, Loading } from "../components/common";
 
@@ -69,7 +68,7 @@ export function RunPipeline({ runId, runStatus, pollMs = STAGES_POLL_MS }: { run
               );
             })}
           </ol>
-          <StuckLoans runId={runId} stages={stages.data.stages} />
+          <StuckLoans stages={stages.data.stages} />
           {live && <p className="hint">Updating every {pollMs / 1000} s while the run goes.</p>}
         </>
       )}
@@ -77,7 +76,8 @@ export function RunPipeline({ runId, runStatus, pollMs = STAGES_POLL_MS }: { run
   );
 }
 
-function StuckLoans({ runId, stages }: { runId: string; stages: Stage[] }) {
+/** The ids of loans held up before a stage (not projected yet, so no loan view to link to). */
+function StuckLoans({ stages }: { stages: Stage[] }) {
   const held = stages.filter((stage) => stage.stuck_loan_ids.length > 0);
   if (held.length === 0) return null;
   return (
@@ -90,9 +90,7 @@ function StuckLoans({ runId, stages }: { runId: string; stages: Stage[] }) {
           <ul>
             {stage.stuck_loan_ids.slice(0, STUCK_SHOWN).map((loanId) => (
               <li key={loanId}>
-                <Link to={`/runs/${runId}/loans/${loanId}`}>
-                  <code>{loanId}</code>
-                </Link>
+                <code>{loanId}</code>
               </li>
             ))}
           </ul>
