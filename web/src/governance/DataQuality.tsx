@@ -14,18 +14,31 @@ export function percent(ratio: string): string {
   return Number.isFinite(value) ? `${(value * 100).toFixed(2)}%` : ratio;
 }
 
-/** A run's data quality: the four dimensions, per field, score bands, and the weakest loans. */
-export function RunDataQuality({ runId, title = "Data quality" }: { runId: string; title?: string }) {
+/** The maximum DQ score a person typed, as the API takes it (0 to 100), or an error to show. */
+export function parseMaxScore(text: string): { value: string } | { error: string } {
+  const trimmed = text.trim();
+  const value = Number(trimmed);
+  if (trimmed === "" || !Number.isFinite(value) || value < 0 || value > 100) {
+    return { error: "Enter a maximum DQ score from 0 to 100." };
+  }
+  return { value: trimmed };
+}
+
+/** A run's data quality: the four dimensions, per field, score bands, and the weakest loans.
+ * Read once the run has `settled` (every loan projected), never from a half-projected run. */
+export function RunDataQuality({ runId, title = "Data quality", settled = true }: { runId: string; title?: string; settled?: boolean }) {
   const summary = useQuery({
     queryKey: ["dq-summary", runId],
     queryFn: async () => data(await api.GET("/api/dq/summary", { params: { query: { run_id: runId } } })),
+    enabled: settled,
   });
   const s = summary.data;
   return (
     <section aria-labelledby={`dq-${runId}`} className="card">
       <h2 id={`dq-${runId}`}>{title}</h2>
       <ErrorMessage error={summary.error} />
-      {summary.isPending && <Loading />}
+      {!settled && <Loading label="Waiting for every loan of the run to be projected…" />}
+      {settled && summary.isPending && <Loading />}
       {s && s.loans === 0 && <Empty>No loans were evaluated in this run.</Empty>}
       {s && s.loans > 0 && (
         <>
@@ -86,6 +99,7 @@ function DqFailures({ runId }: { runId: string }) {
   const pager = useCursorPager();
   const [draft, setDraft] = useState("75");
   const [maxScore, setMaxScore] = useState("75");
+  const [draftError, setDraftError] = useState<string | null>(null);
   const failures = useQuery({
     queryKey: ["dq-failures", runId, maxScore, pager.after],
     queryFn: async () =>
@@ -101,18 +115,39 @@ function DqFailures({ runId }: { runId: string }) {
       <h3>Weakest loans</h3>
       <form
         className="toolbar"
+        noValidate
         onSubmit={(event) => {
           event.preventDefault();
-          setMaxScore(draft);
+          const parsed = parseMaxScore(draft);
+          if ("error" in parsed) {
+            setDraftError(parsed.error);
+            return;
+          }
+          setDraftError(null);
+          setMaxScore(parsed.value);
           pager.reset();
         }}
       >
         <label>
           Maximum DQ score
-          <input type="number" min={0} max={100} step="any" value={draft} onChange={(e) => setDraft(e.target.value)} />
+          <input
+            type="number"
+            min={0}
+            max={100}
+            step="any"
+            value={draft}
+            onChange={(e) => setDraft(e.target.value)}
+            aria-invalid={draftError !== null}
+            aria-describedby={draftError ? `dq-max-error-${runId}` : undefined}
+          />
         </label>
         <button type="submit">Show</button>
       </form>
+      {draftError && (
+        <p role="alert" className="error" id={`dq-max-error-${runId}`}>
+          {draftError}
+        </p>
+      )}
       <ErrorMessage error={failures.error} />
       {failures.isPending && <Loading />}
       {failures.data && failures.data.items.length === 0 && <Empty>No loan scores {maxScore} or less.</Empty>}
@@ -146,7 +181,7 @@ function DqFailures({ runId }: { runId: string }) {
           </tbody>
         </table>
       )}
-      {failures.data && <Pager pager={pager} nextCursor={failures.data.next_cursor} label="Weakest loans" />}
+      {failures.data && <Pager pager={pager} nextCursor={failures.data.next_cursor} label="Weakest loans" busy={failures.isPlaceholderData} />}
     </>
   );
 }

@@ -130,19 +130,24 @@ export function DqPage() {
         </>
       )}
       <nav className="pager" aria-label="Trend pages">
-        <button type="button" onClick={() => setStarts((stack) => stack.slice(0, -1))} disabled={starts.length === 0}>
+        <button type="button" onClick={() => setStarts((stack) => stack.slice(0, -1))} disabled={starts.length === 0 || trend.isPlaceholderData}>
           Earlier runs
         </button>
         <span>Page {starts.length + 1}</span>
         <button
           type="button"
-          disabled={!more}
+          disabled={!more || trend.isPlaceholderData}
           onClick={() =>
             last?.created_at &&
-            setStarts((stack) => [
-              ...stack,
-              { from: last.created_at!, seen: (trend.data ?? []).filter((point) => point.created_at === last.created_at).map((point) => point.run_id) },
-            ])
+            setStarts((stack) =>
+              // A second click before the next page arrives would start the same page again.
+              stack[stack.length - 1]?.from === last.created_at
+                ? stack
+                : [
+                    ...stack,
+                    { from: last.created_at!, seen: (trend.data ?? []).filter((point) => point.created_at === last.created_at).map((point) => point.run_id) },
+                  ],
+            )
           }
         >
           Later runs

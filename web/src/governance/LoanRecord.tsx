@@ -1,11 +1,11 @@
 import "./governance.css";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useRef, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { api, data, type Loan, type Schemas } from "../api/client";
 import { hasRole, useMe } from "../auth";
 import { Empty, ErrorMessage, Loading, formatDate } from "../components/common";
 import { SlicePager, useSlicePager } from "./paging";
-import { ReprocessForm } from "./Reprocess";
+import { ReprocessDisclosure } from "./Reprocess";
 
 type Correction = Schemas["CorrectionResponse"];
 type HistoryEvent = Schemas["HistoryEvent"];
@@ -17,7 +17,20 @@ export const LOAN_FIELDS = [
   "occupancy_status", "loan_purpose", "purchase_price", "appraisal_value",
 ] as const;
 const PAGE = 20;
-const CONFIRM_POLL_MS = 1000;
+
+/** How the corrections are read again until the projector confirms a new one: after 1, 2, 4… s
+ * (at most 10 s between reads), giving up after a minute: well inside the API's per-user limit. */
+export interface ConfirmPolling {
+  firstMs: number;
+  maxMs: number;
+  giveUpMs: number;
+}
+export const CONFIRM_POLLING: ConfirmPolling = { firstMs: 1000, maxMs: 10_000, giveUpMs: 60_000 };
+
+/** The wait before the next read of the corrections, after `reads` reads since the correction. */
+export function confirmDelay(reads: number, polling: ConfirmPolling = CONFIRM_POLLING): number {
+  return Math.min(polling.firstMs * 2 ** Math.min(reads, 30), polling.maxMs);
+}
 
 export interface FieldRow {
   field: string;
@@ -52,18 +65,51 @@ export function mergeCorrections(listed: Correction[], recorded: Correction[]): 
 
 /** The loan view's governance: record editor (source vs current), DQ issues, corrections, lineage
  * and reprocess. */
-export function LoanRecord({ loan }: { loan: Loan }) {
+export function LoanRecord({ loan, polling = CONFIRM_POLLING }: { loan: Loan; polling?: ConfirmPolling }) {
   const me = useMe();
   const canCorrect = hasRole(me, "admin", "analyst", "senior_analyst");
   const client = useQueryClient();
   const [recorded, setRecorded] = useState<Correction[]>([]);
+  // Reads of the corrections since the last correction (or "check again"), and whether the wait
+  // for the projector's confirmation was given up.
+  const reads = useRef(0);
+  const [watch, setWatch] = useState(0);
+  const [gaveUp, setGaveUp] = useState(false);
   const corrections = useQuery({
     queryKey: ["corrections", loan.loan_id],
-    queryFn: async () => data(await api.GET("/api/loans/{loan_id}/corrections", { params: { path: { loan_id: loan.loan_id } } })),
-    // Until the projector shows what was just recorded, look again every second.
-    refetchInterval: (query) => (mergeCorrections(query.state.data ?? [], recorded).unconfirmed.length ? CONFIRM_POLL_MS : false),
+    queryFn: async () => {
+      reads.current += 1;
+      return data(await api.GET("/api/loans/{loan_id}/corrections", { params: { path: { loan_id: loan.loan_id } } }));
+    },
+    // Until the projector shows what was just recorded, look again ever more slowly; not after
+    // an error, nor once given up.
+    refetchInterval: (query) =>
+      !gaveUp && !query.state.error && mergeCorrections(query.state.data ?? [], recorded).unconfirmed.length
+        ? confirmDelay(Math.max(reads.current - 1, 0), polling)
+        : false,
   });
   const { all, unconfirmed } = mergeCorrections(corrections.data ?? [], recorded);
+  const waiting = unconfirmed.length > 0;
+  useEffect(() => {
+    if (!waiting) return;
+    const timer = setTimeout(() => setGaveUp(true), polling.giveUpMs);
+    return () => clearTimeout(timer);
+  }, [waiting, watch, polling.giveUpMs]);
+  // The lineage is read once more when the projector confirms, not polled meanwhile.
+  const wasWaiting = useRef(false);
+  useEffect(() => {
+    if (wasWaiting.current && !waiting) void client.invalidateQueries({ queryKey: ["history", loan.loan_id] });
+    wasWaiting.current = waiting;
+  }, [waiting, client, loan.loan_id]);
+  function watchAgain() {
+    reads.current = 0;
+    setGaveUp(false);
+    setWatch((count) => count + 1);
+  }
+  function checkAgain() {
+    watchAgain();
+    void corrections.refetch();
+  }
   const rows = fieldRows(loan, all);
   const [field, setField] = useState<string>(LOAN_FIELDS[3]);
   const [value, setValue] = useState("");
@@ -75,11 +121,10 @@ export function LoanRecord({ loan }: { loan: Loan }) {
     onSuccess: (answer) => {
       setRecorded((current) => [...current, answer]);
       setReason("");
+      watchAgain();
       void client.invalidateQueries({ queryKey: ["corrections", loan.loan_id] });
-      void client.invalidateQueries({ queryKey: ["history", loan.loan_id] });
     },
   });
-  const [reprocessing, setReprocessing] = useState(false);
   const missing = LOAN_FIELDS.filter((name) => loan[name] == null);
 
   function edit(row: FieldRow) {
@@ -163,6 +208,14 @@ export function LoanRecord({ loan }: { loan: Loan }) {
             Correction of {correct.data.field} recorded; a reprocess with corrections applies it.
           </p>
         )}
+        {waiting && (gaveUp || corrections.error) && (
+          <p role="status" className="notice">
+            The event log has not confirmed {unconfirmed.length === 1 ? "the new correction" : `${unconfirmed.length} new corrections`} yet.{" "}
+            <button type="button" onClick={checkAgain}>
+              Check again
+            </button>
+          </p>
+        )}
       </section>
 
       <section aria-labelledby="dq-issues-title" className="card">
@@ -181,22 +234,18 @@ export function LoanRecord({ loan }: { loan: Loan }) {
 
       <Corrections corrections={all} unconfirmed={unconfirmed} pending={corrections.isPending} />
 
-      <Lineage loanId={loan.loan_id} watching={unconfirmed.length > 0} />
+      <Lineage loanId={loan.loan_id} />
 
       {canCorrect && (
         <section aria-labelledby="reprocess-title" className="card">
           <h2 id="reprocess-title">Reprocess</h2>
-          {reprocessing ? (
-            unconfirmed.length > 0 ? (
-              <p role="status">Waiting for the event log to confirm the new correction…</p>
-            ) : (
-              <ReprocessForm runId={loan.run_id} loanId={loan.loan_id} onCancel={() => setReprocessing(false)} />
-            )
-          ) : (
-            <button type="button" onClick={() => setReprocessing(true)}>
-              Reprocess with corrections…
-            </button>
-          )}
+          <ReprocessDisclosure
+            runId={loan.run_id}
+            loanId={loan.loan_id}
+            label="Reprocess with corrections…"
+            parentRuleSet={loan.rule_set_version}
+            waiting={waiting ? "Waiting for the event log to confirm the new correction…" : undefined}
+          />
         </section>
       )}
     </>
@@ -253,12 +302,11 @@ export function describeDetails(details: Record<string, unknown> | undefined): s
     .join("; ");
 }
 
-/** The loan's events in order; looked at again while a new correction is on its way into them. */
-function Lineage({ loanId, watching }: { loanId: string; watching: boolean }) {
+/** The loan's events in order; read again once a new correction is confirmed. */
+function Lineage({ loanId }: { loanId: string }) {
   const history = useQuery({
     queryKey: ["history", loanId],
     queryFn: async () => data(await api.GET("/api/loans/{loan_id}/history", { params: { path: { loan_id: loanId } } })),
-    refetchInterval: watching ? CONFIRM_POLL_MS : false,
   });
   const pager = useSlicePager<HistoryEvent>(history.data?.events ?? [], PAGE);
   return (

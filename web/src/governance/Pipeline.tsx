@@ -11,11 +11,20 @@ const STUCK_SHOWN = 20;
  * per-user rate limit. */
 export const STAGES_POLL_MS = 4000;
 
-/** How a stage is doing: where it failed, where records wait, what is done. */
+/** A run is settled once its status is final and every loan it reported is projected: until then
+ * the read models (DQ, diff, loans) show a half-projected run. */
+export function runSettled(stages: { status: string; stages: Stage[] } | undefined): boolean {
+  if (!stages || LIVE.has(stages.status)) return false;
+  const projected = stages.stages.find((stage) => stage.stage === "projected");
+  return !projected || !projected.available || projected.stuck === 0;
+}
+
+/** How a stage is doing: where it failed, where records wait, what is done. Records held before
+ * the projection only wait (the projector stores a finished run's loans a moment later). */
 export function stageState(stage: Stage, runStatus: string): "failed" | "waiting" | "done" | "untracked" | "idle" {
   if (!stage.available) return "untracked";
   if (stage.failed > 0) return "failed";
-  if (stage.stuck > 0) return LIVE.has(runStatus) ? "waiting" : "failed";
+  if (stage.stuck > 0) return LIVE.has(runStatus) || stage.stage === "projected" ? "waiting" : "failed";
   if (stage.records_out != null && stage.records_out > 0) return "done";
   return "idle";
 }
@@ -28,16 +37,30 @@ const STATE_LABEL = {
   idle: "nothing yet",
 };
 
-/** A run's stage tracking (`GET /runs/{id}/stages`) drawn as a pipeline, polled while the run goes. */
-export function RunPipeline({ runId, runStatus, pollMs = STAGES_POLL_MS }: { runId: string; runStatus: string; pollMs?: number }) {
-  const live = LIVE.has(runStatus);
-  const stages = useQuery({
-    // The status is part of the key so the pipeline is read once more when the run settles.
+/** A run's stage tracking, read again every `pollMs` until the run has settled (`runSettled`).
+ * The run's status is part of the key, so the stages are read at once when the run stops. */
+export function useRunStages(runId: string, runStatus: string, pollMs = STAGES_POLL_MS) {
+  return useQuery({
     queryKey: ["stages", runId, runStatus],
     queryFn: async () => data(await api.GET("/api/runs/{run_id}/stages", { params: { path: { run_id: runId } } })),
-    refetchInterval: live ? pollMs : false,
+    refetchInterval: (query) => (query.state.error || runSettled(query.state.data) ? false : pollMs),
     placeholderData: (previous) => previous,
   });
+}
+
+/** Whether a run has settled (see `runSettled`); shares the pipeline's reads of the stages. When
+ * the stages cannot be read (the pipeline shows why), the panels show what the API has. */
+export function useRunSettled(runId: string, runStatus: string, pollMs = STAGES_POLL_MS): boolean {
+  const stages = useRunStages(runId, runStatus, pollMs);
+  if (stages.error) return true;
+  return !stages.isPlaceholderData && runSettled(stages.data);
+}
+
+/** A run's stage tracking (`GET /runs/{id}/stages`) drawn as a pipeline, polled until the run has
+ * settled. */
+export function RunPipeline({ runId, runStatus, pollMs = STAGES_POLL_MS }: { runId: string; runStatus: string; pollMs?: number }) {
+  const stages = useRunStages(runId, runStatus, pollMs);
+  const live = !runSettled(stages.data);
   return (
     <section aria-labelledby="pipeline-title">
       <h2 id="pipeline-title">Pipeline</h2>
@@ -69,7 +92,11 @@ export function RunPipeline({ runId, runStatus, pollMs = STAGES_POLL_MS }: { run
             })}
           </ol>
           <StuckLoans stages={stages.data.stages} />
-          {live && <p className="hint">Updating every {pollMs / 1000} s while the run goes.</p>}
+          {live && (
+            <p className="hint">
+              Updating every {pollMs / 1000} s {LIVE.has(stages.data.status) ? "while the run goes" : "until every loan is projected"}.
+            </p>
+          )}
         </>
       )}
     </section>
@@ -78,14 +105,14 @@ export function RunPipeline({ runId, runStatus, pollMs = STAGES_POLL_MS }: { run
 
 /** The ids of loans held up before a stage (not projected yet, so no loan view to link to). */
 function StuckLoans({ stages }: { stages: Stage[] }) {
-  const held = stages.filter((stage) => stage.stuck_loan_ids.length > 0);
+  const held = stages.filter((stage) => stage.stuck > 0 && stage.stuck_loan_ids.length > 0);
   if (held.length === 0) return null;
   return (
     <>
       {held.map((stage) => (
         <details key={stage.stage} className="stuck">
           <summary>
-            {stage.stuck_loan_ids.length} loans held before {stage.stage}
+            {stage.stuck} loans held before {stage.stage}
           </summary>
           <ul>
             {stage.stuck_loan_ids.slice(0, STUCK_SHOWN).map((loanId) => (
@@ -94,7 +121,9 @@ function StuckLoans({ stages }: { stages: Stage[] }) {
               </li>
             ))}
           </ul>
-          {stage.stuck_loan_ids.length > STUCK_SHOWN && <p className="hint">and {stage.stuck_loan_ids.length - STUCK_SHOWN} more</p>}
+          {stage.stuck > Math.min(stage.stuck_loan_ids.length, STUCK_SHOWN) && (
+            <p className="hint">and {stage.stuck - Math.min(stage.stuck_loan_ids.length, STUCK_SHOWN)} more</p>
+          )}
         </details>
       ))}
     </>

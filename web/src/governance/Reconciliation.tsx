@@ -123,7 +123,7 @@ export function RunReconciliation({ runId, canAct }: { runId: string; canAct: bo
           </tbody>
         </table>
       )}
-      {r && <Pager pager={pager} nextCursor={r.findings.next_cursor} label="Findings" />}
+      {r && <Pager pager={pager} nextCursor={r.findings.next_cursor} label="Findings" busy={result.isPlaceholderData} />}
     </section>
   );
 }
@@ -150,6 +150,9 @@ function FindingRow({ runId, finding, canAct }: { runId: string; finding: Findin
   const by = recorded?.reviewed_by ?? finding.reviewed_by;
   const why = recorded?.notes ?? finding.review_notes;
   const label = finding.seller_loan_number ?? finding.locator;
+  // The API takes a review only with notes (why it is accepted or flagged).
+  const noNotes = notes.trim() === "";
+  const notesHint = `notes-hint-${finding.finding_id}`;
   return (
     <tr>
       <td>{finding.kind.replace(/_/g, " ")}</td>
@@ -174,12 +177,23 @@ function FindingRow({ runId, finding, canAct }: { runId: string; finding: Findin
           <form className="review" aria-label={`Review finding ${finding.locator}`} onSubmit={(e) => e.preventDefault()}>
             <label>
               Notes
-              <input value={notes} onChange={(e) => setNotes(e.target.value)} aria-label={`Notes on ${finding.locator}`} />
+              <input
+                value={notes}
+                onChange={(e) => setNotes(e.target.value)}
+                aria-label={`Notes on ${finding.locator}`}
+                aria-describedby={noNotes ? notesHint : undefined}
+                required
+              />
             </label>
-            <button type="button" disabled={review.isPending} onClick={() => review.mutate("accept")}>
+            {noNotes && (
+              <span className="hint" id={notesHint}>
+                Notes are needed to accept or flag.
+              </span>
+            )}
+            <button type="button" disabled={review.isPending || noNotes} onClick={() => review.mutate("accept")}>
               Accept
             </button>
-            <button type="button" disabled={review.isPending} onClick={() => review.mutate("flag")}>
+            <button type="button" disabled={review.isPending || noNotes} onClick={() => review.mutate("flag")}>
               Flag for correction
             </button>
             <ErrorMessage error={review.error} />

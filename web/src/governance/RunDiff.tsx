@@ -15,17 +15,26 @@ export function countEntries(counts: Record<string, number>): [string, number][]
   return [...first, ...rest].filter((key) => key in counts).map((key) => [key, counts[key]]);
 }
 
-/** A reprocessed run against its parent (`GET /runs/{child}/diff`): counts and changed loans. */
-export function RunDiff({ runId, parentRunId }: { runId: string; parentRunId: string }) {
+/** Whether a diff page has a next one: the list holds the changed loans and the added ones (rows
+ * the parent lacks). */
+export function hasNextDiffPage(counts: Record<string, number>, skip: number): boolean {
+  return skip + DIFF_PAGE < (counts.changed ?? 0) + (counts.added ?? 0);
+}
+
+/** A reprocessed run against its parent (`GET /runs/{child}/diff`): counts and changed loans.
+ * Read once the child has `settled` (every loan projected), never from a half-projected run. */
+export function RunDiff({ runId, parentRunId, settled = true }: { runId: string; parentRunId: string; settled?: boolean }) {
   const [skip, setSkip] = useState(0);
   const diff = useQuery({
     queryKey: ["diff", runId, skip],
     queryFn: async () =>
       data(await api.GET("/api/runs/{run_id}/diff", { params: { path: { run_id: runId }, query: { skip, limit: DIFF_PAGE } } })),
     placeholderData: (previous) => previous,
+    enabled: settled,
   });
   const d = diff.data;
-  const changed = d?.counts.changed ?? 0;
+  // While the next page loads the previous one stays on screen: no second click on its buttons.
+  const moving = diff.isPlaceholderData;
   return (
     <section aria-labelledby={`diff-${runId}`} className="card">
       <h2 id={`diff-${runId}`}>Changes against the parent run</h2>
@@ -33,7 +42,8 @@ export function RunDiff({ runId, parentRunId }: { runId: string; parentRunId: st
         Parent: <Link to={`/runs/${parentRunId}`}>run {parentRunId}</Link>
       </p>
       <ErrorMessage error={diff.error} />
-      {diff.isPending && <Loading />}
+      {!settled && <Loading label="Waiting for every loan of the run to be projected…" />}
+      {settled && diff.isPending && <Loading />}
       {d && (
         <>
           <ul className="counts" aria-label="Loans by outcome">
@@ -77,11 +87,11 @@ export function RunDiff({ runId, parentRunId }: { runId: string; parentRunId: st
             </table>
           )}
           <nav className="pager" aria-label="Changes pages">
-            <button type="button" onClick={() => setSkip(Math.max(0, skip - DIFF_PAGE))} disabled={skip === 0}>
+            <button type="button" onClick={() => setSkip(Math.max(0, skip - DIFF_PAGE))} disabled={skip === 0 || moving}>
               Previous page
             </button>
             <span>Page {skip / DIFF_PAGE + 1}</span>
-            <button type="button" onClick={() => setSkip(skip + DIFF_PAGE)} disabled={skip + DIFF_PAGE >= changed}>
+            <button type="button" onClick={() => setSkip(skip + DIFF_PAGE)} disabled={moving || !hasNextDiffPage(d.counts, skip)}>
               Next page
             </button>
           </nav>
