@@ -145,8 +145,21 @@ await h.run("governance", async () => {
   await h.check(page, "gov-loan-record");
 
   step("reprocess the loan with its correction: the child run opens and shows its diff");
-  await page.getByRole("button", { name: "Reprocess with corrections…" }).click();
+  const toggle = page.getByRole("button", { name: "Reprocess with corrections…" });
+  await toggle.focus();
+  await page.keyboard.press("Enter");
   const reprocess = page.getByRole("form", { name: "Reprocess this loan" });
+  await reprocess.waitFor();
+  if ((await toggle.getAttribute("aria-expanded")) !== "true") fail("the open reprocess toggle does not say it is expanded");
+  const opened = await page.evaluate(() => document.activeElement?.closest("label")?.textContent ?? "");
+  if (!opened.startsWith("IRR target")) fail(`opening the reprocess form left the focus on "${opened}"`);
+  const ruleSet = await reprocess.getByLabel("Rule set").inputValue();
+  const parentsOption = await reprocess.locator("option", { hasText: "(the parent's)" }).getAttribute("value");
+  if (!ruleSet || ruleSet !== parentsOption) fail(`the reprocess form starts on rule set "${ruleSet}", not the parent's "${parentsOption}"`);
+  await reprocess.getByRole("button", { name: "Cancel" }).click();
+  if (!(await toggle.evaluate((element) => element === document.activeElement))) fail("cancelling the reprocess form lost the focus");
+  await page.keyboard.press("Enter");
+  await reprocess.waitFor();
   if (!(await reprocess.getByLabel("Apply corrections").isChecked())) fail("corrections are not applied by default");
   if (!(await reprocess.getByLabel("Only this loan").isChecked())) fail("the loan alone is not chosen by default");
   await h.check(page, "gov-reprocess-form", reprocess);

@@ -291,15 +291,15 @@ describe("data quality", () => {
       </Routes>,
       { path: "/dq" },
     );
-    await screen.findByRole("link", { name: `Run ${last.run_id}` });
+    await screen.findByLabelText(`Run ${last.run_id}`, undefined, { timeout: 5000 });
     const pages = screen.getByRole("navigation", { name: "Trend pages" });
     await userEvent.dblClick(within(pages).getByRole("button", { name: "Later runs" }));
-    expect(await screen.findByRole("link", { name: `Run ${point(TREND_PAGE).run_id}` })).toBeInTheDocument();
+    expect(await screen.findByLabelText(`Run ${point(TREND_PAGE).run_id}`, undefined, { timeout: 5000 })).toBeInTheDocument();
     expect(pages).toHaveTextContent("Page 2");
-    expect(screen.queryByRole("link", { name: `Run ${last.run_id}` })).toBeNull();
+    expect(screen.queryByLabelText(`Run ${last.run_id}`)).toBeNull();
     expect(calls.filter((call) => call.url.searchParams.get("from") === last.created_at)).toHaveLength(1);
     await userEvent.click(within(pages).getByRole("button", { name: "Earlier runs" }));
-    expect(await screen.findByRole("link", { name: `Run ${last.run_id}` })).toBeInTheDocument();
+    expect(await screen.findByLabelText(`Run ${last.run_id}`, undefined, { timeout: 5000 })).toBeInTheDocument();
     expect(pages).toHaveTextContent("Page 1");
   });
 });
@@ -525,7 +525,7 @@ describe("loan record", () => {
     await userEvent.type(screen.getByLabelText("Reason"), "Appraisal re-read");
     await userEvent.click(screen.getByRole("button", { name: "Record correction" }));
     expect(await screen.findByText("being recorded")).toBeInTheDocument();
-    const checkAgain = await screen.findByRole("button", { name: "Check again" });
+    const checkAgain = await screen.findByRole("button", { name: "Check again" }, { timeout: 3000 });
     expect(screen.getByText(/has not confirmed the new correction yet/)).toBeInTheDocument();
     const gaveUpAt = reads("/corrections");
     expect(gaveUpAt).toBeGreaterThan(3);

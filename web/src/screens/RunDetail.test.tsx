@@ -72,10 +72,10 @@ describe("run detail", () => {
     const calls = fakeFetch(routes);
     show();
     expect(await screen.findByText("Waiting for the run to be recorded…")).toBeInTheDocument();
-    await waitFor(() => expect(calls.filter((call) => call.url.pathname === `/api/runs/${RUN_ID}`).length).toBeGreaterThan(1), { timeout: 3000 });
+    await waitFor(() => expect(calls.filter((call) => call.url.pathname === `/api/runs/${RUN_ID}`).length).toBeGreaterThan(1), { timeout: 5000 });
     expect(screen.queryByRole("alert")).toBeNull();
     routes[`GET /api/runs/${RUN_ID}`] = [200, RUN];
-    expect(await screen.findByRole("heading", { name: new RegExp(`Run ${RUN_ID}`) }, { timeout: 3000 })).toBeInTheDocument();
+    expect(await screen.findByRole("heading", { name: new RegExp(`Run ${RUN_ID}`) }, { timeout: 5000 })).toBeInTheDocument();
   });
 
   it("says the run is not found once it has waited long enough", async () => {
