@@ -154,7 +154,7 @@ await h.run("governance", async () => {
   const opened = await page.evaluate(() => document.activeElement?.closest("label")?.textContent ?? "");
   if (!opened.startsWith("IRR target")) fail(`opening the reprocess form left the focus on "${opened}"`);
   const ruleSet = await reprocess.getByLabel("Rule set").inputValue();
-  const parentsOption = await reprocess.locator("option", { hasText: "(the parent's)" }).getAttribute("value");
+  const parentsOption = await reprocess.locator("option", { hasText: "the parent's" }).getAttribute("value");
   if (!ruleSet || ruleSet !== parentsOption) fail(`the reprocess form starts on rule set "${ruleSet}", not the parent's "${parentsOption}"`);
   await reprocess.getByRole("button", { name: "Cancel" }).click();
   if (!(await toggle.evaluate((element) => element === document.activeElement))) fail("cancelling the reprocess form lost the focus");

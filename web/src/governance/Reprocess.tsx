@@ -30,6 +30,12 @@ export function reprocessBody(draft: ReprocessDraft): ReprocessBody {
   };
 }
 
+/** A rule set's option: its version, and whether it is the parent's and the current one. */
+export function ruleSetLabel(version: string, parents: boolean, current: boolean): string {
+  const notes = [parents && "the parent's", current && "current"].filter(Boolean);
+  return notes.length ? `${version} (${notes.join(", ")})` : version;
+}
+
 /** A toggle that shows the reprocess form below it (`aria-expanded`, `aria-controls`): opening it
  * puts the focus on the form's first field, cancelling puts it back on the toggle. While
  * `waiting` is set, the form is replaced by that message. */
@@ -162,9 +168,7 @@ export function ReprocessForm({
             {parentVersion && !versions.includes(parentVersion) && <option value={parentVersion}>{parentVersion} (the parent's)</option>}
             {(ruleSets.data ?? []).map((ruleSet) => (
               <option key={ruleSet.version} value={ruleSet.version}>
-                {ruleSet.version}
-                {ruleSet.version === parentVersion ? " (the parent's)" : ""}
-                {ruleSet.current ? " (current)" : ""}
+                {ruleSetLabel(ruleSet.version, ruleSet.version === parentVersion, ruleSet.current)}
               </option>
             ))}
           </select>

@@ -10,7 +10,7 @@ import { DqPage, TREND_PAGE, freshPoints } from "./DqPage";
 import { LoanRecord, confirmDelay, fieldRows } from "./LoanRecord";
 import { RunPipeline, runSettled, stageState } from "./Pipeline";
 import { RunReconciliation, describeField } from "./Reconciliation";
-import { reprocessBody, ReprocessForm } from "./Reprocess";
+import { reprocessBody, ReprocessForm, ruleSetLabel } from "./Reprocess";
 import { ReprocessControl, RunGovernance } from "./RunGovernance";
 import { RunDiff, countEntries, hasNextDiffPage } from "./RunDiff";
 
@@ -618,6 +618,7 @@ describe("reprocess", () => {
     await userEvent.click(screen.getByRole("button", { name: "Start reprocess" }));
     await waitFor(() => expect(calls.some((call) => call.method === "POST")).toBe(true));
     expect(calls.find((call) => call.method === "POST")!.body).toMatchObject({ rule_set_version: "2026.10.0" });
+    expect(ruleSetLabel("2026.11.1", true, true)).toBe("2026.11.1 (the parent's, current)");
   });
 
   it("toggles the run's reprocess form with its state told, the focus on its first field, and back on the toggle on cancel", async () => {
