@@ -3,6 +3,7 @@ import { HashRouter, NavLink, Navigate, Route, Routes } from "react-router-dom";
 import { ApiError, logout } from "./api/client";
 import { MeProvider, hasRole, useMe, useMeQuery, useSessionPresent } from "./auth";
 import { ErrorMessage, Loading } from "./components/common";
+import { DqPage } from "./governance/DqPage";
 import { Admin } from "./screens/Admin";
 import { ExceptionDetail } from "./screens/ExceptionDetail";
 import { Exceptions } from "./screens/Exceptions";
@@ -27,6 +28,7 @@ export function makeQueryClient(): QueryClient {
 const SECTIONS: { to: string; label: string; roles: string[] }[] = [
   { to: "/runs", label: "Runs", roles: ["admin", "analyst", "senior_analyst", "sales_team"] },
   { to: "/exceptions", label: "Exceptions", roles: ["admin", "analyst", "senior_analyst", "sales_team"] },
+  { to: "/dq", label: "Data quality", roles: ["admin", "analyst", "senior_analyst", "sales_team"] },
   { to: "/admin", label: "Admin", roles: ["admin"] },
 ];
 
@@ -62,6 +64,7 @@ function Shell() {
           <Route path="/runs/:runId/loans/:loanId" element={<LoanView />} />
           <Route path="/exceptions" element={<Exceptions />} />
           <Route path="/exceptions/:exceptionId" element={<ExceptionDetail />} />
+          <Route path="/dq" element={<DqPage />} />
           {hasRole(me, "admin") && <Route path="/admin/*" element={<Admin />} />}
           <Route path="*" element={<p>Nothing here. <NavLink to="/runs">Go to runs</NavLink>.</p>} />
         </Routes>

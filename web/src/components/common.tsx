@@ -30,7 +30,8 @@ export function useCursorPager() {
   return {
     after,
     page: cursors.length,
-    next: (cursor: string) => setCursors((stack) => [...stack, cursor]),
+    // A second click before the next page arrives pushes the same cursor: ignore it.
+    next: (cursor: string) => setCursors((stack) => (stack[stack.length - 1] === cursor ? stack : [...stack, cursor])),
     previous: () => setCursors((stack) => (stack.length > 1 ? stack.slice(0, -1) : stack)),
     reset: () => setCursors([null]),
   };
@@ -40,18 +41,21 @@ export function Pager({
   pager,
   nextCursor,
   label,
+  busy = false,
 }: {
   pager: ReturnType<typeof useCursorPager>;
   nextCursor: string | null | undefined;
   label: string;
+  /** A page is on its way (the previous one still shown): no paging meanwhile. */
+  busy?: boolean;
 }) {
   return (
     <nav className="pager" aria-label={`${label} pages`}>
-      <button type="button" onClick={pager.previous} disabled={pager.page <= 1}>
+      <button type="button" onClick={pager.previous} disabled={busy || pager.page <= 1}>
         Previous page
       </button>
       <span>Page {pager.page}</span>
-      <button type="button" onClick={() => nextCursor && pager.next(nextCursor)} disabled={!nextCursor}>
+      <button type="button" onClick={() => nextCursor && pager.next(nextCursor)} disabled={busy || !nextCursor}>
         Next page
       </button>
     </nav>

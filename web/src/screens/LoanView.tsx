@@ -2,6 +2,7 @@ import { useQuery } from "@tanstack/react-query";
 import { Link, useLocation, useParams } from "react-router-dom";
 import { api, data, type Loan } from "../api/client";
 import { Empty, ErrorMessage, Loading, StatusBadge, shortId } from "../components/common";
+import { LoanRecord } from "../governance/LoanRecord";
 
 const SCAN_PAGES = 40;
 
@@ -88,6 +89,7 @@ export function LoanView() {
           ))}
         </ul>
       )}
+      {loan.data && <LoanRecord loan={loan.data} />}
     </section>
   );
 }

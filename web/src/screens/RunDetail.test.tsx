@@ -1,4 +1,4 @@
-import { screen } from "@testing-library/react";
+import { screen, waitFor } from "@testing-library/react";
 import { Route, Routes } from "react-router-dom";
 import { describe, expect, it } from "vitest";
 import { fakeFetch, renderScreen } from "../testing";
@@ -13,10 +13,10 @@ const RUN = {
 };
 const PHASE = { started_at: null, completed_at: null, duration_seconds: null, total: 10 };
 
-function show() {
+function show(awaitMs?: number) {
   return renderScreen(
     <Routes>
-      <Route path="/runs/:runId" element={<RunDetail />} />
+      <Route path="/runs/:runId" element={<RunDetail awaitMs={awaitMs} />} />
     </Routes>,
     { path: `/runs/${RUN_ID}` },
   );
@@ -63,5 +63,24 @@ describe("run detail", () => {
     expect(await screen.findByRole("button", { name: "Download purchase_tape.csv" })).toBeEnabled();
     expect(await screen.findByText("hard exceptions")).toBeInTheDocument();
     expect(await screen.findByText("No loans match.")).toBeInTheDocument();
+  });
+
+  it("waits for a run just requested that the API does not list yet, then shows it", async () => {
+    const routes: Record<string, [number, unknown]> = {
+      [`GET /api/runs/${RUN_ID}`]: [404, { error: "Run not found", status_code: 404 }],
+    };
+    const calls = fakeFetch(routes);
+    show();
+    expect(await screen.findByText("Waiting for the run to be recorded…")).toBeInTheDocument();
+    await waitFor(() => expect(calls.filter((call) => call.url.pathname === `/api/runs/${RUN_ID}`).length).toBeGreaterThan(1), { timeout: 5000 });
+    expect(screen.queryByRole("alert")).toBeNull();
+    routes[`GET /api/runs/${RUN_ID}`] = [200, RUN];
+    expect(await screen.findByRole("heading", { name: new RegExp(`Run ${RUN_ID}`) }, { timeout: 5000 })).toBeInTheDocument();
+  });
+
+  it("says the run is not found once it has waited long enough", async () => {
+    fakeFetch({ [`GET /api/runs/${RUN_ID}`]: [404, { error: "Run not found", status_code: 404 }] });
+    show(100);
+    expect(await screen.findByRole("alert")).toHaveTextContent("Run not found");
   });
 });

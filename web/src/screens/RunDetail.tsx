@@ -1,22 +1,39 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router-dom";
-import { api, data, download } from "../api/client";
+import { ApiError, api, data, download } from "../api/client";
 import { hasRole, useMe } from "../auth";
 import { Empty, ErrorMessage, Loading, Pager, StatusBadge, formatDate, useCursorPager } from "../components/common";
+import { RunPipeline } from "../governance/Pipeline";
+import { ReprocessControl, RunGovernance } from "../governance/RunGovernance";
 
 const LIVE = new Set(["pending", "running"]);
+/** A run just requested (a reprocess's child) is listed once the projector has it: a 404 is read
+ * again every second for this long before it is shown. */
+export const AWAIT_NEW_RUN_MS = 30_000;
 
-export function RunDetail() {
+function notFound(error: unknown): boolean {
+  return error instanceof ApiError && error.status === 404;
+}
+
+export function RunDetail({ awaitMs = AWAIT_NEW_RUN_MS }: { awaitMs?: number }) {
   const { runId = "" } = useParams();
   const me = useMe();
   const client = useQueryClient();
   const path = { run_id: runId };
+  const [gaveUp, setGaveUp] = useState(false);
+  useEffect(() => {
+    setGaveUp(false);
+    const timer = setTimeout(() => setGaveUp(true), awaitMs);
+    return () => clearTimeout(timer);
+  }, [runId, awaitMs]);
   const run = useQuery({
     queryKey: ["run", runId],
     queryFn: async () => data(await api.GET("/api/runs/{run_id}", { params: { path } })),
-    refetchInterval: (query) => (query.state.data && LIVE.has(query.state.data.status) ? 4000 : false),
+    refetchInterval: (query) =>
+      query.state.data && LIVE.has(query.state.data.status) ? 4000 : notFound(query.state.error) && !gaveUp ? 1000 : false,
   });
+  const awaiting = notFound(run.error) && !gaveUp;
   const live = run.data ? LIVE.has(run.data.status) : true;
   const done = run.data?.status === "completed";
   const progress = useQuery({
@@ -25,6 +42,7 @@ export function RunDetail() {
     // Live progress every 2 s, the run every 4 s (together well inside the API's per-user rate
     // limit), and the run at once when the progress says its status changed.
     refetchInterval: live ? 2000 : false,
+    enabled: run.data !== undefined,
   });
   const progressStatus = progress.data?.status;
   useEffect(() => {
@@ -52,13 +70,6 @@ export function RunDetail() {
     mutationFn: async () => data(await api.POST("/api/runs/{run_id}/retry", { params: { path } })),
     onSuccess: refresh,
   });
-  const reprocess = useMutation({
-    mutationFn: async () => data(await api.POST("/api/runs/{run_id}/reprocess", {
-        params: { path },
-        body: { apply_corrections: false },
-      })),
-    onSuccess: refresh,
-  });
   const [downloadError, setDownloadError] = useState<unknown>(null);
   const fetchFile = (url: string, name: string) => {
     setDownloadError(null);
@@ -66,6 +77,7 @@ export function RunDetail() {
   };
 
   if (run.isPending) return <Loading />;
+  if (awaiting && !run.data) return <Loading label="Waiting for the run to be recorded…" />;
   if (run.error || !run.data) return <ErrorMessage error={run.error} />;
   const r = run.data;
   const canAct = hasRole(me, "admin", "analyst", "senior_analyst");
@@ -93,6 +105,8 @@ export function RunDetail() {
         <dd>{r.total_balance ?? "—"}</dd>
         <dt>Exceptions</dt>
         <dd>{r.exceptions_count ?? "—"}</dd>
+        <dt>Parent run</dt>
+        <dd>{r.parent_run_id ? <Link to={`/runs/${r.parent_run_id}`}>{r.parent_run_id}</Link> : "—"}</dd>
         <dt>Attempt</dt>
         <dd>{r.attempt}</dd>
         <dt>Requested by</dt>
@@ -114,15 +128,11 @@ export function RunDetail() {
               Retry run
             </button>
           )}
-          {!live && (
-            <button type="button" onClick={() => reprocess.mutate()} disabled={reprocess.isPending}>
-              Reprocess run
-            </button>
-          )}
+          {!live && <ReprocessControl runId={r.run_id} />}
           <Link to={`/exceptions?run_id=${r.run_id}`}>Exceptions of this run</Link>
         </div>
       )}
-      <ErrorMessage error={retry.error ?? reprocess.error} />
+      <ErrorMessage error={retry.error} />
 
       <h2>Progress</h2>
       <ErrorMessage error={progress.error} />
@@ -150,8 +160,11 @@ export function RunDetail() {
         </>
       )}
 
+      <RunPipeline runId={r.run_id} runStatus={r.status} />
+
       {done && (
         <>
+          <RunGovernance run={r} />
           <h2>Summary</h2>
           <ErrorMessage error={summary.error} />
           {summary.data && (
