@@ -11,6 +11,7 @@ from contracts.reviews import REVIEW_EVENTS
 from contracts.runs import (
     OutputsWritten,
     RunCompleted,
+    RunDecided,
     RunFailed,
     RunReprocessRequested,
     RunRequested,
@@ -33,6 +34,7 @@ EVENTS_BY_TOPIC: dict[str, tuple[type[BaseModel], ...]] = {
         RunFailed,
         OutputsWritten,
         RunCompleted,
+        RunDecided,
     ),
     topics.LOANS_INGESTED.name: (IngestedBatch,),
     topics.LOANS_EVALUATED.name: (EvaluatedBatch,),

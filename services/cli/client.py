@@ -21,13 +21,15 @@ from pydantic_settings import SettingsConfigDict
 
 from contracts import run_fold
 from contracts.codec import decode_union
-from contracts.run_fold import RunFacts
+from contracts.run_fold import DONE, RunFacts
 from contracts.runs import (
-    REPORT_KEYS,
+    DECISION_TAPE,
+    OUTPUT_KEYS,
     RUN_EVENT,
     OutputsWritten,
     Phase,
     RunCompleted,
+    RunDecided,
     RunFailed,
     RunReprocessRequested,
     RunRequested,
@@ -39,7 +41,7 @@ from contracts.topics import RUNS
 from services.cli import reach
 from services.common.settings import ServiceSettings
 
-TERMINAL = frozenset({"completed", "failed"})
+TERMINAL = frozenset({"completed", "failed", "decided"})
 
 
 class CliSettings(ServiceSettings):
@@ -82,7 +84,7 @@ class RunView:
 
     @property
     def finished(self) -> bool:
-        """Whether the run has completed or failed (a retry may still follow a failure)."""
+        """Whether the run has completed (or been decided) or failed (a retry may follow)."""
         return self.status in TERMINAL
 
 
@@ -126,7 +128,7 @@ def _dispositions(facts: RunFacts) -> dict[str, int]:
 
 def _milestone_phase(facts: RunFacts) -> Phase | None:
     """Ingest once started, the failed phase (also while its retry waits), archive once done."""
-    if facts.status == "completed":
+    if facts.status in DONE:
         return "archive"
     if facts.status == "failed":
         return facts.failed_phase
@@ -154,7 +156,12 @@ def result_json(view: RunView) -> dict[str, Any]:
         "total_balance": None if view.total_balance is None else str(view.total_balance),
         "exceptions_count": view.exceptions_count,
         "dispositions": dispositions,
-        "reports": {key: view.reports.get(key) for key in REPORT_KEYS},
+        "reports": {
+            key: view.reports.get(key)
+            for key in OUTPUT_KEYS
+            # The decision tape is listed once the run is `decided` (SPEC §8).
+            if key != DECISION_TAPE or key in view.reports
+        },
     }
 
 
@@ -179,6 +186,8 @@ def describe(event: Any) -> str:
             return "reports written"
         case RunCompleted():
             return f"completed: {event.dispositions.model_dump()}"
+        case RunDecided():
+            return f"decided: {event.bought} loans bought, {event.decisions.model_dump()}"
     return event.event_type
 
 

@@ -111,6 +111,7 @@ runs = Table(
     Column("rejected", BigInteger),
     Column("archive_input", ARRAY(Text)),
     Column("archive_output", ARRAY(Text)),
+    _ts("decided_at"),
     # GET /runs (newest first, keyset on created_at, run_id), unfiltered and per filter.
     Index("runs_newest", "created_at", "run_id"),
     Index("runs_status_newest", "status", "created_at", "run_id"),
