@@ -11,6 +11,13 @@ plain single-process Python loop takes over the same tape with the same pure cha
 Normaliser -> rules -> pricing -> disposition -> ReportWriter), the ratio of the two rates, and
 whether both runs' reports agree. `--flamegraphs DIR` records each worker with py-spy during the
 run (DIR/<service>.svg; py-spy needs ptrace rights, as root or with CAP_SYS_PTRACE).
+
+`--scoring-overhead` measures what credit scoring (SPEC §8) adds, in one sitting: the same tape
+through the pipeline without the scoring worker, then with it (a model trained at its start on a
+`--scoring-samples` history, in a state folder of its own). End to end is from the run request
+until every loan is in the read models: projected without scoring; projected and scored with it.
+
+    .venv/bin/python benchmarks/pipeline.py --loans 200000 --skip-baseline --scoring-overhead
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import asyncio
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -67,7 +75,10 @@ WORKERS = {
     "projector": "services.gateway.projector.main",
 }
 # The projector reads the gateway's settings (env prefix GATEWAY_).
+SCORING = {"scoring": "services.scoring.main"}
 PORT_VARIABLES = {"projector": "GATEWAY_PROJECTOR_HTTP_PORT"}
+# Scoring trains its first model before it answers ready: minutes on a loaded machine.
+READY_SECONDS = {"scoring": 900.0}
 PROJECTION_POLL_SECONDS = 0.5
 IRR_TARGET: Decimal = DEFAULT_IRR_TARGET
 
@@ -181,21 +192,31 @@ class FlameGraphs:
                 recorder.kill()
 
 
-def start_workers(env: dict[str, str], logs: Path, spawned: dict[str, supervisor.Spawned]) -> None:
-    """Spawn the four workers into `spawned` and wait until each answers /health/ready."""
-    for name, module in WORKERS.items():
+def start_workers(
+    env: dict[str, str],
+    logs: Path,
+    spawned: dict[str, supervisor.Spawned],
+    workers: dict[str, str] = WORKERS,
+) -> None:
+    """Spawn the workers into `spawned` and wait until each answers /health/ready."""
+    for name, module in workers.items():
         port = ports.free_port()
         worker_env = {**env, PORT_VARIABLES.get(name, f"{name.upper()}_HTTP_PORT"): str(port)}
         argv = [sys.executable, "-m", module]
         spawned[name] = supervisor.spawn(argv, logs / f"{name}.log", env=worker_env, cwd=PROJECT)
         url = f"http://127.0.0.1:{port}/health/ready"
-        if not supervisor.wait_until(lambda url=url: answers(url, timeout=2.0), timeout=120):
+        ready = READY_SECONDS.get(name, 120.0)
+        if not supervisor.wait_until(lambda url=url: answers(url, timeout=2.0), timeout=ready):
             log = supervisor.tail(logs / f"{name}.log")
             raise RuntimeError(f"{name} never became ready:\n{log}")
 
 
 async def run_once(
-    settings: CliSettings, gateway: GatewaySettings, tape: Path, timeout: float
+    settings: CliSettings,
+    gateway: GatewaySettings,
+    tape: Path,
+    timeout: float,
+    scoring: bool = False,
 ) -> dict[str, Any]:
     """Upload the tape, request a run and follow the log until it ends; timings and result."""
     storage = LocalStorage(settings.storage_root)
@@ -220,17 +241,29 @@ async def run_once(
         await projected(gateway, run_id, view.total_loans, started + timeout)
         moments["projected"] = time.perf_counter() - started
         progress(f"projections caught up after {moments['projected']:.1f}s")
+        if scoring:
+            await projected(gateway, run_id, view.total_loans, started + timeout, SCORED_LOANS)
+            moments["scored"] = time.perf_counter() - started
+            progress(f"every loan scored and projected after {moments['scored']:.1f}s")
     return {"wall_seconds": wall, "moments": moments, "view": view}
 
 
-async def projected(gateway: GatewaySettings, run_id: Any, loans: int, deadline: float) -> None:
-    """Wait until the projector has written every dispositioned loan of the run."""
+DISPOSITIONED_LOANS = "SELECT coalesce(sum(loans), 0) FROM gateway.batch_stats WHERE run_id = $1"
+SCORED_LOANS = "SELECT coalesce(sum(loans), 0) FROM gateway.scored_batches WHERE run_id = $1"
+
+
+async def projected(
+    gateway: GatewaySettings,
+    run_id: Any,
+    loans: int,
+    deadline: float,
+    query: str = DISPOSITIONED_LOANS,
+) -> None:
+    """Wait until the projector has written every dispositioned (or scored) loan of the run."""
     conn = await connect(gateway)
     try:
         while time.perf_counter() < deadline:
-            written = await conn.fetchval(
-                "SELECT coalesce(sum(loans), 0) FROM gateway.batch_stats WHERE run_id = $1", run_id
-            )
+            written = await conn.fetchval(query, run_id)
             if written >= loans:
                 return
             await asyncio.sleep(PROJECTION_POLL_SECONDS)
@@ -240,7 +273,13 @@ async def projected(gateway: GatewaySettings, run_id: Any, loans: int, deadline:
 
 
 def run_pipeline(
-    tape: Path, loans: int, work: Path, timeout: float, flamegraphs: Path | None = None
+    tape: Path,
+    loans: int,
+    work: Path,
+    timeout: float,
+    flamegraphs: Path | None = None,
+    scoring: bool = False,
+    scoring_samples: int = 5000,
 ) -> dict[str, Any]:
     """The tape through the four worker processes; wall time, throughput, peak RSS, digests."""
     base = load_settings()
@@ -270,17 +309,22 @@ def run_pipeline(
         "ENVIRONMENT": "production",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "WARNING",
+        # The projector reads the gateway's settings, which want a signing key in production.
+        "GATEWAY_JWT_SECRET": secrets.token_urlsafe(48),
+        "SCORING_STATE_DIR": str(work / "scoring-state"),
+        "SCORING_BOOTSTRAP_SAMPLES": str(scoring_samples),
     }
     for folder in ("ingest-work", "reporting-work"):
         (work / folder).mkdir(exist_ok=True)
     settings = base.model_copy(update={"topic_prefix": prefix, "storage_root": storage_root})
     spawned: dict[str, supervisor.Spawned] = {}
     try:
-        start_workers(env, work / "logs", spawned)
+        workers = {**WORKERS, **SCORING} if scoring else WORKERS
+        start_workers(env, work / "logs", spawned, workers)
         progress(f"workers ready; running {loans} loans")
         pids = {name: process.pid for name, process in spawned.items()}
         with PeakRss(pids) as rss, FlameGraphs(flamegraphs, pids):
-            outcome = asyncio.run(run_once(settings, gateway, tape, timeout))
+            outcome = asyncio.run(run_once(settings, gateway, tape, timeout, scoring))
     finally:
         for process in spawned.values():
             supervisor.stop(process)
@@ -296,6 +340,7 @@ def run_pipeline(
         "loans_per_second": round(loans / outcome["wall_seconds"]),
         "ingested_after_seconds": round(outcome["moments"].get("run.tape_ingested", 0.0), 2),
         "projected_after_seconds": round(outcome["moments"].get("projected", 0.0), 2),
+        "scored_after_seconds": round(outcome["moments"].get("scored", 0.0), 2),
         "completed_after_ingested_seconds": round(
             outcome["moments"].get("run.completed", 0.0)
             - outcome["moments"].get("run.tape_ingested", 0.0),
@@ -304,6 +349,19 @@ def run_pipeline(
         "peak_rss_mb": {name: round(peak / 2**20) for name, peak in sorted(rss.peaks.items())},
         "cpu_seconds": {name: round(cpu, 1) for name, cpu in sorted(rss.cpu_seconds.items())},
         "digests": digests(reports) if view.status == "completed" else {},
+    }
+
+
+def scoring_overhead(without: dict[str, Any], scored: dict[str, Any]) -> dict[str, Any]:
+    """End to end without scoring (every loan projected) against with it (every loan projected
+    and scored), and what the run's completion took in each."""
+    base, total = without["projected_after_seconds"], scored["scored_after_seconds"]
+    return {
+        "end_to_end_seconds_without": base,
+        "end_to_end_seconds_with": total,
+        "added_percent": round(100 * (total - base) / base, 1) if base else None,
+        "completed_seconds_without": without["wall_seconds"],
+        "completed_seconds_with": scored["wall_seconds"],
     }
 
 
@@ -321,6 +379,14 @@ def main() -> None:
     parser.add_argument(
         "--flamegraphs", type=Path, default=None, help="Record each worker with py-spy into DIR."
     )
+    parser.add_argument(
+        "--scoring-overhead",
+        action="store_true",
+        help="Run without, then with the scoring worker; report the end-to-end overhead.",
+    )
+    parser.add_argument(
+        "--scoring-samples", type=int, default=5000, help="History the scoring model learns."
+    )
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the workers, topics and database are always cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -335,6 +401,19 @@ def main() -> None:
         generate_tape(tape, args.loans, args.seed, args.bad_share)
         pipeline = run_pipeline(tape, args.loans, work, args.timeout, args.flamegraphs)
         result: dict[str, Any] = {"loans": args.loans, "pipeline": pipeline}
+        if args.scoring_overhead:
+            progress("running the same tape again, with the scoring worker")
+            (work / "scored").mkdir()
+            scored = run_pipeline(
+                tape,
+                args.loans,
+                work / "scored",
+                args.timeout,
+                scoring=True,
+                scoring_samples=args.scoring_samples,
+            )
+            result["with_scoring"] = scored
+            result["scoring_overhead"] = scoring_overhead(pipeline, scored)
         if not args.skip_baseline:
             progress("running the plain single-process loop")
             (work / "plain").mkdir()
