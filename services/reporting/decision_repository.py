@@ -13,8 +13,8 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Index,
     Integer,
-    MetaData,
     Table,
     Text,
     Uuid,
@@ -30,10 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contracts.review_fold import CaseState
 from contracts.reviews import AutoDecisionsRecorded, ReviewDecisionRecorded, ReviewEvent
 from services.reporting.decision_tape import BOUGHT, FinalDecision
-from services.reporting.repository import loans
+from services.reporting.repository import loans, metadata
 
-SCHEMA = "reporting"
-metadata = MetaData(schema=SCHEMA)
+# One schema, one metadata: the migrations are checked against all of reporting's tables.
 
 review_cases = Table(
     "review_cases",
@@ -60,6 +59,7 @@ decisions = Table(
     Column("approved_by", Uuid),
     Column("decided_at", DateTime(timezone=True), nullable=False),
     Column("final_at", DateTime(timezone=True)),
+    Index("decisions_run_seq", "run_id", "seq"),
 )
 decided_runs = Table(
     "decided_runs",
