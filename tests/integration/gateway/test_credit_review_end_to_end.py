@@ -72,6 +72,7 @@ class Desk:
     admin: dict[str, str]
     analyst: dict[str, str]
     senior: dict[str, str]
+    sales: dict[str, str]
     ids: dict[str, str]
 
 
@@ -148,14 +149,19 @@ async def desk(settings: GatewaySettings, workers: None) -> AsyncIterator[Desk]:
             ) as client:
                 ids: dict[str, str] = {}
                 async with app.state.sessionmaker() as session:
-                    for username, role in (("analyst1", "analyst"), ("senior1", "senior_analyst")):
+                    await identity.create_team(session, "Team A", "team-a")
+                    for username, role, team in (
+                        ("analyst1", "analyst", None),
+                        ("senior1", "senior_analyst", None),
+                        ("sales_a", "sales_team", "team-a"),
+                    ):
                         user = await identity.create_user(
                             session,
                             username=username,
                             email=f"{username}@example.com",
                             role=role,  # type: ignore[arg-type]
                             password=PASSWORD,
-                            team_id=None,
+                            team_id=team,
                         )
                         ids[username] = str(user.id)
                 yield Desk(
@@ -166,6 +172,7 @@ async def desk(settings: GatewaySettings, workers: None) -> AsyncIterator[Desk]:
                     admin=bearer(await login(client, "root")),
                     analyst=bearer(await login(client, "analyst1")),
                     senior=bearer(await login(client, "senior1")),
+                    sales=bearer(await login(client, "sales_a")),
                     ids=ids,
                 )
     finally:
@@ -389,6 +396,9 @@ async def test_a_run_is_scored_reviewed_decided_and_written_to_the_decision_tape
     assert [item["feature"] for item in drift["features"]] == list(FEATURES)
     assert all(float(item["psi"]) >= 0 for item in drift["features"])
     assert set(model["metrics"]) == {"auc", "gini", "ks", "precision", "recall", "f1"}
+    # Another team's sales user does not learn the run exists.
+    hidden = await client.get("/api/ml/drift", params={"run_id": run_id}, headers=desk.sales)
+    assert hidden.status_code == 404
 
     # A rebuild from the log restores the same read models: the run is decided again.
     await desk.projector.stop()
