@@ -60,6 +60,7 @@ decisions = Table(
     Column("decided_at", DateTime(timezone=True), nullable=False),
     Column("final_at", DateTime(timezone=True)),
     Index("decisions_run_seq", "run_id", "seq"),
+    Index("decisions_run_final", "run_id", postgresql_where=text("final")),
 )
 decided_runs = Table(
     "decided_runs",

@@ -56,6 +56,14 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index("decisions_run_seq", "decisions", ["run_id", "seq"], schema=SCHEMA)
+    # Counting a run's final decisions after each event stays an index-only count.
+    op.create_index(
+        "decisions_run_final",
+        "decisions",
+        ["run_id"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("final"),
+    )
     op.create_table(
         "decided_runs",
         sa.Column("run_id", sa.Uuid(), primary_key=True),
@@ -63,10 +71,17 @@ def upgrade() -> None:
         sa.Column("decided_at", sa.DateTime(timezone=True)),
         schema=SCHEMA,
     )
+    # Runs completed before this revision: their decisions, read from reviews.v1 by the new
+    # consumer group from the log's beginning, decide them too.
+    op.execute(
+        "INSERT INTO reporting.decided_runs (run_id, total_loans) "
+        "SELECT run_id, total_loans FROM reporting.runs WHERE status = 'completed'"
+    )
 
 
 def downgrade() -> None:
     op.drop_table("decided_runs", schema=SCHEMA)
+    op.drop_index("decisions_run_final", table_name="decisions", schema=SCHEMA)
     op.drop_index("decisions_run_seq", table_name="decisions", schema=SCHEMA)
     op.drop_table("decisions", schema=SCHEMA)
     op.drop_table("review_events", schema=SCHEMA)
