@@ -71,7 +71,15 @@ decided_runs = Table(
 )
 
 _UUIDS = ("assignee", "decision_id", "decided_by")
-_TIMES = ("assigned_at", "started_at", "updated_at", "decided_at")
+_TIMES = (
+    "assigned_at",
+    "started_at",
+    "updated_at",
+    "decided_at",
+    "sla_warned_at",
+    "sla_breached_at",
+    "escalated_at",
+)
 
 
 def state_json(state: CaseState) -> dict[str, Any]:
@@ -90,7 +98,8 @@ def state_of(values: dict[str, Any]) -> CaseState:
     for name in _UUIDS:
         found[name] = None if found[name] is None else UUID(found[name])
     for name in _TIMES:
-        found[name] = None if found[name] is None else datetime.fromisoformat(found[name])
+        # .get: a state stored before a field existed lacks it
+        found[name] = None if found.get(name) is None else datetime.fromisoformat(found[name])
     found["fulfilled"] = tuple(found["fulfilled"])
     return CaseState(**found)
 

@@ -20,6 +20,7 @@ from contracts.review_fold import (
     ACTIVE,
     ALLOWED_FROM,
     MAX_ACTIVE,
+    OPEN_STATUSES,
     REVIEWER_ROLES,
     SENIOR_ROLES,
     Action,
@@ -59,6 +60,7 @@ __all__ = [
     "InvalidTransition",
     "MAX_ACTIVE",
     "NotPermitted",
+    "OPEN_STATUSES",
     "REVIEWER_ROLES",
     "ReviewError",
     "SENIOR_ROLES",
@@ -134,4 +136,7 @@ ACTION_OF_EVENT: dict[str, str] = {
     "review.override_approved": "approve-override",
     "review.override_rejected": "reject-override",
     "review.condition_fulfilled": "fulfil-condition",
+    "review.sla_warned": "sla-warning",
+    "review.sla_breached": "sla-breach",
+    "review.case_escalated": "escalate",
 }
