@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -164,12 +165,14 @@ async def desk(settings: GatewaySettings, workers: None) -> AsyncIterator[Desk]:
                             team_id=team,
                         )
                         ids[username] = str(user.id)
+                admin = bearer(await login(client, "root"))
+                ids["root"] = str(ok(await client.get("/api/auth/me", headers=admin))["id"])
                 yield Desk(
                     client=client,
                     settings=settings,
                     jobs=ReviewJobs(app.state.sessionmaker, app.state.publisher, settings),
                     projector=projector,
-                    admin=bearer(await login(client, "root")),
+                    admin=admin,
                     analyst=bearer(await login(client, "analyst1")),
                     senior=bearer(await login(client, "senior1")),
                     sales=bearer(await login(client, "sales_a")),
@@ -205,11 +208,19 @@ async def act(desk: Desk, case_id: str, action: str, headers: dict[str, str]) ->
     return ok(await desk.client.post(f"/api/review/cases/{case_id}/{action}", headers=headers))
 
 
-async def decide(desk: Desk, case_id: str, body: dict) -> dict:
-    await act(desk, case_id, "assign", desk.analyst)
-    await act(desk, case_id, "start", desk.analyst)
+async def decide(desk: Desk, case_id: str, body: dict) -> tuple[dict, str]:
+    """Decide the case as whoever holds it (the SLA job's auto-assignment may have given it to
+    the senior analyst), or as the analyst who takes it; the answer and the decider's id."""
+    case = ok(await desk.client.get(f"/api/review/cases/{case_id}", headers=desk.analyst))
+    if case["status"] == "pending":
+        await act(desk, case_id, "assign", desk.analyst)
+        holder = desk.ids["analyst1"]
+    else:
+        holder = case["assignee"]
+    headers = desk.analyst if holder == desk.ids["analyst1"] else desk.senior
+    await act(desk, case_id, "start", headers)
     url = f"/api/review/cases/{case_id}/decision"
-    return ok(await desk.client.post(url, json=body, headers=desk.analyst))
+    return ok(await desk.client.post(url, json=body, headers=headers)), holder
 
 
 def leans_approve(case: dict) -> bool:
@@ -289,6 +300,32 @@ async def test_a_run_is_scored_reviewed_decided_and_written_to_the_decision_tape
     assert any(case["routing_reason"] == "borderline_score" for case in cases)
     assert all(case["status"] == "pending" for case in cases)
 
+    # The SLA job, its clock an hour past every deadline: each open case is breached and escalated
+    # (once), the senior analysts are told, and cases near their deadline are auto-assigned.
+    late = max(datetime.fromisoformat(case["sla_deadline"]) for case in cases) + timedelta(hours=1)
+    await desk.jobs.tick(late)
+    await desk.jobs.tick(late)  # a second tick raises nothing new
+
+    async def told() -> list[dict]:
+        page = await client.get("/api/notifications", params={"limit": 500}, headers=desk.senior)
+        ours = {case["case_id"] for case in cases}
+        return [item for item in ok(page)["items"] if item["case_id"] in ours]
+
+    notices = await eventually(
+        told,
+        lambda found: (
+            [item["kind"] for item in found].count("escalation") == len(cases)
+            and [item["kind"] for item in found].count("sla_breach") == len(cases)
+        ),
+    )
+    kinds = [item["kind"] for item in notices]
+    assert kinds.count("escalation") == kinds.count("sla_breach") == len(cases)
+    assert all(item["run_id"] == run_id for item in notices)
+    escalated = ok(
+        await client.get(f"/api/review/cases/{cases[0]['case_id']}", headers=desk.senior)
+    )
+    assert "escalate" in [event["action"] for event in escalated["history"]]
+
     approving = [case for case in cases if leans_approve(case)]
     assert approving, "a case the model leans to approve is needed for the approval with conditions"
     first = approving[0]
@@ -303,7 +340,7 @@ async def test_a_run_is_scored_reviewed_decided_and_written_to_the_decision_tape
         {"condition_type": "documentation", "description": "Two months of bank statements"},
         {"condition_type": "guarantor", "description": "Signed parental guarantee"},
     ]
-    approved = await decide(
+    approved, approver = await decide(
         desk, first["case_id"], {"outcome": "approve_with_conditions", "conditions": conditions}
     )
     assert approved["status"] == "decided"
@@ -314,12 +351,15 @@ async def test_a_run_is_scored_reviewed_decided_and_written_to_the_decision_tape
         if leans_approve(second)
         else {"outcome": "approve", "terms": "Standard terms"}
     )
-    pending = await decide(desk, second["case_id"], {**against, "justification": JUSTIFICATION})
+    body = {**against, "justification": JUSTIFICATION}
+    pending, overrider = await decide(desk, second["case_id"], body)
     assert pending["status"] == "override_pending"
-    overrides = ok(await client.get("/api/review/pending-overrides", headers=desk.senior))
+    # A second person approves: the senior analyst, or the admin when the senior decided it.
+    second_person = desk.senior if overrider != desk.ids["senior1"] else desk.admin
+    overrides = ok(await client.get("/api/review/pending-overrides", headers=second_person))
     override = next(item for item in overrides if item["case_id"] == second["case_id"])
     url = f"/api/review/decisions/{override['decision_id']}/approve-override"
-    assert (ok(await client.post(url, headers=desk.senior)))["status"] == "decided"
+    assert (ok(await client.post(url, headers=second_person)))["status"] == "decided"
 
     if len(cases) > 2:
         # Not decided while a case is still open.
@@ -328,9 +368,8 @@ async def test_a_run_is_scored_reviewed_decided_and_written_to_the_decision_tape
 
     for case in cases:
         if case["case_id"] not in (first["case_id"], second["case_id"]):
-            assert (await decide(desk, case["case_id"], with_the_model(case)))[
-                "status"
-            ] == "decided"
+            decision, _ = await decide(desk, case["case_id"], with_the_model(case))
+            assert decision["status"] == "decided"
 
     # Every loan has its final decision: reporting writes the tape and the run is decided.
     decided = await eventually(
@@ -369,10 +408,13 @@ async def test_a_run_is_scored_reviewed_decided_and_written_to_the_decision_tape
     assert row["conditions"] == (
         "documentation: Two months of bank statements; guarantor: Signed parental guarantee"
     )
-    assert row["decided_by"] == desk.ids["analyst1"]
+    assert row["decided_by"] == approver
     assert row["disposition"] in ("to_purchase", "projected")
     if against["outcome"] == "approve":
-        assert by_loan[second["seller_loan_number"]]["override_approved_by"] == desk.ids["senior1"]
+        approved_by = by_loan[second["seller_loan_number"]]["override_approved_by"]
+        assert approved_by == (
+            desk.ids["senior1"] if second_person == desk.senior else desk.ids["root"]
+        )
     else:
         assert second["seller_loan_number"] not in by_loan
     assert {row["decision_type"] for row in by_loan.values()} <= {

@@ -1,7 +1,7 @@
 """Decided runs (SPEC §8): when every loan of a run had its final decision.
 
 Revision ID: 0022_decided_runs
-Revises: 0020_review_cases
+Revises: 0021_sla_notifications
 Create Date: 2026-12-07 01:45:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0022_decided_runs"
-down_revision: str | None = "0020_review_cases"
+down_revision: str | None = "0021_sla_notifications"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
