@@ -411,7 +411,10 @@ async def sla_metrics(
 ) -> SlaMetrics:
     """The SLA figures of the cases in scope opened in [since, until)."""
     end = until or now
-    start = since or end - METRICS_WINDOW
+    try:
+        start = since or end - METRICS_WINDOW
+    except OverflowError as error:
+        raise BadRequest("until is too early for the default 30-day window: give since") from error
     if start.tzinfo is None or end.tzinfo is None:
         raise BadRequest("since and until need a time zone (e.g. 2026-12-07T00:00:00Z)")
     if start >= end:
