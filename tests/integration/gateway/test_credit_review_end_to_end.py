@@ -1,9 +1,11 @@
 """Credit review end to end (SPEC §8, issue 13's "done when"): a generated tape through the real
 pipeline and the scoring worker, its loans scored with factors and routed, the borderline ones in
 the queue; one case assigned, started and approved with conditions, one decided against the
-model and the override approved by a second person, the other cases decided with the model, the
-rest auto-decided; then the decision tape is written, the run is `decided` (in the API, its
-outputs and its archive) with its four reports untouched, and the run's drift is reported.
+model and the override approved by a second person; the SLA job, past the deadlines, breaches and
+escalates the cases still open and tells the senior analysts; those cases are decided with the
+model, the rest auto-decided; then the decision tape is written, the run is `decided` (in the API,
+its outputs and its archive) with its four reports untouched, its drift is reported, and a
+rebuild gives the same checksum.
 
 The five workers (ingest, rules, pricing, reporting, scoring) run as processes on this module's
 topics and database; the API, the projector and the review jobs (ticked by the test) run here.
