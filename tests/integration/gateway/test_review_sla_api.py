@@ -446,6 +446,10 @@ async def test_sla_metrics_report_on_time_decisions_warnings_and_escalations_by_
         params={"since": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"},
     )
     assert backwards.status_code == 400
+    seconds = await desk.client.get(
+        "/api/review/sla-metrics", headers=desk.headers["root"], params={"until": "0.5"}
+    )
+    assert seconds.status_code == 422  # a number is not read as seconds since 1970
 
 
 async def test_the_team_webhook_gets_every_notification_signed_after_retries(
