@@ -102,7 +102,11 @@ async def delete_webhook(team_id: TeamPath, _admin: AdminUser, session: SessionD
     return Response(status_code=204)
 
 
-@router.get("/admin/teams/{team_id}/webhook/deliveries", response_model=list[DeliveryView])
+@router.get(
+    "/admin/teams/{team_id}/webhook-deliveries",
+    response_model=list[DeliveryView],
+    responses=documented(404),
+)
 async def deliveries(
     team_id: TeamPath,
     _admin: AdminUser,
@@ -110,7 +114,9 @@ async def deliveries(
     skip: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[DeliveryView]:
-    """The team's webhook deliveries, newest first, each with every try (the delivery log)."""
+    """The team's webhook deliveries, newest first, each with every try (the delivery log; it
+    outlives the webhook)."""
+    await service.known_team(session, team_id)
     return [
         DeliveryView.model_validate(
             {

@@ -92,13 +92,18 @@ async def get_webhook(session: AsyncSession, team_id: str) -> WebhookView:
     return WebhookView.model_validate(row, from_attributes=True)
 
 
+async def known_team(session: AsyncSession, team_id: str) -> None:
+    """NotFound unless the team exists."""
+    team = await session.execute(select(teams.c.id).where(teams.c.id == team_id))
+    if team.first() is None:
+        raise NotFound("Team not found")
+
+
 async def set_webhook(
     session: AsyncSession, team_id: str, url: str, secret: str, now: datetime
 ) -> WebhookView:
     """Create or replace a team's webhook (its URL and secret)."""
-    team = await session.execute(select(teams.c.id).where(teams.c.id == team_id))
-    if team.first() is None:
-        raise NotFound("Team not found")
+    await known_team(session, team_id)
     statement = insert(team_webhooks).values(
         team_id=team_id, url=url, secret=secret, created_at=now, updated_at=now
     )

@@ -17,6 +17,7 @@ from services.gateway.deps import (
 )
 from services.gateway.error_docs import documented
 from services.gateway.identity.principal import Principal
+from services.gateway.patterns import IsoDateTime
 from services.gateway.review import repository as repo
 from services.gateway.review import service
 from services.gateway.review.domain import Action
@@ -89,10 +90,11 @@ async def review_sla_metrics(
     user: CurrentUser,
     session: SessionDep,
     since: Annotated[
-        datetime | None, Query(description="Cases opened from (default: 30 days before until).")
+        IsoDateTime | None,
+        Query(description="Cases opened from (default: 30 days before until)."),
     ] = None,
     until: Annotated[
-        datetime | None, Query(description="Cases opened before (default: now).")
+        IsoDateTime | None, Query(description="Cases opened before (default: now).")
     ] = None,
 ) -> SlaMetrics:
     """On-time rate, breaches, warnings, escalations and time to decision of the cases opened in

@@ -7,6 +7,7 @@ marks again with the same notification ids, and the fold keeps one of each.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from services.gateway.review.service import publish_all
 from services.gateway.review.sla import SlaCase, auto_assignments, escalation_targets, sla_events
 from services.gateway.settings import GatewaySettings
 
+logger = logging.getLogger(__name__)
 PAGE = 1000
 ASSIGN_PAGE = 500
 REVIEWERS = ("analyst", "senior_analyst")
@@ -39,7 +41,6 @@ class SlaOutcome:
 
     marks: int = 0
     notifications: int = 0
-    assigned: int = 0
 
 
 def _case(row: Any) -> SlaCase:
@@ -94,6 +95,8 @@ async def mark_sla(
         await publish_all(publisher, events)
         marks, notified = marks + len(events), notified + len(notices)
         if len(rows) < page:
+            if marks:
+                logger.info("review SLA marks", extra={"marks": marks, "notifications": notified})
             return SlaOutcome(marks=marks, notifications=notified)
         after = (rows[-1].sla_deadline, rows[-1].case_id)
 
@@ -114,4 +117,6 @@ async def auto_assign(
         [_case(row) for row in rows], load, now, settings.review_auto_assign_hours
     )
     await publish_all(publisher, events)
+    if events:
+        logger.info("review cases auto-assigned", extra={"assigned": len(events)})
     return len(events)

@@ -446,6 +446,10 @@ async def test_sla_metrics_report_on_time_decisions_warnings_and_escalations_by_
         params={"since": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"},
     )
     assert backwards.status_code == 400
+    seconds = await desk.client.get(
+        "/api/review/sla-metrics", headers=desk.headers["root"], params={"until": "0.5"}
+    )
+    assert seconds.status_code == 422  # a number is not read as seconds since 1970
 
 
 async def test_the_team_webhook_gets_every_notification_signed_after_retries(
@@ -455,7 +459,7 @@ async def test_the_team_webhook_gets_every_notification_signed_after_retries(
     for _ in range(6):  # 30 s, then 60 s of back-off: three tries each
         await desk.tick(step)
         step += timedelta(minutes=2)
-    deliveries = await desk.get("root", "/api/admin/teams/team-a/webhook/deliveries", limit=500)
+    deliveries = await desk.get("root", "/api/admin/teams/team-a/webhook-deliveries", limit=500)
     team_notes = await fetch(
         desk.settings,
         "SELECT notification_id FROM gateway.notifications WHERE team_id = 'team-a' "
@@ -524,6 +528,10 @@ async def test_webhooks_are_for_admins_and_need_a_long_secret_and_a_known_team(
         "/api/admin/teams/nobody/webhook", headers=desk.headers["root"], json=body
     )
     assert unknown.status_code == 404
+    log = await desk.client.get(
+        "/api/admin/teams/nobody/webhook-deliveries", headers=desk.headers["root"]
+    )
+    assert log.status_code == 404
     assert (
         await desk.client.delete("/api/admin/teams/team-b/webhook", headers=desk.headers["root"])
     ).status_code == 404
