@@ -14,6 +14,14 @@ pricing that many seconds after the run request (they join the consumer groups m
 its wall time with a run without, and its digests with the plain loop's. `--flamegraphs DIR`
 records each worker with py-spy during the run (DIR/<service>.svg; py-spy needs ptrace rights,
 as root or with CAP_SYS_PTRACE).
+
+
+`--scoring-overhead` measures what credit scoring (SPEC §8) adds, in one sitting: the same tape
+through the pipeline without the scoring worker, then with it (a model trained at its start on a
+`--scoring-samples` history, in a state folder of its own). End to end is from the run request
+until every loan is in the read models: projected without scoring; projected and scored with it.
+
+    .venv/bin/python benchmarks/pipeline.py --loans 200000 --skip-baseline --scoring-overhead
 """
 
 from __future__ import annotations
@@ -71,7 +79,10 @@ WORKERS = {
     "projector": "services.gateway.projector.main",
 }
 # The projector reads the gateway's settings (env prefix GATEWAY_).
+SCORING = {"scoring": "services.scoring.main"}
 PORT_VARIABLES = {"projector": "GATEWAY_PROJECTOR_HTTP_PORT"}
+# Scoring trains its first model before it answers ready: minutes on a loaded machine.
+READY_SECONDS = {"scoring": 900.0}
 PROJECTION_POLL_SECONDS = 0.5
 SCALED_OUT = ("rules", "pricing")
 CONSUMER_GROUPS = {
@@ -81,6 +92,8 @@ CONSUMER_GROUPS = {
     "PRICING_CONSUMER_GROUP": "pricing",
     "REPORTING_PRICED_GROUP": "reporting",
     "REPORTING_RUNS_GROUP": "reporting-runs",
+    "REPORTING_REVIEWS_GROUP": "reporting-reviews",
+    "SCORING_CONSUMER_GROUP": "scoring",
 }
 IRR_TARGET: Decimal = DEFAULT_IRR_TARGET
 
@@ -200,17 +213,23 @@ def spawn_worker(
     """One worker process on a free health port (not waited for); the process and its port."""
     port = ports.free_port()
     worker_env = {**env, PORT_VARIABLES.get(name, f"{name.upper()}_HTTP_PORT"): str(port)}
-    argv = [sys.executable, "-m", WORKERS[name]]
+    argv = [sys.executable, "-m", {**WORKERS, **SCORING}[name]]
     log = logs / f"{label or name}.log"
     return supervisor.spawn(argv, log, env=worker_env, cwd=PROJECT), port
 
 
-def start_workers(env: dict[str, str], logs: Path, spawned: dict[str, supervisor.Spawned]) -> None:
-    """Spawn the four workers into `spawned` and wait until each answers /health/ready."""
-    for name in WORKERS:
+def start_workers(
+    env: dict[str, str],
+    logs: Path,
+    spawned: dict[str, supervisor.Spawned],
+    workers: dict[str, str] = WORKERS,
+) -> None:
+    """Spawn the workers into `spawned` and wait until each answers /health/ready."""
+    for name in workers:
         spawned[name], port = spawn_worker(name, env, logs)
         url = f"http://127.0.0.1:{port}/health/ready"
-        if not supervisor.wait_until(lambda url=url: answers(url, timeout=2.0), timeout=120):
+        ready = READY_SECONDS.get(name, 120.0)
+        if not supervisor.wait_until(lambda url=url: answers(url, timeout=2.0), timeout=ready):
             log = supervisor.tail(logs / f"{name}.log")
             raise RuntimeError(f"{name} never became ready:\n{log}")
 
@@ -234,6 +253,7 @@ async def run_once(
     tape: Path,
     timeout: float,
     on_requested: threading.Timer | None = None,
+    scoring: bool = False,
 ) -> dict[str, Any]:
     """Upload the tape, request a run and follow the log until it ends; timings and result."""
     storage = LocalStorage(settings.storage_root)
@@ -260,17 +280,29 @@ async def run_once(
         await projected(gateway, run_id, view.total_loans, started + timeout)
         moments["projected"] = time.perf_counter() - started
         progress(f"projections caught up after {moments['projected']:.1f}s")
+        if scoring:
+            await projected(gateway, run_id, view.total_loans, started + timeout, SCORED_LOANS)
+            moments["scored"] = time.perf_counter() - started
+            progress(f"every loan scored and projected after {moments['scored']:.1f}s")
     return {"wall_seconds": wall, "moments": moments, "view": view}
 
 
-async def projected(gateway: GatewaySettings, run_id: Any, loans: int, deadline: float) -> None:
-    """Wait until the projector has written every dispositioned loan of the run."""
+DISPOSITIONED_LOANS = "SELECT coalesce(sum(loans), 0) FROM gateway.batch_stats WHERE run_id = $1"
+SCORED_LOANS = "SELECT coalesce(sum(loans), 0) FROM gateway.scored_batches WHERE run_id = $1"
+
+
+async def projected(
+    gateway: GatewaySettings,
+    run_id: Any,
+    loans: int,
+    deadline: float,
+    query: str = DISPOSITIONED_LOANS,
+) -> None:
+    """Wait until the projector has written every dispositioned (or scored) loan of the run."""
     conn = await connect(gateway)
     try:
         while time.perf_counter() < deadline:
-            written = await conn.fetchval(
-                "SELECT coalesce(sum(loans), 0) FROM gateway.batch_stats WHERE run_id = $1", run_id
-            )
+            written = await conn.fetchval(query, run_id)
             if written >= loans:
                 return
             await asyncio.sleep(PROJECTION_POLL_SECONDS)
@@ -286,6 +318,8 @@ def run_pipeline(
     timeout: float,
     flamegraphs: Path | None = None,
     scale_out: float | None = None,
+    scoring: bool = False,
+    scoring_samples: int = 5000,
 ) -> dict[str, Any]:
     """The tape through the four worker processes; wall time, throughput, peak RSS, digests."""
     base = load_settings()
@@ -320,6 +354,8 @@ def run_pipeline(
         **{variable: f"{prefix}{group}" for variable, group in CONSUMER_GROUPS.items()},
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "WARNING",
+        "SCORING_STATE_DIR": str(work / "scoring-state"),
+        "SCORING_BOOTSTRAP_SAMPLES": str(scoring_samples),
     }
     for folder in ("ingest-work", "reporting-work"):
         (work / folder).mkdir(exist_ok=True)
@@ -327,13 +363,14 @@ def run_pipeline(
     spawned: dict[str, supervisor.Spawned] = {}
     try:
         logs = work / "logs"
-        start_workers(env, logs, spawned)
+        workers = {**WORKERS, **SCORING} if scoring else WORKERS
+        start_workers(env, logs, spawned, workers)
         progress(f"workers ready; running {loans} loans")
         pids = {name: process.pid for name, process in spawned.items()}
         timer = None if scale_out is None else scale_out_later(scale_out, env, logs, spawned)
         try:
             with PeakRss(pids) as rss, FlameGraphs(flamegraphs, pids):
-                outcome = asyncio.run(run_once(settings, gateway, tape, timeout, timer))
+                outcome = asyncio.run(run_once(settings, gateway, tape, timeout, timer, scoring))
         finally:
             if timer is not None:
                 timer.cancel()
@@ -354,6 +391,7 @@ def run_pipeline(
         "loans_per_second": round(loans / outcome["wall_seconds"]),
         "ingested_after_seconds": round(outcome["moments"].get("run.tape_ingested", 0.0), 2),
         "projected_after_seconds": round(outcome["moments"].get("projected", 0.0), 2),
+        "scored_after_seconds": round(outcome["moments"].get("scored", 0.0), 2),
         "completed_after_ingested_seconds": round(
             outcome["moments"].get("run.completed", 0.0)
             - outcome["moments"].get("run.tape_ingested", 0.0),
@@ -363,6 +401,19 @@ def run_pipeline(
         "peak_rss_mb": {name: round(peak / 2**20) for name, peak in sorted(rss.peaks.items())},
         "cpu_seconds": {name: round(cpu, 1) for name, cpu in sorted(rss.cpu_seconds.items())},
         "digests": digests(reports) if view.status == "completed" else {},
+    }
+
+
+def scoring_overhead(without: dict[str, Any], scored: dict[str, Any]) -> dict[str, Any]:
+    """End to end without scoring (every loan projected) against with it (every loan projected
+    and scored), and what the run's completion took in each."""
+    base, total = without["projected_after_seconds"], scored["scored_after_seconds"]
+    return {
+        "end_to_end_seconds_without": base,
+        "end_to_end_seconds_with": total,
+        "added_percent": round(100 * (total - base) / base, 1) if base else None,
+        "completed_seconds_without": without["wall_seconds"],
+        "completed_seconds_with": scored["wall_seconds"],
     }
 
 
@@ -387,6 +438,9 @@ def main() -> None:
         metavar="SECONDS",
         help="Start a second rules and pricing instance this long after the run request.",
     )
+    parser.add_argument(
+        "--scoring-samples", type=int, default=5000, help="History the scoring model learns."
+    )
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the workers, topics and database are always cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -403,6 +457,19 @@ def main() -> None:
             tape, args.loans, work, args.timeout, args.flamegraphs, args.scale_out
         )
         result: dict[str, Any] = {"loans": args.loans, "pipeline": pipeline}
+        if args.scoring_overhead:
+            progress("running the same tape again, with the scoring worker")
+            (work / "scored").mkdir()
+            scored = run_pipeline(
+                tape,
+                args.loans,
+                work / "scored",
+                args.timeout,
+                scoring=True,
+                scoring_samples=args.scoring_samples,
+            )
+            result["with_scoring"] = scored
+            result["scoring_overhead"] = scoring_overhead(pipeline, scored)
         if not args.skip_baseline:
             progress("running the plain single-process loop")
             (work / "plain").mkdir()

@@ -7,10 +7,12 @@ from contracts.audit import AuditRecorded
 from contracts.corrections import FindingReviewed, LoanCorrected
 from contracts.dead_letters import DeadLetter
 from contracts.loans import DispositionedBatch, EvaluatedBatch, IngestedBatch, PricedBatch
+from contracts.notifications import NOTIFICATION_EVENTS
 from contracts.reviews import REVIEW_EVENTS
 from contracts.runs import (
     OutputsWritten,
     RunCompleted,
+    RunDecided,
     RunFailed,
     RunReprocessRequested,
     RunRequested,
@@ -33,6 +35,7 @@ EVENTS_BY_TOPIC: dict[str, tuple[type[BaseModel], ...]] = {
         RunFailed,
         OutputsWritten,
         RunCompleted,
+        RunDecided,
     ),
     topics.LOANS_INGESTED.name: (IngestedBatch,),
     topics.LOANS_EVALUATED.name: (EvaluatedBatch,),
@@ -45,6 +48,7 @@ EVENTS_BY_TOPIC: dict[str, tuple[type[BaseModel], ...]] = {
     topics.AUDIT.name: (AuditRecorded,),
     topics.CORRECTIONS.name: (LoanCorrected, FindingReviewed),
     topics.REVIEWS.name: REVIEW_EVENTS,
+    topics.NOTIFICATIONS.name: NOTIFICATION_EVENTS,
 }
 ALL_MODELS: tuple[type[BaseModel], ...] = tuple(
     model for models in EVENTS_BY_TOPIC.values() for model in models

@@ -16,11 +16,13 @@ from uuid import UUID
 
 from contracts.loans import RunParams
 from contracts.runs import (
+    DECISION_TAPE,
     PHASES,
     OutputsWritten,
     Phase,
     ReportFile,
     RunCompleted,
+    RunDecided,
     RunFailed,
     RunReprocessRequested,
     RunRequested,
@@ -29,8 +31,10 @@ from contracts.runs import (
     TapeIngested,
 )
 
-RunStatus = Literal["pending", "running", "completed", "failed"]
-RUN_STATUSES: tuple[RunStatus, ...] = ("pending", "running", "completed", "failed")
+RunStatus = Literal["pending", "running", "completed", "failed", "decided"]
+RUN_STATUSES: tuple[RunStatus, ...] = ("pending", "running", "completed", "failed", "decided")
+DONE: frozenset[RunStatus] = frozenset({"completed", "decided"})
+"""A run whose reports are written: `decided` is `completed` plus every loan's decision (§8)."""
 SourceKind = Literal["folder", "tape", "archive"]
 
 
@@ -78,11 +82,13 @@ class RunFacts:
     reports: tuple[ReportFile, ...] = ()
     archive_input: tuple[str, ...] | None = None
     archive_output: tuple[str, ...] | None = None
+    decided_at: datetime | None = None
+    """When every loan of the run had its final decision (the decision tape was written)."""
 
     @property
     def ended(self) -> bool:
         """Whether the run has reached a final status (a failed one may still be retried)."""
-        return self.status in ("completed", "failed")
+        return self.status in ("completed", "failed", "decided")
 
 
 def later_phase(current: Phase | None, reached: Phase) -> Phase:
@@ -190,7 +196,7 @@ def _(event: TapeIngested, run: RunFacts) -> RunFacts:
 def _(event: RunFailed, run: RunFacts) -> RunFacts:
     run = _seen(run, event.occurred_at)
     # A failure of an earlier attempt, or one reported after the run completed, is history.
-    if event.attempt < run.attempt or run.status == "completed":
+    if event.attempt < run.attempt or run.status in DONE:
         return run
     return replace(
         run,
@@ -209,10 +215,10 @@ def _(event: OutputsWritten, run: RunFacts) -> RunFacts:
     run = _seen(run, event.occurred_at)
     return replace(
         run,
-        reports=tuple(event.reports),
+        reports=_keep_decision_tape(run.reports, event.reports),
         outputs_written_at=event.occurred_at,
         archive_input=tuple(event.archive_input),
-        archive_output=tuple(event.archive_output),
+        archive_output=_keep_decision_archive(run.archive_output, event.archive_output),
         last_phase=later_phase(run.last_phase, "archive"),
     )
 
@@ -222,7 +228,8 @@ def _(event: RunCompleted, run: RunFacts) -> RunFacts:
     run = _seen(run, event.occurred_at)
     return replace(
         run,
-        status="completed",
+        # A completion delivered again after the run was decided leaves it decided.
+        status="decided" if run.status == "decided" else "completed",
         error=None,
         failed_phase=None,
         retry_phase=None,
@@ -232,11 +239,42 @@ def _(event: RunCompleted, run: RunFacts) -> RunFacts:
         to_purchase=event.dispositions.to_purchase,
         projected=event.dispositions.projected,
         rejected=event.dispositions.rejected,
-        reports=tuple(event.reports),
+        reports=_keep_decision_tape(run.reports, event.reports),
         completed_at=event.completed_at,
         started_at=run.started_at or event.occurred_at,
         last_phase=later_phase(run.last_phase, "archive"),
     )
+
+
+@apply.register
+def _(event: RunDecided, run: RunFacts) -> RunFacts:
+    run = _seen(run, event.occurred_at)
+    if run.status not in DONE:
+        # Reporting decides a run only after completing it; the log keeps that order.
+        return run
+    reports = tuple(r for r in run.reports if r.key != event.report.key) + (event.report,)
+    archive = tuple(k for k in run.archive_output or () if k != event.archive_output)
+    return replace(
+        run,
+        status="decided",
+        decided_at=event.decided_at,
+        reports=reports,
+        archive_output=(*archive, event.archive_output),
+    )
+
+
+def _keep_decision_tape(
+    before: tuple[ReportFile, ...], reports: Iterable[ReportFile]
+) -> tuple[ReportFile, ...]:
+    """The four reports an event names, and the decision tape if the run has one already
+    (a completion delivered again after the run was decided)."""
+    return (*reports, *(r for r in before if r.key == DECISION_TAPE))
+
+
+def _keep_decision_archive(before: tuple[str, ...] | None, keys: Iterable[str]) -> tuple[str, ...]:
+    keys = tuple(keys)
+    kept = tuple(k for k in before or () if k.endswith(f"/{DECISION_TAPE}.csv") and k not in keys)
+    return (*keys, *kept)
 
 
 def _created(run: RunFacts, created_at: datetime, params: RunParams) -> RunFacts:

@@ -27,6 +27,11 @@ REPORT_KEYS: tuple[ReportKey, ...] = (
     "rejection_report",
     "exception_summary",
 )
+DecisionTapeKey = Literal["decision_tape"]
+DECISION_TAPE: DecisionTapeKey = "decision_tape"
+OutputKey = ReportKey | DecisionTapeKey
+OUTPUT_KEYS: tuple[OutputKey, ...] = (*REPORT_KEYS, DECISION_TAPE)
+"""The four §3 reports and, once every loan of the run is decided, the decision tape (§8)."""
 
 
 class RunSource(Contract):
@@ -145,7 +150,7 @@ class RunFailed(Envelope):
 class ReportFile(Contract):
     """One written report."""
 
-    key: ReportKey
+    key: OutputKey
     uri: str = Field(description="Absolute local path or s3:// URI.")
     storage_key: str = Field(examples=["outputs/0b1c.../purchase_tape.csv"])
     sha256: str
@@ -180,6 +185,36 @@ class RunCompleted(Envelope):
     completed_at: datetime
 
 
+class DecisionCounts(Contract):
+    """A decided run's loans by final decision type (SPEC §8)."""
+
+    auto_approve: int = 0
+    auto_decline: int = 0
+    analyst_approve: int = 0
+    analyst_approve_with_conditions: int = 0
+    analyst_decline: int = 0
+
+    @property
+    def bought(self) -> int:
+        """Loans the desk buys: approved by the machine or by a person (conditions or not)."""
+        return self.auto_approve + self.analyst_approve + self.analyst_approve_with_conditions
+
+
+class RunDecided(Envelope):
+    """Every loan of the completed run has a final decision: the decision tape is written
+    and archived (SPEC §8). The run's status becomes `decided`."""
+
+    event_type: Literal["run.decided"] = "run.decided"
+    decisions: DecisionCounts
+    bought: int = Field(ge=0, description="Rows of the decision tape: loans bought.")
+    report: ReportFile = Field(description="The decision tape (`decision_tape.csv`).")
+    archive_output: str = Field(
+        description="Storage key of the archived decision tape.",
+        examples=["archive/0b1c.../output/decision_tape.csv"],
+    )
+    decided_at: datetime = Field(description="When the run's last decision became final.")
+
+
 RunEvent = Annotated[
     RunRequested
     | RunReprocessRequested
@@ -188,7 +223,8 @@ RunEvent = Annotated[
     | TapeIngested
     | RunFailed
     | OutputsWritten
-    | RunCompleted,
+    | RunCompleted
+    | RunDecided,
     Field(discriminator="event_type"),
 ]
 RUN_EVENT = TypeAdapter(RunEvent)

@@ -16,18 +16,20 @@ from typing import Any
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import SettingsConfigDict
 
 from contracts import run_fold
 from contracts.codec import decode_union
-from contracts.run_fold import RunFacts
+from contracts.run_fold import DONE, RunFacts
 from contracts.runs import (
-    REPORT_KEYS,
+    DECISION_TAPE,
+    OUTPUT_KEYS,
     RUN_EVENT,
     OutputsWritten,
     Phase,
     RunCompleted,
+    RunDecided,
     RunFailed,
     RunReprocessRequested,
     RunRequested,
@@ -39,7 +41,7 @@ from contracts.topics import RUNS
 from services.cli import reach
 from services.common.settings import ServiceSettings
 
-TERMINAL = frozenset({"completed", "failed"})
+TERMINAL = frozenset({"completed", "failed", "decided"})
 
 
 class CliSettings(ServiceSettings):
@@ -51,6 +53,12 @@ class CliSettings(ServiceSettings):
 
     service_name: str = "loan-engine-cli"
     poll_timeout_ms: int = 500
+    api_url: str | None = Field(
+        None, description="The gateway for API commands (default: the stack's gateway port)."
+    )
+    username: str | None = Field(None, description="Who API commands log in as.")
+    password: SecretStr | None = Field(None, description="Their password (or --password-stdin).")
+    api_timeout_seconds: float = Field(90.0, gt=0, description="How long one API call may take.")
 
 
 def load_settings(env_file: Path | None = None) -> CliSettings:
@@ -82,7 +90,7 @@ class RunView:
 
     @property
     def finished(self) -> bool:
-        """Whether the run has completed or failed (a retry may still follow a failure)."""
+        """Whether the run has completed (or been decided) or failed (a retry may follow)."""
         return self.status in TERMINAL
 
 
@@ -126,7 +134,7 @@ def _dispositions(facts: RunFacts) -> dict[str, int]:
 
 def _milestone_phase(facts: RunFacts) -> Phase | None:
     """Ingest once started, the failed phase (also while its retry waits), archive once done."""
-    if facts.status == "completed":
+    if facts.status in DONE:
         return "archive"
     if facts.status == "failed":
         return facts.failed_phase
@@ -154,7 +162,12 @@ def result_json(view: RunView) -> dict[str, Any]:
         "total_balance": None if view.total_balance is None else str(view.total_balance),
         "exceptions_count": view.exceptions_count,
         "dispositions": dispositions,
-        "reports": {key: view.reports.get(key) for key in REPORT_KEYS},
+        "reports": {
+            key: view.reports.get(key)
+            for key in OUTPUT_KEYS
+            # The decision tape is listed once the run is `decided` (SPEC §8).
+            if key != DECISION_TAPE or key in view.reports
+        },
     }
 
 
@@ -179,6 +192,8 @@ def describe(event: Any) -> str:
             return "reports written"
         case RunCompleted():
             return f"completed: {event.dispositions.model_dump()}"
+        case RunDecided():
+            return f"decided: {event.bought} loans bought, {event.decisions.model_dump()}"
     return event.event_type
 
 

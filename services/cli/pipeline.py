@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 
 from contracts.ids import event_id
 from contracts.loans import RunParams
+from contracts.run_fold import DONE
 from contracts.runs import RunRequested
 from contracts.topics import RUNS
 from services.cli import reach
@@ -121,7 +122,7 @@ def print_result(view: RunView, as_json: bool) -> None:
         typer.echo(f"  error: {result['error']}")
     if result["total_loans"] is not None:
         typer.echo(f"  loans: {result['total_loans']}  balance: {result['total_balance']}")
-    if view.status == "completed":
+    if view.status in DONE:
         counts = ", ".join(f"{key} {value}" for key, value in result["dispositions"].items())
         typer.echo(f"  exceptions: {result['exceptions_count']}  dispositions: {counts}")
         for key, location in result["reports"].items():
@@ -130,7 +131,7 @@ def print_result(view: RunView, as_json: bool) -> None:
 
 def exit_code(view: RunView | None) -> int:
     """0 for a completed run, 1 otherwise (failed, unknown or still going when time ran out)."""
-    return 0 if view is not None and view.status == "completed" else 1
+    return 0 if view is not None and view.status in DONE else 1
 
 
 def follow_progress(run_id: UUID) -> Any:

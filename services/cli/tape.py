@@ -15,6 +15,7 @@ import typer
 from contracts.codec import encode
 from contracts.ids import tape_run_id
 from contracts.loans import RunParams
+from contracts.run_fold import DONE
 from contracts.tapes import TapeEnd, TapeRow
 from contracts.topics import LOAN_TAPES
 from services.cli.client import CliSettings, RunLog, RunView, load_settings
@@ -153,7 +154,7 @@ async def push_and_follow(
     async with RunLog(settings) as log:
         before = (await log.catch_up()).get(run_id)
         await push(settings, path, tape_id, params)
-        if before is not None and before.status == "completed":
+        if before is not None and before.status in DONE:
             return before
         log.runs.pop(run_id, None)
         return await log.wait(run_id, timeout, follow_progress(run_id), after_catch_up=False)

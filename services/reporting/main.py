@@ -7,6 +7,7 @@ from services.common.health import database_ready, storage_ready
 from services.common.logs import configure_logging
 from services.common.runtime import BrokerPublisher, build_worker_app, make_broker, serve, utc_now
 from services.common.storage import storage_from_settings
+from services.reporting.deciding import DecisionService
 from services.reporting.handlers import subscribe
 from services.reporting.service import ReportingService
 from services.reporting.settings import ReportingSettings
@@ -19,10 +20,10 @@ def build_app(settings: ReportingSettings) -> AsgiFastStream:
     broker = make_broker(settings)
     engine = make_engine(settings, pool_size=settings.db_pool_size)
     storage = storage_from_settings(settings)
-    service = ReportingService(
-        settings, engine, storage, BrokerPublisher(broker, settings), utc_now
-    )
-    subscribe(broker, settings, service)
+    publisher = BrokerPublisher(broker, settings)
+    service = ReportingService(settings, engine, storage, publisher, utc_now)
+    decisions = DecisionService(settings, engine, storage, publisher, utc_now)
+    subscribe(broker, settings, service, decisions)
 
     async def migrate() -> None:
         if settings.migrate_on_start:

@@ -23,6 +23,10 @@ class ReportingSettings(ServiceSettings):
         description="Consumer group on runs.v1 (its own, so a long run completion on one "
         "subscription never stalls the other's rebalances).",
     )
+    reviews_group: str = Field(
+        "reporting-reviews",
+        description="Consumer group on reviews.v1 (decisions, for the decision tape).",
+    )
     work_dir: Path | None = Field(
         None, description="Where reports are written before upload (default: system temp)."
     )

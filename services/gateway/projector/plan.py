@@ -22,7 +22,7 @@ from contracts import topics
 from contracts.codec import decode, decode_union
 from contracts.dead_letters import DeadLetter
 from contracts.numbers import DEFAULT_IRR_TARGET
-from contracts.runs import RUN_EVENT, OutputsWritten, RunCompleted
+from contracts.runs import RUN_EVENT, OutputsWritten, RunCompleted, RunDecided
 from services.common.consumer import gc_paused
 from services.gateway.projector.batches import DispositionedRows, dispositioned_rows
 from services.gateway.projector.folds import FOLDS
@@ -143,7 +143,7 @@ def _add(result: Plan, record: Record) -> None:
         event = decode_union(record.value, RUN_EVENT)
         result.run_events.append(event)
         result.consumed.append((record.topic, event.event_type, 0))
-        if isinstance(event, OutputsWritten | RunCompleted):
+        if isinstance(event, OutputsWritten | RunCompleted | RunDecided):
             result.reports.extend(_report_rows(event))
     elif record.topic in STAGE_OF_TOPIC:
         stage = STAGE_OF_TOPIC[record.topic]
@@ -171,10 +171,11 @@ def _add(result: Plan, record: Record) -> None:
         result.consumed.append((record.topic, f"tape.{message['kind']}", 0))
 
 
-def _report_rows(event: OutputsWritten | RunCompleted) -> list[tuple[Any, ...]]:
+def _report_rows(event: OutputsWritten | RunCompleted | RunDecided) -> list[tuple[Any, ...]]:
+    reports = (event.report,) if isinstance(event, RunDecided) else event.reports
     return [
         (event.run_id, r.key, r.storage_key, r.uri, r.sha256, r.size, r.rows, event.occurred_at)
-        for r in event.reports
+        for r in reports
     ]
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.loans import LOAN_FIELDS
+from contracts.run_fold import DONE
 from services.gateway.reconciliation.tables import (
     reconciliation_findings,
     reconciliation_reviews,
@@ -125,7 +126,7 @@ async def open_findings_by_kind(session: AsyncSession) -> dict[str, int]:
                 reconciliation_reviews, r.finding_id == f.finding_id
             )
         )
-        .where(runs.c.status == "completed", func.coalesce(r.action, "") != "accept")
+        .where(runs.c.status.in_(DONE), func.coalesce(r.action, "") != "accept")
         .group_by(f.kind)
     )
     return {kind: int(count) for kind, count in await session.execute(query)}

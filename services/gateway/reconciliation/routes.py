@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.corrections import FindingReviewed
 from contracts.ids import event_id
+from contracts.run_fold import DONE
 from contracts.topics import CORRECTIONS
 from services.gateway.deps import (
     CurrentUser,
@@ -116,7 +117,7 @@ async def run_reconciliation(
     """Reconcile the run again now: every source row against its projected fact and reports."""
     run = await visible_run(session, user, run_id)
     _staff(user)
-    if run.status != "completed":
+    if run.status not in DONE:
         raise Conflict(f"Only a completed run is reconciled (this one is {run.status})")
     await reconcile(session, storage, run_id)
     await session.commit()

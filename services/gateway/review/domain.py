@@ -1,83 +1,76 @@
-"""The review case lifecycle (SPEC §8), pure: commands return events, state is folded from events.
+"""Review commands (SPEC §8), pure: an action on a case in, its event (or the error) out.
 
-    pending → assigned → in_progress → decided | override_pending
-    assigned | in_progress → pending (release)
-    override_pending → decided (override approved) | in_progress (override rejected)
-
-An analyst may take a case for themselves; a `senior_analyst` or `admin` may assign it to anyone
-and reassign it. Nobody is given more than `MAX_ACTIVE` active (assigned or in progress) cases.
-Only the assignee starts a case; the assignee or a senior releases it. The projector folds with
-`evolve`, which re-checks every rule of the case itself, so of two actions on one case that raced
-only the first applies. The workload limit spans cases, whose events sit on different partitions
-and may be read in another order by a rebuild, so only `decide` checks it: the fold must give the
-same result on every replay.
+The lifecycle itself, the state folded from a case's events and the rules of each transition,
+lives in `contracts.review_fold` (reporting folds the same events for the decision tape); this
+module adds what only the gateway decides before it publishes: who acts, and the workload limit.
+Nobody is given more than `MAX_ACTIVE` active (assigned or in progress) cases. The limit spans
+cases, whose events sit on different partitions and may be read in another order by a rebuild,
+so only `decide` checks it: the fold must give the same result on every replay.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 from uuid import UUID
 
+from contracts.review_fold import (
+    ACTIONS,
+    ACTIVE,
+    ALLOWED_FROM,
+    MAX_ACTIVE,
+    OPEN_STATUSES,
+    REVIEWER_ROLES,
+    SENIOR_ROLES,
+    Action,
+    Actor,
+    CaseState,
+    InvalidRequest,
+    InvalidTransition,
+    NotPermitted,
+    ReviewError,
+    WorkloadExceeded,
+    check_action,
+    check_decision,
+    check_fulfilment,
+    check_override_review,
+    evolve,
+)
 from contracts.reviews import (
-    CaseStatus,
     ReviewCaseAssigned,
-    ReviewCaseOpened,
     ReviewCaseReleased,
     ReviewCaseStarted,
-    ReviewConditionFulfilled,
-    ReviewDecisionRecorded,
     ReviewEvent,
-    ReviewOverrideApproved,
-    ReviewOverrideRejected,
 )
 
-Action = Literal["assign", "start", "release"]
-ACTIONS: tuple[Action, ...] = ("assign", "start", "release")
-MAX_ACTIVE = 5
-SENIOR_ROLES = frozenset({"senior_analyst", "admin"})
-REVIEWER_ROLES = frozenset({"analyst", "senior_analyst", "admin"})
-ACTIVE: frozenset[CaseStatus] = frozenset({"assigned", "in_progress"})
-ALLOWED_FROM: dict[Action, frozenset[CaseStatus]] = {
-    "assign": frozenset({"pending", "assigned"}),
-    "start": frozenset({"assigned"}),
-    "release": ACTIVE,
-}
-
-
-class ReviewError(Exception):
-    """An action the case lifecycle does not allow."""
-
-
-class InvalidTransition(ReviewError):
-    """The action cannot start from the case's status (HTTP 409)."""
-
-    def __init__(self, action: str, status: CaseStatus) -> None:
-        super().__init__(f"Cannot {action} a review case whose status is {status}")
-        self.action = action
-        self.status = status
-
-
-class NotPermitted(ReviewError):
-    """The actor may not take this action on this case (HTTP 403)."""
-
-
-class WorkloadExceeded(ReviewError):
-    """The assignee already holds the most active cases allowed (HTTP 409)."""
-
-
-class InvalidRequest(ReviewError):
-    """The action is missing what it needs (HTTP 400)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who acts."""
-
-    user_id: UUID
-    role: str
+# The lifecycle's names stay importable from here, where they were defined first.
+__all__ = [
+    "ACTIONS",
+    "ACTION_OF_EVENT",
+    "ACTIVE",
+    "ALLOWED_FROM",
+    "Action",
+    "ActiveCount",
+    "Actor",
+    "CaseRef",
+    "CaseState",
+    "Command",
+    "InvalidRequest",
+    "InvalidTransition",
+    "MAX_ACTIVE",
+    "NotPermitted",
+    "OPEN_STATUSES",
+    "REVIEWER_ROLES",
+    "ReviewError",
+    "SENIOR_ROLES",
+    "WorkloadExceeded",
+    "check_decision",
+    "check_fulfilment",
+    "check_override_review",
+    "decide",
+    "evolve",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,24 +80,6 @@ class CaseRef:
     case_id: UUID
     loan_id: UUID
     run_id: UUID
-
-
-@dataclass(frozen=True, slots=True)
-class CaseState:
-    """A case's lifecycle state, folded from its events."""
-
-    status: CaseStatus = "pending"
-    assignee: UUID | None = None
-    releases: int = 0
-    actions: int = 0
-    assigned_at: datetime | None = None
-    started_at: datetime | None = None
-    updated_at: datetime | None = None
-    decision_id: UUID | None = None
-    decided_by: UUID | None = None
-    decided_at: datetime | None = None
-    conditions: int = 0
-    fulfilled: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,57 +95,8 @@ class Command:
     request_id: str | None = None
 
 
-def check_decision(state: CaseState, actor: Actor) -> None:
-    """Only the assignee decides a case in progress."""
-    if state.status != "in_progress":
-        raise InvalidTransition("decide", state.status)
-    if state.assignee != actor.user_id:
-        raise NotPermitted("Only the case's assignee can decide it")
-
-
-def check_override_review(state: CaseState, actor: Actor, decision_id: UUID) -> None:
-    """A different senior analyst or admin approves or rejects a pending override."""
-    if actor.role not in SENIOR_ROLES:
-        raise NotPermitted("Approving an override requires role senior_analyst or admin")
-    if state.status != "override_pending" or state.decision_id != decision_id:
-        raise InvalidTransition("review the override of", state.status)
-    if state.decided_by == actor.user_id:
-        raise NotPermitted("An override needs a second person: you cannot approve your own")
-
-
-def check_fulfilment(state: CaseState, actor: Actor, decision_id: UUID, ordinal: int) -> None:
-    """A condition of the case's final approval, not yet fulfilled, by a reviewer."""
-    if actor.role not in {"analyst", *SENIOR_ROLES}:
-        raise NotPermitted(f"Role {actor.role} may not fulfil conditions")
-    if state.status != "decided" or state.decision_id != decision_id:
-        raise InvalidTransition("fulfil a condition of", state.status)
-    if not 1 <= ordinal <= state.conditions:
-        raise InvalidRequest(f"The decision has no condition {ordinal}")
-    if ordinal in state.fulfilled:
-        raise InvalidTransition("fulfil an already fulfilled condition of", state.status)
-
-
 ActiveCount = Callable[[UUID], int]
 """How many active cases a user holds right now."""
-
-
-def _check(action: Action, state: CaseState, actor: Actor, assignee: UUID | None) -> None:
-    if actor.role not in REVIEWER_ROLES:
-        raise NotPermitted(f"Role {actor.role} may not work on review cases")
-    if state.status not in ALLOWED_FROM[action]:
-        raise InvalidTransition(action, state.status)
-    senior = actor.role in SENIOR_ROLES
-    if action == "assign":
-        if assignee is None:
-            raise InvalidRequest("assign requires an assignee")
-        if assignee != actor.user_id and not senior:
-            raise NotPermitted("An analyst may only assign a case to themselves")
-        if state.status == "assigned" and not senior:
-            raise NotPermitted("Reassigning a case requires role senior_analyst or admin")
-    elif action == "start" and state.assignee != actor.user_id:
-        raise NotPermitted("Only the case's assignee can start it")
-    elif action == "release" and state.assignee != actor.user_id and not senior:
-        raise NotPermitted("Only the assignee or a senior analyst can release the case")
 
 
 def _check_workload(state: CaseState, assignee: UUID, active: ActiveCount) -> None:
@@ -180,7 +106,7 @@ def _check_workload(state: CaseState, assignee: UUID, active: ActiveCount) -> No
 
 def decide(ref: CaseRef, state: CaseState, command: Command, active: ActiveCount) -> ReviewEvent:
     """The event the command produces on this case, or the ReviewError that forbids it."""
-    _check(command.action, state, command.actor, command.assignee)
+    check_action(command.action, state, command.actor, command.assignee)
     common = {
         "event_id": command.event_id,
         "case_id": ref.case_id,
@@ -201,67 +127,6 @@ def decide(ref: CaseRef, state: CaseState, command: Command, active: ActiveCount
     return ReviewCaseReleased(**common)
 
 
-def evolve(state: CaseState | None, event: ReviewEvent) -> CaseState:
-    """The state after `event`; ReviewError when the event is not allowed from `state`."""
-    if isinstance(event, ReviewCaseOpened):
-        if state is not None:
-            raise InvalidTransition("open", state.status)
-        return CaseState(updated_at=event.occurred_at)
-    if state is None:
-        raise ReviewError("No review case was opened for this event")
-    actor = Actor(event.actor_id, event.actor_role) if event.actor_id else None
-    if actor is None:
-        raise NotPermitted("A review action needs a person")
-    if isinstance(event, ReviewCaseAssigned):
-        _check("assign", state, actor, event.assignee)
-        changed = replace(
-            state, status="assigned", assignee=event.assignee, assigned_at=event.occurred_at
-        )
-    elif isinstance(event, ReviewCaseStarted):
-        _check("start", state, actor, None)
-        changed = replace(state, status="in_progress", started_at=event.occurred_at)
-    elif isinstance(event, ReviewCaseReleased):
-        _check("release", state, actor, None)
-        changed = replace(
-            state,
-            status="pending",
-            assignee=None,
-            assigned_at=None,
-            started_at=None,
-            releases=state.releases + 1,
-        )
-    elif isinstance(event, ReviewDecisionRecorded):
-        check_decision(state, actor)
-        changed = replace(
-            state,
-            status="override_pending" if event.is_override else "decided",
-            decision_id=event.decision_id,
-            decided_by=actor.user_id,
-            decided_at=event.occurred_at,
-            conditions=len(event.conditions),
-            fulfilled=(),
-        )
-    elif isinstance(event, ReviewOverrideApproved):
-        check_override_review(state, actor, event.decision_id)
-        changed = replace(state, status="decided")
-    elif isinstance(event, ReviewOverrideRejected):
-        check_override_review(state, actor, event.decision_id)
-        changed = replace(
-            state,
-            status="in_progress",
-            decision_id=None,
-            decided_by=None,
-            decided_at=None,
-            conditions=0,
-        )
-    elif isinstance(event, ReviewConditionFulfilled):
-        check_fulfilment(state, actor, event.decision_id, event.ordinal)
-        changed = replace(state, fulfilled=tuple(sorted((*state.fulfilled, event.ordinal))))
-    else:
-        raise ReviewError(f"Unknown review event {type(event).__name__}")
-    return replace(changed, actions=state.actions + 1, updated_at=event.occurred_at)
-
-
 ACTION_OF_EVENT: dict[str, str] = {
     "review.case_opened": "open",
     "review.case_assigned": "assign",
@@ -271,4 +136,7 @@ ACTION_OF_EVENT: dict[str, str] = {
     "review.override_approved": "approve-override",
     "review.override_rejected": "reject-override",
     "review.condition_fulfilled": "fulfil-condition",
+    "review.sla_warned": "sla-warning",
+    "review.sla_breached": "sla-breach",
+    "review.case_escalated": "escalate",
 }

@@ -57,11 +57,12 @@ class RunState:
     rejected: int | None = None
     archive_input: tuple[str, ...] | None = None
     archive_output: tuple[str, ...] | None = None
+    decided_at: datetime | None = None
 
     @property
     def ended(self) -> bool:
         """Whether the run has reached a final status."""
-        return self.status in ("completed", "failed")
+        return self.status in ("completed", "failed", "decided")
 
 
 RUN_FIELDS = tuple(f.name for f in fields(RunState))

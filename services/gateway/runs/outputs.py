@@ -6,7 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from contracts.runs import REPORT_KEYS
+from contracts.runs import OUTPUT_KEYS
 from services.common.storage import InvalidPath, Storage, safe_key
 from services.common.storage import NotFound as StorageNotFound
 from services.gateway.deps import CurrentUser, SessionDep, StorageDep
@@ -62,8 +62,8 @@ async def download_output(
     run_id: UUID, key: str, user: CurrentUser, session: SessionDep, storage: StorageDep
 ) -> StreamingResponse:
     """Download one report: purchase_tape, projected_tape, rejection_report or exception_summary."""
-    if key not in REPORT_KEYS:
-        raise BadRequest(f"Unknown report {key!r}; one of {', '.join(REPORT_KEYS)}")
+    if key not in OUTPUT_KEYS:
+        raise BadRequest(f"Unknown report {key!r}; one of {', '.join(OUTPUT_KEYS)}")
     await visible_run(session, user, run_id)
     row = await repo.report_row(session, run_id, key)
     if row is None:

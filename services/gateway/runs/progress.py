@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
+from contracts.run_fold import DONE
 from contracts.runs import PHASES, REPORT_KEYS, Phase
 
 PhaseStatus = Literal["pending", "running", "completed", "failed"]
@@ -86,7 +87,7 @@ def _status(
 ) -> PhaseStatus:
     if facts.status == "failed" and facts.failed_phase == phase:
         return "failed"
-    if completed is not None or facts.status == "completed":
+    if completed is not None or facts.status in DONE:
         return "completed"
     return "running" if started is not None else "pending"
 
@@ -145,7 +146,7 @@ def run_progress(facts: ProgressFacts, now: datetime) -> RunProgress:
             phases.append(_loan_phase(facts, phase, now))
         else:
             phases.append(_file_phase(facts, phase, phases[-1], now))
-    if facts.status == "completed":
+    if facts.status in DONE:
         overall = HUNDRED
     else:
         overall = HUNDRED * sum(_fraction(phase) for phase in phases) / len(phases)
@@ -155,7 +156,7 @@ def run_progress(facts: ProgressFacts, now: datetime) -> RunProgress:
 
 
 def _eta(facts: ProgressFacts, overall: Decimal, now: datetime) -> int | None:
-    if facts.status == "completed":
+    if facts.status in DONE:
         return 0
     if facts.status != "running" or facts.started_at is None or not 0 < overall < HUNDRED:
         return None

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
 from contracts.numbers import DEFAULT_IRR_TARGET
-from contracts.runs import Phase, ReportKey
+from contracts.runs import OutputKey, Phase
 from services.gateway.patterns import TEAM_ID
 from services.gateway.runs.domain import RunStatus
 
@@ -117,6 +117,9 @@ class RunResponse(BaseModel):
     created_at: datetime | None
     started_at: datetime | None
     completed_at: datetime | None
+    decided_at: datetime | None = Field(
+        None, description="When every loan had its final decision (status `decided`, SPEC §8)."
+    )
     pdate: date | None
     irr_target: Decimal | None
     rule_set_version: str | None = Field(
@@ -161,7 +164,7 @@ class ProgressResponse(BaseModel):
 class ReportFileResponse(BaseModel):
     """One report of a run."""
 
-    key: ReportKey
+    key: OutputKey
     name: str = Field(examples=["purchase_tape.csv"])
     size: int
     rows: int

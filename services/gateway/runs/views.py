@@ -40,6 +40,7 @@ def run_response(state: RunState) -> RunResponse:
         created_at=state.created_at,
         started_at=state.started_at,
         completed_at=state.completed_at,
+        decided_at=state.decided_at,
         pdate=state.pdate,
         irr_target=state.irr_target,
         rule_set_version=state.rule_set_version,

@@ -7,10 +7,13 @@ from uuid import UUID
 from contracts.ids import event_id
 from contracts.loans import RunParams
 from contracts.runs import (
+    REPORT_KEYS,
+    DecisionCounts,
     Dispositions,
     OutputsWritten,
     ReportFile,
     RunCompleted,
+    RunDecided,
     RunFailed,
     RunRequested,
     RunRetryRequested,
@@ -19,6 +22,7 @@ from contracts.runs import (
     TapeIngested,
 )
 from services.cli.client import RunView, apply, fold, result_json
+from services.cli.pipeline import exit_code
 
 RUN = UUID("0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d")
 AT = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
@@ -186,3 +190,32 @@ def test_a_tape_pushed_again_after_completion_stays_completed() -> None:
 
     assert (view.status, view.last_phase, view.error) == ("completed", "archive", None)
     assert view.finished
+
+
+def decided() -> RunDecided:
+    return RunDecided(
+        **envelope("run.decided"),
+        decisions=DecisionCounts(auto_approve=1, auto_decline=1, analyst_approve=1),
+        bought=2,
+        report=report("decision_tape"),
+        archive_output=f"archive/{RUN}/output/decision_tape.csv",
+        decided_at=AT,
+    )
+
+
+def test_a_decided_run_is_finished_and_lists_its_decision_tape_beside_the_four_reports() -> None:
+    view = fold([requested(), started(), ingested(), completed(), decided()])[RUN]
+
+    result = result_json(view)
+    assert result["status"] == "decided"
+    assert view.finished
+    assert list(result["reports"]) == [*REPORT_KEYS, "decision_tape"]
+    assert result["reports"]["decision_tape"] == f"/srv/storage/outputs/{RUN}/decision_tape.csv"
+    assert exit_code(view) == 0
+
+
+def test_a_completed_run_lists_only_the_four_reports_until_it_is_decided() -> None:
+    view = fold([requested(), started(), ingested(), completed()])[RUN]
+
+    assert list(result_json(view)["reports"]) == list(REPORT_KEYS)
+    assert exit_code(view) == 0

@@ -36,7 +36,7 @@ def pricing(broker: KafkaBroker, settings: Any) -> None:
 
 
 def reporting(broker: KafkaBroker, settings: Any) -> None:
-    subscribe_reporting(broker, settings, NoUseCases())
+    subscribe_reporting(broker, settings, NoUseCases(), NoUseCases())
 
 
 CASES: dict[str, tuple[type[ServiceSettings], Callable[[KafkaBroker, Any], None], str]] = {

@@ -12,11 +12,13 @@ from contracts.loans import RunParams
 from contracts.run_fold import RunFacts, apply, fold, later_phase
 from contracts.runs import (
     REPORT_KEYS,
+    DecisionCounts,
     Dispositions,
     OutputsWritten,
     Phase,
     ReportFile,
     RunCompleted,
+    RunDecided,
     RunFailed,
     RunReprocessRequested,
     RunRequested,
@@ -116,6 +118,24 @@ class Log:
             dispositions=Dispositions(to_purchase=1, projected=1, rejected=1),
             reports=reports(),
             completed_at=envelope["occurred_at"],  # type: ignore[arg-type]
+        )
+
+    def decided(self) -> RunDecided:
+        envelope = self._envelope("run.decided")
+        return RunDecided(
+            **envelope,
+            decisions=DecisionCounts(auto_approve=1, auto_decline=1, analyst_approve=1),
+            bought=2,
+            report=ReportFile(
+                key="decision_tape",
+                uri=f"/srv/storage/outputs/{RUN}/decision_tape.csv",
+                storage_key=f"outputs/{RUN}/decision_tape.csv",
+                sha256="1" * 64,
+                size=10,
+                rows=2,
+            ),
+            archive_output=f"archive/{RUN}/output/decision_tape.csv",
+            decided_at=envelope["occurred_at"],  # type: ignore[arg-type]
         )
 
     def completed_run(self) -> list[object]:
@@ -418,3 +438,46 @@ def test_later_phase_never_goes_back() -> None:
     assert later_phase("pricing", "ingest") == "pricing"
     assert later_phase(None, "ingest") == "ingest"
     assert later_phase("validate", "archive") == "archive"
+
+
+def test_a_completed_run_whose_loans_are_all_decided_is_decided_with_its_decision_tape() -> None:
+    log = Log()
+    events = [*log.completed_run(), log.decided()]
+
+    run = run_of(events)
+
+    assert run.status == "decided"
+    assert run.ended
+    assert run.decided_at == events[-1].decided_at  # type: ignore[attr-defined]
+    assert [report.key for report in run.reports] == [*REPORT_KEYS, "decision_tape"]
+    assert run.archive_output is not None
+    assert run.archive_output[-1] == f"archive/{RUN}/output/decision_tape.csv"
+    assert len(run.archive_output) == len(REPORT_KEYS) + 1
+
+
+def test_a_decision_before_completion_changes_nothing() -> None:
+    log = Log()
+    events = [log.requested(), log.started(), log.ingested()]
+
+    run = run_of([*events, log.decided()])
+
+    assert run == run_of(events)
+
+
+def test_a_completion_or_decision_delivered_again_leaves_a_decided_run_as_it_was() -> None:
+    log = Log()
+    decided = [*log.completed_run(), log.decided()]
+    run = run_of(decided)
+
+    again = run_of([decided[3], decided[4], decided[5]], run)
+
+    assert again.status == "decided"
+    assert again.reports == run.reports
+    assert again.archive_output == run.archive_output
+
+
+def test_a_failure_reported_after_the_run_was_decided_is_history() -> None:
+    log = Log()
+    run = run_of([*log.completed_run(), log.decided()])
+
+    assert apply(log.failed(phase="archive"), run).status == "decided"

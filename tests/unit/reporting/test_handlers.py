@@ -9,15 +9,17 @@ from contracts.codec import decode, encode
 from contracts.dead_letters import DeadLetter
 from contracts.ids import event_id
 from contracts.loans import PricedBatch, Pricing
+from contracts.reviews import AnyReviewEvent, AutoDecision, AutoDecisionsRecorded
 from contracts.runs import (
     RunCompleted,
     RunFailed,
+    RunRequested,
     RunRetryRequested,
     RunSource,
     RunStarted,
     TapeIngested,
 )
-from contracts.topics import DEAD_LETTERS, LOANS_PRICED, RUNS
+from contracts.topics import DEAD_LETTERS, LOANS_PRICED, REVIEWS, RUNS
 from services.common.runtime import make_broker
 from services.reporting.handlers import subscribe
 from services.reporting.service import dispositioned_batch
@@ -56,10 +58,16 @@ class RecordingService:
     async def on_retry_requested(self, event: RunRetryRequested) -> None:
         self.calls.append(("retry", event))
 
+    async def on_review(self, event: AnyReviewEvent) -> None:
+        self.calls.append(("review", event))
+
+    async def on_run_completed(self, event: RunCompleted) -> None:
+        self.calls.append(("completed", event))
+
 
 def wired(service: RecordingService, letters: list[DeadLetter]) -> KafkaBroker:
     broker = make_broker(SETTINGS)
-    subscribe(broker, SETTINGS, service)
+    subscribe(broker, SETTINGS, service, service)
 
     @broker.subscriber(SETTINGS.topic(DEAD_LETTERS), decoder=lambda message: message.body)
     async def collect(body: bytes) -> None:
@@ -132,7 +140,7 @@ async def test_each_run_event_reporting_tracks_reaches_its_use_case() -> None:
     assert service.calls[1][1] == tape_ingested()
 
 
-async def test_run_events_of_other_services_are_ignored() -> None:
+async def test_a_run_completion_reaches_the_decisions_and_requests_are_ignored() -> None:
     service, letters = RecordingService(), []
     completed = RunCompleted(
         event_id=event_id("run.completed", RUN_ID),
@@ -144,11 +152,35 @@ async def test_run_events_of_other_services_are_ignored() -> None:
         completed_at=OCCURRED_AT,
         **ENVELOPE,
     )
+    requested = RunRequested(
+        event_id=event_id("run.requested", RUN_ID),
+        params=run_params(),
+        created_at=OCCURRED_AT,
+        **{**ENVELOPE, "producer": "gateway"},
+    )
 
     async with TestKafkaBroker(wired(service, letters)) as broker:
+        await broker.publish(encode(requested), SETTINGS.topic(RUNS))
         await broker.publish(encode(completed), SETTINGS.topic(RUNS))
 
-    assert service.calls == []
+    assert service.calls == [("completed", completed)]
+    assert letters == []
+
+
+async def test_review_events_reach_the_decisions() -> None:
+    service, letters = RecordingService(), []
+    auto = AutoDecisionsRecorded(
+        event_id=event_id("review.auto_decisions_recorded", RUN_ID, 0),
+        run_id=RUN_ID,
+        batch_seq=0,
+        decisions=(AutoDecision(loan_id=RUN_ID, seq=1, decision_type="auto_approve", score=900),),
+        occurred_at=OCCURRED_AT,
+    )
+
+    async with TestKafkaBroker(wired(service, letters)) as broker:
+        await broker.publish(encode(auto), SETTINGS.topic(REVIEWS), key=b"k")
+
+    assert service.calls == [("review", auto)]
     assert letters == []
 
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0023_run_rule_set_version"
-down_revision: str | None = "0020_review_cases"
+down_revision: str | None = "0022_decided_runs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

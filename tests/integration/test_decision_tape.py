@@ -1,0 +1,319 @@
+"""Reporting decides runs from reviews.v1 against a real PostgreSQL (SPEC §8): the decision tape
+is written once every loan of a completed run has a final decision, an override counts only once
+a second person approved it, a rejected one takes the decision away, an action the case fold
+refuses changes nothing, and a redelivery decides nothing twice. `DecisionService` is driven
+directly with a recording publisher, so every order of events is the test's choice."""
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts import wire
+from contracts.codec import decode, encode
+from contracts.ids import event_id, review_case_id
+from contracts.loans import PricedBatch
+from contracts.reviews import (
+    AutoDecision,
+    AutoDecisionsRecorded,
+    Condition,
+    ReviewCaseAssigned,
+    ReviewCaseOpened,
+    ReviewCaseStarted,
+    ReviewDecisionRecorded,
+    ReviewEvent,
+    ReviewOverrideApproved,
+    ReviewOverrideRejected,
+)
+from contracts.runs import RunCompleted, RunDecided
+from contracts.topics import Topic
+from services.common.db import make_engine, upgrade
+from services.common.storage import LocalStorage
+from services.reporting.deciding import DecisionService
+from services.reporting.decision_tape import header
+from services.reporting.reports import render
+from services.reporting.repository import ReportingRepository
+from services.reporting.service import dispositioned_batch
+from services.reporting.settings import ReportingSettings
+from tests.factories import OCCURRED_AT, loan_exception, loan_priced, loan_record, run_params
+
+pytestmark = pytest.mark.integration
+
+ANALYST = UUID("aaaaaaaa-0000-4000-8000-000000000001")
+SENIOR = UUID("aaaaaaaa-0000-4000-8000-000000000002")
+JUSTIFICATION = "The borrower's verified reserves cover two years of payments in full."
+
+
+class RecordingPublisher:
+    """Collects what the service publishes, in order."""
+
+    def __init__(self) -> None:
+        self.published: list[BaseModel] = []
+
+    async def publish(self, topic: Topic, key: str, event: BaseModel, headers: Any = None) -> None:
+        assert (topic.name, key) == ("runs.v1", str(event.run_id))  # type: ignore[attr-defined]
+        assert headers is None
+        self.published.append(event)
+
+    async def publish_batch(self, topic: Topic, batch: Any, headers: Any = None) -> None:
+        raise AssertionError(
+            f"deciding publishes no loan batches ({topic.name}, {batch}, {headers})"
+        )
+
+    def decided(self) -> list[RunDecided]:
+        return [event for event in self.published if isinstance(event, RunDecided)]
+
+
+@pytest.fixture(scope="module")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(ReportingSettings(database_url=database_url))
+    await upgrade(engine, "reporting")
+    yield engine
+    await engine.dispose()
+
+
+class Run:
+    """A completed three-loan run: L1 and L3 eligible, L2 rejected; its case events."""
+
+    def __init__(self, engine: AsyncEngine, storage: LocalStorage, database_url: str) -> None:
+        self.run_id = uuid4()
+        self.engine = engine
+        self.storage = storage
+        self.publisher = RecordingPublisher()
+        self.service = DecisionService(
+            ReportingSettings(database_url=database_url),
+            engine,
+            storage,
+            self.publisher,
+            lambda: OCCURRED_AT,
+        )
+        self.loans = [
+            loan_priced(loan_record(seq=1, run_id=self.run_id, seller_loan_number="L1")),
+            loan_priced(
+                loan_record(seq=2, run_id=self.run_id, seller_loan_number="L2"),
+                exceptions=[loan_exception("ltv_ratio")],
+            ),
+            loan_priced(loan_record(seq=3, run_id=self.run_id, seller_loan_number="L3")),
+        ]
+        self.ids = [loan.loan.loan_id for loan in self.loans]
+        self.case = review_case_id(self.ids[2])
+        self.minutes = 0
+
+    async def store_loans(self) -> None:
+        """The loans as reporting stores them while dispositioning."""
+        batch = dispositioned_batch(_priced(self.run_id, self.loans), OCCURRED_AT)
+        async with self.engine.begin() as connection:
+            await ReportingRepository(connection).add_loans(
+                self.run_id, [render(event) for event in batch.events]
+            )
+
+    def report_row(self, index: int) -> str:
+        batch = dispositioned_batch(_priced(self.run_id, self.loans), OCCURRED_AT)
+        return render(batch.events[index]).text
+
+    def completed(self) -> RunCompleted:
+        return RunCompleted(
+            event_id=event_id("run.completed", self.run_id),
+            run_id=self.run_id,
+            occurred_at=OCCURRED_AT,
+            producer="reporting",
+            total_loans=3,
+            total_balance=0,  # type: ignore[arg-type]
+            exceptions_count=1,
+            dispositions={"to_purchase": 0, "projected": 2, "rejected": 1},  # type: ignore[arg-type]
+            reports=(),
+            completed_at=OCCURRED_AT,
+        )
+
+    def autos(self) -> AutoDecisionsRecorded:
+        return AutoDecisionsRecorded(
+            event_id=event_id("review.auto_decisions_recorded", self.run_id, 0),
+            run_id=self.run_id,
+            batch_seq=0,
+            decisions=(
+                AutoDecision(loan_id=self.ids[0], seq=1, decision_type="auto_approve", score=910),
+                AutoDecision(loan_id=self.ids[1], seq=2, decision_type="auto_decline", score=120),
+            ),
+            occurred_at=OCCURRED_AT,
+        )
+
+    def _common(self, kind: str, actor: UUID | None, role: str) -> dict[str, Any]:
+        self.minutes += 1
+        return {
+            "event_id": event_id(kind, self.run_id, self.minutes),
+            "case_id": self.case,
+            "loan_id": self.ids[2],
+            "run_id": self.run_id,
+            "actor_id": actor,
+            "actor_role": role,
+            "occurred_at": OCCURRED_AT + timedelta(minutes=self.minutes),
+        }
+
+    def opened(self) -> list[ReviewEvent]:
+        """The case opened, assigned to the analyst and started."""
+        return [
+            ReviewCaseOpened(
+                **self._common("review.case_opened", None, "system"),
+                seq=3,
+                seller_loan_number="L3",
+                model_version="1",
+                score=700,
+                routing_reason="borderline_score",
+                loan_amount="250000",
+                scored_at=OCCURRED_AT,
+                priority_score=50,
+                priority="medium",
+                sla_deadline=OCCURRED_AT + timedelta(hours=8),
+            ),
+            ReviewCaseAssigned(
+                **self._common("review.case_assigned", ANALYST, "analyst"), assignee=ANALYST
+            ),
+            ReviewCaseStarted(**self._common("review.case_started", ANALYST, "analyst")),
+        ]
+
+    def decision(
+        self, outcome: str, *, override: bool, actor: UUID = ANALYST, **fields: Any
+    ) -> ReviewDecisionRecorded:
+        common = self._common("review.decision_recorded", actor, "analyst")
+        types = {
+            "approve": "analyst_approve",
+            "approve_with_conditions": "analyst_approve_with_conditions",
+            "decline": "analyst_decline",
+        }
+        return ReviewDecisionRecorded(
+            **common,
+            decision_id=common["event_id"],
+            seq=3,
+            decision_type=types[outcome],  # type: ignore[arg-type]
+            outcome=outcome,  # type: ignore[arg-type]
+            score=700,
+            model_leaning="decline",
+            is_override=override,
+            justification=JUSTIFICATION if override else None,
+            review_time_seconds=60,
+            **fields,
+        )
+
+    def verdict(self, decision: ReviewDecisionRecorded, approve: bool) -> ReviewEvent:
+        if approve:
+            return ReviewOverrideApproved(
+                **self._common("review.override_approved", SENIOR, "senior_analyst"),
+                decision_id=decision.decision_id,
+            )
+        return ReviewOverrideRejected(
+            **{
+                **self._common("review.override_rejected", SENIOR, "senior_analyst"),
+                "notes": "Not convinced",
+            },
+            decision_id=decision.decision_id,
+        )
+
+    async def feed(self, *events: Any) -> None:
+        for event in events:
+            if isinstance(event, RunCompleted):
+                await self.service.on_run_completed(event)
+            else:
+                await self.service.on_review(event)
+
+    def tape(self) -> bytes:
+        return (self.storage.root / f"outputs/{self.run_id}/decision_tape.csv").read_bytes()
+
+
+def _priced(run_id: UUID, loans: list[Any]) -> Any:
+    batch = PricedBatch(run_id=run_id, batch_seq=0, params=run_params(), events=tuple(loans))
+    return decode(encode(batch), wire.PricedBatch)
+
+
+@pytest.fixture
+async def run(engine: AsyncEngine, tmp_path: Path, database_url: str) -> Run:
+    made = Run(engine, LocalStorage(tmp_path / "storage"), database_url)
+    await made.store_loans()
+    return made
+
+
+async def test_an_approved_override_is_the_last_decision_and_the_tape_lists_the_loans_bought(
+    run: Run,
+) -> None:
+    decision = run.decision("approve", override=True, terms="Standard terms")
+    await run.feed(run.completed(), run.autos(), *run.opened(), decision)
+    assert run.publisher.decided() == []  # the override still waits for a second person
+
+    approval = run.verdict(decision, approve=True)
+    await run.feed(approval)
+
+    [decided] = run.publisher.decided()
+    assert decided.bought == 2
+    assert decided.decisions.model_dump() == {
+        "auto_approve": 1,
+        "auto_decline": 1,
+        "analyst_approve": 1,
+        "analyst_approve_with_conditions": 0,
+        "analyst_decline": 0,
+    }
+    assert decided.decided_at == approval.occurred_at
+    assert decided.report.key == "decision_tape"
+    assert decided.report.rows == 2
+    assert (
+        run.tape()
+        == (
+            header()
+            + run.report_row(0)[:-2]
+            + ",auto_approve,910,,,,,2026-11-23T09:30:00Z\r\n"
+            + run.report_row(2)[:-2]
+            + f",analyst_approve,700,Standard terms,,{ANALYST},{SENIOR},2026-11-23T09:35:00Z\r\n"
+        ).encode()
+    )
+    archived = run.storage.root / decided.archive_output
+    assert archived.read_bytes() == run.tape()
+
+    # Redelivered, in any order: nothing is decided twice.
+    await run.feed(approval, run.autos(), run.completed())
+    assert len(run.publisher.decided()) == 1
+
+
+async def test_a_rejected_override_takes_the_decision_away_until_the_analyst_decides_again(
+    run: Run,
+) -> None:
+    override = run.decision("approve", override=True, terms="Standard terms")
+    await run.feed(run.autos(), *run.opened(), override, run.verdict(override, approve=False))
+    await run.feed(run.completed())
+    assert run.publisher.decided() == []
+
+    conditions = (Condition(condition_type="documentation", description="=Pay stubs"),)
+    again = run.decision("approve_with_conditions", override=False, conditions=conditions)
+    await run.feed(again)
+
+    [decided] = run.publisher.decided()
+    assert decided.decisions.analyst_approve_with_conditions == 1
+    last = run.tape().decode().split("\r\n")[-2]
+    assert last.endswith(
+        f",analyst_approve_with_conditions,700,,documentation: =Pay stubs,{ANALYST},,"
+        "2026-11-23T09:36:00Z"
+    )
+
+
+async def test_a_decision_the_case_fold_refuses_decides_nothing(run: Run) -> None:
+    stranger = UUID("aaaaaaaa-0000-4000-8000-000000000009")
+    refused = run.decision("decline", override=False, actor=stranger, reasoning="Too risky")
+    await run.feed(run.completed(), run.autos(), *run.opened(), refused)
+    assert run.publisher.decided() == []
+
+    await run.feed(run.decision("decline", override=False, reasoning="Too risky"))
+
+    [decided] = run.publisher.decided()
+    assert (decided.bought, decided.decisions.analyst_decline) == (1, 1)
+
+
+async def test_a_run_whose_decisions_came_first_is_decided_when_it_completes(run: Run) -> None:
+    decision = run.decision("decline", override=False, reasoning="Too risky")
+    await run.feed(run.autos(), *run.opened(), decision)
+    assert run.publisher.decided() == []
+
+    await run.feed(run.completed())
+
+    assert len(run.publisher.decided()) == 1
