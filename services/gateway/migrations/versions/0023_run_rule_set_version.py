@@ -1,7 +1,7 @@
 """Runs keep the rule-set version they were asked to evaluate with (SPEC §7 what-if).
 
 Revision ID: 0023_run_rule_set_version
-Revises: 0020_review_cases
+Revises: 0022_decided_runs
 Create Date: 2026-12-07 02:00:00
 """
 
