@@ -85,16 +85,6 @@ PORT_VARIABLES = {"projector": "GATEWAY_PROJECTOR_HTTP_PORT"}
 READY_SECONDS = {"scoring": 900.0}
 PROJECTION_POLL_SECONDS = 0.5
 SCALED_OUT = ("rules", "pricing")
-CONSUMER_GROUPS = {
-    "INGEST_RUNS_GROUP": "ingest",
-    "INGEST_TAPES_GROUP": "ingest-tapes",
-    "RULES_CONSUMER_GROUP": "rules",
-    "PRICING_CONSUMER_GROUP": "pricing",
-    "REPORTING_PRICED_GROUP": "reporting",
-    "REPORTING_RUNS_GROUP": "reporting-runs",
-    "REPORTING_REVIEWS_GROUP": "reporting-reviews",
-    "SCORING_CONSUMER_GROUP": "scoring",
-}
 IRR_TARGET: Decimal = DEFAULT_IRR_TARGET
 
 
@@ -349,9 +339,6 @@ def run_pipeline(
         "ENVIRONMENT": "production",
         # Production refuses a per-process signing key; the projector reads the gateway settings.
         "GATEWAY_JWT_SECRET": secrets.token_urlsafe(48),
-        # Consumer groups of this run's own: a group shared with another stack on the broker
-        # rebalances whenever any of its members comes or goes, stalling both.
-        **{variable: f"{prefix}{group}" for variable, group in CONSUMER_GROUPS.items()},
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "WARNING",
         "SCORING_STATE_DIR": str(work / "scoring-state"),

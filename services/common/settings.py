@@ -7,9 +7,9 @@ Nothing else in the code base reads `os.environ`.
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.numbers import DEFAULT_IRR_TARGET
@@ -83,6 +83,19 @@ class ServiceSettings(BaseSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = 0
+
+    @model_validator(mode="after")
+    def _consumer_groups_under_the_topic_prefix(self) -> Self:
+        """A consumer group not named explicitly is its default name under the topic prefix.
+
+        Groups are broker-wide, topics are per prefix: two deployments sharing a broker (staging
+        and a benchmark, say) with bare group names would be members of one group and rebalance
+        each other whenever any of their processes came or went.
+        """
+        for name in type(self).model_fields:
+            if name.endswith("_group") and name not in self.model_fields_set:
+                self.__dict__[name] = f"{self.topic_prefix}{getattr(self, name)}"
+        return self
 
     @property
     def compression_type(self) -> str | None:

@@ -10,6 +10,8 @@ from services.common.health import ReadyCheck
 from services.common.metrics import DEAD_LETTERS_TOTAL
 from services.common.runtime import build_worker_app, make_broker
 from services.common.settings import ServiceSettings
+from services.reporting.settings import ReportingSettings
+from services.rules.settings import RulesSettings
 
 
 async def storage_ok() -> None:
@@ -89,3 +91,13 @@ async def test_every_broker_dead_letters_an_undecodable_batch_to_the_prefixed_to
     assert letter.payload == '{"run_id": "nope"}'
     assert "IngestedBatch" in letter.reason
     assert counter._value.get() == before + 1
+
+
+def test_consumer_groups_not_named_are_their_default_names_under_the_topic_prefix() -> None:
+    assert RulesSettings(topic_prefix="staging.").consumer_group == "staging.rules"
+    reporting = ReportingSettings(topic_prefix="bench-1.", runs_group="runs-of-my-own")
+    assert (reporting.priced_group, reporting.reviews_group) == (
+        "bench-1.reporting",
+        "bench-1.reporting-reviews",
+    )
+    assert reporting.runs_group == "runs-of-my-own"
