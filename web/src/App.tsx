@@ -10,6 +10,9 @@ import { LoanView } from "./screens/LoanView";
 import { Login } from "./screens/Login";
 import { RunDetail } from "./screens/RunDetail";
 import { Runs } from "./screens/Runs";
+import { Approvals } from "./review/Approvals";
+import { CaseView } from "./review/CaseView";
+import { ReviewQueue } from "./review/ReviewQueue";
 
 export function makeQueryClient(): QueryClient {
   return new QueryClient({
@@ -27,6 +30,8 @@ export function makeQueryClient(): QueryClient {
 const SECTIONS: { to: string; label: string; roles: string[] }[] = [
   { to: "/runs", label: "Runs", roles: ["admin", "analyst", "senior_analyst", "sales_team"] },
   { to: "/exceptions", label: "Exceptions", roles: ["admin", "analyst", "senior_analyst", "sales_team"] },
+  { to: "/review", label: "Review", roles: ["admin", "analyst", "senior_analyst", "sales_team"] },
+  { to: "/approvals", label: "Approvals", roles: ["admin", "senior_analyst"] },
   { to: "/admin", label: "Admin", roles: ["admin"] },
 ];
 
@@ -62,6 +67,9 @@ function Shell() {
           <Route path="/runs/:runId/loans/:loanId" element={<LoanView />} />
           <Route path="/exceptions" element={<Exceptions />} />
           <Route path="/exceptions/:exceptionId" element={<ExceptionDetail />} />
+          <Route path="/review" element={<ReviewQueue />} />
+          <Route path="/review/cases/:caseId" element={<CaseView />} />
+          {hasRole(me, "admin", "senior_analyst") && <Route path="/approvals" element={<Approvals />} />}
           {hasRole(me, "admin") && <Route path="/admin/*" element={<Admin />} />}
           <Route path="*" element={<p>Nothing here. <NavLink to="/runs">Go to runs</NavLink>.</p>} />
         </Routes>

@@ -1,0 +1,223 @@
+import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { Link, useSearchParams } from "react-router-dom";
+import { api, data } from "../api/client";
+import { useMe } from "../auth";
+import { Empty, ErrorMessage, Loading, StatusBadge, formatDate } from "../components/common";
+import { PriorityBadge, SkipPager, SlaBadge } from "./parts";
+import {
+  CASE_STATUSES,
+  PRIORITIES,
+  SORTS,
+  actionLabel,
+  caseActions,
+  who,
+  type CaseAction,
+  type CaseStatus,
+  type Priority,
+  type Sort,
+} from "./review";
+import "./review.css";
+
+const PAGE = 25;
+const POLL_MS = 15_000;
+
+/** The review queue (SPEC §8): summary counts, filters in the URL, sorts, paging, and the
+ * assign / start / release actions of each case. */
+export function ReviewQueue() {
+  const me = useMe();
+  const client = useQueryClient();
+  const [params, setParams] = useSearchParams();
+  const analystParam = params.get("analyst") ?? "";
+  const filter = {
+    status: (params.get("status") as CaseStatus) || undefined,
+    analyst: analystParam === "me" ? me.id : analystParam === "other" ? params.get("analyst_id") || undefined : undefined,
+    priority: (params.get("priority") as Priority) || undefined,
+    sort: ((params.get("sort") as Sort) || "priority") as Sort,
+  };
+  const skip = Number(params.get("skip") ?? 0) || 0;
+  const summary = useQuery({
+    queryKey: ["review-summary"],
+    queryFn: async () => data(await api.GET("/api/review/queue/summary")),
+    refetchInterval: POLL_MS,
+  });
+  const queue = useQuery({
+    queryKey: ["review-queue", filter, skip],
+    queryFn: async () => data(await api.GET("/api/review/queue", { params: { query: { ...filter, skip, limit: PAGE } } })),
+    placeholderData: keepPreviousData,
+    refetchInterval: POLL_MS,
+  });
+  const act = useMutation({
+    mutationFn: async ({ caseId, action }: { caseId: string; action: CaseAction }) =>
+      data(await api.POST("/api/review/cases/{case_id}/{action}", { params: { path: { case_id: caseId, action } }, body: {} })),
+    onSuccess: (detail) => {
+      client.setQueryData(["review-case", detail.case_id], detail);
+      void client.invalidateQueries({ queryKey: ["review-queue"] });
+      void client.invalidateQueries({ queryKey: ["review-summary"] });
+    },
+  });
+
+  function set(name: string, value: string) {
+    const next = new URLSearchParams(params);
+    if (value) next.set(name, value);
+    else next.delete(name);
+    if (name !== "skip") next.delete("skip");
+    setParams(next);
+  }
+
+  const counts = summary.data;
+  const items = queue.data?.items ?? [];
+  const custom = analystParam === "other";
+
+  return (
+    <section aria-labelledby="queue-title">
+      <h1 id="queue-title">Review queue</h1>
+      <ErrorMessage error={summary.error} />
+      {counts && (
+        <dl className="review-counts" aria-label="Open cases">
+          <div>
+            <dt>pending</dt>
+            <dd>{counts.total_pending}</dd>
+          </div>
+          <div>
+            <dt>assigned</dt>
+            <dd>{counts.total_assigned}</dd>
+          </div>
+          <div>
+            <dt>in progress</dt>
+            <dd>{counts.total_in_progress}</dd>
+          </div>
+          <div className={counts.approaching_sla ? "count-warn" : ""}>
+            <dt>SLA approaching</dt>
+            <dd>{counts.approaching_sla}</dd>
+          </div>
+          <div className={counts.breached_sla ? "count-alarm" : ""}>
+            <dt>SLA breached</dt>
+            <dd>{counts.breached_sla}</dd>
+          </div>
+          {PRIORITIES.map((level) => (
+            <div key={level}>
+              <dt>{level}</dt>
+              <dd>{counts.by_priority[level] ?? 0}</dd>
+            </div>
+          ))}
+        </dl>
+      )}
+      <form className="toolbar filters" aria-label="Filters" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Status
+          <select aria-label="Status" value={filter.status ?? ""} onChange={(e) => set("status", e.target.value)}>
+            <option value="">open (pending, assigned, in progress)</option>
+            {CASE_STATUSES.map((status) => (
+              <option key={status} value={status}>
+                {status.replace(/_/g, " ")}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Analyst
+          <select aria-label="Analyst" value={analystParam} onChange={(e) => set("analyst", e.target.value)}>
+            <option value="">anyone</option>
+            <option value="me">me</option>
+            <option value="other">another analyst (id)</option>
+          </select>
+        </label>
+        {custom && (
+          <label>
+            Analyst id
+            <input value={params.get("analyst_id") ?? ""} onChange={(e) => set("analyst_id", e.target.value.trim())} placeholder="user id" />
+          </label>
+        )}
+        <label>
+          Priority
+          <select aria-label="Priority" value={filter.priority ?? ""} onChange={(e) => set("priority", e.target.value)}>
+            <option value="">any</option>
+            {PRIORITIES.map((level) => (
+              <option key={level} value={level}>
+                {level}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Sort by
+          <select aria-label="Sort by" value={filter.sort} onChange={(e) => set("sort", e.target.value === "priority" ? "" : e.target.value)}>
+            {SORTS.map(([value, label]) => (
+              <option key={value} value={value}>
+                {label}
+              </option>
+            ))}
+          </select>
+        </label>
+      </form>
+      <ErrorMessage error={act.error} />
+      <ErrorMessage error={queue.error} />
+      {queue.isPending ? (
+        <Loading />
+      ) : items.length === 0 ? (
+        <Empty>No review cases match these filters.</Empty>
+      ) : (
+        <table aria-busy={queue.isFetching}>
+          <thead>
+            <tr>
+              <th scope="col">Loan</th>
+              <th scope="col">Priority</th>
+              <th scope="col">SLA</th>
+              <th scope="col">Status</th>
+              <th scope="col">Score</th>
+              <th scope="col">Why review</th>
+              <th scope="col">Amount</th>
+              <th scope="col">Assignee</th>
+              <th scope="col">Opened</th>
+              <th scope="col">Actions</th>
+            </tr>
+          </thead>
+          <tbody>
+            {items.map((item) => {
+              const name = item.seller_loan_number ?? `loan ${item.seq}`;
+              return (
+                <tr key={item.case_id}>
+                  <td>
+                    <Link to={`/review/cases/${item.case_id}`} aria-label={`Case ${name}`}>
+                      {name}
+                    </Link>
+                  </td>
+                  <td>
+                    <PriorityBadge priority={item.priority} /> <span className="hint">{item.priority_score}</span>
+                  </td>
+                  <td>
+                    <SlaBadge state={item.sla_state} deadline={item.sla_deadline} />
+                  </td>
+                  <td>
+                    <StatusBadge status={item.status} />
+                  </td>
+                  <td className="num">{item.score}</td>
+                  <td>{item.routing_reason.replace(/_/g, " ")}</td>
+                  <td className="num">{item.loan_amount ?? "—"}</td>
+                  <td>{who(item.assignee, me)}</td>
+                  <td>{formatDate(item.opened_at)}</td>
+                  <td className="row-actions">
+                    {caseActions(me, item).map((action) => (
+                      <button
+                        key={action}
+                        type="button"
+                        disabled={act.isPending}
+                        aria-label={`${actionLabel(action)}: ${name}`}
+                        onClick={() => act.mutate({ caseId: item.case_id, action })}
+                      >
+                        {actionLabel(action)}
+                      </button>
+                    ))}
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+      {queue.data && queue.data.total > 0 && (
+        <SkipPager skip={skip} limit={PAGE} total={queue.data.total} onSkip={(next) => set("skip", next ? String(next) : "")} label="Review queue" />
+      )}
+    </section>
+  );
+}

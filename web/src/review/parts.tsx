@@ -1,0 +1,47 @@
+// Small pieces the review screens share: badges and a skip/limit pager (the queue pages by
+// skip/limit and says how many cases match in all).
+import type { Priority, SlaState } from "./review";
+import { slaLabel, timeLeft } from "./review";
+
+export function PriorityBadge({ priority }: { priority: Priority }) {
+  return <span className={`badge priority-${priority}`}>{priority}</span>;
+}
+
+export function SlaBadge({ state, deadline }: { state: SlaState; deadline: string }) {
+  return (
+    <span className={`badge sla-${state}`} title={new Date(deadline).toLocaleString()}>
+      {slaLabel(state)}
+      {state !== "met" && <span className="sla-left"> · {timeLeft(deadline)}</span>}
+    </span>
+  );
+}
+
+export function SkipPager({
+  skip,
+  limit,
+  total,
+  onSkip,
+  label,
+}: {
+  skip: number;
+  limit: number;
+  total: number;
+  onSkip: (skip: number) => void;
+  label: string;
+}) {
+  const pages = Math.max(1, Math.ceil(total / limit));
+  const page = Math.floor(skip / limit) + 1;
+  return (
+    <nav className="pager" aria-label={`${label} pages`}>
+      <button type="button" onClick={() => onSkip(Math.max(0, skip - limit))} disabled={skip <= 0}>
+        Previous page
+      </button>
+      <span>
+        Page {page} of {pages} ({total} in all)
+      </span>
+      <button type="button" onClick={() => onSkip(skip + limit)} disabled={skip + limit >= total}>
+        Next page
+      </button>
+    </nav>
+  );
+}

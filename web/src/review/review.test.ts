@@ -1,0 +1,41 @@
+import { describe, expect, it } from "vitest";
+import { caseActions, isOverride, openConditions, timeLeft, trimmedLength } from "./review";
+
+const ME = { id: "me", role: "analyst" };
+
+describe("review rules", () => {
+  it("offers an analyst to take a pending case, start their own and release it, and nothing on another's", () => {
+    expect(caseActions(ME, { status: "pending", assignee: null })).toEqual(["assign"]);
+    expect(caseActions(ME, { status: "assigned", assignee: "me" })).toEqual(["start", "release"]);
+    expect(caseActions(ME, { status: "in_progress", assignee: "me" })).toEqual(["release"]);
+    expect(caseActions(ME, { status: "assigned", assignee: "other" })).toEqual([]);
+    expect(caseActions(ME, { status: "decided", assignee: "me" })).toEqual([]);
+  });
+
+  it("lets a senior analyst reassign and release another's case, and a sales user nothing", () => {
+    const senior = { id: "me", role: "senior_analyst" };
+    expect(caseActions(senior, { status: "assigned", assignee: "other" })).toEqual(["assign", "release"]);
+    expect(caseActions(senior, { status: "in_progress", assignee: "other" })).toEqual(["release"]);
+    expect(caseActions({ id: "me", role: "sales_team" }, { status: "pending", assignee: null })).toEqual([]);
+  });
+
+  it("calls a decision against the model's leaning an override, whichever way", () => {
+    expect(isOverride("decline", "approve")).toBe(true);
+    expect(isOverride("approve_with_conditions", "decline")).toBe(true);
+    expect(isOverride("approve", "approve")).toBe(false);
+    expect(isOverride("decline", "decline")).toBe(false);
+  });
+
+  it("counts a justification as the API does: characters after trimming", () => {
+    expect(trimmedLength("  abc  ")).toBe(3);
+    expect(trimmedLength("é😀")).toBe(2);
+    expect(trimmedLength("   ")).toBe(0);
+  });
+
+  it("lists the conditions still open and says how long is left before a deadline", () => {
+    expect(openConditions({ conditions: [{}, {}, {}], fulfilled: [2] })).toEqual([1, 3]);
+    const now = new Date("2026-12-01T10:00:00Z");
+    expect(timeLeft("2026-12-01T13:20:00Z", now)).toBe("3h 20m left");
+    expect(timeLeft("2026-12-01T09:15:00Z", now)).toBe("45m overdue");
+  });
+});

@@ -1,0 +1,101 @@
+// The credit review rules the screens show (SPEC §8), as the API enforces them in
+// services/gateway/review/{domain,decisions}.py. The API stays the authority: an action or a
+// decision it refuses shows its own message.
+import type { Schemas } from "../api/client";
+
+export type CaseSummary = Schemas["CaseSummary"];
+export type CaseDetail = Schemas["CaseDetail"];
+export type DecisionView = Schemas["DecisionView"];
+export type CaseStatus = CaseSummary["status"];
+export type Priority = CaseSummary["priority"];
+export type SlaState = CaseSummary["sla_state"];
+export type Outcome = Schemas["DecisionBody"]["outcome"];
+export type ConditionType = Schemas["ConditionIn"]["condition_type"];
+export type CaseAction = "assign" | "start" | "release";
+export type Leaning = CaseDetail["model_leaning"];
+
+export const CASE_STATUSES: CaseStatus[] = ["pending", "assigned", "in_progress", "override_pending", "decided"];
+export const PRIORITIES: Priority[] = ["critical", "high", "medium", "low"];
+export const SORTS = [
+  ["priority", "priority (highest first)"],
+  ["deadline", "SLA deadline (nearest first)"],
+  ["created", "opened (oldest first)"],
+] as const;
+export type Sort = (typeof SORTS)[number][0];
+export const OUTCOMES: [Outcome, string][] = [
+  ["approve", "Approve with terms"],
+  ["approve_with_conditions", "Approve with conditions"],
+  ["decline", "Decline"],
+];
+export const CONDITION_TYPES: ConditionType[] = ["documentation", "collateral", "guarantor", "reduced_amount", "reduced_term", "other"];
+const SENIOR = ["senior_analyst", "admin"];
+const REVIEWERS = ["analyst", ...SENIOR];
+
+export function isSenior(role: string): boolean {
+  return SENIOR.includes(role);
+}
+
+export function isReviewer(role: string): boolean {
+  return REVIEWERS.includes(role);
+}
+
+/** The lifecycle actions a person is offered on a case: assign (to themselves) a pending case,
+ * start their own assigned case, release their own active case (a senior, anyone's). */
+export function caseActions(me: { id: string; role: string }, item: Pick<CaseSummary, "status" | "assignee">): CaseAction[] {
+  if (!isReviewer(me.role)) return [];
+  const mine = item.assignee === me.id;
+  const actions: CaseAction[] = [];
+  if (item.status === "pending" || (item.status === "assigned" && isSenior(me.role) && !mine)) actions.push("assign");
+  if (item.status === "assigned" && mine) actions.push("start");
+  if ((item.status === "assigned" || item.status === "in_progress") && (mine || isSenior(me.role))) actions.push("release");
+  return actions;
+}
+
+export function actionLabel(action: CaseAction): string {
+  return action === "assign" ? "Assign to me" : action === "start" ? "Start" : "Release";
+}
+
+/** Whether the case's SLA state asks for attention, and how to say it. */
+export function slaLabel(state: SlaState): string {
+  return { ok: "within SLA", approaching: "SLA approaching", breached: "SLA breached", met: "SLA met" }[state];
+}
+
+/** Time left until a deadline ("3h 20m left", "45m overdue"), from `now`. */
+export function timeLeft(deadline: string, now: Date = new Date()): string {
+  const minutes = Math.round((new Date(deadline).getTime() - now.getTime()) / 60_000);
+  const size = Math.abs(minutes);
+  const text = size >= 60 ? `${Math.floor(size / 60)}h ${size % 60}m` : `${size}m`;
+  return minutes >= 0 ? `${text} left` : `${text} overdue`;
+}
+
+/** Which way an outcome goes: approving or declining. */
+export function direction(outcome: Outcome): Leaning {
+  return outcome === "decline" ? "decline" : "approve";
+}
+
+/** A decision against the model's leaning is an override: a justification and a second person. */
+export function isOverride(outcome: Outcome, leaning: Leaning): boolean {
+  return direction(outcome) !== leaning;
+}
+
+/** A text's length as the API counts it: characters (code points) after trimming. */
+export function trimmedLength(text: string): number {
+  return [...text.trim()].length;
+}
+
+/** Which of a decision's conditions still wait to be fulfilled (ordinals from 1). */
+export function openConditions(decision: Pick<DecisionView, "conditions" | "fulfilled">): number[] {
+  return decision.conditions.map((_, index) => index + 1).filter((ordinal) => !decision.fulfilled.includes(ordinal));
+}
+
+/** A user id as people read it: "you" for oneself, else its first characters. */
+export function who(id: string | null | undefined, me: { id: string }): string {
+  if (!id) return "—";
+  return id === me.id ? "you" : id.slice(0, 8);
+}
+
+/** A SHAP contribution (log-odds text) as a number for drawing; 0 when it is not a number. */
+export function contribution(text: unknown): number {
+  const value = Number(text);
+  return Number.isFinite(value) ? value : 0;
+}

@@ -1,0 +1,228 @@
+import { screen, waitFor, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { Route, Routes } from "react-router-dom";
+import { describe, expect, it } from "vitest";
+import type { User } from "../api/client";
+import { ANALYST, fakeFetch, renderScreen } from "../testing";
+import { Approvals } from "./Approvals";
+import { CaseView } from "./CaseView";
+import { ReviewQueue } from "./ReviewQueue";
+
+const CASE_ID = "44444444-4444-4444-8444-444444444444";
+const DECISION_ID = "55555555-5555-4555-8555-555555555555";
+const RUN_ID = "66666666-6666-4666-8666-666666666666";
+const SENIOR: User = { ...ANALYST, id: "77777777-7777-4777-8777-777777777777", username: "sam", role: "senior_analyst" };
+const SUMMARY = { total_pending: 3, total_assigned: 1, total_in_progress: 1, approaching_sla: 1, breached_sla: 2, by_priority: { critical: 1, high: 2, medium: 1, low: 1 } };
+
+function summary(overrides: Record<string, unknown> = {}) {
+  return {
+    case_id: CASE_ID, loan_id: "88888888-8888-4888-8888-888888888888", run_id: RUN_ID, seq: 7, seller_loan_number: "L-7",
+    sales_team_id: null, score: 700, routing_reason: "borderline_score", loan_amount: "250000", status: "pending",
+    assignee: null, priority: "high", priority_score: 71, releases: 0, opened_at: "2026-12-01T08:00:00Z",
+    sla_deadline: "2026-12-01T16:00:00Z", sla_state: "breached", ...overrides,
+  };
+}
+
+function factor(feature: string, contribution: string) {
+  return { feature, description: `${feature} moves the risk`, value: "1", contribution };
+}
+
+function decision(overrides: Record<string, unknown> = {}) {
+  return {
+    decision_id: DECISION_ID, case_id: CASE_ID, loan_id: summary().loan_id, run_id: RUN_ID, seq: 7,
+    decision_type: "analyst_decline", outcome: "decline", status: "override_pending", terms: null, conditions: [],
+    fulfilled: [], reasoning: "Income cannot be verified", justification: "x".repeat(60), score: 800,
+    model_leaning: "approve", is_override: true, review_time_seconds: 30, decided_by: ANALYST.id, decided_role: "analyst",
+    decided_at: "2026-12-01T09:00:00Z", override_by: null, override_at: null, override_notes: null, ...overrides,
+  };
+}
+
+function detail(overrides: Record<string, unknown> = {}) {
+  return {
+    ...summary({ status: "in_progress", assignee: ANALYST.id, score: 800 }),
+    score_detail: {
+      model_version: "1", score: 800, probability_default: "0.200000", risk_category: "medium",
+      routing_decision: "human_review", routing_reason: "borderline_score", routing_triggers: [], policy_version: "2026.12.1",
+      positive_factors: [factor("credit_score", "-0.400000")], negative_factors: [factor("ltv_ratio", "0.200000")], features: {},
+    },
+    loan: { seller_loan_number: "L-7", loan_amount: "250000", credit_score: "742", disposition: "to_purchase" },
+    exceptions: [{ exception_id: "99999999-9999-4999-8999-999999999999", exception_type: "missing_appraisal", category: "data_quality", severity: "soft", message: "Appraisal value is missing or zero", status: "new" }],
+    similar_loans: [{ loan_id: "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", run_id: RUN_ID, seq: 3, seller_loan_number: "L-3", score: 810, decision: "auto_approve", distance: 0.12345 }],
+    history: [],
+    decisions: [],
+    model_leaning: "approve",
+    justification_min_length: 50,
+    ...overrides,
+  };
+}
+
+function showCase(me = ANALYST) {
+  return renderScreen(
+    <Routes>
+      <Route path="/review/cases/:caseId" element={<CaseView />} />
+    </Routes>,
+    { path: `/review/cases/${CASE_ID}`, me },
+  );
+}
+
+describe("review queue", () => {
+  it("shows the summary counts and each case's SLA badge and priority", async () => {
+    fakeFetch({
+      "GET /api/review/queue/summary": [200, SUMMARY],
+      "GET /api/review/queue": [200, { items: [summary()], total: 1, skip: 0, limit: 25 }],
+    });
+    renderScreen(<ReviewQueue />);
+    const row = (await screen.findByRole("link", { name: "Case L-7" })).closest("tr")!;
+    expect(row).toHaveTextContent("SLA breached");
+    expect(row).toHaveTextContent("high");
+    expect(screen.getByText("SLA breached", { selector: "dt" }).nextSibling).toHaveTextContent("2");
+    expect(screen.getByText("pending", { selector: "dt" }).nextSibling).toHaveTextContent("3");
+  });
+
+  it("sends the filters and the sort to the API and pages by skip", async () => {
+    const calls = fakeFetch({
+      "GET /api/review/queue/summary": [200, SUMMARY],
+      "GET /api/review/queue": [200, { items: [summary()], total: 60, skip: 0, limit: 25 }],
+    });
+    renderScreen(<ReviewQueue />);
+    await screen.findByRole("link", { name: "Case L-7" });
+    await userEvent.selectOptions(screen.getByLabelText("Priority"), "high");
+    await userEvent.selectOptions(screen.getByLabelText("Analyst"), "me");
+    await userEvent.selectOptions(screen.getByLabelText("Sort by"), "deadline");
+    await userEvent.click(screen.getByRole("button", { name: "Next page" }));
+    await waitFor(() => {
+      const last = calls.filter((call) => call.url.pathname === "/api/review/queue").at(-1)!.url.searchParams;
+      expect(Object.fromEntries(last)).toMatchObject({ priority: "high", analyst: ANALYST.id, sort: "deadline", skip: "25" });
+    });
+    expect(screen.getByText(/Page 2 of 3/)).toBeInTheDocument();
+  });
+
+  it("assigns a pending case to the analyst and shows a refusal as the API gave it", async () => {
+    const calls = fakeFetch({
+      "GET /api/review/queue/summary": [200, SUMMARY],
+      "GET /api/review/queue": [200, { items: [summary()], total: 1, skip: 0, limit: 25 }],
+      [`POST /api/review/cases/${CASE_ID}/assign`]: [409, { error: "The assignee already holds 5 active review cases", status_code: 409 }],
+    });
+    renderScreen(<ReviewQueue />);
+    await userEvent.click(await screen.findByRole("button", { name: "Assign to me: L-7" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("The assignee already holds 5 active review cases");
+    expect(calls.some((call) => call.method === "POST" && call.url.pathname.endsWith("/assign"))).toBe(true);
+  });
+
+  it("says so when no case matches", async () => {
+    fakeFetch({
+      "GET /api/review/queue/summary": [200, SUMMARY],
+      "GET /api/review/queue": [200, { items: [], total: 0, skip: 0, limit: 25 }],
+    });
+    renderScreen(<ReviewQueue />);
+    expect(await screen.findByText("No review cases match these filters.")).toBeInTheDocument();
+  });
+});
+
+describe("case view", () => {
+  it("draws the factors, the loan, its exceptions and the similar decided loans", async () => {
+    fakeFetch({ [`GET /api/review/cases/${CASE_ID}`]: [200, detail()] });
+    showCase();
+    const chart = await screen.findByRole("figure");
+    expect(within(chart).getByText("credit_score moves the risk").closest("tr")).toHaveTextContent("safer (-0.400000)");
+    expect(within(chart).getByText("ltv_ratio moves the risk").closest("tr")).toHaveTextContent("riskier (0.200000)");
+    expect(chart.querySelectorAll("rect")).toHaveLength(2);
+    expect(screen.getByRole("link", { name: "missing_appraisal" })).toBeInTheDocument();
+    expect(screen.getByRole("link", { name: "L-3" }).closest("tr")).toHaveTextContent("auto approve");
+  });
+
+  it("asks for a justification when the decision goes against the model, and sends it", async () => {
+    const calls = fakeFetch({
+      [`GET /api/review/cases/${CASE_ID}`]: [200, detail()],
+      [`POST /api/review/cases/${CASE_ID}/decision`]: [200, detail({ status: "override_pending", decisions: [decision()] })],
+    });
+    showCase();
+    await userEvent.click(await screen.findByRole("radio", { name: "Decline" }));
+    expect(screen.getByText(/it is an override that needs a justification of at least 50 characters \(0 written, 50 to go\)/)).toBeInTheDocument();
+    await userEvent.type(screen.getByLabelText("Reasoning"), "Income cannot be verified");
+    await userEvent.type(screen.getByLabelText(/Override justification/), "y".repeat(52));
+    expect(screen.getByText(/52 written\)/)).toBeInTheDocument();
+    await userEvent.click(screen.getByRole("button", { name: "Submit override for approval" }));
+    expect(await screen.findByText(/waits for a senior analyst's approval/)).toBeInTheDocument();
+    const sent = calls.find((call) => call.method === "POST")!.body;
+    expect(sent).toMatchObject({ outcome: "decline", reasoning: "Income cannot be verified", justification: "y".repeat(52), conditions: [] });
+  });
+
+  it("sends an approval's conditions of each type and shows the API's refusal as given", async () => {
+    const calls = fakeFetch({
+      [`GET /api/review/cases/${CASE_ID}`]: [200, detail()],
+      [`POST /api/review/cases/${CASE_ID}/decision`]: [400, { error: "approve_with_conditions requires at least one condition", status_code: 400 }],
+    });
+    showCase();
+    await userEvent.click(await screen.findByRole("radio", { name: "Approve with conditions" }));
+    await userEvent.type(screen.getByLabelText("Condition 1 description"), "Two recent pay slips");
+    await userEvent.click(screen.getByRole("button", { name: "Add a condition" }));
+    await userEvent.selectOptions(screen.getByLabelText("Condition 2 type"), "reduced_amount");
+    await userEvent.type(screen.getByLabelText("Condition 2 description"), "Lend 200,000 at most");
+    await userEvent.click(screen.getByRole("button", { name: "Record decision" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("approve_with_conditions requires at least one condition");
+    expect(calls.find((call) => call.method === "POST")!.body).toMatchObject({
+      outcome: "approve_with_conditions",
+      conditions: [
+        { condition_type: "documentation", description: "Two recent pay slips" },
+        { condition_type: "reduced_amount", description: "Lend 200,000 at most" },
+      ],
+    });
+  });
+
+  it("offers no decision form to someone who is not the case's assignee", async () => {
+    fakeFetch({ [`GET /api/review/cases/${CASE_ID}`]: [200, detail({ assignee: SENIOR.id })] });
+    showCase();
+    await screen.findByRole("figure");
+    expect(screen.queryByRole("form", { name: "Decision" })).toBeNull();
+  });
+
+  it("marks an open condition of a final approval fulfilled", async () => {
+    const approved = decision({
+      decision_type: "analyst_approve_with_conditions", outcome: "approve_with_conditions", status: "final", is_override: false,
+      conditions: [{ condition_type: "documentation", description: "Pay slips" }, { condition_type: "guarantor", description: "A parent" }],
+      fulfilled: [1],
+    });
+    const calls = fakeFetch({
+      [`GET /api/review/cases/${CASE_ID}`]: [200, detail({ status: "decided", decisions: [approved] })],
+      [`POST /api/review/decisions/${DECISION_ID}/conditions/2/fulfil`]: [200, detail({ status: "decided", decisions: [{ ...approved, fulfilled: [1, 2] }] })],
+    });
+    showCase();
+    expect(await screen.findByText("Pay slips")).toBeInTheDocument();
+    expect(screen.queryByRole("button", { name: "Mark condition 1 fulfilled" })).toBeNull();
+    await userEvent.click(screen.getByRole("button", { name: "Mark condition 2 fulfilled" }));
+    await waitFor(() => expect(screen.queryByRole("button", { name: "Mark condition 2 fulfilled" })).toBeNull());
+    expect(calls.some((call) => call.url.pathname.endsWith("/conditions/2/fulfil"))).toBe(true);
+  });
+});
+
+describe("approvals", () => {
+  it("approves another analyst's override and offers no verdict on one's own", async () => {
+    const own = decision({ decision_id: "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb", seq: 9, decided_by: SENIOR.id });
+    const calls = fakeFetch({
+      "GET /api/review/pending-overrides": [200, [decision(), own]],
+      "GET /api/exceptions": [200, { items: [], skip: 0, limit: 20, next_cursor: null }],
+      [`POST /api/review/decisions/${DECISION_ID}/approve-override`]: [200, detail({ status: "decided" })],
+    });
+    renderScreen(<Approvals />, { me: SENIOR });
+    await userEvent.click(await screen.findByRole("button", { name: "Approve override of loan 7" }));
+    expect(await screen.findByRole("status")).toHaveTextContent("Override on L-7 approved.");
+    expect(screen.queryByRole("button", { name: "Approve override of loan 9" })).toBeNull();
+    expect(screen.getByText("your own decision")).toBeInTheDocument();
+    expect(screen.getByText("No waiver waits for approval.")).toBeInTheDocument();
+    expect(calls.some((call) => call.url.pathname.endsWith("/approve-override"))).toBe(true);
+  });
+
+  it("sends the notes of a rejection and shows the API's refusal as given", async () => {
+    const calls = fakeFetch({
+      "GET /api/review/pending-overrides": [200, [decision()]],
+      "GET /api/exceptions": [200, { items: [], skip: 0, limit: 20, next_cursor: null }],
+      [`POST /api/review/decisions/${DECISION_ID}/reject-override`]: [400, { error: "Rejecting an override requires notes saying why", status_code: 400 }],
+    });
+    renderScreen(<Approvals />, { me: SENIOR });
+    await userEvent.type(await screen.findByLabelText("Notes on the override of loan 7"), "  ");
+    await userEvent.click(screen.getByRole("button", { name: "Reject override of loan 7" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("Rejecting an override requires notes saying why");
+    expect(calls.find((call) => call.method === "POST")!.body).toEqual({ notes: null });
+  });
+});
