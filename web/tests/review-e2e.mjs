@@ -134,8 +134,9 @@ try {
     },
     240_000,
   );
+  // The queue's first page (priority order) holds the cases the analyst works from it.
   const details = [];
-  for (const item of cases) details.push(await api("GET", `/api/review/cases/${item.case_id}`, adminToken));
+  for (const item of cases.slice(0, 10)) details.push(await api("GET", `/api/review/cases/${item.case_id}`, adminToken));
   const followed = details.find((d) => d.model_leaning === "approve") ?? details[0];
   const overridden = details.find((d) => d.case_id !== followed.case_id);
   step(`${cases.length} cases; with the model on ${caseName(followed)} (leans ${followed.model_leaning}), against it on ${caseName(overridden)} (leans ${overridden.model_leaning})`);
@@ -148,8 +149,6 @@ try {
   await analyst.getByRole("link", { name: `Case ${caseName(followed)}` }).waitFor({ timeout: 30_000 });
   await analyst.locator(".review-counts").waitFor();
   await check(analyst, "review-queue");
-  await analyst.getByLabel("Sort by").selectOption("deadline");
-  await analyst.getByRole("link", { name: `Case ${caseName(followed)}` }).waitFor({ timeout: 30_000 });
 
   step("take the first case: assign, start, decide with the model");
   await analyst.getByRole("button", { name: `Assign to me: ${caseName(followed)}` }).click();
@@ -179,6 +178,18 @@ try {
     step("condition 2 fulfilled");
   }
   await check(analyst, "review-case-decided");
+
+  const released = details.find((d) => d.case_id !== followed.case_id && d.case_id !== overridden.case_id);
+  if (released) {
+    step(`assign ${caseName(released)} and release it back to the queue, in its case view`);
+    await analyst.goto(`${BASE}/#/review/cases/${released.case_id}`);
+    await analyst.getByRole("button", { name: "Assign to me" }).click();
+    await analyst.locator("h1 .badge", { hasText: "assigned" }).waitFor({ timeout: 30_000 });
+    await analyst.getByLabel("Notes").fill("Out of office this afternoon");
+    await analyst.getByRole("button", { name: "Release" }).click();
+    await analyst.locator("h1 .badge", { hasText: "pending" }).waitFor({ timeout: 30_000 });
+    await analyst.getByRole("cell", { name: "Out of office this afternoon" }).waitFor();
+  }
 
   step("the second case against the model: a short justification is refused as the API says");
   await analyst.goto(`${BASE}/#/review/cases/${overridden.case_id}`);
@@ -224,8 +235,9 @@ try {
   await senior.getByText(/approved by you/).waitFor();
   await check(senior, "review-case-override-approved");
 
-  step("both cases are listed as decided");
+  step("both cases are listed as decided, sorted by deadline");
   await analyst.goto(`${BASE}/#/review?status=decided`);
+  await analyst.getByLabel("Sort by").selectOption("deadline");
   await analyst.getByRole("link", { name: `Case ${caseName(overridden)}` }).waitFor({ timeout: 30_000 });
   await analyst.getByRole("link", { name: `Case ${caseName(followed)}` }).waitFor({ timeout: 30_000 });
 
