@@ -218,6 +218,13 @@ try {
   await analyst.locator("h1 .badge", { hasText: "override pending" }).waitFor({ timeout: 30_000 });
   await check(analyst, "review-case-override-pending");
 
+  step("the admin asks to waive a hard exception of the run: it waits beside the override");
+  const hard = (await api("GET", `/api/exceptions?run_id=${run.run_id}&severity=hard&status=new&limit=1`, adminToken)).items[0];
+  if (hard) {
+    for (const action of ["acknowledge", "start"]) await api("POST", `/api/exceptions/${hard.exception_id}/${action}`, adminToken, {});
+    await api("POST", `/api/exceptions/${hard.exception_id}/waive`, adminToken, { notes: "Seller confirmed the figure in writing" });
+  }
+
   step("a senior analyst approves the override beside the waiver approvals");
   const senior = await newPage();
   await signIn(senior, "sam", "sam-password-1");
@@ -225,7 +232,13 @@ try {
   await senior.getByRole("heading", { level: 2, name: "Exception waivers" }).waitFor();
   const approve = senior.getByRole("button", { name: `Approve override of loan ${overridden.seq}` });
   await approve.waitFor({ timeout: 30_000 });
+  if (hard) await senior.getByRole("button", { name: `Approve waiver ${hard.exception_id}` }).waitFor({ timeout: 30_000 });
   await check(senior, "approvals");
+  if (hard) {
+    await senior.getByRole("button", { name: `Approve waiver ${hard.exception_id}` }).click();
+    await senior.getByText("No waiver waits for approval.").waitFor({ timeout: 30_000 });
+    step("waiver approved");
+  }
   await approve.focus();
   await senior.keyboard.press("Enter");
   await senior.getByRole("status").filter({ hasText: "approved" }).waitFor({ timeout: 30_000 });
