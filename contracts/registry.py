@@ -7,6 +7,7 @@ from contracts.audit import AuditRecorded
 from contracts.corrections import FindingReviewed, LoanCorrected
 from contracts.dead_letters import DeadLetter
 from contracts.loans import DispositionedBatch, EvaluatedBatch, IngestedBatch, PricedBatch
+from contracts.notifications import NOTIFICATION_EVENTS
 from contracts.reviews import REVIEW_EVENTS
 from contracts.runs import (
     OutputsWritten,
@@ -45,6 +46,7 @@ EVENTS_BY_TOPIC: dict[str, tuple[type[BaseModel], ...]] = {
     topics.AUDIT.name: (AuditRecorded,),
     topics.CORRECTIONS.name: (LoanCorrected, FindingReviewed),
     topics.REVIEWS.name: REVIEW_EVENTS,
+    topics.NOTIFICATIONS.name: NOTIFICATION_EVENTS,
 }
 ALL_MODELS: tuple[type[BaseModel], ...] = tuple(
     model for models in EVENTS_BY_TOPIC.values() for model in models

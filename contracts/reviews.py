@@ -72,7 +72,11 @@ class ReviewCaseOpened(ReviewEvent):
 
 
 class ReviewCaseAssigned(ReviewEvent):
-    """The case now belongs to `assignee` (pending | assigned → assigned)."""
+    """The case now belongs to `assignee` (pending | assigned → assigned).
+
+    The system (no actor id, role `system`) assigns a pending case whose SLA deadline is near
+    (the auto-assign job); its event id `uuid5(NS, "review.auto_assigned/{case_id}/{releases}")`
+    makes a re-run or a second replica publish the same assignment."""
 
     event_type: Literal["review.case_assigned"] = "review.case_assigned"
     assignee: UUID = Field(description="The analyst the case is assigned to.")
@@ -139,6 +143,31 @@ class ReviewConditionFulfilled(ReviewEvent):
     ordinal: int = Field(ge=1)
 
 
+class ReviewSlaWarned(ReviewEvent):
+    """The system warned that an open case's SLA deadline is near (`review_warning_hours`).
+
+    Event id `uuid5(NS, "review.sla_warned/{case_id}")`: one warning per case, whatever the
+    re-runs of the SLA job or the number of gateway replicas."""
+
+    event_type: Literal["review.sla_warned"] = "review.sla_warned"
+    sla_deadline: datetime
+
+
+class ReviewSlaBreached(ReviewEvent):
+    """The system recorded that an open case passed its SLA deadline undecided (one per case)."""
+
+    event_type: Literal["review.sla_breached"] = "review.sla_breached"
+    sla_deadline: datetime
+
+
+class ReviewCaseEscalated(ReviewEvent):
+    """The system escalated a breached case to the senior analysts (one per case)."""
+
+    event_type: Literal["review.case_escalated"] = "review.case_escalated"
+    escalated_to: Literal["senior_analyst"] = "senior_analyst"
+    reason: str = Field(examples=["sla_breached"])
+
+
 class AutoDecision(Contract):
     """The machine's decision of one loan that never needed a person."""
 
@@ -170,6 +199,9 @@ REVIEW_EVENTS: tuple[type[Contract], ...] = (
     ReviewOverrideApproved,
     ReviewOverrideRejected,
     ReviewConditionFulfilled,
+    ReviewSlaWarned,
+    ReviewSlaBreached,
+    ReviewCaseEscalated,
     AutoDecisionsRecorded,
 )
 AnyReviewEvent = Annotated[
@@ -181,6 +213,9 @@ AnyReviewEvent = Annotated[
     | ReviewOverrideApproved
     | ReviewOverrideRejected
     | ReviewConditionFulfilled
+    | ReviewSlaWarned
+    | ReviewSlaBreached
+    | ReviewCaseEscalated
     | AutoDecisionsRecorded,
     Field(discriminator="event_type"),
 ]

@@ -65,6 +65,12 @@ REVIEWS = Topic(
     "case id ({run_id}:{batch_seq} for auto decisions)",
     "Credit review: cases, their actions, decisions, overrides and auto decisions.",
 )
+NOTIFICATIONS = Topic(
+    "notifications.v1",
+    6,
+    "notification id (user id for reads)",
+    "Notifications raised for people (SLA, escalations, overrides, runs) and their read marks.",
+)
 
 ALL_TOPICS: tuple[Topic, ...] = (
     LOAN_TAPES,
@@ -80,6 +86,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     AUDIT,
     CORRECTIONS,
     REVIEWS,
+    NOTIFICATIONS,
 )
 LOAN_TOPICS: tuple[Topic, ...] = (
     LOANS_INGESTED,

@@ -42,6 +42,7 @@ from services.gateway.middleware import (
     BodyLimitMiddleware,
     RequestIdMiddleware,
 )
+from services.gateway.notifications import routes as notifications
 from services.gateway.publisher import LazyPublisher
 from services.gateway.ratelimit import RateLimitMiddleware
 from services.gateway.review import routes as review
@@ -94,6 +95,7 @@ def api_router(admin_routers: Sequence[APIRouter] = ()) -> APIRouter:
     for governance in GOVERNANCE_ROUTERS:
         router.include_router(governance)
     router.include_router(review.router)
+    router.include_router(notifications.router)
     for extra in (admin_ops.router, audit.router, *admin_routers):
         router.include_router(
             extra, prefix="/admin", dependencies=[Depends(require_roles("admin"))]

@@ -65,10 +65,27 @@ class GatewaySettings(ServiceSettings):
     review_amount_cap: Decimal = Field(
         Decimal(3_000_000), gt=0, description="A loan amount that counts fully in the priority."
     )
+    review_auto_assign_hours: Decimal = Field(
+        Decimal(2), ge=0, description="A pending case this near its deadline is auto-assigned."
+    )
     review_jobs_enabled: bool = Field(
-        True, description="Run the review jobs (open cases) inside the API process."
+        True,
+        description="Run the review jobs (cases, SLA, auto-assign, notifications, webhooks) "
+        "inside the API process.",
     )
     review_job_seconds: float = Field(10.0, gt=0, description="How often the review jobs run.")
+    notification_lookback_hours: Decimal = Field(
+        Decimal(24), gt=0, description="Runs finished this recently are notified of."
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, description="How long one webhook POST may take."
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, description="Webhook POSTs tried before a delivery is marked failed."
+    )
+    webhook_backoff_seconds: float = Field(
+        30.0, gt=0, description="Wait before the first webhook retry; doubles each time (1 h cap)."
+    )
 
     projector_max_records: int = Field(
         200, gt=0, description="Kafka records the projector writes in one transaction."

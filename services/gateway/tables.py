@@ -439,6 +439,10 @@ review_cases = Table(
     _ts("decided_at"),
     Column("conditions", SmallInteger, nullable=False),
     Column("fulfilled", ARRAY(SmallInteger), nullable=False),
+    # The SLA job's marks: warned, breached, escalated (each once per case).
+    _ts("sla_warned_at"),
+    _ts("sla_breached_at"),
+    _ts("escalated_at"),
     Index("review_cases_loan", "loan_id", unique=True),
     Index("review_cases_run", "run_id", "seq"),
     Index("review_cases_status_deadline", "status", "sla_deadline"),
@@ -501,6 +505,91 @@ review_decisions = Table(
     Index("review_decisions_status", "status", "decided_at"),
 )
 
+notifications = Table(
+    "notifications",
+    metadata,
+    # notifications.v1: every notification raised, with its recipients.
+    Column("notification_id", Uuid, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("subject_id", Uuid, nullable=False),
+    Column("team_id", Text),
+    Column("run_id", Uuid),
+    Column("case_id", Uuid),
+    Column("decision_id", Uuid),
+    Column("recipients", ARRAY(Uuid), nullable=False),
+    _ts("occurred_at", nullable=False),
+    # The jobs find subjects not yet notified of by (kind, subject).
+    Index("notifications_subject", "kind", "subject_id", unique=True),
+    Index("notifications_recipients", "recipients", postgresql_using="gin"),
+    Index("notifications_team", "team_id", "occurred_at"),
+)
+
+notification_reads = Table(
+    "notification_reads",
+    metadata,
+    # notifications.v1: notifications a user marked read one by one.
+    Column("user_id", Uuid, primary_key=True),
+    Column("notification_id", Uuid, primary_key=True),
+    Column("event_id", Uuid, nullable=False),
+    _ts("read_at", nullable=False),
+)
+
+notification_read_marks = Table(
+    "notification_read_marks",
+    metadata,
+    # notifications.v1: a user's "mark all read": everything raised up to `read_through`.
+    Column("user_id", Uuid, primary_key=True),
+    _ts("read_through", nullable=False),
+    Column("event_id", Uuid, nullable=False),
+)
+
+team_webhooks = Table(
+    "team_webhooks",
+    metadata,
+    # Configuration (not a read model): a team's webhook, set by an admin.
+    Column("team_id", Text, ForeignKey(teams.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    # Side effects (not a read model: a rebuild must never send again): one per notification
+    # and team webhook, with its retry state.
+    Column("delivery_id", Uuid, primary_key=True),
+    Column("notification_id", Uuid, nullable=False),
+    Column("team_id", Text, nullable=False),
+    # pending | delivered | failed
+    Column("state", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    _ts("next_attempt_at", nullable=False),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    _ts("created_at", nullable=False),
+    _ts("delivered_at"),
+    Index("webhook_deliveries_notification", "notification_id", "team_id", unique=True),
+    Index("webhook_deliveries_due", "state", "next_attempt_at"),
+    Index("webhook_deliveries_team", "team_id", "created_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    # The delivery log: every POST tried, with its answer.
+    Column("delivery_id", Uuid, primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    _ts("attempted_at", nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("duration_ms", Integer, nullable=False),
+)
+
 READ_MODEL_TABLES: tuple[Table, ...] = (
     runs,
     report_files,
@@ -521,5 +610,8 @@ READ_MODEL_TABLES: tuple[Table, ...] = (
     review_actions,
     review_decisions,
     auto_decided_batches,
+    notifications,
+    notification_reads,
+    notification_read_marks,
 )
 """Tables built only from the log: truncated by a rebuild, digested by the checksum."""

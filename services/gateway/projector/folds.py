@@ -15,6 +15,7 @@ import asyncpg
 
 from contracts import topics
 from services.gateway.audit.projection import decode_audit, write_audit
+from services.gateway.notifications.projection import decode_notification, write_notifications
 from services.gateway.review.projection import decode_review, write_reviews
 from services.gateway.review.scores import decode_model, decode_scored, write_models, write_scored
 from services.gateway.triage.projection import decode_triage, write_triage
@@ -42,6 +43,9 @@ FOLDS: Mapping[str, Fold] = {
     # After the scores: a case opened in the same chunk as its loan's score sees it.
     topics.REVIEWS.name: Fold(
         decode_review, write_reviews, lambda item: str(item.event.event_type)
+    ),
+    topics.NOTIFICATIONS.name: Fold(
+        decode_notification, write_notifications, lambda item: str(item.event.event_type)
     ),
 }
 

@@ -22,8 +22,10 @@ from typing import Literal
 from uuid import UUID
 
 from contracts.reviews import (
+    SYSTEM_ROLE,
     CaseStatus,
     ReviewCaseAssigned,
+    ReviewCaseEscalated,
     ReviewCaseOpened,
     ReviewCaseReleased,
     ReviewCaseStarted,
@@ -32,6 +34,8 @@ from contracts.reviews import (
     ReviewEvent,
     ReviewOverrideApproved,
     ReviewOverrideRejected,
+    ReviewSlaBreached,
+    ReviewSlaWarned,
 )
 
 Action = Literal["assign", "start", "release"]
@@ -40,6 +44,7 @@ MAX_ACTIVE = 5
 SENIOR_ROLES = frozenset({"senior_analyst", "admin"})
 REVIEWER_ROLES = frozenset({"analyst", "senior_analyst", "admin"})
 ACTIVE: frozenset[CaseStatus] = frozenset({"assigned", "in_progress"})
+OPEN_STATUSES: frozenset[CaseStatus] = frozenset({"pending", "assigned", "in_progress"})
 ALLOWED_FROM: dict[Action, frozenset[CaseStatus]] = {
     "assign": frozenset({"pending", "assigned"}),
     "start": frozenset({"assigned"}),
@@ -105,6 +110,9 @@ class CaseState:
     decided_at: datetime | None = None
     conditions: int = 0
     fulfilled: tuple[int, ...] = ()
+    sla_warned_at: datetime | None = None
+    sla_breached_at: datetime | None = None
+    escalated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +217,8 @@ def evolve(state: CaseState | None, event: ReviewEvent) -> CaseState:
         return CaseState(updated_at=event.occurred_at)
     if state is None:
         raise ReviewError("No review case was opened for this event")
+    if event.actor_id is None and event.actor_role == SYSTEM_ROLE:
+        return replace(_evolve_by_system(state, event), updated_at=event.occurred_at)
     actor = Actor(event.actor_id, event.actor_role) if event.actor_id else None
     if actor is None:
         raise NotPermitted("A review action needs a person")
@@ -262,6 +272,36 @@ def evolve(state: CaseState | None, event: ReviewEvent) -> CaseState:
     return replace(changed, actions=state.actions + 1, updated_at=event.occurred_at)
 
 
+def _evolve_by_system(state: CaseState, event: ReviewEvent) -> CaseState:
+    """The SLA job's marks (each once, on an open case) and the auto-assign job's assignment
+    (of a pending case only: the system never takes a case from a person)."""
+    if isinstance(event, ReviewCaseAssigned):
+        if state.status != "pending":
+            raise InvalidTransition("auto-assign", state.status)
+        return replace(
+            state,
+            status="assigned",
+            assignee=event.assignee,
+            assigned_at=event.occurred_at,
+            actions=state.actions + 1,
+        )
+    if not isinstance(event, ReviewSlaWarned | ReviewSlaBreached | ReviewCaseEscalated):
+        raise NotPermitted("A review action needs a person")
+    if state.status not in OPEN_STATUSES:
+        raise InvalidTransition(ACTION_OF_EVENT[str(event.event_type)], state.status)
+    if isinstance(event, ReviewSlaWarned):
+        if state.sla_warned_at is not None:
+            raise InvalidTransition("warn again about", state.status)
+        return replace(state, sla_warned_at=event.occurred_at)
+    if isinstance(event, ReviewSlaBreached):
+        if state.sla_breached_at is not None:
+            raise InvalidTransition("breach again", state.status)
+        return replace(state, sla_breached_at=event.occurred_at)
+    if state.escalated_at is not None:
+        raise InvalidTransition("escalate again", state.status)
+    return replace(state, escalated_at=event.occurred_at)
+
+
 ACTION_OF_EVENT: dict[str, str] = {
     "review.case_opened": "open",
     "review.case_assigned": "assign",
@@ -271,4 +311,7 @@ ACTION_OF_EVENT: dict[str, str] = {
     "review.override_approved": "approve-override",
     "review.override_rejected": "reject-override",
     "review.condition_fulfilled": "fulfil-condition",
+    "review.sla_warned": "sla-warning",
+    "review.sla_breached": "sla-breach",
+    "review.case_escalated": "escalate",
 }

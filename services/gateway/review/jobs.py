@@ -2,9 +2,12 @@
 
 `open_cases` publishes a `review.case_opened` for every `human_review` loan without a case (see
 `opening.py` for why the gateway, not the projector, opens cases); `record_auto_decisions` one
-`review.auto_decisions_recorded` per scored batch whose auto-routed loans lack a decision.
+`review.auto_decisions_recorded` per scored batch whose auto-routed loans lack a decision;
+`auto_assign` and `mark_sla` (`sla_jobs.py`) assign cases near their deadline and publish SLA
+warnings, breaches and escalations with their notifications; then the notification jobs
+(`notifications/jobs.py`) raise override and run notifications and deliver team webhooks.
 `ReviewJobs.tick(now)` runs the jobs once at `now`; `run(stop)` ticks every `review_job_seconds`
-with the wall clock.
+with the clock (the wall clock unless a test gives its own).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from contracts.ids import batch_key, event_id
 from contracts.reviews import AutoDecision, AutoDecisionsRecorded
 from contracts.topics import REVIEWS
 from services.gateway.deps import Publisher
+from services.gateway.notifications.jobs import NotificationJobs
 from services.gateway.review import repository as repo
 from services.gateway.review.opening import ScoredLoan, open_case
 from services.gateway.review.service import policy_of, publish_all
+from services.gateway.review.sla_jobs import auto_assign, mark_sla
 from services.gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
@@ -137,6 +142,7 @@ class ReviewJobs:
         self.publisher = publisher
         self.settings = settings
         self.clock = clock
+        self.notifications = NotificationJobs(sessionmaker, publisher, settings)
 
     async def tick(self, now: datetime | None = None) -> int:
         """Run every job once at `now` (the clock's time by default); return cases opened."""
@@ -144,7 +150,10 @@ class ReviewJobs:
         async with self.sessionmaker() as session:
             opened = await open_cases(session, self.publisher, self.settings, at)
             await record_auto_decisions(session, self.publisher, at)
-            return opened
+            await auto_assign(session, self.publisher, self.settings, at)
+            await mark_sla(session, self.publisher, self.settings, at)
+        await self.notifications.tick(at)
+        return opened
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick every `review_job_seconds` until `stop` is set; a failed tick is logged."""

@@ -50,6 +50,9 @@ STATE_COLUMNS = (
     "decided_at",
     "conditions",
     "fulfilled",
+    "sla_warned_at",
+    "sla_breached_at",
+    "escalated_at",
 )
 DECISION_COLUMNS = (
     "decision_id",

@@ -29,6 +29,7 @@ from services.gateway.review.schemas import (
     OverrideReviewBody,
     QueuePage,
     QueueSummary,
+    SlaMetrics,
 )
 
 router = APIRouter(prefix="/review", tags=["review"])
@@ -81,6 +82,22 @@ async def review_queue_summary(
         breached_sla=counts.breached_sla,
         by_priority=counts.by_priority,
     )
+
+
+@router.get("/sla-metrics", response_model=SlaMetrics, responses=documented(400))
+async def review_sla_metrics(
+    user: CurrentUser,
+    session: SessionDep,
+    since: Annotated[
+        datetime | None, Query(description="Cases opened from (default: 30 days before until).")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="Cases opened before (default: now).")
+    ] = None,
+) -> SlaMetrics:
+    """On-time rate, breaches, warnings, escalations and time to decision of the cases opened in
+    the window, overall and by priority."""
+    return await service.sla_metrics(session, user, since, until, _now())
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail)

@@ -1,6 +1,7 @@
 """Request and response shapes of the credit review endpoints (SPEC §8)."""
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -40,6 +41,9 @@ class CaseSummary(BaseModel):
     opened_at: datetime
     sla_deadline: datetime
     sla_state: SlaState
+    sla_warned_at: datetime | None = Field(None, description="When the SLA job warned.")
+    sla_breached_at: datetime | None = Field(None, description="When the SLA job saw it breach.")
+    escalated_at: datetime | None = Field(None, description="When it went to the seniors.")
 
 
 class QueuePage(BaseModel):
@@ -60,6 +64,43 @@ class QueueSummary(BaseModel):
     approaching_sla: int
     breached_sla: int
     by_priority: dict[str, int] = Field(examples=[{"critical": 1, "high": 4, "medium": 9}])
+
+
+class DurationView(BaseModel):
+    """Time from opening to decision, in seconds (nearest-rank percentiles)."""
+
+    mean: int
+    p50: int
+    p90: int
+    p95: int
+    max: int
+
+
+class SlaFiguresView(BaseModel):
+    """How a set of cases fared against their SLA deadlines (see `sla_metrics.py`)."""
+
+    cases: int = Field(description="Cases opened in the window.")
+    decided: int = Field(description="Decided by a person (overrides awaiting approval count).")
+    on_time: int = Field(description="Decided at or before the deadline.")
+    late: int = Field(description="Decided after the deadline.")
+    open: int = Field(description="Not decided yet.")
+    open_breached: int = Field(description="Not decided and past the deadline now.")
+    breaches: int = Field(description="late + open_breached.")
+    on_time_rate: Decimal | None = Field(
+        description="on_time / (decided + open_breached), 4 places; null when none is known.",
+        examples=["0.9500"],
+    )
+    warnings: int = Field(description="Cases the SLA job warned about.")
+    escalations: int = Field(description="Cases escalated to the senior analysts.")
+    time_to_decision_seconds: DurationView | None
+
+
+class SlaMetrics(SlaFiguresView):
+    """`GET /review/sla-metrics`: the window's figures, overall and by priority at opening."""
+
+    since: datetime
+    until: datetime
+    by_priority: dict[Priority, SlaFiguresView]
 
 
 class CaseEvent(BaseModel):

@@ -4,7 +4,8 @@ published on reviews.v1 and answered once folded (read your own writes)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import asdict
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -17,7 +18,7 @@ from services.gateway.deps import Publisher
 from services.gateway.errors import BadRequest, Conflict, Forbidden, GatewayError, NotFound
 from services.gateway.identity import repository as identity
 from services.gateway.identity.principal import Principal
-from services.gateway.review import decisions
+from services.gateway.review import decisions, sla_queries
 from services.gateway.review import repository as repo
 from services.gateway.review.decisions import DecisionRequest
 from services.gateway.review.domain import (
@@ -47,11 +48,14 @@ from services.gateway.review.schemas import (
     QueuePage,
     ScoreView,
     SimilarLoan,
+    SlaMetrics,
 )
 from services.gateway.review.similar import nearest
+from services.gateway.review.sla_metrics import MeasuredCase, SlaFigures, by_priority, figures
 from services.gateway.settings import GatewaySettings
 
 SIMILAR_LOANS = 5
+METRICS_WINDOW = timedelta(days=30)
 
 
 def policy_of(settings: GatewaySettings) -> PriorityPolicy:
@@ -101,6 +105,9 @@ def _summary(row: Any, ranked: Ranked) -> CaseSummary:
         opened_at=row.opened_at,
         sla_deadline=row.sla_deadline,
         sla_state=ranked.sla_state,
+        sla_warned_at=row.sla_warned_at,
+        sla_breached_at=row.sla_breached_at,
+        escalated_at=row.escalated_at,
     )
 
 
@@ -391,3 +398,45 @@ async def wait_folded(
 ) -> dict[UUID, Any]:
     """The fold outcomes of the events, waiting up to `wait_seconds` for all of them."""
     return await acting.wait_folded(session, event_ids, wait_seconds, repo.outcomes)
+
+
+def _figures(figures: SlaFigures) -> dict[str, Any]:
+    return asdict(figures)
+
+
+async def sla_metrics(
+    session: AsyncSession,
+    user: Principal,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+) -> SlaMetrics:
+    """The SLA figures of the cases in scope opened in [since, until)."""
+    end = until or now
+    start = since or end - METRICS_WINDOW
+    if start.tzinfo is None or end.tzinfo is None:
+        raise BadRequest("since and until need a time zone (e.g. 2026-12-07T00:00:00Z)")
+    if start >= end:
+        raise BadRequest("since must be before until")
+    rows = await sla_queries.measured_cases(session, start, end, user.team_scope)
+    cases = [
+        MeasuredCase(
+            priority=row.opened_priority,
+            opened_at=row.opened_at,
+            sla_deadline=row.sla_deadline,
+            decided_at=row.decided_at,
+            warned=row.sla_warned_at is not None,
+            escalated=row.escalated_at is not None,
+        )
+        for row in rows
+    ]
+    return SlaMetrics.model_validate(
+        {
+            **_figures(figures(cases, now)),
+            "since": start,
+            "until": end,
+            "by_priority": {
+                level: _figures(value) for level, value in by_priority(cases, now).items()
+            },
+        }
+    )
