@@ -2,8 +2,9 @@
 loans: the four workers, scoring (a small model trained at start into a registry of its own), the
 projector and the gateway (its review job opening cases every 2 s) as processes over the real
 Kafka and PostgreSQL. web/tests/review-e2e.mjs drives the browser through the review queue, the
-case view, a decision, an override and its approval by a second person, and saves a screenshot
-and the axe findings of each screen under web/test-artifacts/."""
+case view, a decision, an override and its approval by a second person, the notification that
+tells the analyst, and saves a screenshot and the axe findings of each screen under
+web/test-artifacts/."""
 
 import os
 import shutil
@@ -46,6 +47,7 @@ SCREENS = (
     "review-case-override-pending",
     "approvals",
     "review-case-override-approved",
+    "notifications",
 )
 
 
@@ -106,8 +108,8 @@ def test_an_analyst_decides_review_cases_and_a_senior_approves_the_override_in_c
     """A scored run opens review cases; an analyst works the queue (assign, start), decides one
     case with the model (conditions, one marked fulfilled) and one against it (a short
     justification refused with the API's message, then an override pending); a senior analyst
-    approves the override; every screen passes axe (no serious or critical finding) under the
-    CSP."""
+    approves the override and a waiver; the analyst reads the notification of it; every screen
+    passes axe (no serious or critical finding) under the CSP."""
     node = shutil.which("node")
     assert node, "node is missing: run scripts/bootstrap"
     assert CHROMIUM.exists(), "Debian's chromium is missing: run scripts/bootstrap"

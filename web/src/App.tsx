@@ -12,6 +12,7 @@ import { RunDetail } from "./screens/RunDetail";
 import { Runs } from "./screens/Runs";
 import { Approvals } from "./review/Approvals";
 import { CaseView } from "./review/CaseView";
+import { NotificationBell, Notifications } from "./review/Notifications";
 import { ReviewQueue } from "./review/ReviewQueue";
 
 export function makeQueryClient(): QueryClient {
@@ -51,6 +52,7 @@ function Shell() {
             </NavLink>
           ))}
         </nav>
+        <NotificationBell />
         <span className="who">
           {me.username} ({me.role.replace("_", " ")}
           {me.team_id ? `, ${me.team_id}` : ""})
@@ -67,6 +69,7 @@ function Shell() {
           <Route path="/runs/:runId/loans/:loanId" element={<LoanView />} />
           <Route path="/exceptions" element={<Exceptions />} />
           <Route path="/exceptions/:exceptionId" element={<ExceptionDetail />} />
+          <Route path="/notifications" element={<Notifications />} />
           <Route path="/review" element={<ReviewQueue />} />
           <Route path="/review/cases/:caseId" element={<CaseView />} />
           {hasRole(me, "admin", "senior_analyst") && <Route path="/approvals" element={<Approvals />} />}

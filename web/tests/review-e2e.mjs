@@ -248,6 +248,28 @@ try {
   await senior.getByText(/approved by you/).waitFor();
   await check(senior, "review-case-override-approved");
 
+  step("the analyst is told the override was approved: the bell's count, the list, mark read");
+  await analyst.goto(`${BASE}/#/notifications`);
+  const heading = analyst.getByRole("heading", { level: 1, name: "Notifications" });
+  await heading.waitFor();
+  const told = analyst.getByRole("button", { name: "Mark read: Override approved" });
+  await until(
+    "the override's notification",
+    async () => {
+      if (await told.count()) return true;
+      await analyst.reload();
+      await heading.waitFor();
+      return false;
+    },
+    90_000,
+  );
+  await analyst.getByRole("link", { name: /^Notifications, [1-9]\d* unread$/ }).waitFor({ timeout: 30_000 });
+  await analyst.getByRole("link", { name: "open the case" }).first().waitFor();
+  await check(analyst, "notifications");
+  await told.click();
+  await told.waitFor({ state: "detached", timeout: 30_000 });
+  step("marked read");
+
   step("both cases are listed as decided, sorted by deadline");
   await analyst.goto(`${BASE}/#/review?status=decided`);
   await analyst.getByLabel("Sort by").selectOption("deadline");

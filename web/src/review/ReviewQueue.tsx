@@ -1,6 +1,6 @@
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useSearchParams } from "react-router-dom";
-import { api, data } from "../api/client";
+import { api, data, type Schemas } from "../api/client";
 import { useMe } from "../auth";
 import { Empty, ErrorMessage, Loading, StatusBadge, formatDate } from "../components/common";
 import { PriorityBadge, SkipPager, SlaBadge } from "./parts";
@@ -39,6 +39,11 @@ export function ReviewQueue() {
     queryKey: ["review-summary"],
     queryFn: async () => data(await api.GET("/api/review/queue/summary")),
     refetchInterval: POLL_MS,
+  });
+  const metrics = useQuery({
+    queryKey: ["review-sla-metrics"],
+    queryFn: async () => data(await api.GET("/api/review/sla-metrics")),
+    refetchInterval: 60_000,
   });
   const queue = useQuery({
     queryKey: ["review-queue", filter, skip],
@@ -102,6 +107,7 @@ export function ReviewQueue() {
           ))}
         </dl>
       )}
+      {metrics.data && <SlaMetricsLine metrics={metrics.data} />}
       <form className="toolbar filters" aria-label="Filters" onSubmit={(e) => e.preventDefault()}>
         <label>
           Status
@@ -187,6 +193,7 @@ export function ReviewQueue() {
                   </td>
                   <td>
                     <SlaBadge state={item.sla_state} deadline={item.sla_deadline} />
+                    {item.escalated_at && <span className="badge sla-breached"> escalated</span>}
                   </td>
                   <td>
                     <StatusBadge status={item.status} />
@@ -219,5 +226,21 @@ export function ReviewQueue() {
         <SkipPager skip={skip} limit={PAGE} total={queue.data.total} onSkip={(next) => set("skip", next ? String(next) : "")} label="Review queue" />
       )}
     </section>
+  );
+}
+
+function duration(seconds: number): string {
+  return seconds >= 3600 ? `${Math.floor(seconds / 3600)}h ${Math.floor((seconds % 3600) / 60)}m` : `${Math.round(seconds / 60)}m`;
+}
+
+/** How the cases opened in the last 30 days fared against their SLA (`GET /review/sla-metrics`). */
+function SlaMetricsLine({ metrics }: { metrics: Schemas["SlaMetrics"] }) {
+  const rate = metrics.on_time_rate == null ? "—" : `${(Number(metrics.on_time_rate) * 100).toFixed(1)}%`;
+  const time = metrics.time_to_decision_seconds;
+  return (
+    <p className="hint" aria-label="SLA over the last 30 days">
+      Last 30 days: {metrics.cases} cases, {metrics.decided} decided, on time {rate}, {metrics.breaches} breaches, {metrics.warnings} warnings,{" "}
+      {metrics.escalations} escalations{time ? `, median time to decision ${duration(time.p50)}` : ""}.
+    </p>
   );
 }

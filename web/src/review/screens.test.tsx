@@ -66,13 +66,17 @@ function showCase(me = ANALYST) {
 }
 
 describe("review queue", () => {
-  it("shows the summary counts and each case's SLA badge and priority", async () => {
+  it("shows the summary counts, the SLA figures and each case's SLA badge and priority", async () => {
+    const figures = { cases: 20, decided: 10, on_time: 9, late: 1, open: 10, open_breached: 0, breaches: 1, on_time_rate: "0.9000", warnings: 3, escalations: 1, time_to_decision_seconds: { mean: 4000, p50: 3900, p90: 7000, p95: 8000, max: 9000 } };
     fakeFetch({
       "GET /api/review/queue/summary": [200, SUMMARY],
-      "GET /api/review/queue": [200, { items: [summary()], total: 1, skip: 0, limit: 25 }],
+      "GET /api/review/queue": [200, { items: [summary({ escalated_at: "2026-12-01T16:00:00Z" })], total: 1, skip: 0, limit: 25 }],
+      "GET /api/review/sla-metrics": [200, { ...figures, since: "2026-11-01T00:00:00Z", until: "2026-12-01T00:00:00Z", by_priority: {} }],
     });
     renderScreen(<ReviewQueue />);
     const row = (await screen.findByRole("link", { name: "Case L-7" })).closest("tr")!;
+    expect(row).toHaveTextContent("escalated");
+    expect(await screen.findByText(/on time 90.0%, 1 breaches, 3 warnings/)).toHaveTextContent("median time to decision 1h 5m");
     expect(row).toHaveTextContent("SLA breached");
     expect(row).toHaveTextContent("high");
     expect(screen.getByText("SLA breached", { selector: "dt" }).nextSibling).toHaveTextContent("2");
