@@ -20,6 +20,8 @@ function useRefresh() {
   const client = useQueryClient();
   return (detail: CaseDetail) => {
     client.setQueryData(["review-case", detail.case_id], detail);
+    // A 202 answer (published, not yet folded) shows the case as it was: look again shortly.
+    setTimeout(() => void client.invalidateQueries({ queryKey: ["review-case", detail.case_id] }), 3000);
     void client.invalidateQueries({ queryKey: ["review-queue"] });
     void client.invalidateQueries({ queryKey: ["review-summary"] });
     void client.invalidateQueries({ queryKey: ["pending-overrides"] });
@@ -85,7 +87,12 @@ export function CaseView() {
         <dt>Assignee</dt>
         <dd>{who(c.assignee, me)}</dd>
         <dt>SLA deadline</dt>
-        <dd>{formatDate(c.sla_deadline)}</dd>
+        <dd>
+          {formatDate(c.sla_deadline)}
+          {c.sla_warned_at ? `; warned ${formatDate(c.sla_warned_at)}` : ""}
+          {c.sla_breached_at ? `; breached ${formatDate(c.sla_breached_at)}` : ""}
+          {c.escalated_at ? `; escalated to the senior analysts ${formatDate(c.escalated_at)}` : ""}
+        </dd>
         <dt>Opened</dt>
         <dd>{formatDate(c.opened_at)}</dd>
         <dt>Run</dt>

@@ -125,9 +125,10 @@ describe("review queue", () => {
 
 describe("case view", () => {
   it("draws the factors, the loan, its exceptions and the similar decided loans", async () => {
-    fakeFetch({ [`GET /api/review/cases/${CASE_ID}`]: [200, detail()] });
+    fakeFetch({ [`GET /api/review/cases/${CASE_ID}`]: [200, detail({ escalated_at: "2026-12-01T16:00:00Z" })] });
     showCase();
     const chart = await screen.findByRole("figure");
+    expect(screen.getByText(/escalated to the senior analysts/)).toBeInTheDocument();
     expect(within(chart).getByText("credit_score moves the risk").closest("tr")).toHaveTextContent("safer (-0.400000)");
     expect(within(chart).getByText("ltv_ratio moves the risk").closest("tr")).toHaveTextContent("riskier (0.200000)");
     expect(chart.querySelectorAll("rect")).toHaveLength(2);
