@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import SettingsConfigDict
 
 from contracts import run_fold
@@ -51,6 +51,12 @@ class CliSettings(ServiceSettings):
 
     service_name: str = "loan-engine-cli"
     poll_timeout_ms: int = 500
+    api_url: str | None = Field(
+        None, description="The gateway for API commands (default: the stack's gateway port)."
+    )
+    username: str | None = Field(None, description="Who API commands log in as.")
+    password: SecretStr | None = Field(None, description="Their password (or --password-stdin).")
+    api_timeout_seconds: float = Field(90.0, gt=0, description="How long one API call may take.")
 
 
 def load_settings(env_file: Path | None = None) -> CliSettings:

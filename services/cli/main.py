@@ -4,7 +4,7 @@ import logging
 
 import typer
 
-from services.cli import admin, model, pipeline, projections, reprocess, rules, tape
+from services.cli import admin, model, pipeline, projections, reprocess, review, rules, tape
 from services.cli.stack.commands import app as stack_app
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.add_typer(admin.app, name="admin")
 app.add_typer(projections.app, name="projections")
 app.add_typer(model.app, name="model")
 app.add_typer(rules.app, name="rules")
+app.add_typer(review.app, name="review")
 
 if __name__ == "__main__":
     app()

@@ -38,6 +38,8 @@ EVENT_HEADER = "X-Loan-Engine-Event"
 DELIVERY_HEADER = "X-Loan-Engine-Delivery"
 MAX_BACKOFF = timedelta(hours=1)
 RETRIED_STATUSES = frozenset({408, 429})
+TITLE_CHARS = 200
+MESSAGE_CHARS = 4000  # the contract's bounds: a long rejection note is cut, never refused
 SEVERITY: dict[NotificationKind, Severity] = {
     "sla_warning": "warning",
     "sla_breach": "critical",
@@ -85,8 +87,8 @@ def raise_notification(
         event_id=notification_id(kind, subject.subject_id),
         kind=kind,
         severity=SEVERITY[kind],
-        title=title,
-        message=message,
+        title=title[:TITLE_CHARS],
+        message=message[:MESSAGE_CHARS],
         subject_id=subject.subject_id,
         team_id=subject.team_id,
         run_id=subject.run_id,
@@ -190,7 +192,7 @@ def run_notification(
         else (f"Run {run_id} completed; its reports are ready.")
     )
     return raise_notification(
-        kind, Subject(run_id, team_id, run_id), title, message[:4000], recipients, now
+        kind, Subject(run_id, team_id, run_id), title, message, recipients, now
     )
 
 

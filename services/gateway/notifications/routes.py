@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 
 from services.gateway.deps import AdminUser, CurrentUser, PublisherDep, SessionDep, SettingsDep
@@ -20,8 +20,10 @@ from services.gateway.notifications.schemas import (
     WebhookView,
 )
 from services.gateway.notifications.webhooks import delivery_log
+from services.gateway.patterns import TEAM_ID
 
 router = APIRouter(tags=["notifications"])
+TeamPath = Annotated[str, Path(max_length=100, pattern=TEAM_ID, description="The team's id.")]
 NOT_FOLDED = {202: {"description": "Published; not yet folded into the read model."}}
 
 
@@ -79,14 +81,14 @@ async def read_one(
 
 
 @router.get("/admin/teams/{team_id}/webhook", response_model=WebhookView, responses=documented(404))
-async def get_webhook(team_id: str, _admin: AdminUser, session: SessionDep) -> WebhookView:
+async def get_webhook(team_id: TeamPath, _admin: AdminUser, session: SessionDep) -> WebhookView:
     """The team's webhook (its secret is never shown)."""
     return await service.get_webhook(session, team_id)
 
 
 @router.put("/admin/teams/{team_id}/webhook", response_model=WebhookView, responses=documented(404))
 async def put_webhook(
-    team_id: str, body: WebhookBody, _admin: AdminUser, session: SessionDep
+    team_id: TeamPath, body: WebhookBody, _admin: AdminUser, session: SessionDep
 ) -> WebhookView:
     """Set the team's webhook: every later notification of its runs is POSTed there, signed
     with the secret (`X-Loan-Engine-Signature: sha256=<hex HMAC-SHA256 of the body>`)."""
@@ -94,7 +96,7 @@ async def put_webhook(
 
 
 @router.delete("/admin/teams/{team_id}/webhook", status_code=204, responses=documented(404))
-async def delete_webhook(team_id: str, _admin: AdminUser, session: SessionDep) -> Response:
+async def delete_webhook(team_id: TeamPath, _admin: AdminUser, session: SessionDep) -> Response:
     """Stop POSTing the team's notifications (the delivery log stays)."""
     await service.remove_webhook(session, team_id)
     return Response(status_code=204)
@@ -102,7 +104,7 @@ async def delete_webhook(team_id: str, _admin: AdminUser, session: SessionDep) -
 
 @router.get("/admin/teams/{team_id}/webhook/deliveries", response_model=list[DeliveryView])
 async def deliveries(
-    team_id: str,
+    team_id: TeamPath,
     _admin: AdminUser,
     session: SessionDep,
     skip: Annotated[int, Query(ge=0, le=1_000_000)] = 0,

@@ -114,7 +114,8 @@ async def set_webhook(
 
 async def remove_webhook(session: AsyncSession, team_id: str) -> None:
     """Remove a team's webhook (its delivery log stays), or 404."""
-    result = await session.execute(delete(team_webhooks).where(team_webhooks.c.team_id == team_id))
+    statement = delete(team_webhooks).where(team_webhooks.c.team_id == team_id)
+    removed = (await session.execute(statement.returning(team_webhooks.c.team_id))).first()
     await session.commit()
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    if removed is None:
         raise NotFound("This team has no webhook")

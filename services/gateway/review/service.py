@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -413,9 +413,13 @@ async def sla_metrics(
 ) -> SlaMetrics:
     """The SLA figures of the cases in scope opened in [since, until)."""
     end = until or now
-    start = since or end - METRICS_WINDOW
-    if start.tzinfo is None or end.tzinfo is None:
+    if (since is not None and since.tzinfo is None) or end.tzinfo is None:
         raise BadRequest("since and until need a time zone (e.g. 2026-12-07T00:00:00Z)")
+    try:
+        start = (since or end - METRICS_WINDOW).astimezone(UTC)
+        end = end.astimezone(UTC)
+    except OverflowError as error:
+        raise BadRequest("since and until must lie within the years 1 to 9999 in UTC") from error
     if start >= end:
         raise BadRequest("since must be before until")
     rows = await sla_queries.measured_cases(session, start, end, user.team_scope)

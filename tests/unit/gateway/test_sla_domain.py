@@ -306,3 +306,10 @@ def test_percentiles_are_nearest_rank() -> None:
     assert [percentile(values, share) for share in (50, 90, 95)] == [50, 90, 95]
     assert percentile([7], 95) == 7
     assert durations([]) is None
+
+
+def test_a_rejection_note_too_long_for_a_notification_is_cut_not_refused() -> None:
+    rejected = override_notification(
+        uuid4(), uuid4(), uuid4(), None, False, UUID(int=5), "x" * 4000, NOW
+    )
+    assert rejected is not None and len(rejected.message) == 4000
