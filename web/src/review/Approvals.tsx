@@ -29,6 +29,9 @@ function Overrides() {
   const [skip, setSkip] = useState(0);
   const [notes, setNotes] = useState<Record<string, string>>({});
   const [done, setDone] = useState<string | null>(null);
+  // Overrides answered here: an answer may come back before the projector has folded it (202), so
+  // the list can still show them for a moment; they must not be offered (and refused) twice.
+  const [answered, setAnswered] = useState<ReadonlySet<string>>(new Set());
   const pending = useQuery({
     queryKey: ["pending-overrides"],
     queryFn: async () => data(await api.GET("/api/review/pending-overrides")),
@@ -42,15 +45,18 @@ function Overrides() {
           body: { notes: notes[decision.decision_id]?.trim() || null },
         }),
       ),
-    onSuccess: (detail, { approve }) => {
+    onSuccess: (detail, { decision, approve }) => {
+      setAnswered((all) => new Set(all).add(decision.decision_id));
       client.setQueryData(["review-case", detail.case_id], detail);
       setDone(`Override on ${detail.seller_loan_number ?? `loan ${detail.seq}`} ${approve ? "approved" : "rejected"}.`);
       void client.invalidateQueries({ queryKey: ["pending-overrides"] });
       void client.invalidateQueries({ queryKey: ["review-queue"] });
     },
   });
-  const items = pending.data ?? [];
-  const page = items.slice(skip, skip + PAGE);
+  const items = (pending.data ?? []).filter((decision) => !answered.has(decision.decision_id));
+  // The last override of the last page answered: show the page before, not an empty one.
+  const start = Math.min(skip, Math.max(0, Math.floor((items.length - 1) / PAGE) * PAGE));
+  const page = items.slice(start, start + PAGE);
   return (
     <section aria-labelledby="overrides-title">
       <h2 id="overrides-title">Review overrides</h2>
@@ -126,7 +132,7 @@ function Overrides() {
           </tbody>
         </table>
       )}
-      {items.length > PAGE && <SkipPager skip={skip} limit={PAGE} total={items.length} onSkip={setSkip} label="Overrides" />}
+      {items.length > PAGE && <SkipPager skip={start} limit={PAGE} total={items.length} onSkip={setSkip} label="Overrides" />}
     </section>
   );
 }

@@ -1,5 +1,5 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api, data } from "../api/client";
 import { useMe } from "../auth";
@@ -9,6 +9,8 @@ import { FactorsChart } from "./FactorsChart";
 import { PriorityBadge, SlaBadge } from "./parts";
 import { actionLabel, caseActions, isReviewer, isSenior, openConditions, who, type CaseAction, type CaseDetail, type DecisionView } from "./review";
 import "./review.css";
+
+const POLL_MS = 15_000;
 
 const LOAN_FIELDS = [
   "seller_loan_number", "loan_amount", "note_rate", "ltv_ratio", "dti_ratio", "credit_score", "property_type",
@@ -37,7 +39,22 @@ export function CaseView() {
   const detail = useQuery({
     queryKey: ["review-case", caseId],
     queryFn: async () => data(await api.GET("/api/review/cases/{case_id}", { params: { path: { case_id: caseId } } })),
+    // Others act on the case too (a senior approves or rejects an override, reassigns or releases
+    // it; the SLA job warns and escalates): look again while it is open, as the queue does.
+    refetchInterval: (query) => (query.state.data && query.state.data.status !== "decided" ? POLL_MS : false),
   });
+  const heading = useRef<HTMLHeadingElement>(null);
+  const status = detail.data?.status;
+  const seen = useRef(status);
+  useEffect(() => {
+    // An action or a decision changes the status and takes away the control that had the focus
+    // (Start, the decision form): bring the focus to the decision form when it opens, else to
+    // the case's heading, instead of leaving it on the page's body.
+    if (seen.current !== undefined && status !== seen.current && (!document.activeElement || document.activeElement === document.body)) {
+      (document.getElementById("decision-title") ?? heading.current)?.focus();
+    }
+    seen.current = status;
+  }, [status]);
   const [assignee, setAssignee] = useState("");
   const [notes, setNotes] = useState("");
   const act = useMutation({
@@ -67,7 +84,7 @@ export function CaseView() {
       <p>
         <Link to="/review">← Review queue</Link>
       </p>
-      <h1 id="case-title">
+      <h1 id="case-title" ref={heading} tabIndex={-1}>
         Case {name} <StatusBadge status={c.status} /> <PriorityBadge priority={c.priority} /> <SlaBadge state={c.sla_state} deadline={c.sla_deadline} />
       </h1>
       <dl className="facts">

@@ -62,7 +62,9 @@ export function DecisionForm({ detail }: { detail: CaseDetail }) {
 
   return (
     <form className="card decision" aria-labelledby="decision-title" onSubmit={submit}>
-      <h2 id="decision-title">Decision</h2>
+      <h2 id="decision-title" tabIndex={-1}>
+        Decision
+      </h2>
       <fieldset>
         <legend>Outcome</legend>
         {OUTCOMES.map(([value, label]) => (

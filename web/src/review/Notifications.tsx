@@ -113,7 +113,7 @@ export function Notifications() {
           ))}
         </ul>
       )}
-      {page && page.total > 0 && <SkipPager skip={skip} limit={PAGE} total={page.total} onSkip={(next) => set("skip", next ? String(next) : "")} label="Notifications" />}
+      {page && page.total > 0 && <SkipPager skip={skip} limit={PAGE} total={page.total} onSkip={(next) => set("skip", next ? String(next) : "")} label="Notifications" busy={list.isPlaceholderData} />}
     </section>
   );
 }

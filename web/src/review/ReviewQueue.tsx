@@ -223,7 +223,7 @@ export function ReviewQueue() {
         </table>
       )}
       {queue.data && queue.data.total > 0 && (
-        <SkipPager skip={skip} limit={PAGE} total={queue.data.total} onSkip={(next) => set("skip", next ? String(next) : "")} label="Review queue" />
+        <SkipPager skip={skip} limit={PAGE} total={queue.data.total} onSkip={(next) => set("skip", next ? String(next) : "")} label="Review queue" busy={queue.isPlaceholderData} />
       )}
     </section>
   );

@@ -22,24 +22,28 @@ export function SkipPager({
   total,
   onSkip,
   label,
+  busy = false,
 }: {
   skip: number;
   limit: number;
   total: number;
   onSkip: (skip: number) => void;
   label: string;
+  /** While the page asked for is still loading (the old one shown in its place), the buttons wait:
+   * a second click would page from the old page's position and skip or repeat a page. */
+  busy?: boolean;
 }) {
   const pages = Math.max(1, Math.ceil(total / limit));
   const page = Math.floor(skip / limit) + 1;
   return (
-    <nav className="pager" aria-label={`${label} pages`}>
-      <button type="button" onClick={() => onSkip(Math.max(0, skip - limit))} disabled={skip <= 0}>
+    <nav className="pager" aria-label={`${label} pages`} aria-busy={busy}>
+      <button type="button" onClick={() => onSkip(Math.max(0, skip - limit))} disabled={busy || skip <= 0}>
         Previous page
       </button>
       <span>
         Page {page} of {pages} ({total} in all)
       </span>
-      <button type="button" onClick={() => onSkip(skip + limit)} disabled={skip + limit >= total}>
+      <button type="button" onClick={() => onSkip(skip + limit)} disabled={busy || skip + limit >= total}>
         Next page
       </button>
     </nav>

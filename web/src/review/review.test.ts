@@ -32,6 +32,12 @@ describe("review rules", () => {
     expect(trimmedLength("   ")).toBe(0);
   });
 
+  it("trims a justification with Python's idea of white space, as the API does", () => {
+    expect(trimmedLength("\u001fabc\u0085")).toBe(3);
+    expect(trimmedLength("\ufeffabc")).toBe(4);
+    expect(trimmedLength("\u3000abc\u2028")).toBe(3);
+  });
+
   it("lists the conditions still open and says how long is left before a deadline", () => {
     expect(openConditions({ conditions: [{}, {}, {}], fulfilled: [2] })).toEqual([1, 3]);
     const now = new Date("2026-12-01T10:00:00Z");

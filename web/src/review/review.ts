@@ -78,9 +78,19 @@ export function isOverride(outcome: Outcome, leaning: Leaning): boolean {
   return direction(outcome) !== leaning;
 }
 
+// The characters Python's str.strip() removes (str.isspace): JavaScript's trim() differs (it
+// keeps U+001C–U+001F and U+0085, and strips U+FEFF, which Python keeps).
+const PY_SPACE = "[\\t\\n\\v\\f\\r\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+const PY_STRIP = new RegExp(`^${PY_SPACE}+|${PY_SPACE}+$`, "g");
+
+/** A text trimmed as the API trims it (Python's `str.strip()`). */
+export function pyStrip(text: string): string {
+  return text.replace(PY_STRIP, "");
+}
+
 /** A text's length as the API counts it: characters (code points) after trimming. */
 export function trimmedLength(text: string): number {
-  return [...text.trim()].length;
+  return [...pyStrip(text)].length;
 }
 
 /** Which of a decision's conditions still wait to be fulfilled (ordinals from 1). */

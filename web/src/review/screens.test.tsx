@@ -1,7 +1,7 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { Route, Routes } from "react-router-dom";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { User } from "../api/client";
 import { ANALYST, fakeFetch, renderScreen } from "../testing";
 import { Approvals } from "./Approvals";
@@ -229,5 +229,93 @@ describe("approvals", () => {
     await userEvent.click(screen.getByRole("button", { name: "Reject override of loan 7" }));
     expect(await screen.findByRole("alert")).toHaveTextContent("Rejecting an override requires notes saying why");
     expect(calls.find((call) => call.method === "POST")!.body).toEqual({ notes: null });
+  });
+});
+
+describe("review screens while things move", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("pages the queue once per click while the next page is still loading, never skipping a page", async () => {
+    const calls = fakeFetch({
+      "GET /api/review/queue/summary": [200, SUMMARY],
+      "GET /api/review/queue": [200, { items: [summary()], total: 60, skip: 0, limit: 25 }],
+    });
+    const answer = globalThis.fetch;
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const url = new URL(input instanceof Request ? input.url : String(input), location.origin);
+      if (url.searchParams.get("skip") === "25") await gate;
+      return answer(input, init);
+    }) as typeof fetch;
+    renderScreen(<ReviewQueue />);
+    await screen.findByRole("link", { name: "Case L-7" });
+    await userEvent.click(screen.getByRole("button", { name: "Next page" }));
+    await userEvent.click(screen.getByRole("button", { name: "Next page" }));
+    const skips = () => calls.filter((call) => call.url.pathname === "/api/review/queue").map((call) => call.url.searchParams.get("skip"));
+    expect(screen.getByRole("button", { name: "Next page" })).toBeDisabled();
+    release();
+    await waitFor(() => expect(screen.getByRole("button", { name: "Next page" })).toBeEnabled());
+    expect(skips()).not.toContain("50");
+    expect(screen.getByText(/Page 2 of 3/)).toBeInTheDocument();
+  });
+
+  it("looks at an open case again, so a senior's approval of its override shows without a reload", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    const routes: Record<string, [number, unknown]> = {
+      [`GET /api/review/cases/${CASE_ID}`]: [200, detail({ status: "override_pending", decisions: [decision()] })],
+    };
+    const calls = fakeFetch(routes);
+    showCase();
+    expect(await screen.findByText(/waits for a senior analyst's approval/)).toBeInTheDocument();
+    routes[`GET /api/review/cases/${CASE_ID}`] = [
+      200,
+      detail({ status: "decided", decisions: [decision({ status: "final", override_by: SENIOR.id, override_at: "2026-12-01T10:00:00Z" })] }),
+    ];
+    await vi.advanceTimersByTimeAsync(16_000);
+    await waitFor(() => expect(screen.queryByText(/waits for a senior analyst's approval/)).toBeNull());
+    expect(screen.getByText(/approved by 77777777/)).toBeInTheDocument();
+    const reads = () => calls.filter((call) => call.method === "GET").length;
+    const before = reads();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(reads()).toBe(before);
+  });
+
+  it("brings the focus to the decision form when the case is started, and to the case when the decision is recorded", async () => {
+    fakeFetch({
+      [`GET /api/review/cases/${CASE_ID}`]: [200, detail({ status: "assigned" })],
+      [`POST /api/review/cases/${CASE_ID}/start`]: [200, detail()],
+      [`POST /api/review/cases/${CASE_ID}/decision`]: [200, detail({ status: "decided", decisions: [decision({ status: "final", is_override: false, outcome: "approve", decision_type: "analyst_approve", terms: "As applied" })] })],
+    });
+    showCase();
+    await userEvent.click(await screen.findByRole("button", { name: "Start" }));
+    await waitFor(() => expect(document.activeElement).toBe(screen.getByRole("heading", { name: "Decision" })));
+    await userEvent.type(screen.getByLabelText("Terms"), "As applied");
+    await userEvent.click(screen.getByRole("button", { name: "Record decision" }));
+    await waitFor(() => expect(screen.queryByRole("form", { name: "Decision" })).toBeNull());
+    await waitFor(() => expect(document.activeElement).toBe(screen.getByRole("heading", { level: 1 })));
+  });
+
+  it("takes an answered override off the list before the projector has folded it, and never shows an empty page", async () => {
+    const many = Array.from({ length: 21 }, (_, index) =>
+      decision({ decision_id: `cccccccc-cccc-4ccc-8ccc-${String(index).padStart(12, "0")}`, seq: index + 1 }),
+    );
+    const last = many[20].decision_id;
+    const routes: Record<string, [number, unknown]> = {
+      "GET /api/review/pending-overrides": [200, many],
+      "GET /api/exceptions": [200, { items: [], skip: 0, limit: 20, next_cursor: null }],
+      [`POST /api/review/decisions/${last}/approve-override`]: [202, detail({ status: "override_pending", seq: 21, seller_loan_number: "L-21" })],
+    };
+    const calls = fakeFetch(routes);
+    renderScreen(<Approvals />, { me: SENIOR });
+    await screen.findByRole("button", { name: "Approve override of loan 1" });
+    await userEvent.click(within(screen.getByRole("navigation", { name: "Overrides pages" })).getByRole("button", { name: "Next page" }));
+    await userEvent.click(await screen.findByRole("button", { name: "Approve override of loan 21" }));
+    expect(await screen.findByRole("status")).toHaveTextContent("Override on L-21 approved.");
+    await waitFor(() => expect(calls.filter((call) => call.url.pathname === "/api/review/pending-overrides").length).toBeGreaterThan(1));
+    expect(screen.queryByRole("button", { name: "Approve override of loan 21" })).toBeNull();
+    expect(screen.getByRole("button", { name: "Approve override of loan 1" })).toBeInTheDocument();
   });
 });
