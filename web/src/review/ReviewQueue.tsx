@@ -20,6 +20,7 @@ import "./review.css";
 
 const PAGE = 25;
 const POLL_MS = 15_000;
+const USER_ID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 
 /** The review queue (SPEC §8): summary counts, filters in the URL, sorts, paging, and the
  * assign / start / release actions of each case. */
@@ -28,9 +29,13 @@ export function ReviewQueue() {
   const client = useQueryClient();
   const [params, setParams] = useSearchParams();
   const analystParam = params.get("analyst") ?? "";
+  const otherId = params.get("analyst_id") ?? "";
+  // Until the id typed is a whole user id, the API would refuse it (422) on every keystroke, each
+  // a request against the per-user rate limit: wait for the whole id.
+  const typingId = analystParam === "other" && !USER_ID.test(otherId);
   const filter = {
     status: (params.get("status") as CaseStatus) || undefined,
-    analyst: analystParam === "me" ? me.id : analystParam === "other" ? params.get("analyst_id") || undefined : undefined,
+    analyst: analystParam === "me" ? me.id : analystParam === "other" && !typingId ? otherId : undefined,
     priority: (params.get("priority") as Priority) || undefined,
     sort: ((params.get("sort") as Sort) || "priority") as Sort,
   };
@@ -50,6 +55,7 @@ export function ReviewQueue() {
     queryFn: async () => data(await api.GET("/api/review/queue", { params: { query: { ...filter, skip, limit: PAGE } } })),
     placeholderData: keepPreviousData,
     refetchInterval: POLL_MS,
+    enabled: !typingId,
   });
   const act = useMutation({
     mutationFn: async ({ caseId, action }: { caseId: string; action: CaseAction }) =>
@@ -158,7 +164,9 @@ export function ReviewQueue() {
       </form>
       <ErrorMessage error={act.error} />
       <ErrorMessage error={queue.error} />
-      {queue.isPending ? (
+      {typingId ? (
+        <Empty>Enter the analyst's whole user id to see their cases.</Empty>
+      ) : queue.isPending ? (
         <Loading />
       ) : items.length === 0 ? (
         <Empty>No review cases match these filters.</Empty>
@@ -222,7 +230,7 @@ export function ReviewQueue() {
           </tbody>
         </table>
       )}
-      {queue.data && queue.data.total > 0 && (
+      {!typingId && queue.data && queue.data.total > 0 && (
         <SkipPager skip={skip} limit={PAGE} total={queue.data.total} onSkip={(next) => set("skip", next ? String(next) : "")} label="Review queue" busy={queue.isPlaceholderData} />
       )}
     </section>

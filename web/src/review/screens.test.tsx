@@ -113,6 +113,23 @@ describe("review queue", () => {
     expect(calls.some((call) => call.method === "POST" && call.url.pathname.endsWith("/assign"))).toBe(true);
   });
 
+  it("asks the API for another analyst's cases only once their whole user id is typed", async () => {
+    const calls = fakeFetch({
+      "GET /api/review/queue/summary": [200, SUMMARY],
+      "GET /api/review/queue": [200, { items: [summary()], total: 1, skip: 0, limit: 25 }],
+    });
+    renderScreen(<ReviewQueue />);
+    await screen.findByRole("link", { name: "Case L-7" });
+    await userEvent.selectOptions(screen.getByLabelText("Analyst"), "other");
+    await userEvent.type(screen.getByLabelText("Analyst id"), SENIOR.id.slice(0, 12));
+    expect(screen.getByText("Enter the analyst's whole user id to see their cases.")).toBeInTheDocument();
+    expect(screen.queryByRole("alert")).toBeNull();
+    await userEvent.type(screen.getByLabelText("Analyst id"), SENIOR.id.slice(12));
+    await screen.findByRole("link", { name: "Case L-7" });
+    const asked = calls.filter((call) => call.url.pathname === "/api/review/queue").map((call) => call.url.searchParams.get("analyst"));
+    expect(asked.filter((analyst) => analyst !== null)).toEqual([SENIOR.id]);
+  });
+
   it("says so when no case matches", async () => {
     fakeFetch({
       "GET /api/review/queue/summary": [200, SUMMARY],
