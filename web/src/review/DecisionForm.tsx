@@ -2,7 +2,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { api, data } from "../api/client";
 import { ErrorMessage } from "../components/common";
-import { CONDITION_TYPES, OUTCOMES, isOverride, trimmedLength, type CaseDetail, type ConditionType, type Outcome } from "./review";
+import { CONDITION_TYPES, MAX_CONDITIONS, OUTCOMES, isOverride, trimmedLength, type CaseDetail, type ConditionType, type Outcome } from "./review";
 
 interface ConditionDraft {
   key: number;
@@ -117,6 +117,7 @@ export function DecisionForm({ detail }: { detail: CaseDetail }) {
           <button
             type="button"
             className="secondary"
+            disabled={conditions.length >= MAX_CONDITIONS}
             onClick={() => {
               setConditions((all) => [...all, { key: nextKey, condition_type: "documentation", description: "" }]);
               setNextKey((key) => key + 1);

@@ -10,6 +10,7 @@ import {
   SORTS,
   actionLabel,
   caseActions,
+  percent,
   who,
   type CaseAction,
   type CaseStatus,
@@ -243,7 +244,7 @@ function duration(seconds: number): string {
 
 /** How the cases opened in the last 30 days fared against their SLA (`GET /review/sla-metrics`). */
 function SlaMetricsLine({ metrics }: { metrics: Schemas["SlaMetrics"] }) {
-  const rate = metrics.on_time_rate == null ? "—" : `${(Number(metrics.on_time_rate) * 100).toFixed(1)}%`;
+  const rate = metrics.on_time_rate == null ? "—" : percent(metrics.on_time_rate);
   const time = metrics.time_to_decision_seconds;
   return (
     <p className="hint" aria-label="SLA over the last 30 days">

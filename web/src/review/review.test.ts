@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { caseActions, isOverride, openConditions, timeLeft, trimmedLength } from "./review";
+import { caseActions, isOverride, openConditions, percent, timeLeft, trimmedLength } from "./review";
 
 const ME = { id: "me", role: "analyst" };
 
@@ -43,5 +43,13 @@ describe("review rules", () => {
     const now = new Date("2026-12-01T10:00:00Z");
     expect(timeLeft("2026-12-01T13:20:00Z", now)).toBe("3h 20m left");
     expect(timeLeft("2026-12-01T09:15:00Z", now)).toBe("45m overdue");
+  });
+
+  it("shows a rate as a percentage with every digit the API gave, and no float rounding", () => {
+    expect(percent("0.9995")).toBe("99.95%");
+    expect(percent("0.9000")).toBe("90%");
+    expect(percent("1.0000")).toBe("100%");
+    expect(percent("0.0001")).toBe("0.01%");
+    expect(percent("0.5")).toBe("50%");
   });
 });

@@ -109,3 +109,17 @@ export function contribution(text: unknown): number {
   const value = Number(text);
   return Number.isFinite(value) ? value : 0;
 }
+
+/** A rate the API gives as a decimal string ("0.9995") as a percentage with every digit kept
+ * ("99.95%"): no float on the way, so 0.9995 is never shown as 99.9 or 100.0. */
+export function percent(rate: string): string {
+  const match = /^(\d+)(?:\.(\d*))?$/.exec(rate.trim());
+  if (!match) return rate;
+  const fraction = (match[2] ?? "").padEnd(2, "0");
+  const whole = (BigInt(match[1]) * 100n + BigInt(fraction.slice(0, 2))).toString();
+  const rest = fraction.slice(2).replace(/0+$/, "");
+  return `${whole}${rest ? `.${rest}` : ""}%`;
+}
+
+/** How many conditions one decision may carry (the API's `DecisionBody.conditions`). */
+export const MAX_CONDITIONS = 50;

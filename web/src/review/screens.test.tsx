@@ -1,4 +1,4 @@
-import { screen, waitFor, within } from "@testing-library/react";
+import { fireEvent, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { Route, Routes } from "react-router-dom";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -67,7 +67,7 @@ function showCase(me = ANALYST) {
 
 describe("review queue", () => {
   it("shows the summary counts, the SLA figures and each case's SLA badge and priority", async () => {
-    const figures = { cases: 20, decided: 10, on_time: 9, late: 1, open: 10, open_breached: 0, breaches: 1, on_time_rate: "0.9000", warnings: 3, escalations: 1, time_to_decision_seconds: { mean: 4000, p50: 3900, p90: 7000, p95: 8000, max: 9000 } };
+    const figures = { cases: 20, decided: 10, on_time: 9, late: 1, open: 10, open_breached: 0, breaches: 1, on_time_rate: "0.9995", warnings: 3, escalations: 1, time_to_decision_seconds: { mean: 4000, p50: 3900, p90: 7000, p95: 8000, max: 9000 } };
     fakeFetch({
       "GET /api/review/queue/summary": [200, SUMMARY],
       "GET /api/review/queue": [200, { items: [summary({ escalated_at: "2026-12-01T16:00:00Z" })], total: 1, skip: 0, limit: 25 }],
@@ -76,7 +76,7 @@ describe("review queue", () => {
     renderScreen(<ReviewQueue />);
     const row = (await screen.findByRole("link", { name: "Case L-7" })).closest("tr")!;
     expect(row).toHaveTextContent("escalated");
-    expect(await screen.findByText(/on time 90.0%, 1 breaches, 3 warnings/)).toHaveTextContent("median time to decision 1h 5m");
+    expect(await screen.findByText(/on time 99.95%, 1 breaches, 3 warnings/)).toHaveTextContent("median time to decision 1h 5m");
     expect(row).toHaveTextContent("SLA breached");
     expect(row).toHaveTextContent("high");
     expect(screen.getByText("SLA breached", { selector: "dt" }).nextSibling).toHaveTextContent("2");
@@ -190,6 +190,17 @@ describe("case view", () => {
         { condition_type: "reduced_amount", description: "Lend 200,000 at most" },
       ],
     });
+  });
+
+  it("offers no more conditions than the API takes (50)", async () => {
+    fakeFetch({ [`GET /api/review/cases/${CASE_ID}`]: [200, detail()] });
+    showCase();
+    await userEvent.click(await screen.findByRole("radio", { name: "Approve with conditions" }));
+    const add = screen.getByRole("button", { name: "Add a condition" });
+    for (let n = 1; n < 60 && !(add as HTMLButtonElement).disabled; n += 1) fireEvent.click(add);
+    expect(add).toBeDisabled();
+    expect(screen.getByLabelText("Condition 50 description")).toBeInTheDocument();
+    expect(screen.queryByLabelText("Condition 51 description")).toBeNull();
   });
 
   it("offers no decision form to someone who is not the case's assignee", async () => {
