@@ -2,7 +2,7 @@ import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tansta
 import { NavLink, Link, useSearchParams } from "react-router-dom";
 import { api, data } from "../api/client";
 import { Empty, ErrorMessage, Loading, formatDate } from "../components/common";
-import { SkipPager } from "./parts";
+import { SkipPager, useClampSkip } from "./parts";
 import "./review.css";
 
 const PAGE = 25;
@@ -57,6 +57,8 @@ export function Notifications() {
     if (name !== "skip") next.delete("skip");
     setParams(next);
   }
+
+  useClampSkip(list.data, skip, PAGE, !list.isPlaceholderData && !list.isFetching, (next) => set("skip", next ? String(next) : ""));
 
   const page = list.data;
   const items = page?.items ?? [];

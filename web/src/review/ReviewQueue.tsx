@@ -3,7 +3,7 @@ import { Link, useSearchParams } from "react-router-dom";
 import { api, data, type Schemas } from "../api/client";
 import { useMe } from "../auth";
 import { Empty, ErrorMessage, Loading, StatusBadge, formatDate } from "../components/common";
-import { PriorityBadge, SkipPager, SlaBadge } from "./parts";
+import { PriorityBadge, SkipPager, SlaBadge, useClampSkip } from "./parts";
 import {
   CASE_STATUSES,
   PRIORITIES,
@@ -75,6 +75,8 @@ export function ReviewQueue() {
     if (name !== "skip") next.delete("skip");
     setParams(next);
   }
+
+  useClampSkip(queue.data, skip, PAGE, !queue.isPlaceholderData && !queue.isFetching, (next) => set("skip", next ? String(next) : ""));
 
   const counts = summary.data;
   const items = queue.data?.items ?? [];

@@ -1,5 +1,6 @@
 // Small pieces the review screens share: badges and a skip/limit pager (the queue pages by
 // skip/limit and says how many cases match in all).
+import { useEffect } from "react";
 import type { Priority, SlaState } from "./review";
 import { slaLabel, timeLeft } from "./review";
 
@@ -48,4 +49,21 @@ export function SkipPager({
       </button>
     </nav>
   );
+}
+
+/** When a page comes back empty although cases match (the last one on it was just worked, or a
+ * link's `skip` lies past the end), go to the last page that has some instead of saying none. */
+export function useClampSkip(
+  page: { items: unknown[]; total: number } | undefined,
+  skip: number,
+  limit: number,
+  settled: boolean,
+  onSkip: (skip: number) => void,
+) {
+  const empty = settled && page !== undefined && page.items.length === 0 && page.total > 0 && skip > 0;
+  const last = page ? Math.max(0, Math.floor((page.total - 1) / limit) * limit) : 0;
+  useEffect(() => {
+    if (empty && last < skip) onSkip(last);
+    // onSkip changes with every render (it closes over the URL): the page and skip decide.
+  }, [empty, last, skip]);
 }

@@ -130,6 +130,27 @@ describe("review queue", () => {
     expect(asked.filter((analyst) => analyst !== null)).toEqual([SENIOR.id]);
   });
 
+  it("goes back to the last page that has cases when a page past the end comes back empty", async () => {
+    const calls = fakeFetch({
+      "GET /api/review/queue/summary": [200, SUMMARY],
+      "GET /api/review/queue": [200, { items: [summary()], total: 30, skip: 25, limit: 25 }],
+    });
+    const answer = globalThis.fetch;
+    globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const url = new URL(input instanceof Request ? input.url : String(input), location.origin);
+      if (url.pathname === "/api/review/queue" && url.searchParams.get("skip") === "50") {
+        await answer(input, init);
+        return new Response(JSON.stringify({ items: [], total: 30, skip: 50, limit: 25 }), { status: 200, headers: { "Content-Type": "application/json" } });
+      }
+      return answer(input, init);
+    }) as typeof fetch;
+    renderScreen(<ReviewQueue />, { path: "/review?skip=50" });
+    expect(await screen.findByRole("link", { name: "Case L-7" })).toBeInTheDocument();
+    expect(screen.getByText(/Page 2 of 2/)).toBeInTheDocument();
+    expect(screen.queryByText("No review cases match these filters.")).toBeNull();
+    expect(calls.filter((call) => call.url.pathname === "/api/review/queue").map((call) => call.url.searchParams.get("skip"))).toEqual(["50", "25"]);
+  });
+
   it("says so when no case matches", async () => {
     fakeFetch({
       "GET /api/review/queue/summary": [200, SUMMARY],
