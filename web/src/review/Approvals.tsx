@@ -1,5 +1,5 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { Link } from "react-router-dom";
 import { api, data } from "../api/client";
 import { useMe } from "../auth";
@@ -53,6 +53,11 @@ function Overrides() {
       void client.invalidateQueries({ queryKey: ["review-queue"] });
     },
   });
+  // The row answered goes, and its button with it: the focus goes to the notice that says so.
+  const notice = useRef<HTMLParagraphElement>(null);
+  useEffect(() => {
+    if (done && (!document.activeElement || document.activeElement === document.body)) notice.current?.focus();
+  }, [done, answered]);
   const items = (pending.data ?? []).filter((decision) => !answered.has(decision.decision_id));
   // The last override of the last page answered: show the page before, not an empty one.
   const start = Math.min(skip, Math.max(0, Math.floor((items.length - 1) / PAGE) * PAGE));
@@ -61,7 +66,7 @@ function Overrides() {
     <section aria-labelledby="overrides-title">
       <h2 id="overrides-title">Review overrides</h2>
       {done && (
-        <p className="notice" role="status">
+        <p className="notice" role="status" ref={notice} tabIndex={-1}>
           {done}
         </p>
       )}

@@ -1,4 +1,5 @@
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useRef } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { api, data, type Schemas } from "../api/client";
 import { useMe } from "../auth";
@@ -58,10 +59,25 @@ export function ReviewQueue() {
     refetchInterval: POLL_MS,
     enabled: !typingId,
   });
+  // The case last acted on: its button goes when the action lands (Assign gives way to Start), so
+  // the focus is brought back to that row's first action, or its link, not left on the body.
+  const acted = useRef<string | null>(null);
+  const table = useRef<HTMLTableElement>(null);
+  useEffect(() => {
+    const id = acted.current;
+    if (!id || (document.activeElement && document.activeElement !== document.body)) return;
+    const row = table.current?.querySelector(`tr[data-case="${id}"]`);
+    const target = row?.querySelector<HTMLElement>("button") ?? row?.querySelector<HTMLElement>("a");
+    if (target) {
+      target.focus();
+      acted.current = null;
+    }
+  }, [queue.data]);
   const act = useMutation({
     mutationFn: async ({ caseId, action }: { caseId: string; action: CaseAction }) =>
       data(await api.POST("/api/review/cases/{case_id}/{action}", { params: { path: { case_id: caseId, action } }, body: {} })),
     onSuccess: (detail) => {
+      acted.current = detail.case_id;
       client.setQueryData(["review-case", detail.case_id], detail);
       void client.invalidateQueries({ queryKey: ["review-queue"] });
       void client.invalidateQueries({ queryKey: ["review-summary"] });
@@ -174,7 +190,7 @@ export function ReviewQueue() {
       ) : items.length === 0 ? (
         <Empty>No review cases match these filters.</Empty>
       ) : (
-        <table aria-busy={queue.isFetching}>
+        <table ref={table} aria-busy={queue.isFetching}>
           <thead>
             <tr>
               <th scope="col">Loan</th>
@@ -193,7 +209,7 @@ export function ReviewQueue() {
             {items.map((item) => {
               const name = item.seller_loan_number ?? `loan ${item.seq}`;
               return (
-                <tr key={item.case_id}>
+                <tr key={item.case_id} data-case={item.case_id}>
                   <td>
                     <Link to={`/review/cases/${item.case_id}`} aria-label={`Case ${name}`}>
                       {name}

@@ -151,6 +151,20 @@ describe("review queue", () => {
     expect(calls.filter((call) => call.url.pathname === "/api/review/queue").map((call) => call.url.searchParams.get("skip"))).toEqual(["50", "25"]);
   });
 
+  it("keeps the focus on the row acted on when its action gives way to the next", async () => {
+    const routes: Record<string, [number, unknown]> = {
+      "GET /api/review/queue/summary": [200, SUMMARY],
+      "GET /api/review/queue": [200, { items: [summary()], total: 1, skip: 0, limit: 25 }],
+      [`POST /api/review/cases/${CASE_ID}/assign`]: [200, detail({ status: "assigned" })],
+    };
+    fakeFetch(routes);
+    renderScreen(<ReviewQueue />);
+    const assign = await screen.findByRole("button", { name: "Assign to me: L-7" });
+    routes["GET /api/review/queue"] = [200, { items: [summary({ status: "assigned", assignee: ANALYST.id })], total: 1, skip: 0, limit: 25 }];
+    await userEvent.click(assign);
+    await waitFor(() => expect(document.activeElement).toBe(screen.getByRole("button", { name: "Start: L-7" })));
+  });
+
   it("says so when no case matches", async () => {
     fakeFetch({
       "GET /api/review/queue/summary": [200, SUMMARY],
@@ -347,7 +361,7 @@ describe("review screens while things move", () => {
     await waitFor(() => expect(document.activeElement).toBe(screen.getByRole("heading", { level: 1 })));
   });
 
-  it("takes an answered override off the list before the projector has folded it, and never shows an empty page", async () => {
+  it("takes an answered override off the list before the projector has folded it, never shows an empty page and focuses the notice", async () => {
     const many = Array.from({ length: 21 }, (_, index) =>
       decision({ decision_id: `cccccccc-cccc-4ccc-8ccc-${String(index).padStart(12, "0")}`, seq: index + 1 }),
     );
@@ -365,6 +379,7 @@ describe("review screens while things move", () => {
     expect(await screen.findByRole("status")).toHaveTextContent("Override on L-21 approved.");
     await waitFor(() => expect(calls.filter((call) => call.url.pathname === "/api/review/pending-overrides").length).toBeGreaterThan(1));
     expect(screen.queryByRole("button", { name: "Approve override of loan 21" })).toBeNull();
+    expect(document.activeElement).toBe(screen.getByRole("status"));
     expect(screen.getByRole("button", { name: "Approve override of loan 1" })).toBeInTheDocument();
   });
 });
