@@ -1,4 +1,5 @@
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useRef } from "react";
 import { NavLink, Link, useSearchParams } from "react-router-dom";
 import { api, data } from "../api/client";
 import { Empty, ErrorMessage, Loading, formatDate } from "../components/common";
@@ -41,14 +42,30 @@ export function Notifications() {
     refetchInterval: POLL_MS,
   });
   const refresh = () => void client.invalidateQueries({ queryKey: ["notifications"] });
+  // What was just marked read: its button goes (Mark all read is disabled), so the focus is
+  // brought to the notification itself, or the page's heading, instead of the body.
+  const marked = useRef<string | null>(null);
+  const heading = useRef<HTMLHeadingElement>(null);
   const readOne = useMutation({
     mutationFn: async (id: string) => data(await api.POST("/api/notifications/{notification_id}/read", { params: { path: { notification_id: id } } })),
-    onSuccess: refresh,
+    onSuccess: (_, id) => {
+      marked.current = id;
+      refresh();
+    },
   });
   const readAll = useMutation({
     mutationFn: async () => data(await api.POST("/api/notifications/read-all")),
-    onSuccess: refresh,
+    onSuccess: () => {
+      marked.current = "";
+      refresh();
+    },
   });
+  useEffect(() => {
+    if (marked.current === null || (document.activeElement && document.activeElement !== document.body)) return;
+    const item = marked.current ? document.querySelector<HTMLElement>(`li[data-notification="${marked.current}"]`) : null;
+    (item ?? heading.current)?.focus();
+    marked.current = null;
+  }, [list.data]);
 
   function set(name: string, value: string) {
     const next = new URLSearchParams(params);
@@ -64,7 +81,7 @@ export function Notifications() {
   const items = page?.items ?? [];
   return (
     <section aria-labelledby="notifications-title">
-      <h1 id="notifications-title">Notifications</h1>
+      <h1 id="notifications-title" ref={heading} tabIndex={-1}>Notifications</h1>
       <div className="toolbar">
         <label className="choice">
           <input type="checkbox" checked={unreadOnly} onChange={(e) => set("unread", e.target.checked ? "true" : "")} />
@@ -85,7 +102,7 @@ export function Notifications() {
       ) : (
         <ul className="notifications" aria-busy={list.isFetching}>
           {items.map((item) => (
-            <li key={item.notification_id} className={item.read ? "card read" : "card unread"}>
+            <li key={item.notification_id} data-notification={item.notification_id} tabIndex={-1} className={item.read ? "card read" : "card unread"}>
               <p>
                 <span className={`badge severity-${item.severity}`}>{item.severity}</span> <strong>{item.title}</strong>{" "}
                 {!item.read && <span className="badge badge-pending">unread</span>}

@@ -35,6 +35,20 @@ describe("notifications", () => {
     await waitFor(() => expect(calls.some((call) => call.method === "POST" && call.url.pathname.endsWith("/read"))).toBe(true));
   });
 
+  it("keeps the focus on a notification marked read, whose button goes", async () => {
+    const routes: Record<string, [number, unknown]> = {
+      "GET /api/notifications": [200, { items: [note(1), note(2)], total: 2, unread: 2, skip: 0, limit: 25 }],
+      [`POST /api/notifications/${note(1).notification_id}/read`]: [200, note(1, true)],
+    };
+    fakeFetch(routes);
+    renderScreen(<Notifications />);
+    const button = await screen.findByRole("button", { name: "Mark read: Case 1 breached its SLA" });
+    routes["GET /api/notifications"] = [200, { items: [note(1, true), note(2)], total: 2, unread: 1, skip: 0, limit: 25 }];
+    await userEvent.click(button);
+    await waitFor(() => expect(screen.queryByRole("button", { name: "Mark read: Case 1 breached its SLA" })).toBeNull());
+    await waitFor(() => expect(document.activeElement).toBe(screen.getByText("Case 1 breached its SLA").closest("li")));
+  });
+
   it("marks all read and shows a refusal as the API gave it", async () => {
     fakeFetch({
       "GET /api/notifications": [200, { items: [note(1)], total: 1, unread: 1, skip: 0, limit: 25 }],
