@@ -26,10 +26,13 @@ export function DecisionForm({ detail }: { detail: CaseDetail }) {
   const needed = detail.justification_min_length;
   const written = trimmedLength(justification);
 
+  // A 202 answer: the decision is published but not folded yet, so the case still shows in
+  // progress. The form says so and waits (a second submit would publish a second decision) until
+  // the case shows it (the form then goes) or a look again says otherwise.
+  const [sent, setSent] = useState(false);
   const decide = useMutation({
-    mutationFn: async () =>
-      data(
-        await api.POST("/api/review/cases/{case_id}/decision", {
+    mutationFn: async () => {
+      const answer = await api.POST("/api/review/cases/{case_id}/decision", {
           params: { path: { case_id: detail.case_id } },
           body: {
             outcome,
@@ -41,10 +44,17 @@ export function DecisionForm({ detail }: { detail: CaseDetail }) {
                 : [],
             justification: justification.trim() ? justification : null,
           },
-        }),
-      ),
-    onSuccess: (updated) => {
+      });
+      return { updated: data(answer), folded: answer.response.status !== 202 };
+    },
+    onSuccess: ({ updated, folded }) => {
       client.setQueryData(["review-case", detail.case_id], updated);
+      if (!folded) {
+        setSent(true);
+        setTimeout(() => {
+          void client.invalidateQueries({ queryKey: ["review-case", detail.case_id] }).then(() => setSent(false));
+        }, 3000);
+      }
       void client.invalidateQueries({ queryKey: ["review-queue"] });
       void client.invalidateQueries({ queryKey: ["review-summary"] });
       void client.invalidateQueries({ queryKey: ["pending-overrides"] });
@@ -150,10 +160,15 @@ export function DecisionForm({ detail }: { detail: CaseDetail }) {
           : "This decision follows the model's leaning: no justification or second approval needed."}
       </p>
       <div className="toolbar">
-        <button type="submit" disabled={decide.isPending}>
+        <button type="submit" disabled={decide.isPending || sent}>
           {decide.isPending ? "Recording…" : override ? "Submit override for approval" : "Record decision"}
         </button>
       </div>
+      {sent && (
+        <p className="notice" role="status">
+          Your decision was sent; it shows here once it is recorded.
+        </p>
+      )}
       <ErrorMessage error={decide.error} />
     </form>
   );

@@ -227,6 +227,19 @@ describe("case view", () => {
     });
   });
 
+  it("waits, and says so, when the API has taken the decision but not recorded it yet (202)", async () => {
+    const calls = fakeFetch({
+      [`GET /api/review/cases/${CASE_ID}`]: [200, detail()],
+      [`POST /api/review/cases/${CASE_ID}/decision`]: [202, detail()],
+    });
+    showCase();
+    await userEvent.type(await screen.findByLabelText("Terms"), "As applied");
+    await userEvent.click(screen.getByRole("button", { name: "Record decision" }));
+    expect(await screen.findByText("Your decision was sent; it shows here once it is recorded.")).toBeInTheDocument();
+    expect(screen.getByRole("button", { name: "Record decision" })).toBeDisabled();
+    expect(calls.filter((call) => call.method === "POST")).toHaveLength(1);
+  });
+
   it("offers no more conditions than the API takes (50)", async () => {
     fakeFetch({ [`GET /api/review/cases/${CASE_ID}`]: [200, detail()] });
     showCase();
