@@ -7,10 +7,11 @@ import { Empty, ErrorMessage, Loading, StatusBadge, formatDate } from "../compon
 import { DecisionForm } from "./DecisionForm";
 import { FactorsChart } from "./FactorsChart";
 import { PriorityBadge, SlaBadge } from "./parts";
-import { actionLabel, caseActions, isReviewer, isSenior, openConditions, who, type CaseAction, type CaseDetail, type DecisionView } from "./review";
+import { actionLabel, caseActions, isReviewer, money, isSenior, openConditions, who, type CaseAction, type CaseDetail, type DecisionView } from "./review";
 import "./review.css";
 
 const POLL_MS = 15_000;
+const MONEY_FIELDS = new Set(["loan_amount", "purchase_price", "appraisal_value"]);
 
 const LOAN_FIELDS = [
   "seller_loan_number", "loan_amount", "note_rate", "ltv_ratio", "dti_ratio", "credit_score", "property_type",
@@ -154,7 +155,7 @@ export function CaseView() {
           {LOAN_FIELDS.map((field) => (
             <div key={field} className="fact">
               <dt>{field.replace(/_/g, " ")}</dt>
-              <dd>{c.loan![field] == null || c.loan![field] === "" ? "—" : String(c.loan![field])}</dd>
+              <dd>{c.loan![field] == null || c.loan![field] === "" ? "—" : MONEY_FIELDS.has(field) ? money(String(c.loan![field])) : String(c.loan![field])}</dd>
             </div>
           ))}
         </dl>

@@ -11,6 +11,7 @@ import {
   SORTS,
   actionLabel,
   caseActions,
+  money,
   percent,
   who,
   type CaseAction,
@@ -227,7 +228,7 @@ export function ReviewQueue() {
                   </td>
                   <td className="num">{item.score}</td>
                   <td>{item.routing_reason.replace(/_/g, " ")}</td>
-                  <td className="num">{item.loan_amount ?? "—"}</td>
+                  <td className="num">{money(item.loan_amount)}</td>
                   <td>{who(item.assignee, me)}</td>
                   <td>{formatDate(item.opened_at)}</td>
                   <td className="row-actions">

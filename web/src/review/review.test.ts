@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { caseActions, isOverride, openConditions, percent, timeLeft, trimmedLength } from "./review";
+import { caseActions, isOverride, money, openConditions, percent, timeLeft, trimmedLength } from "./review";
 
 const ME = { id: "me", role: "analyst" };
 
@@ -51,5 +51,14 @@ describe("review rules", () => {
     expect(percent("1.0000")).toBe("100%");
     expect(percent("0.0001")).toBe("0.01%");
     expect(percent("0.5")).toBe("50%");
+  });
+
+  it("shows an amount grouped with two decimals and every digit, never through a float", () => {
+    expect(money("3283656.1")).toBe("3,283,656.10");
+    expect(money("250000")).toBe("250,000.00");
+    expect(money("12345678901234567.891")).toBe("12,345,678,901,234,567.891");
+    expect(money("-0.5")).toBe("-0.50");
+    expect(money(null)).toBe("—");
+    expect(money("n/a")).toBe("n/a");
   });
 });

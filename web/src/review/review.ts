@@ -123,3 +123,15 @@ export function percent(rate: string): string {
 
 /** How many conditions one decision may carry (the API's `DecisionBody.conditions`). */
 export const MAX_CONDITIONS = 50;
+
+/** An amount the API gives as a decimal string, for reading: thousands grouped and at least two
+ * decimals ("3283656.1" → "3,283,656.10"), built from the digits themselves (never a float, so no
+ * digit is lost however large); text that is not a plain decimal is shown as given. */
+export function money(amount: string | null | undefined): string {
+  if (amount == null || amount === "") return "—";
+  const match = /^(-?)(\d+)(?:\.(\d+))?$/.exec(amount.trim());
+  if (!match) return amount;
+  const [, sign, whole, fraction = ""] = match;
+  const grouped = whole.replace(/^0+(?=\d)/, "").replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return `${sign}${grouped}.${fraction.padEnd(2, "0")}`;
+}

@@ -78,6 +78,7 @@ describe("review queue", () => {
     expect(row).toHaveTextContent("escalated");
     expect(await screen.findByText(/on time 99.95%, 1 breaches, 3 warnings/)).toHaveTextContent("median time to decision 1h 5m");
     expect(row).toHaveTextContent("SLA breached");
+    expect(row).toHaveTextContent("250,000.00");
     expect(row).toHaveTextContent("high");
     expect(screen.getByText("SLA breached", { selector: "dt" }).nextSibling).toHaveTextContent("2");
     expect(screen.getByText("pending", { selector: "dt" }).nextSibling).toHaveTextContent("3");
@@ -186,6 +187,7 @@ describe("case view", () => {
     expect(chart.querySelectorAll("rect")).toHaveLength(2);
     expect(screen.getByRole("link", { name: "missing_appraisal" })).toBeInTheDocument();
     expect(screen.getByRole("link", { name: "L-3" }).closest("tr")).toHaveTextContent("auto approve");
+    expect(screen.getByText("loan amount").nextSibling).toHaveTextContent("250,000.00");
   });
 
   it("asks for a justification when the decision goes against the model, and sends it", async () => {
