@@ -11,6 +11,10 @@ import { LoanView } from "./screens/LoanView";
 import { Login } from "./screens/Login";
 import { RunDetail } from "./screens/RunDetail";
 import { Runs } from "./screens/Runs";
+import { Approvals } from "./review/Approvals";
+import { CaseView } from "./review/CaseView";
+import { NotificationBell, Notifications } from "./review/Notifications";
+import { ReviewQueue } from "./review/ReviewQueue";
 
 export function makeQueryClient(): QueryClient {
   return new QueryClient({
@@ -29,6 +33,8 @@ const SECTIONS: { to: string; label: string; roles: string[] }[] = [
   { to: "/runs", label: "Runs", roles: ["admin", "analyst", "senior_analyst", "sales_team"] },
   { to: "/exceptions", label: "Exceptions", roles: ["admin", "analyst", "senior_analyst", "sales_team"] },
   { to: "/dq", label: "Data quality", roles: ["admin", "analyst", "senior_analyst", "sales_team"] },
+  { to: "/review", label: "Review", roles: ["admin", "analyst", "senior_analyst", "sales_team"] },
+  { to: "/approvals", label: "Approvals", roles: ["admin", "senior_analyst"] },
   { to: "/admin", label: "Admin", roles: ["admin"] },
 ];
 
@@ -48,6 +54,7 @@ function Shell() {
             </NavLink>
           ))}
         </nav>
+        <NotificationBell />
         <span className="who">
           {me.username} ({me.role.replace("_", " ")}
           {me.team_id ? `, ${me.team_id}` : ""})
@@ -65,6 +72,10 @@ function Shell() {
           <Route path="/exceptions" element={<Exceptions />} />
           <Route path="/exceptions/:exceptionId" element={<ExceptionDetail />} />
           <Route path="/dq" element={<DqPage />} />
+          <Route path="/notifications" element={<Notifications />} />
+          <Route path="/review" element={<ReviewQueue />} />
+          <Route path="/review/cases/:caseId" element={<CaseView />} />
+          {hasRole(me, "admin", "senior_analyst") && <Route path="/approvals" element={<Approvals />} />}
           {hasRole(me, "admin") && <Route path="/admin/*" element={<Admin />} />}
           <Route path="*" element={<p>Nothing here. <NavLink to="/runs">Go to runs</NavLink>.</p>} />
         </Routes>

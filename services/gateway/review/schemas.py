@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from contracts.reviews import CaseStatus, ConditionType, DecisionType, Outcome, Priority
+from contracts.reviews import CaseStatus, ConditionType, DecisionType, Leaning, Outcome, Priority
 from services.gateway.patterns import NO_NUL
 from services.gateway.review.queue import SlaState
 
@@ -169,6 +169,12 @@ class CaseDetail(CaseSummary):
     history: list[CaseEvent]
     decisions: list["DecisionView"] = Field(
         description="Decisions taken on the case, oldest first."
+    )
+    model_leaning: Leaning = Field(
+        description="Which way the model leans: a decision the other way is an override."
+    )
+    justification_min_length: int = Field(
+        description="Characters an override's justification needs (after trimming)."
     )
 
 

@@ -180,7 +180,7 @@ async def detail(
             )
         ]
     history = await repo.history(session, case_id)
-    decisions = await repo.decisions_of_case(session, case_id)
+    taken = await repo.decisions_of_case(session, case_id)
     return CaseDetail(
         **_summary(row, ranked).model_dump(),
         score_detail=ScoreView.model_validate(score, from_attributes=True) if score else None,
@@ -188,7 +188,9 @@ async def detail(
         exceptions=[CaseException.model_validate(e, from_attributes=True) for e in exceptions],
         similar_loans=similar,
         history=[CaseEvent.model_validate(h, from_attributes=True) for h in history],
-        decisions=[decision_view(d) for d in decisions],
+        decisions=[decision_view(d) for d in taken],
+        model_leaning=decisions.leaning(row.score, policy_of(settings)),
+        justification_min_length=decisions.JUSTIFICATION_MIN,
     )
 
 

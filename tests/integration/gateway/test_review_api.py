@@ -386,6 +386,8 @@ async def test_case_detail_shows_score_factors_loan_exceptions_and_five_similar_
     assert body["score_detail"]["features"]
     assert body["loan"]["seq"] == body["seq"]
     assert body["loan"]["loan_id"] == body["loan_id"]
+    assert body["model_leaning"] == ("approve" if body["score"] >= 725 else "decline")
+    assert body["justification_min_length"] == 50
     assert isinstance(body["exceptions"], list)
     similar = body["similar_loans"]
     assert len(similar) == 5
