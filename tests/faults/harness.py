@@ -35,7 +35,7 @@ from tests.storage_faults import set_writable
 
 PROJECT = Path(__file__).resolve().parents[2]
 PDATE = "2026-11-23"
-SERVICES = ("ingest", "rules", "pricing", "reporting", "gateway", "projector")
+SERVICES = ("ingest", "rules", "pricing", "reporting", "gateway", "projector", "scoring")
 # Variables that point a process at other infrastructure: the private stack sets its own.
 FOREIGN = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL", "TOPIC_PREFIX", "STORAGE_ROOT")
 PORT_VARIABLES = (
@@ -43,13 +43,17 @@ PORT_VARIABLES = (
     "STACK_KAFKA_CONTROLLER_PORT",
     "STACK_POSTGRES_PORT",
     "STACK_PROMETHEUS_PORT",
+    "STACK_GRAFANA_PORT",
     "GATEWAY_HTTP_PORT",
     "INGEST_HTTP_PORT",
     "RULES_HTTP_PORT",
     "PRICING_HTTP_PORT",
     "REPORTING_HTTP_PORT",
-    "GATEWAY_PROJECTOR_HTTP_PORT",
+    "PROJECTOR_HTTP_PORT",
+    "SCORING_HTTP_PORT",
 )
+"""Every port a stack takes: a private stack sets each, so none falls back to a default port
+of the shared dev stack (9092, 55432, 8000, 8101-8106)."""
 
 
 def port_block(base: int) -> dict[str, int]:
@@ -75,6 +79,8 @@ class PrivateStack:
         chosen = ports or {name: free_port() for name in PORT_VARIABLES}
         self.env = {key: value for key, value in os.environ.items() if key not in FOREIGN}
         self.env.update({name: str(port) for name, port in chosen.items()})
+        # The projector also reads the gateway's prefixed name: both must name its own port.
+        self.env["GATEWAY_PROJECTOR_HTTP_PORT"] = self.env["PROJECTOR_HTTP_PORT"]
         self.env.update({"STACK_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"})
         self.helpers: list[subprocess.Popen[bytes]] = []
 
