@@ -31,6 +31,7 @@ from tests.faults.harness import (  # noqa: E402 - the project root goes on sys.
     Outcome,
     PrivateStack,
     baseline,
+    check_projected,
     delay_for,
     exercise,
     port_block,
@@ -49,6 +50,14 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--postgres-down", type=float, default=20.0, help="Seconds down.")
     parser.add_argument("--rebalance-stay", type=float, default=20.0, help="Seconds joined.")
     parser.add_argument("--timeout", type=float, default=3600.0, help="Per run, seconds.")
+    parser.add_argument(
+        "--projections",
+        choices=("each", "end"),
+        default="each",
+        help="Wait for the read models to hold each faulted run before the next fault, or check "
+        "every run's projection after the last fault (on a loaded machine the projector lags "
+        "minutes behind a 200,000-loan run; the pipeline need not wait for it).",
+    )
     parser.add_argument(
         "--rebuild",
         choices=("each", "end"),
@@ -156,11 +165,16 @@ def main() -> None:
                         delay=delay_for(name, reference.seconds),
                         timeout=args.timeout,
                         rebuild=args.rebuild == "each",
+                        project=args.projections == "each",
                     )
                 except Exception as error:  # one fault's harness failure must not hide the rest
                     outcome = Outcome(name, problems=[f"{type(error).__name__}: {error}"])
                 outcomes.append(outcome)
                 progress(f"{name}: {'ok' if outcome.ok else 'FAILED'} {outcome.problems}")
+            if args.projections == "end":
+                for outcome in outcomes:
+                    check_projected(stack, outcome, reference, args.timeout)
+                    progress(f"{outcome.fault}: projected {outcome.projected}")
             if args.rebuild == "end":
                 outcomes.append(rebuilt_after_every_fault(stack))
         finally:
