@@ -6,6 +6,12 @@ it at 500 loans a batch. A batch whose loans add up (estimated from their text) 
 `max_batch_bytes` is sent early; one that still encodes beyond what a record may hold is split in
 two. `batch_seq` stays contiguous whatever the cuts, and a loan that alone cannot fit fails its
 run naming its row and the limit.
+
+A batch whose acknowledgement fails the way that replaces the producer (a broker restart: the
+batch expired, or the old producer was retired with it in flight) is sent again through the new
+producer, as it is (same `batch_seq`, same event ids): one replacement must not restart every
+tape in flight from its first row. A batch that fails `RESENDS` times in a row, or any other way,
+still fails the tape (its run request is read again and redone, deterministically).
 """
 
 from __future__ import annotations
@@ -23,10 +29,13 @@ import msgspec
 from contracts.ids import event_id
 from contracts.wire import IngestedBatch, LoanIngested, LoanRecord, RunParams
 from services.common.consumer import gc_paused
+from services.common.kafka import spoils_producer
 from services.common.metrics import record_loans_processed
 from services.ingest.errors import IngestError, TapeError
 
 PRODUCER = "ingest"
+RESENDS = 5
+"""Sends of one batch again after its acknowledgement failed, before the tape gives up."""
 # What a loan's event carries besides its cell text: ids, envelope, field names, JSON syntax.
 LOAN_OVERHEAD_BYTES = 1024
 SendBatch = Callable[[IngestedBatch], Awaitable["asyncio.Future[Any]"]]
@@ -76,7 +85,9 @@ class LoanBatchSender:
     max_batch_bytes: int
     publish_window: int
     batch_count: int = 0
-    pending: deque[asyncio.Future[object]] = field(default_factory=deque)
+    pending: deque[tuple[IngestedBatch, asyncio.Future[object]]] = field(default_factory=deque)
+    resent: int = 0
+    """Batches sent again after their acknowledgement failed (a replaced producer)."""
     buffer: list[LoanRecord] = field(default_factory=list)
     buffered_bytes: int = 0
 
@@ -103,7 +114,7 @@ class LoanBatchSender:
         self.buffered_bytes = 0
         while self.pending:
             # Retrieve each outcome when it comes, so an unanswered failure is not logged.
-            self.pending.popleft().add_done_callback(_outcome_seen)
+            self.pending.popleft()[1].add_done_callback(_outcome_seen)
 
     async def abandon(self) -> None:
         """The run failed: drop the unsent records, wait for what is already in flight."""
@@ -116,7 +127,7 @@ class LoanBatchSender:
         if self.buffer:
             await self._flush()
         while self.pending:
-            await self.pending.popleft()
+            await self._settle(*self.pending.popleft())
         return self.batch_count
 
     async def _flush(self) -> None:
@@ -135,11 +146,23 @@ class LoanBatchSender:
             await self._send(records[:middle])
             await self._send(records[middle:])
             return
-        self.pending.append(future)
+        self.pending.append((batch, future))
         self.batch_count += 1
         record_loans_processed(PRODUCER, PRODUCER, len(records))
         while len(self.pending) > self.publish_window:
-            await self.pending.popleft()
+            await self._settle(*self.pending.popleft())
+
+    async def _settle(self, batch: IngestedBatch, future: asyncio.Future[object]) -> None:
+        """Wait for a batch's acknowledgement; send it again while the producer was replaced."""
+        for resend in range(RESENDS + 1):
+            try:
+                await future
+                return
+            except Exception as error:
+                if resend == RESENDS or not spoils_producer(error):
+                    raise
+            self.resent += 1
+            future = await self.send_batch(batch)
 
     def _batch(self, records: list[LoanRecord]) -> IngestedBatch:
         occurred_at = self.clock()

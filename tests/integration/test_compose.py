@@ -25,6 +25,7 @@ from services.cli.stack.migrations import MIGRATIONS
 from services.cli.stack.procfile import Entry, load, module_path
 from services.cli.stack.settings import PROJECT_DIR, SERVICE_HTTP_PORTS
 from services.common.settings import ServiceSettings
+from services.gateway.app import WEB_DIST
 from services.gateway.settings import GatewaySettings
 from services.ingest.settings import IngestSettings
 from services.pricing.settings import PricingSettings
@@ -56,6 +57,10 @@ SETTINGS: dict[str, tuple[type[ServiceSettings], ...]] = {
 }
 # Ports the third-party images listen on by default.
 IMAGE_PORTS = {"postgres": {5432}, "prometheus": {9090}, "grafana": {3000}}
+# The variable a process reads its health port from (the projector reads the gateway's settings).
+HTTP_PORT_VARIABLES = {"projector": "GATEWAY_PROJECTOR_HTTP_PORT"}
+# Read by libraries, not by a settings object (boto3 finds its credentials in the environment).
+LIBRARY_VARIABLES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 DATABASE_USERS = ("gateway", "projector", "reporting", "ingest", "rules", "pricing")
 
 
@@ -220,9 +225,8 @@ def listening_ports(name: str, service: dict[str, Any]) -> set[int]:
     """The ports a compose service listens on inside the compose network."""
     if isinstance(service.get("build"), dict):
         environment = container_environment(service)
-        return (
-            {int(environment[f"{name.upper()}_HTTP_PORT"])} if name in SERVICE_HTTP_PORTS else set()
-        )
+        variable = HTTP_PORT_VARIABLES.get(name, f"{name.upper()}_HTTP_PORT")
+        return {int(environment[variable])} if name in SERVICE_HTTP_PORTS else set()
     environment = service.get("environment", {})
     if "KAFKA_LISTENERS" in environment:
         return {
@@ -320,6 +324,67 @@ def test_every_settings_object_builds_from_the_containers_environment(
         if name in SERVICE_HTTP_PORTS:
             # Beyond loopback, so the health check and Prometheus reach it.
             assert settings.http_host == "0.0.0.0", name
+
+
+def served_port(name: str, settings: Any) -> int:
+    """The port a service's process listens on, as its own settings say."""
+    return int(settings.projector_http_port if name == "projector" else settings.http_port)
+
+
+@pytest.mark.parametrize("name", sorted(set(SETTINGS) & set(SERVICE_HTTP_PORTS)))
+def test_every_service_listens_where_its_healthcheck_and_prometheus_look(
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    service = built_services()[name]
+    settings = build_settings(
+        SETTINGS[name][0], container_environment(service), monkeypatch, tmp_path
+    )
+    port = served_port(name, settings)
+    assert port == SERVICE_HTTP_PORTS[name]
+    assert f"127.0.0.1:{port}/health/ready" in " ".join(service["healthcheck"]["test"])
+    assert listening_ports(name, service) == {port}
+
+
+def variables_read(settings_class: type[BaseSettings]) -> set[str]:
+    """Every environment variable a settings class reads (its prefixed field names and aliases)."""
+    prefix = str(settings_class.model_config.get("env_prefix", "")).upper()
+    names: set[str] = set()
+    for field_name, field in settings_class.model_fields.items():
+        alias = field.validation_alias
+        choices = getattr(alias, "choices", None)
+        if choices is not None:
+            names.update(str(choice).upper() for choice in choices if isinstance(choice, str))
+        elif isinstance(alias, str):
+            names.add(alias.upper())
+        else:
+            names.add(f"{prefix}{field_name}".upper())
+    return names
+
+
+def test_every_variable_compose_sets_is_read_by_some_service() -> None:
+    read = set(LIBRARY_VARIABLES)
+    for classes in SETTINGS.values():
+        for settings_class in classes:
+            read |= variables_read(settings_class)
+    for name, service in built_services().items():
+        unused = sorted(set(service.get("environment", {})) - read)
+        assert not unused, f"{name} is given {unused}, which no service reads"
+
+
+def test_the_image_builds_the_console_the_gateway_serves_at_its_root() -> None:
+    instructions = dockerfile_instructions()
+    stages = [arguments.split() for keyword, arguments in instructions if keyword == "FROM"]
+    node = next(stage[-1] for stage in stages if stage[0].startswith("node:"))
+    runs = [arguments for keyword, arguments in instructions if keyword == "RUN"]
+    assert any("npm ci" in command for command in runs)
+    assert any("npm run build" in command for command in runs)
+    copies = [arguments.split() for keyword, arguments in instructions if keyword == "COPY"]
+    served = PurePosixPath("/app") / WEB_DIST.relative_to(PROJECT_DIR).as_posix()
+    assert [f"--from={node}", "/web/dist", str(served)] in copies
+    # After the console stage, so the final image is the Python one that serves it.
+    assert not stages[-1][0].startswith("node:")
+    ignored = (PROJECT_DIR / f"{DOCKERFILE}.dockerignore").read_text().splitlines()
+    assert {"web/node_modules", "web/dist"} <= set(ignored)  # no host build leaks in
 
 
 def test_every_address_in_a_built_services_environment_names_a_compose_service() -> None:

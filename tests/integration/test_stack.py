@@ -83,6 +83,18 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+CRASH_LOOP = "import sys, time; time.sleep(3); sys.exit(1)"
+"""The command of a service that runs longer than STACK_START_SECONDS, then crashes."""
+
+
+def crash_looping(pid: int) -> bool:
+    """Whether `pid` is the crash-looping service (or its gate)."""
+    try:
+        return CRASH_LOOP in " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return True  # gone already: it was a passing process
+
+
 @dataclass
 class Stack:
     """A stack under test: its folder, environment and ports."""
@@ -97,7 +109,7 @@ class Stack:
             env=self.environment,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=240,
             check=False,
         )
 
@@ -135,7 +147,8 @@ class Stack:
         return int(pid_file.read_text().split()[0]) if pid_file.exists() else None
 
     def process_tree(self) -> set[int]:
-        """Every live process the stack started: recorded pids, the postmaster, descendants."""
+        """Every live process the stack started: recorded pids, the postmaster, descendants
+        (but the crash-looping service, whose pid changes with each restart)."""
         roots = [*self.recorded_pids().values(), self.postmaster_pid()]
         pids: set[int] = set()
         for pid in roots:
@@ -144,7 +157,7 @@ class Stack:
             process = psutil.Process(pid)
             pids.add(pid)
             pids.update(child.pid for child in process.children(recursive=True))
-        return pids
+        return {pid for pid in pids if not crash_looping(pid)}
 
     def strays(self) -> list[str]:
         """Processes anywhere on the machine that mention this stack's folder."""
@@ -170,8 +183,19 @@ def stack() -> Iterator[Stack]:
         f"gateway: python {server} $GATEWAY_HTTP_PORT\n"
         "rules: python -m services.no_such_service.main\n"
         "pricing: python -c 'import sys; sys.exit(3)'\n"
+        # Runs longer than STACK_START_SECONDS, then crashes: a crash loop, not a quick death.
+        f"reporting: python -c '{CRASH_LOOP}'\n"
     )
-    names = ("kafka", "controller", "postgres", "gateway", "ingest", "rules", "pricing")
+    names = (
+        "kafka",
+        "controller",
+        "postgres",
+        "gateway",
+        "ingest",
+        "rules",
+        "pricing",
+        "reporting",
+    )
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     environment = {
         key: value
@@ -191,6 +215,10 @@ def stack() -> Iterator[Stack]:
         INGEST_HTTP_PORT=str(ports["ingest"]),
         RULES_HTTP_PORT=str(ports["rules"]),
         PRICING_HTTP_PORT=str(ports["pricing"]),
+        REPORTING_HTTP_PORT=str(ports["reporting"]),
+        STACK_CRASH_FREE_RESTARTS="1",
+        STACK_CRASH_BACKOFF_CAP="6",
+        STACK_CRASH_LIMIT="4",
     )
     under_test = Stack(state, environment, ports)
     try:
@@ -200,7 +228,7 @@ def stack() -> Iterator[Stack]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_up_starts_broker_database_and_services_and_reports_a_missing_module(
     stack: Stack,
 ) -> None:
@@ -220,15 +248,16 @@ def test_up_starts_broker_database_and_services_and_reports_a_missing_module(
     assert report["gateway_url"] == f"http://127.0.0.1:{stack.ports['gateway']}"
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_up_twice_leaves_one_set_of_processes(stack: Stack) -> None:
     before_pids, before_tree = stack.recorded_pids(), stack.process_tree()
     assert set(before_pids) == {"kafka", "supervisord"}
-    before_services = {name: p["pid"] for name, p in stack.processes().items()}
+    before_services = {n: p["pid"] for n, p in stack.processes().items() if n != "reporting"}
     stack.cli("up")
     assert stack.recorded_pids() == before_pids
     assert stack.process_tree() == before_tree
-    assert {name: p["pid"] for name, p in stack.processes().items()} == before_services
+    after = {n: p["pid"] for n, p in stack.processes().items() if n != "reporting"}
+    assert after == before_services
     assert len([p for p in stack.strays() if "kafka.Kafka" in p]) == 1
 
 
@@ -251,6 +280,44 @@ def test_a_service_that_keeps_crashing_is_retried_with_back_off_then_given_up(
     # STACK_START_RETRIES=2 per `up` (the second `up` above starts it once more, too)
     assert pricing["restarts"] >= 2
     assert pricing["last_exit"]["code"] == 3 and pricing["last_exit"]["expected"] is False
+
+
+@pytest.mark.timeout(400)
+def test_a_service_that_crashes_after_running_a_while_backs_off_then_is_given_up(
+    stack: Stack,
+) -> None:
+    def given_up() -> dict[str, Any] | None:
+        reporting = stack.processes()["reporting"]
+        return reporting if reporting["state"] == "failed" else None
+
+    reporting = wait_for(given_up, timeout=120)
+    assert reporting["pid"] is None
+    assert reporting["restarts"] >= 4
+    # The service's own last crash, not the gate's giving up.
+    assert reporting["last_exit"]["code"] == 1
+    assert reporting["last_exit"]["expected"] is False
+    assert "crash-looping: gave up after 4 restarts" in stack.cli("status").stdout
+    time.sleep(4)  # longer than any back-off: given up means not started again
+    assert stack.processes()["reporting"]["restarts"] == reporting["restarts"]
+
+    def backing_off() -> str | None:
+        shown = stack.cli("status").stdout
+        row = next(line for line in shown.splitlines() if line.startswith("reporting "))
+        return row if "restarting" in row and "next start in" in row else None
+
+    # `up` starts it afresh (the crash loop counts from zero again); watched while `up` runs,
+    # which waits for its services to settle.
+    up = subprocess.Popen(
+        [sys.executable, "-m", "services.cli.main", "stack", "up"],
+        env=stack.environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert "restarts within 10 min, next start in" in wait_for(backing_off, timeout=120)
+    finally:
+        up.wait(240)
+    wait_for(given_up, timeout=120)
 
 
 @pytest.mark.timeout(120)
@@ -290,7 +357,13 @@ def test_up_after_the_supervisor_was_killed_replaces_its_orphans_with_one_copy(
 def test_status_json_is_the_last_line_with_processes_and_health(stack: Stack) -> None:
     report = stack.status()
     assert report["kafka"]["healthy"] and report["postgres"]["healthy"]
-    assert [p["name"] for p in report["processes"]] == ["ingest", "gateway", "rules", "pricing"]
+    assert [p["name"] for p in report["processes"]] == [
+        "ingest",
+        "gateway",
+        "rules",
+        "pricing",
+        "reporting",
+    ]
     gateway = next(p for p in report["processes"] if p["name"] == "gateway")
     assert gateway["health_url"] == f"http://127.0.0.1:{stack.ports['gateway']}/health"
     assert gateway["metrics_url"] == f"http://127.0.0.1:{stack.ports['gateway']}/metrics"
@@ -325,7 +398,32 @@ OPERATOR_COMMANDS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "tape push": (("tape", "push", "TAPE", "--tape-id", "OPERATOR-1", "--json"), None),
     "projections rebuild": (("projections", "rebuild", "--timeout", "60", "--json"), None),
     "projections checksum": (("projections", "checksum", "--json"), None),
+    "runs show": (("runs", "show", "RUN_ID", "--json"), None),
+    "model train": (("model", "train", "--samples", "300", "--json"), None),
+    "model promote": (("model", "promote", "1", "--json"), None),
+    "model list": (("model", "list", "--json"), None),
 }
+"""Commands that need the stack and succeed against it (in this order: the first run id of
+`runs list` is the one `run` requested; `model promote` promotes what `model train` trained)."""
+
+ANSWERING_COMMANDS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "runs wait": (("runs", "wait", "RUN_ID", "--timeout", "1", "--json"), None),
+    "runs reprocess": (("runs", "reprocess", "RUN_ID", "--json"), None),
+    "runs diff": (("runs", "diff", "RUN_ID", "--json"), None),
+}
+"""Commands that need the stack but whose success needs what this stack of health servers never
+makes (a completed, projected run): they must reach it and answer in one line."""
+
+STACK_FREE_COMMANDS: dict[str, tuple[str, ...]] = {
+    "rules list": ("rules", "list", "--json"),
+    "rules show": ("rules", "show", "2026.12.1"),
+    "rules diff": ("rules", "diff", "2026.11.1", "2026.12.1"),
+    "model list": ("model", "list", "--json"),
+}
+"""Commands that need no running stack (the rule sets ship with the code; the model registry is
+the stack's folder): they work with an empty environment whether the stack runs or not."""
+
+ABSENT_RUN = "00000000-0000-4000-8000-000000000001"
 
 
 def operator_args(stack: Stack, args: tuple[str, ...]) -> list[str]:
@@ -336,7 +434,13 @@ def operator_args(stack: Stack, args: tuple[str, ...]) -> list[str]:
             "tape", "generate", "--loans", "3", "--seed", "1", "--out", str(tape)
         )
         assert generated.returncode == 0, generated.stderr
-    return [str(tape) if arg == "TAPE" else arg for arg in args]
+    run_id = ABSENT_RUN
+    if "RUN_ID" in args:
+        listed = stack.operator("runs", "list", "--json")
+        runs = json.loads(listed.stdout.strip().splitlines()[-1])["runs"] if listed.stdout else []
+        run_id = runs[0]["run_id"] if runs else ABSENT_RUN
+    replaced = {"TAPE": str(tape), "RUN_ID": run_id}
+    return [replaced.get(arg, arg) for arg in args]
 
 
 @pytest.mark.timeout(150)
@@ -350,6 +454,44 @@ def test_an_operator_with_an_empty_environment_reaches_the_running_stack(
     assert "Traceback" not in result.stderr
     if "--json" in args:
         json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def assert_one_line_answer(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """No traceback and at most one error line; the error lines."""
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) <= 1, result.stderr
+    return errors
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("command", list(ANSWERING_COMMANDS))
+def test_an_operator_with_an_empty_environment_gets_the_stacks_own_answer(
+    stack: Stack, command: str
+) -> None:
+    args, stdin = ANSWERING_COMMANDS[command]
+    result = stack.operator(*operator_args(stack, args), stdin=stdin)
+    errors = assert_one_line_answer(result)
+    assert result.returncode in (0, 1, 2), result.stderr
+    assert not [line for line in errors if "cannot reach" in line], result.stderr
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("command", list(STACK_FREE_COMMANDS))
+def test_commands_that_need_no_stack_work_with_an_empty_environment(
+    stack: Stack, command: str
+) -> None:
+    result = stack.operator(*STACK_FREE_COMMANDS[command])
+    assert result.returncode == 0, result.stderr
+    assert_one_line_answer(result)
+
+
+@pytest.mark.timeout(60)
+def test_the_model_commands_use_the_stacks_own_registry(stack: Stack) -> None:
+    listed = stack.operator("model", "list", "--json")
+    versions = json.loads(listed.stdout.strip().splitlines()[-1])["versions"]
+    assert [(v["version"], v["stage"]) for v in versions] == [("1", "production")]
+    assert any((stack.state / "state" / "scoring").iterdir())
 
 
 @pytest.mark.timeout(60)
@@ -379,12 +521,19 @@ def test_down_leaves_no_process_behind_even_when_the_supervisor_was_killed(stack
     assert {p["state"] for p in report["processes"]} == {"stopped", "failed"}
 
 
+NEEDING_THE_STACK = {
+    name: command
+    for name, command in {**OPERATOR_COMMANDS, **ANSWERING_COMMANDS}.items()
+    if command[0][0] != "model"
+}
+
+
 @pytest.mark.timeout(150)
-@pytest.mark.parametrize("command", list(OPERATOR_COMMANDS))
+@pytest.mark.parametrize("command", list(NEEDING_THE_STACK))
 def test_with_the_stack_down_each_command_says_what_it_tried_in_one_line(
     stack: Stack, command: str
 ) -> None:
-    args, stdin = OPERATOR_COMMANDS[command]
+    args, stdin = NEEDING_THE_STACK[command]
     result = stack.operator(*operator_args(stack, args), stdin=stdin)
     assert result.returncode == 1, result.stdout
     assert "Traceback" not in result.stderr
@@ -394,3 +543,13 @@ def test_with_the_stack_down_each_command_says_what_it_tried_in_one_line(
     assert error.startswith("error: cannot reach "), result.stderr
     assert f"127.0.0.1:{stack.ports['kafka']}" in error or f":{stack.ports['postgres']}/" in error
     assert "loan-engine stack up" in error
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("command", list(STACK_FREE_COMMANDS))
+def test_with_the_stack_down_commands_that_need_no_stack_still_work(
+    stack: Stack, command: str
+) -> None:
+    result = stack.operator(*STACK_FREE_COMMANDS[command])
+    assert result.returncode == 0, result.stderr
+    assert_one_line_answer(result)

@@ -4,12 +4,14 @@ import asyncio
 import contextlib
 import fcntl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from services.cli.stack import (
     envfile,
+    gate,
     kafka,
     migrations,
     monitoring,
@@ -290,7 +292,10 @@ def service_rows(
         current = services.state_of(program, url, missing, listening)
         past = history.get(entry.name, restarts.History())
         detail = ""
-        if missing is not None:
+        looping = crash_loop(settings, entry.name, program)
+        if looping is not None:
+            current, detail = looping
+        elif missing is not None:
             detail = f"module {missing} does not exist"
         elif current in (services.FAILED, services.RESTARTING):
             what = program.description if program else "exited"
@@ -302,7 +307,7 @@ def service_rows(
         rows.append(
             ProcessStatus(
                 name=entry.name,
-                pid=program.pid if program is not None else orphan_pid(current, url, listening),
+                pid=pid_of(program, current, url, listening),
                 state=current,
                 health_url=url,
                 metrics_url=services.metrics_url(settings, entry.name),
@@ -312,6 +317,32 @@ def service_rows(
             )
         )
     return rows
+
+
+def crash_loop(
+    settings: StackSettings, name: str, program: supervision.ProgramInfo | None
+) -> tuple[str, str] | None:
+    """A program in a crash loop: `restarting` while the gate waits, `failed` once it gave up."""
+    if program is None or program.statename not in ("STARTING", "RUNNING", "EXITED", "BACKOFF"):
+        return None
+    record = gate.Record.load(gate.record_file(settings.state, name))
+    described = gate.describe(record, supervision.crash_policy(settings), time.time())
+    if described is None:
+        return None
+    return (services.FAILED if record.gave_up else services.RESTARTING), described
+
+
+def pid_of(
+    program: supervision.ProgramInfo | None,
+    current: str,
+    url: str | None,
+    listening: dict[int, int | None],
+) -> int | None:
+    """The service's pid: supervisord's, an orphan's, or none once it failed (a given-up
+    program's last moments are the crash-loop gate's, not the service's)."""
+    if program is None:
+        return orphan_pid(current, url, listening)
+    return None if current == services.FAILED else program.pid
 
 
 def orphan_pid(current: str, url: str | None, listening: dict[int, int | None]) -> int | None:

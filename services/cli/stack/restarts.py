@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.cli.stack.gate import GAVE_UP
+
 LINE = re.compile(
     r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ \w+ "
     r"(?:(?P<started>supervisord started with pid \d+)"
@@ -78,6 +80,8 @@ def read(log_text: str) -> dict[str, History]:
             history = histories.setdefault(name, History())
             history.exited = True
             status = STATUS.search(match["why"])
+            if status and status["code"] and int(status["code"]) == GAVE_UP:
+                continue  # the crash-loop gate giving up: the last exit stays the service's own
             history.last_exit = Exit(
                 at=at,
                 description=match["why"],

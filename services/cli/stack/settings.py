@@ -69,6 +69,16 @@ class StackSettings(BaseSettings):
     start_retries: int = Field(
         25, ge=0, description="Quick deaths in a row (back-off 1 s, 2 s, ...) before giving up."
     )
+    crash_window_seconds: float = Field(
+        600.0, gt=0, description="Restarts within this many seconds count towards a crash loop."
+    )
+    crash_free_restarts: int = Field(
+        3, ge=0, description="Restarts within the window made at once (then 2 s, 4 s, ...)."
+    )
+    crash_backoff_cap: float = Field(60.0, ge=0, description="Longest wait before a restart.")
+    crash_limit: int = Field(
+        10, ge=1, description="Restarts within the window before a program is given up."
+    )
 
     database_url: str | None = Field(
         None,

@@ -4,6 +4,9 @@ supervisord (not a home-made loop) owns the service processes: it runs each Proc
 directly (`sh -c 'exec ...'`, so the pid it reports is the service's own), restarts one that
 exits, backs off linearly (1 s, 2 s, 3 s, ...) while a process keeps dying within
 `STACK_START_SECONDS` of its start and gives up (FATAL) after `STACK_START_RETRIES` such tries.
+A program that crashes after running a while passes the crash-loop gate (`gate.py`) on every
+restart: after `STACK_CRASH_FREE_RESTARTS` restarts within `STACK_CRASH_WINDOW_SECONDS` it waits
+2 s, 4 s, ... (at most `STACK_CRASH_BACKOFF_CAP`), and after `STACK_CRASH_LIMIT` it stays down.
 The CLI talks to it over XML-RPC on a unix socket in the state folder (mode 0700); its log,
 `.stack/logs/supervisord.log`, is the history `stack status` reads restarts and exits from.
 """
@@ -26,7 +29,7 @@ from typing import Any
 import psutil
 from supervisor.xmlrpc import SupervisorTransport
 
-from services.cli.stack import ports, supervisor
+from services.cli.stack import gate, ports, supervisor
 from services.cli.stack.errors import StartFailed
 from services.cli.stack.procfile import Entry
 from services.cli.stack.settings import StackSettings
@@ -77,10 +80,40 @@ def log_file(settings: StackSettings) -> Path:
     return settings.logs_dir / "supervisord.log"
 
 
-def program_command(entry: Entry) -> str:
-    """The supervisord `command` of a Procfile entry: a shell that execs it (same pid)."""
+def program_command(entry: Entry, settings: StackSettings | None = None) -> str:
+    """The supervisord `command` of a Procfile entry: a shell that execs it (same pid).
+
+    With `settings`, the shell execs the crash-loop gate first (`gate.py`), which waits or gives
+    up when the program keeps crashing, then execs the entry's command (still the same pid).
+    """
+    command = entry.command
+    if settings is not None:
+        gate = [
+            "python",
+            "-m",
+            "services.cli.stack.gate",
+            entry.name,
+            str(settings.state),
+            f"{settings.crash_window_seconds:g}",
+            str(settings.crash_free_restarts),
+            f"{settings.crash_backoff_cap:g}",
+            str(settings.crash_limit),
+            str(settings.start_seconds + 1),
+            "--",
+        ]
+        command = f"{shlex.join(gate)} {shlex.quote(entry.command)}"
     # `%` is supervisord's own expansion character in `command`.
-    return shlex.join(["/bin/sh", "-c", f"exec {entry.command}"]).replace("%", "%%")
+    return shlex.join(["/bin/sh", "-c", f"exec {command}"]).replace("%", "%%")
+
+
+def crash_policy(settings: StackSettings) -> gate.Policy:
+    """The crash-loop policy the gate applies to every program of the stack."""
+    return gate.Policy(
+        settings.crash_window_seconds,
+        settings.crash_free_restarts,
+        settings.crash_backoff_cap,
+        settings.crash_limit,
+    )
 
 
 def render_config(
@@ -110,11 +143,13 @@ def render_config(
     parser["supervisorctl"] = {"serverurl": f"unix://{_escaped(socket_file(settings))}"}
     for entry in entries:
         parser[f"program:{entry.name}"] = {
-            "command": program_command(entry),
+            "command": program_command(entry, settings),
             "directory": _escaped(settings.project_dir),
             # `up` starts each program itself, after checking its port is free.
             "autostart": "false",
-            "autorestart": "true",
+            # Every exit but the gate's giving up on a crash loop is restarted.
+            "autorestart": "unexpected",
+            "exitcodes": str(gate.GAVE_UP),
             "startsecs": str(settings.start_seconds),
             "startretries": str(settings.start_retries),
             "stopsignal": "TERM",
@@ -248,6 +283,8 @@ def start_program(settings: StackSettings, name: str) -> str | None:
                 f"stop it or choose another port with {variable}"
             )
         _terminate(holder, settings.stop_timeout)
+    # A start asked for by `up` is a fresh start: an earlier crash loop no longer counts.
+    gate.clear(settings.state, name)
     try:
         client(settings).supervisor.startProcess(name, False)
     except xmlrpc.client.Fault as fault:

@@ -7,11 +7,12 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError, ProducerClosed
 
 from contracts.codec import encode
 from contracts.ids import loan_id
 from contracts.wire import IngestedBatch, LoanFields, LoanRecord, RunParams
-from services.ingest.batches import BatchTooLarge, LoanBatchSender, LoanTooLarge
+from services.ingest.batches import RESENDS, BatchTooLarge, LoanBatchSender, LoanTooLarge
 
 RUN = UUID(int=7)
 PARAMS = RunParams(irr_target=Decimal("8.05"), pdate=date(2026, 11, 23))
@@ -135,3 +136,50 @@ async def test_dropping_on_shutdown_waits_for_no_acknowledgement_in_flight() -> 
 
     assert not loans.pending and not loans.buffer
     assert await asyncio.wait_for(loans.finish(), timeout=1) == 2
+
+
+class ReplacedProducerBroker(Broker):
+    """Fails the acknowledgement of chosen sends the way a retired or expired producer does."""
+
+    def __init__(self, failing: dict[int, list[BaseException]]) -> None:
+        super().__init__()
+        self.failing = failing
+        """batch_seq -> the errors its next acknowledgements fail with, in order."""
+
+    async def send(self, batch: IngestedBatch) -> "asyncio.Future[Any]":
+        self.batches.append(batch)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        errors = self.failing.get(batch.batch_seq)
+        if errors:
+            future.set_exception(errors.pop(0))
+        else:
+            future.set_result(None)
+        return future
+
+
+async def test_a_batch_whose_producer_was_replaced_is_sent_again_not_the_whole_tape() -> None:
+    broker = ReplacedProducerBroker({1: [ProducerClosed(), KafkaTimeoutError()]})
+    loans = sender(broker, batch_size=2)
+    await loans.add([record(n) for n in range(1, 10)])
+
+    assert await loans.finish() == 5
+    assert [batch.batch_seq for batch in broker.batches] == [0, 1, 2, 3, 4, 1, 1]
+    assert rows_by_batch(broker)[-1] == [3, 4]  # the same batch again, the same loans
+    assert broker.batches[-1] == broker.batches[1]  # same event ids: downstream drops repeats
+    assert loans.resent == 2
+
+
+async def test_a_batch_that_keeps_failing_or_fails_otherwise_fails_the_tape() -> None:
+    broker = ReplacedProducerBroker({0: [ProducerClosed() for _ in range(RESENDS + 1)]})
+    loans = sender(broker, batch_size=2)
+    await loans.add([record(n) for n in range(1, 3)])
+    with pytest.raises(ProducerClosed):
+        await loans.finish()
+    assert len(broker.batches) == RESENDS + 1
+
+    other = ReplacedProducerBroker({0: [ValueError("not a producer fault")]})
+    loans = sender(other, batch_size=2)
+    await loans.add([record(n) for n in range(1, 3)])
+    with pytest.raises(ValueError, match="not a producer fault"):
+        await loans.finish()
+    assert len(other.batches) == 1

@@ -37,7 +37,7 @@ def test_each_procfile_entry_is_a_program_restarted_with_back_off_and_started_by
     ingest = config["program:ingest"]
     assert ingest["autostart"] == "false"  # `up` starts it once its port is known to be free
     assert (ingest["autorestart"], ingest["startsecs"], ingest["startretries"]) == (
-        "true",
+        "unexpected",
         "7",
         "4",
     )
