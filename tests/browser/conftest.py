@@ -3,9 +3,11 @@ the real Kafka and PostgreSQL, with topics and a database of the test module's o
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
@@ -26,7 +28,11 @@ PROCESSES = {
     "projector": "services.gateway.projector.main",
     "gateway": "services.gateway.main",
 }
+SCORING = {"scoring": "services.scoring.main"}
 PORT_VARIABLE = {"projector": "GATEWAY_PROJECTOR_HTTP_PORT", "gateway": "GATEWAY_HTTP_PORT"}
+# Scoring is ready once its model is: training one (MLflow's store created first) takes minutes
+# on a loaded machine, the other processes seconds.
+READY_SECONDS = {"scoring": 480}
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,61 @@ class Workbench:
 
     url: str
     storage_root: Path
+
+
+@contextmanager
+def running_workbench(
+    kafka_bootstrap_servers: str,
+    topic_prefix: str,
+    database_url: str,
+    root: Path,
+    *,
+    scoring: bool = False,
+    extra_env: Mapping[str, str] = MappingProxyType({}),
+) -> Iterator[Workbench]:
+    """The whole stack as processes (with the scoring service, training a small model, if
+    `scoring`), once every process is ready; stopped on exit."""
+    if not (WEB / "dist" / "index.html").is_file():
+        pytest.fail("the workbench is not built: run scripts/bootstrap")
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
+        "TOPIC_PREFIX": topic_prefix,
+        "DATABASE_URL": database_url,
+        "STORAGE_TYPE": "local",
+        "STORAGE_ROOT": str(root / "storage"),
+        "INGEST_STATE_DIR": str(root / "ingest-state"),
+        "SCORING_STATE_DIR": str(root / "scoring-state"),
+        "SCORING_BOOTSTRAP_SAMPLES": "2000",
+        "ENVIRONMENT": "test",
+        "PYTHONUNBUFFERED": "1",
+        "GATEWAY_JWT_SECRET": "workbench-browser-test-secret-0123456789abcdef",
+        "GATEWAY_ADMIN_USERNAME": ADMIN[0],
+        "GATEWAY_ADMIN_PASSWORD": ADMIN[1],
+        "GATEWAY_RATE_LIMIT_ENABLED": "false",
+        **extra_env,
+    }
+    run_async(lambda: migrate(GatewaySettings(database_url=database_url)))
+    processes = {**PROCESSES, **SCORING} if scoring else PROCESSES
+    spawned: dict[str, supervisor.Spawned] = {}
+    ready: dict[str, str] = {}
+    try:
+        for name, module in processes.items():
+            port = free_port()
+            variable = PORT_VARIABLE.get(name, f"{name.upper()}_HTTP_PORT")
+            argv = [sys.executable, "-m", module]
+            own = {**env, variable: str(port)}
+            spawned[name] = supervisor.spawn(argv, root / f"{name}.log", env=own, cwd=PROJECT)
+            ready[name] = f"http://127.0.0.1:{port}"
+        for name, url in ready.items():
+            health = f"{url}/health/ready"
+            timeout = READY_SECONDS.get(name, 120)
+            if not supervisor.wait_until(lambda health=health: answers(health), timeout=timeout):
+                pytest.fail(f"{name} never became ready:\n{supervisor.tail(root / f'{name}.log')}")
+        yield Workbench(url=ready["gateway"], storage_root=root / "storage")
+    finally:
+        for process in spawned.values():
+            supervisor.stop(process)
 
 
 @pytest.fixture(scope="module")
@@ -46,44 +107,11 @@ def workbench(
 ) -> Iterator[Workbench]:
     """The whole stack as processes: the gateway's URL and the storage root, once every process
     is ready."""
-    if not (WEB / "dist" / "index.html").is_file():
-        pytest.fail("the workbench is not built: run scripts/bootstrap")
     root = tmp_path_factory.mktemp("workbench")
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
-        "TOPIC_PREFIX": module_topic_prefix,
-        "DATABASE_URL": module_database_url,
-        "STORAGE_TYPE": "local",
-        "STORAGE_ROOT": str(root / "storage"),
-        "INGEST_STATE_DIR": str(root / "ingest-state"),
-        "ENVIRONMENT": "test",
-        "PYTHONUNBUFFERED": "1",
-        "GATEWAY_JWT_SECRET": "workbench-browser-test-secret-0123456789abcdef",
-        "GATEWAY_ADMIN_USERNAME": ADMIN[0],
-        "GATEWAY_ADMIN_PASSWORD": ADMIN[1],
-        "GATEWAY_RATE_LIMIT_ENABLED": "false",
-    }
-    run_async(lambda: migrate(GatewaySettings(database_url=module_database_url)))
-    spawned: dict[str, supervisor.Spawned] = {}
-    ready: dict[str, str] = {}
-    try:
-        for name, module in PROCESSES.items():
-            port = free_port()
-            variable = PORT_VARIABLE.get(name, f"{name.upper()}_HTTP_PORT")
-            argv = [sys.executable, "-m", module]
-            log = root / f"{name}.log"
-            own = {**env, variable: str(port)}
-            spawned[name] = supervisor.spawn(argv, log, env=own, cwd=PROJECT)
-            ready[name] = f"http://127.0.0.1:{port}"
-        for name, url in ready.items():
-            health = f"{url}/health/ready"
-            if not supervisor.wait_until(lambda health=health: answers(health), timeout=120):
-                pytest.fail(f"{name} never became ready:\n{supervisor.tail(root / f'{name}.log')}")
-        yield Workbench(url=ready["gateway"], storage_root=root / "storage")
-    finally:
-        for process in spawned.values():
-            supervisor.stop(process)
+    with running_workbench(
+        kafka_bootstrap_servers, module_topic_prefix, module_database_url, root
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

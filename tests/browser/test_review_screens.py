@@ -9,37 +9,17 @@ web/test-artifacts/."""
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from services.cli.stack import supervisor
-from services.gateway.db import migrate
-from services.gateway.settings import GatewaySettings
 from services.ingest.tapegen import generate_tape
-from tests.browser.web import ARTEFACTS, PROJECT, WEB
-from tests.conftest import run_async
-from tests.net import answers, free_port
+from tests.browser.conftest import ADMIN, CHROMIUM, running_workbench
+from tests.browser.web import ARTEFACTS, WEB
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ADMIN = ("admin", "admin-password-1")
-PROCESSES = {
-    "ingest": "services.ingest.main",
-    "rules": "services.rules.main",
-    "pricing": "services.pricing.main",
-    "reporting": "services.reporting.main",
-    "scoring": "services.scoring.main",
-    "projector": "services.gateway.projector.main",
-    "gateway": "services.gateway.main",
-}
-PORT_VARIABLE = {"projector": "GATEWAY_PROJECTOR_HTTP_PORT", "gateway": "GATEWAY_HTTP_PORT"}
-# Scoring is ready once its model is: training one (MLflow's store created first) takes minutes
-# on a loaded machine, the other processes seconds.
-READY_SECONDS = {"scoring": 480}
 SCREENS = (
     "review-queue",
     "review-case",
@@ -59,47 +39,16 @@ def scoring_gateway_url(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     """The whole stack with scoring as processes; the gateway's URL once every one is ready."""
-    if not (WEB / "dist" / "index.html").is_file():
-        pytest.fail("the workbench is not built: run scripts/bootstrap")
     root = tmp_path_factory.mktemp("review-workbench")
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
-        "TOPIC_PREFIX": module_topic_prefix,
-        "DATABASE_URL": module_database_url,
-        "STORAGE_TYPE": "local",
-        "STORAGE_ROOT": str(root / "storage"),
-        "INGEST_STATE_DIR": str(root / "ingest-state"),
-        "SCORING_STATE_DIR": str(root / "scoring-state"),
-        "SCORING_BOOTSTRAP_SAMPLES": "2000",
-        "ENVIRONMENT": "test",
-        "PYTHONUNBUFFERED": "1",
-        "GATEWAY_JWT_SECRET": "review-browser-test-secret-0123456789abcdef",
-        "GATEWAY_ADMIN_USERNAME": ADMIN[0],
-        "GATEWAY_ADMIN_PASSWORD": ADMIN[1],
-        "GATEWAY_RATE_LIMIT_ENABLED": "false",
-        "GATEWAY_REVIEW_JOB_SECONDS": "2",
-    }
-    run_async(lambda: migrate(GatewaySettings(database_url=module_database_url)))
-    spawned: dict[str, supervisor.Spawned] = {}
-    ready: dict[str, str] = {}
-    try:
-        for name, module in PROCESSES.items():
-            port = free_port()
-            variable = PORT_VARIABLE.get(name, f"{name.upper()}_HTTP_PORT")
-            own = {**env, variable: str(port)}
-            argv = [sys.executable, "-m", module]
-            spawned[name] = supervisor.spawn(argv, root / f"{name}.log", env=own, cwd=PROJECT)
-            ready[name] = f"http://127.0.0.1:{port}"
-        for name, url in ready.items():
-            health = f"{url}/health/ready"
-            timeout = READY_SECONDS.get(name, 120)
-            if not supervisor.wait_until(lambda health=health: answers(health), timeout=timeout):
-                pytest.fail(f"{name} never became ready:\n{supervisor.tail(root / f'{name}.log')}")
-        yield ready["gateway"]
-    finally:
-        for process in spawned.values():
-            supervisor.stop(process)
+    with running_workbench(
+        kafka_bootstrap_servers,
+        module_topic_prefix,
+        module_database_url,
+        root,
+        scoring=True,
+        extra_env={"GATEWAY_REVIEW_JOB_SECONDS": "2"},
+    ) as running:
+        yield running.url
 
 
 def test_an_analyst_decides_review_cases_and_a_senior_approves_the_override_in_chromium(
