@@ -133,14 +133,16 @@ async def open_findings_by_kind(session: AsyncSession) -> dict[str, int]:
 
 
 async def pending_runs(session: AsyncSession, limit: int) -> list[UUID]:
-    """Completed runs never reconciled, or reconciled before they (re)completed, oldest first.
+    """Completed (or already decided) runs never reconciled, or reconciled before they
+    (re)completed, oldest first.
 
     A run counts only once every loan of it is projected: the projector reads `runs.v1` and the
     loan topics independently, so a run's completion can be stored before its last batches.
     """
     query = text(
         "SELECT r.run_id FROM gateway.runs r LEFT JOIN gateway.reconciliations c "
-        "ON c.run_id = r.run_id WHERE r.status = 'completed' AND r.completed_at IS NOT NULL "
+        "ON c.run_id = r.run_id WHERE r.status IN ('completed', 'decided') "
+        "AND r.completed_at IS NOT NULL "
         "AND (c.run_id IS NULL OR c.reconciled_at < r.completed_at) "
         "AND r.total_loans = (SELECT COALESCE(SUM(b.loans), 0) FROM gateway.batch_stats b "
         "WHERE b.run_id = r.run_id) "

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import rule_sets
 from contracts.loans import RowRef
+from contracts.run_fold import DONE
 from contracts.runs import CellCorrection, ReprocessEdits
 from services.gateway.corrections import repository as corrections
 from services.gateway.errors import BadRequest, Conflict
@@ -72,7 +73,7 @@ async def run_diff(session: AsyncSession, child: RunState, skip: int, limit: int
     """A reprocess's outcome diff against its parent: counts, and one page of the changes."""
     if child.parent_run_id is None:
         raise Conflict("This run is not a reprocess: it has no parent to compare with")
-    if child.status != "completed":
+    if child.status not in DONE:
         raise Conflict(f"The reprocess has not completed (its status is {child.status})")
     after = [outcome_of(row) for row in await repo.outcomes(session, child.run_id)]
     before = [outcome_of(row) for row in await repo.outcomes(session, child.parent_run_id)]

@@ -9,14 +9,16 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 from conftest import World, run_events_of
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.codec import loads
 from contracts.ids import event_id
 from contracts.runs import RunReprocessRequested
 from contracts.topics import CORRECTIONS, RUNS
-from services.gateway.db import connect
+from services.gateway.db import connect, make_engine
 from services.gateway.projector.plan import Record, plan
 from services.gateway.projector.writer import write_chunk
+from services.gateway.reconciliation.repository import pending_runs
 from services.gateway.settings import GatewaySettings
 from tests.unit.gateway.gateway_events import CREATED_AT, to_record
 
@@ -306,7 +308,7 @@ async def test_a_reprocess_body_that_breaks_the_schema_answers_422_with_details(
         assert response.json()["details"], body
 
 
-async def test_a_reprocess_shows_its_rule_set_version_and_has_no_diff_until_it_completes(
+async def test_a_reprocess_shows_its_rule_set_version_and_has_a_diff_once_completed_or_decided(
     client: httpx.AsyncClient, world: World, settings: GatewaySettings
 ) -> None:
     parent = world.run_n1
@@ -336,6 +338,28 @@ async def test_a_reprocess_shows_its_rule_set_version_and_has_no_diff_until_it_c
     diff = await client.get(f"/api/runs/{child}/diff", headers=world.admin)
     assert diff.status_code == 409
     assert diff.json()["error"] == "The reprocess has not completed (its status is pending)"
+    # Once it has completed and every loan has its decision, the run is `decided`: a finished
+    # run, whose diff answers and which the reconciliation job still picks up.
+    conn = await connect(settings)
+    try:
+        await conn.execute(
+            "UPDATE gateway.runs SET status = 'decided', completed_at = $2, total_loans = 0 "
+            "WHERE run_id = $1",
+            child,
+            created,
+        )
+        engine = make_engine(settings)
+        try:
+            async with AsyncSession(engine) as session:
+                waiting = await pending_runs(session, limit=10_000)
+        finally:
+            await engine.dispose()
+        assert child in waiting
+        decided = await client.get(f"/api/runs/{child}/diff", headers=world.admin)
+        assert decided.status_code == 200, decided.text
+    finally:
+        await conn.execute("DELETE FROM gateway.runs WHERE run_id = $1", child)
+        await conn.close()
 
 
 async def test_the_diff_of_a_run_that_is_not_a_reprocess_answers_409(
