@@ -86,15 +86,25 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _consumer_groups_under_the_topic_prefix(self) -> Self:
-        """A consumer group not named explicitly is its default name under the topic prefix.
+        """A consumer group not named explicitly is its default name under a non-default topic
+        prefix.
 
         Groups are broker-wide, topics are per prefix: two deployments sharing a broker (staging
         and a benchmark, say) with bare group names would be members of one group and rebalance
-        each other whenever any of their processes came or went.
+        each other whenever any of their processes came or went. The default prefix keeps the
+        bare names, so an existing deployment keeps its committed offsets. Idempotent: a name
+        already under the prefix stays as it is.
         """
+        if self.topic_prefix == DEFAULT_PREFIX:
+            return self
         for name in type(self).model_fields:
-            if name.endswith("_group") and name not in self.model_fields_set:
-                self.__dict__[name] = f"{self.topic_prefix}{getattr(self, name)}"
+            value = getattr(self, name)
+            if (
+                name.endswith("_group")
+                and name not in self.model_fields_set
+                and not value.startswith(self.topic_prefix)
+            ):
+                self.__dict__[name] = f"{self.topic_prefix}{value}"
         return self
 
     @property

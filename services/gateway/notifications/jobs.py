@@ -91,12 +91,23 @@ class NotificationJobs:
 
     async def tick(self, now: datetime) -> dict[str, Any]:
         """Raise what is owed at `now`, then deliver due webhooks once."""
+        raised = await self.raise_owed(now)
+        return {**raised, "webhooks": await self.deliver(now)}
+
+    async def raise_owed(self, now: datetime) -> dict[str, int]:
+        """Raise the notifications owed at `now`: override outcomes, runs finished."""
         since = now - timedelta(hours=float(self.settings.notification_lookback_hours))
         async with self.sessionmaker() as session:
             overrides = await notify_overrides(session, self.publisher, since, now)
             finished = await notify_runs(session, self.publisher, since, now)
-            async with httpx.AsyncClient(
+        return {"overrides": overrides, "runs": finished}
+
+    async def deliver(self, now: datetime) -> Any:
+        """Deliver the webhooks due at `now` once (a slow receiver holds only this)."""
+        async with (
+            self.sessionmaker() as session,
+            httpx.AsyncClient(
                 timeout=self.settings.webhook_timeout_seconds, transport=self.transport
-            ) as client:
-                delivered = await webhooks.deliver(session, client, self.settings, now)
-        return {"overrides": overrides, "runs": finished, "webhooks": delivered}
+            ) as client,
+        ):
+            return await webhooks.deliver(session, client, self.settings, now)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, and_, any_, exists, func, literal, or_, select
+from sqlalchemy import Select, and_, any_, case, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.tables import (
@@ -22,7 +22,6 @@ n = notifications.c
 r = notification_reads.c
 m = notification_read_marks.c
 OVERRIDE_KINDS = ("override_approved", "override_rejected")
-RUN_KINDS = ("run_completed", "run_failed")
 FINISHED = ("completed", "failed", "decided")
 
 
@@ -120,6 +119,11 @@ def _finished_at() -> Any:
     return func.coalesce(t.completed_at, t.outputs_written_at, t.tape_ingested_at, t.started_at)
 
 
+def _run_kind() -> Any:
+    """The notification kind a finished run's status calls for (as `domain` chooses it)."""
+    return case((runs.c.status == "failed", "run_failed"), else_="run_completed")
+
+
 async def finished_runs(session: AsyncSession, since: datetime, limit: int) -> list[Any]:
     """Runs completed or failed since `since` that nobody was told of yet."""
     t = runs.c
@@ -128,7 +132,8 @@ async def finished_runs(session: AsyncSession, since: datetime, limit: int) -> l
         .where(
             t.status.in_(FINISHED),
             _finished_at() >= since,
-            _not_notified(RUN_KINDS, t.run_id),
+            # Per outcome: a run that failed, was retried and then completed is told of again.
+            ~exists().where(n.kind == _run_kind(), n.subject_id == t.run_id),
         )
         .order_by(_finished_at(), t.run_id)
         .limit(limit)

@@ -7,14 +7,15 @@
 warnings, breaches and escalations with their notifications; then the notification jobs
 (`notifications/jobs.py`) raise override and run notifications and deliver team webhooks.
 `ReviewJobs.tick(now)` runs the jobs once at `now`; `run(stop)` ticks every `review_job_seconds`
-with the clock (the wall clock unless a test gives its own).
+with the clock (the wall clock unless a test gives its own), webhook delivery in a loop of its own
+so that a slow receiver never holds up cases, decisions and SLA marks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -147,21 +148,39 @@ class ReviewJobs:
     async def tick(self, now: datetime | None = None) -> int:
         """Run every job once at `now` (the clock's time by default); return cases opened."""
         at = now or self.clock()
+        opened = await self.tick_cases(at)
+        await self.notifications.deliver(at)
+        return opened
+
+    async def tick_cases(self, at: datetime) -> int:
+        """Every job but webhook delivery once at `at`; the cases opened."""
         async with self.sessionmaker() as session:
             opened = await open_cases(session, self.publisher, self.settings, at)
             await record_auto_decisions(session, self.publisher, at)
             await auto_assign(session, self.publisher, self.settings, at)
             await mark_sla(session, self.publisher, self.settings, at)
-        await self.notifications.tick(at)
+        await self.notifications.raise_owed(at)
         return opened
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Tick every `review_job_seconds` until `stop` is set; a failed tick is logged."""
+        """Tick every `review_job_seconds` until `stop` is set, webhook delivery in a loop of its
+        own (a slow or dead receiver must not hold up cases, decisions and SLA marks)."""
+
+        async def cases() -> None:
+            opened = await self.tick_cases(self.clock())
+            if opened:
+                logger.info("review cases opened", extra={"opened": opened})
+
+        async def webhooks() -> None:
+            await self.notifications.deliver(self.clock())
+
+        await asyncio.gather(self._every_tick(cases, stop), self._every_tick(webhooks, stop))
+
+    async def _every_tick(self, job: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+        """Run `job` every `review_job_seconds` until `stop` is set; a failed run is logged."""
         while not stop.is_set():
             try:
-                opened = await self.tick()
-                if opened:
-                    logger.info("review cases opened", extra={"opened": opened})
+                await job()
             except Exception as error:  # the next tick retries; the API keeps serving
                 logger.warning("review jobs failed", extra={"error": type(error).__name__})
             try:

@@ -26,9 +26,9 @@ async def cases_due(
     """Open cases with a deadline at or before `until` and SLA marks still to publish (or, with
     `pending_only`, every pending one), nearest deadline first; after `after` =
     (sla_deadline, case_id) when given (the last case of the previous page)."""
-    done = and_(
-        c.sla_warned_at.is_not(None), c.sla_breached_at.is_not(None), c.escalated_at.is_not(None)
-    )
+    # Breached and escalated is the last mark: a case first seen past its deadline is never
+    # warned, and must not be read again on every tick until someone decides it.
+    done = and_(c.sla_breached_at.is_not(None), c.escalated_at.is_not(None))
     query = (
         select(
             c.case_id,

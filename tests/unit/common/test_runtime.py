@@ -94,6 +94,9 @@ async def test_every_broker_dead_letters_an_undecodable_batch_to_the_prefixed_to
 
 
 def test_consumer_groups_not_named_are_their_default_names_under_the_topic_prefix() -> None:
+    # The default prefix keeps the bare names: a deployment keeps its committed offsets.
+    assert RulesSettings().consumer_group == "rules"
+    assert RulesSettings.model_validate({"topic_prefix": "x."}).consumer_group == "x.rules"
     assert RulesSettings(topic_prefix="staging.").consumer_group == "staging.rules"
     reporting = ReportingSettings(topic_prefix="bench-1.", runs_group="runs-of-my-own")
     assert (reporting.priced_group, reporting.reviews_group) == (
