@@ -17,6 +17,7 @@ still fails the tape (its run request is read again and redone, deterministicall
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -117,17 +118,28 @@ class LoanBatchSender:
             self.pending.popleft()[1].add_done_callback(_outcome_seen)
 
     async def abandon(self) -> None:
-        """The run failed: drop the unsent records, wait for what is already in flight."""
+        """The run failed: drop the unsent records, wait for what is already in flight.
+
+        Nothing is sent again and no failure of theirs is raised: the run's own failure must be
+        published whatever became of them.
+        """
         self.buffer = []
         self.buffered_bytes = 0
-        await self.finish()
+        while self.pending:
+            _, future = self.pending.popleft()
+            with contextlib.suppress(Exception):
+                await future
 
     async def finish(self) -> int:
         """Send the last batch, wait for the broker's acks; the number of batches sent."""
         if self.buffer:
             await self._flush()
-        while self.pending:
-            await self._settle(*self.pending.popleft())
+        try:
+            while self.pending:
+                await self._settle(*self.pending.popleft())
+        except BaseException:
+            self.drop()
+            raise
         return self.batch_count
 
     async def _flush(self) -> None:

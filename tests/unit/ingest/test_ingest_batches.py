@@ -1,6 +1,7 @@
 """Loan batches cut by count and by size; batch_seq contiguous; a loan too big names its row."""
 
 import asyncio
+from collections import deque
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -183,3 +184,12 @@ async def test_a_batch_that_keeps_failing_or_fails_otherwise_fails_the_tape() ->
     with pytest.raises(ValueError, match="not a producer fault"):
         await loans.finish()
     assert len(other.batches) == 1
+
+
+async def test_abandoning_a_failed_run_sends_nothing_again_and_raises_nothing() -> None:
+    broker = ReplacedProducerBroker({seq: [ProducerClosed()] for seq in range(3)})
+    loans = sender(broker, batch_size=2)
+    await loans.add([record(n) for n in range(1, 7)])
+    await loans.abandon()  # the run's own failure is published next, whatever became of these
+    assert [batch.batch_seq for batch in broker.batches] == [0, 1, 2]
+    assert loans.pending == deque()
