@@ -3,12 +3,13 @@
     .venv/bin/python benchmarks/score_fold.py --loans 50000
 
 Builds one run's scored batches of 500 loans (the scoring service's own routing and factor text
-over a spread of probabilities and SHAP contributions; no model), then plans and writes them as the
-projector does (`plan` + `write_chunk`, 10 batches a transaction, no broker) into DATABASE_URL
-(point it at a scratch database: it truncates the read models). Prints the CPU seconds of this
-process and of its PostgreSQL backend (from /proc, when the server runs on this machine) per loan:
-on a loaded machine wall time is noise. Runs a second pass over the same batches, which finds
-every row present and takes the upsert path (what a replay or redelivery costs).
+over a spread of probabilities and SHAP contributions; no model), each followed by the review
+job's `review.auto_decisions_recorded` of its auto-routed loans on reviews.v1, then plans and
+writes them as the projector does (`plan` + `write_chunk`, 10 batches a transaction, no broker)
+into DATABASE_URL (point it at a scratch database: it truncates the read models). Prints the CPU
+seconds per loan of this process and of its PostgreSQL backend (from /proc, when the server runs
+on this machine): on a loaded machine wall time is noise. A second pass over the same records
+finds every row present and takes the upsert path (what a replay or redelivery costs).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from uuid import uuid4
 from contracts.codec import encode
 from contracts.ids import batch_key, event_id
 from contracts.loans import LoanRecord, RunParams
+from contracts.reviews import AutoDecision, AutoDecisionsRecorded
 from contracts.scoring import FEATURES, LoanScored, ScoredBatch
-from contracts.topics import LOANS_SCORED
+from contracts.topics import LOANS_SCORED, REVIEWS
 from services.gateway.db import connect, migrate
 from services.gateway.projector.maintenance import reset
 from services.gateway.projector.plan import Record, plan
@@ -112,13 +114,30 @@ def scored_records(loans: int) -> list[Record]:
             events=tuple(events[start : start + BATCH]),
         )
         key = batch_key(run_id, number).encode()
-        records.append(Record(LOANS_SCORED.name, 0, number, key, encode(batch)))
+        records.append(Record(LOANS_SCORED.name, 0, 2 * number, key, encode(batch)))
+        decided = AutoDecisionsRecorded(
+            event_id=event_id("review.auto_decisions_recorded", run_id, number),
+            run_id=run_id,
+            batch_seq=number,
+            decisions=tuple(
+                AutoDecision(
+                    loan_id=event.loan_id,
+                    seq=event.seq,
+                    decision_type=event.routing.decision,
+                    score=event.score,
+                )
+                for event in batch.events
+                if event.routing.decision in ("auto_approve", "auto_decline")
+            ),
+            occurred_at=now,
+        )
+        records.append(Record(REVIEWS.name, 0, 2 * number + 1, key, encode(decided)))
     return records
 
 
 async def fold(settings: GatewaySettings, records: list[Record], chunk: int) -> None:
     """Plan and write the records twice (fresh, then upserted), printing CPU per loan."""
-    loans = sum(1 for _ in records) * BATCH
+    loans = len(records) // 2 * BATCH
     conn = await connect(settings)
     try:
         await reset(conn)

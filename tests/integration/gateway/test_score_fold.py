@@ -1,6 +1,8 @@
 """The loans.scored.v1 fold pinned value for value: each `loan_scores` row and `scored_batches` row
 holds exactly what the scored batch's contract says, a redelivered or re-scored batch is upserted
-(the values it carries now win), and an undecodable batch is rejected without writing a row."""
+(the values it carries now win), and an undecodable batch is rejected without writing a row. The
+auto decisions recorded per scored batch on reviews.v1 leave one decision per loan, however often
+they are delivered."""
 
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -12,12 +14,14 @@ import pytest
 from conftest import gateway_settings
 
 from contracts.codec import encode
-from contracts.ids import batch_key
+from contracts.ids import batch_key, event_id
+from contracts.reviews import AutoDecision, AutoDecisionsRecorded
 from contracts.scoring import ScoredBatch
-from contracts.topics import LOANS_SCORED
+from contracts.topics import LOANS_SCORED, REVIEWS
 from services.gateway.db import connect, migrate
 from services.gateway.projector.plan import Record, plan
 from services.gateway.projector.writer import write_chunk
+from services.gateway.review.projection import auto_decision_id
 from services.gateway.settings import GatewaySettings
 from services.gateway.tables import SCHEMA
 from tests.unit.gateway.gateway_events import RunScenario
@@ -182,3 +186,60 @@ async def test_a_scored_batch_breaking_its_contract_is_rejected_and_writes_nothi
     assert "score" in chunk.rejected[0].reason
     await write_chunk(conn, chunk, {}, 0)
     assert await stored_scores(conn, scenario.run_id) == {}
+
+
+def auto_decision_records(batches: list[ScoredBatch], start: int) -> list[Record]:
+    events = [
+        AutoDecisionsRecorded(
+            event_id=event_id("review.auto_decisions_recorded", b.run_id, b.batch_seq),
+            run_id=b.run_id,
+            batch_seq=b.batch_seq,
+            decisions=tuple(
+                AutoDecision(
+                    loan_id=e.loan_id, seq=e.seq, decision_type=e.routing.decision, score=e.score
+                )
+                for e in b.events
+                if e.routing.decision in ("auto_approve", "auto_decline")
+            ),
+            occurred_at=b.events[0].occurred_at,
+        )
+        for b in batches
+    ]
+    return [
+        Record(REVIEWS.name, 0, offset, batch_key(e.run_id, e.batch_seq).encode(), encode(e))
+        for offset, e in enumerate(events, start)
+    ]
+
+
+async def test_auto_decisions_recorded_again_leave_one_decision_per_auto_routed_loan(
+    conn: asyncpg.Connection,
+) -> None:
+    scenario = RunScenario(loans=17, batch_size=5)
+    batches = scored_batches(scenario)
+    auto = {
+        e.seq: (e.loan_id, e.routing.decision, e.score)
+        for b in batches
+        for e in b.events
+        if e.routing.decision in ("auto_approve", "auto_decline")
+    }
+    assert auto
+    decisions = auto_decision_records(batches, len(batches))
+    # The scores and their decisions, with one batch's decisions delivered twice in the chunk.
+    await write_chunk(conn, plan([*records(batches), *decisions, decisions[0]]), {}, 0)
+    # A replay of every decision later on.
+    await write_chunk(conn, plan(auto_decision_records(batches, 100)), {}, 0)
+
+    rows = await conn.fetch(
+        "SELECT decision_id, seq, loan_id, decision_type, outcome, status, score, decided_by, "
+        f"conditions::text, case_id FROM {SCHEMA}.review_decisions WHERE run_id = $1",
+        scenario.run_id,
+    )
+    assert {
+        row["seq"]: (row["loan_id"], row["decision_type"], row["score"]) for row in rows
+    } == auto
+    assert len(rows) == len(auto)
+    for row in rows:
+        assert row["decision_id"] == auto_decision_id(scenario.run_id, row["loan_id"])
+        expected = "approve" if row["decision_type"] == "auto_approve" else "decline"
+        assert (row["outcome"], row["status"], row["decided_by"]) == (expected, "final", None)
+        assert (row["conditions"], row["case_id"]) == ("[]", None)
