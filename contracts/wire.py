@@ -177,6 +177,78 @@ class DispositionedBatch(_Batch, kw_only=True):
 
 
 LoanBatch = IngestedBatch | EvaluatedBatch | PricedBatch | DispositionedBatch
+
+
+# loans.scored.v1, mirroring `contracts.scoring` (the gateway projector decodes these).
+RoutingDecision = Literal["auto_approve", "auto_decline", "human_review"]
+RoutingReason = Literal[
+    "hard_exception",
+    "score_at_or_above_auto_approve",
+    "score_at_or_below_auto_decline",
+    "borderline_score",
+    "loan_amount_above_limit",
+    "loan_purpose_listed",
+    "property_type_listed",
+]
+RiskCategory = Literal["low", "medium", "high"]
+
+
+class ScoringFeatures(Wire, kw_only=True):
+    credit_score: str | None = None
+    ltv_ratio: str | None = None
+    dti_ratio: str | None = None
+    note_rate: str | None = None
+    loan_amount: str | None = None
+    appraisal_to_price: str | None = None
+    property_type: str | None = None
+    occupancy_status: str | None = None
+    loan_purpose: str | None = None
+
+
+class Factor(Wire, kw_only=True):
+    feature: str
+    description: str
+    value: str
+    contribution: str
+
+
+Factors = Annotated[tuple[Factor, ...], msgspec.Meta(max_length=5)]
+
+
+class Routing(Wire, kw_only=True):
+    decision: RoutingDecision
+    reason: RoutingReason
+    triggers: tuple[RoutingReason, ...] = ()
+    policy_version: str
+
+
+class LoanScored(_Envelope, kw_only=True):
+    event_type: Literal["loan.scored"] = "loan.scored"
+    loan_id: UUID
+    seq: Position
+    seller_loan_number: str | None = None
+    disposition: Disposition
+    model_version: str
+    score: Annotated[int, msgspec.Meta(ge=0, le=1000)]
+    probability_default: str
+    risk_category: RiskCategory
+    positive_factors: Factors = ()
+    negative_factors: Factors = ()
+    routing: Routing
+    features: ScoringFeatures
+
+
+class ScoredBatch(Wire, kw_only=True):
+    schema_version: int = 1
+    batch_type: Literal["loans.scored"] = "loans.scored"
+    run_id: UUID
+    batch_seq: Count
+    params: RunParams
+    model_version: str
+    policy_version: str
+    events: tuple[LoanScored, ...]
+
+
 S = TypeVar("S", bound=Wire)
 
 

@@ -7,7 +7,7 @@ Loan batches are idempotent per `(run_id, stage, batch_seq)`: a batch seen befor
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -20,6 +20,7 @@ from services.gateway.projector.batches import (
     LOAN_COLUMNS,
     DispositionedRows,
 )
+from services.gateway.projector.copying import copy_or_upsert
 from services.gateway.projector.folds import write_folds
 from services.gateway.projector.hooks import hooks
 from services.gateway.projector.plan import BatchSeen, Plan, TapeSeen
@@ -194,8 +195,8 @@ async def _write_dispositioned(
         for rows in batches
         for row in rows.exceptions
     ]
-    await _copy_or_upsert(conn, "loan_facts", LOAN_COLUMNS, ("run_id", "seq"), loans)
-    await _copy_or_upsert(
+    await copy_or_upsert(conn, "loan_facts", LOAN_COLUMNS, ("run_id", "seq"), loans)
+    await copy_or_upsert(
         conn,
         "loan_exceptions",
         (*EXCEPTION_COLUMNS, "created_at", "run_order"),
@@ -223,39 +224,6 @@ async def _write_dispositioned(
             columns=["run_id", "batch_seq", "exception_type", "severity", "count"],
             records=counts,
         )
-
-
-async def _copy_or_upsert(
-    conn: asyncpg.Connection,
-    table: str,
-    columns: Sequence[str],
-    key: tuple[str, ...],
-    records: list[tuple[Any, ...]],
-) -> None:
-    """COPY straight in; only if a row already exists (a loan re-sent in another batch), upsert."""
-    if not records:
-        return
-    try:
-        async with conn.transaction():
-            await conn.copy_records_to_table(
-                table, schema_name=SCHEMA, columns=columns, records=records
-            )
-        return
-    except asyncpg.UniqueViolationError:
-        pass
-    staging = f"staging_{table}"
-    await conn.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
-        f"(LIKE {SCHEMA}.{table} INCLUDING DEFAULTS) ON COMMIT DROP"
-    )
-    await conn.execute(f"TRUNCATE {staging}")
-    await conn.copy_records_to_table(staging, columns=columns, records=records)
-    updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c not in key)
-    await conn.execute(
-        f"INSERT INTO {SCHEMA}.{table} ({_columns(columns)}) "
-        f"SELECT DISTINCT ON ({_columns(key)}) {_columns(columns)} FROM {staging} "
-        f"ON CONFLICT ({_columns(key)}) DO UPDATE SET {updates}"
-    )
 
 
 async def _reorder_exceptions(conn: asyncpg.Connection, created: Mapping[UUID, datetime]) -> None:

@@ -29,6 +29,7 @@ from contracts.reviews import (
     ReviewOverrideRejected,
 )
 from services.gateway.patterns import storable
+from services.gateway.projector.copying import copy_or_ignore
 from services.gateway.review.domain import (
     ACTION_OF_EVENT,
     CaseState,
@@ -294,8 +295,11 @@ async def write_auto_decisions(
         "VALUES ($1, $2, $3) ON CONFLICT (run_id, batch_seq) DO NOTHING",
         [(event.run_id, event.batch_seq, len(event.decisions)) for event in events],
     )
-    await _insert_decisions(
+    await copy_or_ignore(
         conn,
+        "review_decisions",
+        DECISION_COLUMNS,
+        ("decision_id",),
         [
             (
                 auto_decision_id(event.run_id, decision.loan_id),

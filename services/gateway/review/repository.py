@@ -38,7 +38,19 @@ async def unopened_reviews(
     """`human_review` loans that have no case yet, oldest first; after `after` =
     (scored_at, run_id, seq) when given (the last loan of the previous page)."""
     query = (
-        select(loan_scores, s.features["loan_amount"].astext.label("loan_amount"))
+        # Only what a case is opened with: not the factors and model inputs (JSONB decoded
+        # per row), of which the loan amount alone is read, as text, by the server.
+        select(
+            s.loan_id,
+            s.run_id,
+            s.seq,
+            s.seller_loan_number,
+            s.model_version,
+            s.score,
+            s.routing_reason,
+            s.features["loan_amount"].astext.label("loan_amount"),
+            s.scored_at,
+        )
         .outerjoin(review_cases, c.loan_id == s.loan_id)
         .where(s.routing_decision == "human_review", c.case_id.is_(None))
         .order_by(s.scored_at, s.run_id, s.seq)

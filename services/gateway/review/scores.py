@@ -6,13 +6,17 @@ version, and a redelivered batch or card writes the same values again.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import msgspec
 import orjson
 
+from contracts import wire
 from contracts.codec import decode
-from contracts.scoring import Factor, ModelLoaded, ScoredBatch
+from contracts.scoring import ModelLoaded
+from services.gateway.projector.copying import copy_or_upsert
 from services.gateway.tables import SCHEMA
 
 SCORE_COLUMNS = (
@@ -35,13 +39,56 @@ SCORE_COLUMNS = (
     "features",
     "scored_at",
 )
+BATCH_COLUMNS = ("run_id", "batch_seq", "loans", "auto_routed", "first_seq", "last_seq")
 AUTO_DECIDED = frozenset({"auto_approve", "auto_decline"})
-JSON_COLUMNS = frozenset({"positive_factors", "negative_factors", "features"})
+_encode = msgspec.json.Encoder().encode
 
 
-def decode_scored(_partition: int, _offset: int, value: bytes) -> ScoredBatch:
-    """One loans.scored.v1 batch, validated against its contract."""
-    return decode(value, ScoredBatch)
+@dataclass(frozen=True, slots=True)
+class ScoredRows:
+    """One scored batch as `loan_scores` rows (SCORE_COLUMNS order) and its `scored_batches` row."""
+
+    rows: list[tuple[Any, ...]]
+    batch: tuple[Any, ...] | None
+    """(run_id, batch_seq, loans, auto_routed, first_seq, last_seq); None for an empty batch."""
+
+
+def decode_scored(_partition: int, _offset: int, value: bytes) -> ScoredRows:
+    """One loans.scored.v1 batch, validated by its wire type, straight to rows.
+
+    The factors and features are re-encoded by msgspec from the validated Structs: JSONB stores
+    them by value, so the read model holds exactly what a sorted-key encoding would.
+    """
+    batch = decode(value, wire.ScoredBatch)
+    run_id, batch_seq = batch.run_id, batch.batch_seq
+    rows = [
+        (
+            run_id,
+            event.seq,
+            event.loan_id,
+            batch_seq,
+            event.seller_loan_number,
+            event.disposition,
+            event.model_version,
+            event.score,
+            event.probability_default,
+            event.risk_category,
+            event.routing.decision,
+            event.routing.reason,
+            event.routing.triggers,
+            event.routing.policy_version,
+            _encode(event.positive_factors).decode(),
+            _encode(event.negative_factors).decode(),
+            _encode(event.features).decode(),
+            event.occurred_at,
+        )
+        for event in batch.events
+    ]
+    if not rows:
+        return ScoredRows(rows, None)
+    seqs = [row[1] for row in rows]
+    auto = sum(1 for row in rows if row[10] in AUTO_DECIDED)
+    return ScoredRows(rows, (run_id, batch_seq, len(rows), auto, min(seqs), max(seqs)))
 
 
 def decode_model(_partition: int, _offset: int, value: bytes) -> ModelLoaded:
@@ -53,75 +100,25 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def _factors(factors: tuple[Factor, ...]) -> str:
-    return _json([factor.model_dump(mode="json") for factor in factors])
+async def write_scored(conn: asyncpg.Connection, batches: list[ScoredRows]) -> None:
+    """COPY a chunk's scored loans and batches in (inside the chunk's transaction).
 
-
-def _rows(batch: ScoredBatch) -> list[tuple[Any, ...]]:
-    return [
-        (
-            batch.run_id,
-            event.seq,
-            event.loan_id,
-            batch.batch_seq,
-            event.seller_loan_number,
-            event.disposition,
-            event.model_version,
-            event.score,
-            event.probability_default,
-            event.risk_category,
-            event.routing.decision,
-            event.routing.reason,
-            list(event.routing.triggers),
-            event.routing.policy_version,
-            _factors(event.positive_factors),
-            _factors(event.negative_factors),
-            _json(event.features.model_dump(mode="json")),
-            event.occurred_at,
-        )
-        for event in batch.events
-    ]
-
-
-async def write_scored(conn: asyncpg.Connection, batches: list[ScoredBatch]) -> None:
-    """Upsert a chunk's scored loans (inside the chunk's transaction)."""
-    await _write_batches(conn, batches)
-    rows = [row for batch in batches for row in _rows(batch)]
-    if not rows:
-        return
-    names = ", ".join(f'"{name}"' for name in SCORE_COLUMNS)
-    slots = ", ".join(
-        f"${i}::jsonb" if name in JSON_COLUMNS else f"${i}"
-        for i, name in enumerate(SCORE_COLUMNS, 1)
+    A redelivered batch or a loan scored again finds its row and is upserted instead, with the
+    values it carries now.
+    """
+    await copy_or_upsert(
+        conn,
+        "scored_batches",
+        BATCH_COLUMNS,
+        ("run_id", "batch_seq"),
+        [batch.batch for batch in batches if batch.batch is not None],
     )
-    updates = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in SCORE_COLUMNS[2:])
-    await conn.executemany(
-        f"INSERT INTO {SCHEMA}.loan_scores ({names}) VALUES ({slots}) "
-        f"ON CONFLICT (run_id, seq) DO UPDATE SET {updates}",
-        rows,
-    )
-
-
-async def _write_batches(conn: asyncpg.Connection, batches: list[ScoredBatch]) -> None:
-    rows = [
-        (
-            batch.run_id,
-            batch.batch_seq,
-            len(batch.events),
-            sum(1 for event in batch.events if event.routing.decision in AUTO_DECIDED),
-            min(event.seq for event in batch.events),
-            max(event.seq for event in batch.events),
-        )
-        for batch in batches
-        if batch.events
-    ]
-    await conn.executemany(
-        f"INSERT INTO {SCHEMA}.scored_batches "
-        "(run_id, batch_seq, loans, auto_routed, first_seq, last_seq) "
-        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, batch_seq) DO UPDATE SET "
-        "loans = EXCLUDED.loans, auto_routed = EXCLUDED.auto_routed, "
-        "first_seq = EXCLUDED.first_seq, last_seq = EXCLUDED.last_seq",
-        rows,
+    await copy_or_upsert(
+        conn,
+        "loan_scores",
+        SCORE_COLUMNS,
+        ("run_id", "seq"),
+        [row for batch in batches for row in batch.rows],
     )
 
 
