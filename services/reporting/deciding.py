@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from uuid import UUID
@@ -38,6 +37,7 @@ from services.common.logs import log_context
 from services.common.storage import Storage, sha256_file
 from services.reporting.decision_repository import DecisionRepository
 from services.reporting.decision_tape import header, tape_row
+from services.reporting.locks import run_lock
 from services.reporting.service import PRODUCER, EventPublisher
 from services.reporting.settings import ReportingSettings
 
@@ -126,21 +126,8 @@ class DecisionService:
         if not readiness.ready:
             return False
         with log_context(run_id=str(run_id)):
-            async with self._lock(run_id) as held:
+            async with run_lock(self.engine, run_id, "decide") as held:
                 return held and await self._decide(run_id)
-
-    @asynccontextmanager
-    async def _lock(self, run_id: UUID) -> AsyncIterator[bool]:
-        async with self.engine.connect() as connection:
-            repository = DecisionRepository(connection)
-            held = await repository.try_lock(run_id)
-            await connection.commit()
-            try:
-                yield held
-            finally:
-                if held:
-                    await repository.unlock(run_id)
-                    await connection.commit()
 
     async def _decide(self, run_id: UUID) -> bool:
         async with self.engine.connect() as connection:

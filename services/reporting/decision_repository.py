@@ -122,11 +122,6 @@ class Readiness:
         )
 
 
-def lock_key(run_id: UUID) -> int:
-    """The advisory-lock key of deciding a run: its last 8 bytes (completion uses the first)."""
-    return int.from_bytes(run_id.bytes[8:], "big", signed=True)
-
-
 class DecisionRepository:
     """SQL over reporting's review tables on one connection; never commits."""
 
@@ -304,14 +299,3 @@ class DecisionRepository:
             .returning(decided_runs.c.run_id)
         )
         return (await self.connection.execute(statement)).first() is not None
-
-    async def try_lock(self, run_id: UUID) -> bool:
-        """Take the session-level advisory lock of deciding the run, if free."""
-        statement = text("SELECT pg_try_advisory_lock(:key)")
-        return bool(await self.connection.scalar(statement, {"key": lock_key(run_id)}))
-
-    async def unlock(self, run_id: UUID) -> None:
-        """Release it."""
-        await self.connection.execute(
-            text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key(run_id)}
-        )

@@ -143,11 +143,6 @@ _ADD_LOANS = text(
 )
 
 
-def lock_key(run_id: UUID) -> int:
-    """The advisory-lock key of a run: its first 8 bytes as a signed bigint."""
-    return int.from_bytes(run_id.bytes[:8], "big", signed=True)
-
-
 class ReportingRepository:
     """SQL over reporting's tables on one connection; never commits."""
 
@@ -274,14 +269,3 @@ class ReportingRepository:
         result = await self.connection.stream(statement)
         async for partition in result.partitions(chunk):
             yield partition
-
-    async def try_lock(self, run_id: UUID) -> bool:
-        """Take the run's session-level advisory lock if free (released when the session ends)."""
-        statement = text("SELECT pg_try_advisory_lock(:key)")
-        return bool((await self.connection.execute(statement, {"key": lock_key(run_id)})).scalar())
-
-    async def unlock(self, run_id: UUID) -> None:
-        """Release the run's advisory lock."""
-        await self.connection.execute(
-            text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key(run_id)}
-        )

@@ -14,7 +14,7 @@ import errno
 import logging
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar, cast
@@ -46,6 +46,7 @@ from services.common.metrics import record_dispositions, record_run
 from services.common.storage import Storage, sha256_file
 from services.reporting.domain import RunTotals, disposition
 from services.reporting.errors import InconsistentRun, OutputUnavailable
+from services.reporting.locks import run_lock
 from services.reporting.reports import RenderedLoan, ReportWriter, render
 from services.reporting.repository import ReportingRepository, RunState, StoredLoan
 from services.reporting.settings import ReportingSettings
@@ -225,22 +226,8 @@ class ReportingService:
         if not state.ready:
             return False
         with log_context(run_id=str(state.run_id)):
-            async with self._run_lock(state.run_id) as held:
+            async with run_lock(self.engine, state.run_id, "complete") as held:
                 return held and await self._complete(state.run_id)
-
-    @asynccontextmanager
-    async def _run_lock(self, run_id: UUID) -> AsyncIterator[bool]:
-        """The run's advisory lock if free; `held` says whether this caller got it."""
-        async with self.engine.connect() as connection:
-            repository = ReportingRepository(connection)
-            held = await repository.try_lock(run_id)
-            await connection.commit()
-            try:
-                yield held
-            finally:
-                if held:
-                    await repository.unlock(run_id)
-                    await connection.commit()
 
     async def _complete(self, run_id: UUID) -> bool:
         async with self.engine.connect() as connection:

@@ -42,12 +42,12 @@ describe("run detail", () => {
     expect(screen.queryByRole("heading", { name: "Reports" })).toBeNull();
   });
 
-  it("offers each report of a completed run for download", async () => {
-    const done = { ...RUN, status: "completed", last_phase: "archive" };
+  it.each(["completed", "decided"])("offers each report of a %s run for download", async (status) => {
+    const done = { ...RUN, status, last_phase: "archive" };
     fakeFetch({
       [`GET /api/runs/${RUN_ID}`]: [200, done],
       [`GET /api/runs/${RUN_ID}/progress`]: [200, {
-        run_id: RUN_ID, status: "completed", last_phase: "archive", overall_percent: "100", estimated_seconds_left: 0, phases: [],
+        run_id: RUN_ID, status, last_phase: "archive", overall_percent: "100", estimated_seconds_left: 0, phases: [],
       }],
       [`GET /api/summary/${RUN_ID}`]: [200, {
         run_id: RUN_ID, total_loans: 10, total_balance: "100", exceptions_count: 1,

@@ -8,6 +8,8 @@ import { RunPipeline } from "../governance/Pipeline";
 import { ReprocessControl, RunGovernance } from "../governance/RunGovernance";
 
 const LIVE = new Set(["pending", "running"]);
+/** A run with its four reports: completed, or decided (its decision tape written too). */
+const DONE = new Set(["completed", "decided"]);
 /** A run just requested (a reprocess's child) is listed once the projector has it: a 404 is read
  * again every second for this long before it is shown. */
 export const AWAIT_NEW_RUN_MS = 30_000;
@@ -35,7 +37,7 @@ export function RunDetail({ awaitMs = AWAIT_NEW_RUN_MS }: { awaitMs?: number }) 
   });
   const awaiting = notFound(run.error) && !gaveUp;
   const live = run.data ? LIVE.has(run.data.status) : true;
-  const done = run.data?.status === "completed";
+  const done = run.data !== undefined && DONE.has(run.data.status);
   const progress = useQuery({
     queryKey: ["progress", runId],
     queryFn: async () => data(await api.GET("/api/runs/{run_id}/progress", { params: { path } })),

@@ -7,7 +7,7 @@ import { Empty, ErrorMessage, Loading, Pager, StatusBadge, formatDate, shortId, 
 
 const PAGE = 20;
 const LIVE = new Set(["pending", "running"]);
-type RunStatus = "pending" | "running" | "completed" | "failed";
+type RunStatus = "pending" | "running" | "completed" | "decided" | "failed";
 
 export function Runs() {
   const me = useMe();
@@ -46,6 +46,7 @@ export function Runs() {
             <option value="pending">pending</option>
             <option value="running">running</option>
             <option value="completed">completed</option>
+            <option value="decided">decided</option>
             <option value="failed">failed</option>
           </select>
         </label>
