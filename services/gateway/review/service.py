@@ -3,13 +3,15 @@ published on reviews.v1 and answered once folded (read your own writes)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from contracts.reviews import CaseStatus, Condition, Priority, ReviewEvent
 from contracts.topics import REVIEWS
@@ -367,25 +369,55 @@ async def act(
     if user.role not in REVIEWER_ROLES:
         raise Forbidden(f"Role {user.role} may not work on review cases")
     assignee = body.assignee or (user.user_id if action == "assign" else None)
-    counts: dict[UUID, int] = {}
-    if action == "assign" and assignee is not None:
-        person = await identity.get_user_by_id(session, assignee)
-        if person is None or not person.is_active or person.role not in REVIEWER_ROLES:
-            raise BadRequest("The assignee is not an active analyst")
-        counts[assignee] = await repo.active_cases(session, assignee)
-    command = Command(
-        action, Actor(user.user_id, user.role), now, uuid4(), assignee, body.notes, request_id
-    )
-    try:
-        event = decide(
-            _ref(row),
-            _state(row),
-            command,
-            lambda person: counts.get(person, 0),
+    assigning = assignee if action == "assign" else None
+    async with workload_lock(session, assigning):
+        counts: dict[UUID, int] = {}
+        if assigning is not None:
+            person = await identity.get_user_by_id(session, assigning)
+            if person is None or not person.is_active or person.role not in REVIEWER_ROLES:
+                raise BadRequest("The assignee is not an active analyst")
+            counts[assigning] = await repo.active_cases(session, assigning)
+        command = Command(
+            action, Actor(user.user_id, user.role), now, uuid4(), assignee, body.notes, request_id
         )
-    except ReviewError as error:
-        raise http_error(error) from error
-    return await _publish_and_wait(session, publisher, event, wait_seconds)
+        try:
+            event = decide(
+                _ref(row),
+                _state(row),
+                command,
+                lambda person: counts.get(person, 0),
+            )
+        except ReviewError as error:
+            raise http_error(error) from error
+        return await _publish_and_wait(session, publisher, event, wait_seconds)
+
+
+WORKLOAD_LOCKS = 0x4C45_5257
+"""The first key of the workload locks (two-int advisory locks never meet single-bigint ones)."""
+
+
+@asynccontextmanager
+async def workload_lock(session: AsyncSession, assignee: UUID | None) -> AsyncIterator[None]:
+    """Assignments to one person one at a time, across requests and gateways.
+
+    The count, the publish and the wait for the fold all happen under a session-level advisory
+    lock held on a connection of its own (the request's session commits while it waits), so two
+    assignments at once cannot both see four active cases and both be given a fifth.
+    """
+    if assignee is None:
+        yield
+        return
+    key = {"space": WORKLOAD_LOCKS, "key": int.from_bytes(assignee.bytes[:4], "big", signed=True)}
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine)
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT pg_advisory_lock(:space, :key)"), key)
+        await connection.commit()
+        try:
+            yield
+        finally:
+            await connection.execute(text("SELECT pg_advisory_unlock(:space, :key)"), key)
+            await connection.commit()
 
 
 async def publish_all(publisher: Publisher, events: Sequence[ReviewEvent]) -> None:

@@ -359,6 +359,34 @@ async def test_nobody_is_given_more_than_five_active_cases(desk: Desk, opened: i
         assert released.status_code == 200
 
 
+async def test_seven_assignments_at_once_give_a_fresh_analyst_five_cases_and_refuse_two(
+    desk: Desk, opened: int
+) -> None:
+    async with desk.app.state.sessionmaker() as session:
+        fresh = await service.create_user(
+            session,
+            username="analyst3",
+            email="analyst3@example.com",
+            role="analyst",
+            password=PASSWORD,
+            team_id=None,
+        )
+    pending = (await queue(desk, desk.senior, status="pending", limit=7))["items"]
+    assert len(pending) == 7 <= opened
+    answers = await asyncio.gather(
+        *(
+            case_action(desk, desk.senior, item["case_id"], "assign", assignee=str(fresh.id))
+            for item in pending
+        )
+    )
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes == [200] * 5 + [409] * 2, [answer.text for answer in answers]
+    for item, answer in zip(pending, answers, strict=True):
+        if answer.status_code == 200:
+            released = await case_action(desk, desk.senior, item["case_id"], "release")
+            assert released.status_code == 200, released.text
+
+
 @pytest.mark.usefixtures("opened")
 async def test_an_analyst_may_not_assign_a_case_to_someone_else_nor_a_sales_user_act(
     desk: Desk,
