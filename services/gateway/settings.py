@@ -57,10 +57,22 @@ class GatewaySettings(ServiceSettings):
         Decimal(2), ge=0, description="A case is approaching its SLA this many hours before."
     )
     review_auto_approve_min: int = Field(
-        850, ge=0, le=1000, description="The scoring policy's auto-approve score (priority)."
+        850,
+        ge=0,
+        le=1000,
+        description=(
+            "The auto-approve score that ranks the queue (a decision is weighed against "
+            "the band of the policy that routed its loan)."
+        ),
     )
     review_auto_decline_max: int = Field(
-        600, ge=0, le=1000, description="The scoring policy's auto-decline score (priority)."
+        600,
+        ge=0,
+        le=1000,
+        description=(
+            "The auto-decline score that ranks the queue (a decision is weighed against "
+            "the band of the policy that routed its loan)."
+        ),
     )
     review_amount_cap: Decimal = Field(
         Decimal(3_000_000), gt=0, description="A loan amount that counts fully in the priority."

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from contracts import routing
 from contracts.reviews import CaseStatus, Condition, Priority, ReviewEvent
 from contracts.topics import REVIEWS
 from services.gateway import acting
@@ -67,6 +68,18 @@ def policy_of(settings: GatewaySettings) -> PriorityPolicy:
         auto_decline_max=settings.review_auto_decline_max,
         amount_cap=settings.review_amount_cap,
         sla_hours=settings.review_sla_hours,
+    )
+
+
+def policy_for(settings: GatewaySettings, policy_version: str | None) -> PriorityPolicy:
+    """The priority policy with the band of the routing policy that routed the loan (the
+    settings' band when the version is unknown or not given)."""
+    policy = policy_of(settings)
+    band = routing.thresholds(policy_version) if policy_version else None
+    if band is None:
+        return policy
+    return replace(
+        policy, auto_approve_min=band.auto_approve_min, auto_decline_max=band.auto_decline_max
     )
 
 
@@ -191,7 +204,9 @@ async def detail(
         similar_loans=similar,
         history=[CaseEvent.model_validate(h, from_attributes=True) for h in history],
         decisions=[decision_view(d) for d in taken],
-        model_leaning=decisions.leaning(row.score, policy_of(settings)),
+        model_leaning=decisions.leaning(
+            row.score, policy_for(settings, score.policy_version if score else None)
+        ),
         justification_min_length=decisions.JUSTIFICATION_MIN,
     )
 
@@ -252,6 +267,7 @@ async def decide_case(
     row = await repo.get_case(session, case_id, user.team_scope)
     if row is None:
         raise NotFound("Review case not found")
+    score = await repo.score_of(session, row.run_id, row.seq)
     request = DecisionRequest(
         outcome=body.outcome,
         terms=body.terms,
@@ -267,7 +283,7 @@ async def decide_case(
             row.score,
             Actor(user.user_id, user.role),
             request,
-            policy_of(settings),
+            policy_for(settings, score.policy_version if score else None),
             now,
             uuid4(),
             request_id,
