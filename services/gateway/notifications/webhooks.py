@@ -35,7 +35,7 @@ from services.gateway.tables import SCHEMA
 
 logger = logging.getLogger(__name__)
 PAGE = 200
-LEASE = timedelta(minutes=2)
+MIN_LEASE = timedelta(minutes=2)
 ERROR_CHARS = 500
 CONCURRENCY = 8  # POSTs in flight at once: a receiver is one team's server, not a CDN
 
@@ -77,8 +77,19 @@ async def enqueue(session: AsyncSession, now: datetime) -> int:
     return len(rows)
 
 
-async def claim(session: AsyncSession, now: datetime, limit: int = PAGE) -> list[Any]:
-    """Due deliveries, leased to this process, with their notification and webhook."""
+def lease_of(settings: GatewaySettings, page: int = PAGE) -> timedelta:
+    """How long a claimed page stays this process's: twice the longest its tries can take
+    (every POST of the page timing out, `CONCURRENCY` at a time), so no other process claims
+    and sends a delivery again while it is still being tried."""
+    rounds = -(-page // CONCURRENCY)
+    longest = timedelta(seconds=2 * rounds * float(settings.webhook_timeout_seconds))
+    return max(MIN_LEASE, longest)
+
+
+async def claim(
+    session: AsyncSession, now: datetime, lease: timedelta, limit: int = PAGE
+) -> list[Any]:
+    """Due deliveries, leased to this process for `lease`, with their notification and webhook."""
     rows = list(
         await session.execute(
             text(
@@ -93,7 +104,7 @@ async def claim(session: AsyncSession, now: datetime, limit: int = PAGE) -> list
                 f"FROM leased JOIN {SCHEMA}.team_webhooks w ON w.team_id = leased.team_id "
                 f"JOIN {SCHEMA}.notifications n ON n.notification_id = leased.notification_id"
             ),
-            {"now": now, "lease": now + LEASE, "limit": limit},
+            {"now": now, "lease": now + lease, "limit": limit},
         )
     )
     await session.commit()
@@ -211,7 +222,7 @@ async def deliver(
 ) -> dict[str, int]:
     """Enqueue new deliveries, then try every due one once; counts by resulting state."""
     await enqueue(session, now)
-    rows = await claim(session, now)
+    rows = await claim(session, now, lease_of(settings))
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def bounded(row: Any) -> Answer:

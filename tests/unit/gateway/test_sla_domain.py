@@ -31,6 +31,7 @@ from services.gateway.notifications.domain import (
     verify,
     webhook_body,
 )
+from services.gateway.notifications.webhooks import CONCURRENCY, PAGE, lease_of
 from services.gateway.review.domain import (
     MAX_ACTIVE,
     CaseState,
@@ -39,6 +40,7 @@ from services.gateway.review.domain import (
     evolve,
 )
 from services.gateway.review.sla import SlaCase, auto_assignments, escalation_targets, sla_events
+from services.gateway.settings import GatewaySettings
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 TWO = Decimal(2)
@@ -313,3 +315,10 @@ def test_a_rejection_note_too_long_for_a_notification_is_cut_not_refused() -> No
         uuid4(), uuid4(), uuid4(), None, False, UUID(int=5), "x" * 4000, NOW
     )
     assert rejected is not None and len(rejected.message) == 4000
+
+
+def test_a_webhook_page_is_leased_for_longer_than_its_tries_can_take() -> None:
+    slow = GatewaySettings(webhook_timeout_seconds=10)
+    worst = (PAGE // CONCURRENCY) * 10
+    assert lease_of(slow).total_seconds() > worst
+    assert lease_of(GatewaySettings(webhook_timeout_seconds=1)).total_seconds() == 120
