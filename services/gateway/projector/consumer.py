@@ -50,6 +50,8 @@ CHUNK_SECONDS = Histogram(
 NOT_DEAD_LETTERED = frozenset({LOAN_TAPES.name, DEAD_LETTERS.name})
 TOPIC_WAIT_SECONDS = 60.0
 GENERATION_CHECK_SECONDS = 1.0
+STOP_BUILD_SECONDS = 10.0
+"""The longest a stop spends building the indexes a bulk replay dropped (the rest: next start)."""
 
 PublishRaw = Callable[[Topic, str | None, bytes, Mapping[str, str]], Awaitable[None]]
 
@@ -111,15 +113,19 @@ class Projector:
     async def stop(self) -> None:
         """Close the broker connection (positions are already safe in PostgreSQL).
 
-        A bulk replay stopped before it caught up builds its indexes now: the read models stay
-        queryable at speed whoever stops the projector.
+        A bulk replay stopped before it caught up builds its indexes now, for at most
+        `STOP_BUILD_SECONDS` (a supervisor's stop timeout must still hold on a large log): the
+        read models stay queryable at speed whoever stops the projector, and what is not built
+        by then the next start builds (`start`).
         """
         if self.bulk_targets is not None:
             try:
-                await self._end_bulk()
-            except (asyncpg.PostgresError, OSError) as error:
-                # The database went away: the next start builds them (`start`).
-                logger.warning("secondary indexes not built at stop", extra={"error": str(error)})
+                await asyncio.wait_for(self._end_bulk(), STOP_BUILD_SECONDS)
+            except (TimeoutError, asyncpg.PostgresError, OSError) as error:
+                logger.warning(
+                    "secondary indexes not built at stop",
+                    extra={"error": str(error) or type(error).__name__},
+                )
         if self.consumer is not None:
             await self.consumer.stop()
             self.consumer = None

@@ -17,6 +17,7 @@ from contracts.topics import LOANS_DISPOSITIONED, RUNS
 from services.common.kafka import KafkaPublisher
 from services.gateway.app import create_app
 from services.gateway.db import connect, migrate
+from services.gateway.projector import consumer as consumer_module
 from services.gateway.projector import indexes
 from services.gateway.projector.consumer import Projector
 from services.gateway.projector.maintenance import (
@@ -333,6 +334,25 @@ async def test_a_projector_stopped_during_a_bulk_replay_builds_the_indexes_it_dr
     assert await indexes.present(conn) == set()
     await projector.stop()
     assert await indexes.present(conn) == set(indexes.SECONDARY_INDEXES)
+    await catch_up(projector_settings, conn)
+
+
+async def test_a_stop_that_cannot_build_the_indexes_in_time_leaves_them_to_the_next_start(
+    projector_settings: GatewaySettings, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await reset(conn)
+    bulk = projector_settings.model_copy(update={"projector_bulk_records": 1})
+    projector = Projector(bulk, conn)
+    await projector.start()
+    monkeypatch.setattr(consumer_module, "STOP_BUILD_SECONDS", 0.0)
+    await projector.stop()
+    assert await indexes.present(conn) != set(indexes.SECONDARY_INDEXES)
+    restarted = Projector(projector_settings, conn)
+    await restarted.start()
+    try:
+        assert await indexes.present(conn) == set(indexes.SECONDARY_INDEXES)
+    finally:
+        await restarted.stop()
     await catch_up(projector_settings, conn)
 
 
