@@ -101,13 +101,14 @@ def clear(state: Path, name: str) -> None:
 def describe(record: Record, policy: Policy, now: float) -> str | None:
     """The crash loop `stack status` shows, or None when the program is not in one."""
     minutes = f"{policy.window / 60:g} min"
-    recent = len([at for at in record.starts if now - at <= policy.window]) - 1
     if record.gave_up:
+        # The starts the gate counted when it gave up, however long ago that was.
         return (
-            f"crash-looping: gave up after {recent} restarts within {minutes}; "
+            f"crash-looping: gave up after {len(record.starts) - 1} restarts within {minutes}; "
             "`loan-engine stack up` starts it again"
         )
     if record.waiting_until > now:
+        recent = len([at for at in record.starts if now - at <= policy.window]) - 1
         return (
             f"crash-looping: {recent} restarts within {minutes}, "
             f"next start in {record.waiting_until - now:.0f} s"

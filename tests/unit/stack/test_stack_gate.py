@@ -45,6 +45,9 @@ def test_status_describes_a_wait_and_a_give_up_and_nothing_otherwise() -> None:
     described = gate.describe(gate.Record(starts, gave_up=True), POLICY, NOW)
     assert described is not None and described.startswith("crash-looping: gave up after 4")
     assert "loan-engine stack up" in described
+    # Read long after giving up, it still counts the restarts that made it give up.
+    later = gate.describe(gate.Record(starts, gave_up=True), POLICY, NOW + 700)
+    assert later is not None and later.startswith("crash-looping: gave up after 4")
     assert gate.describe(gate.Record(starts, waiting_until=NOW - 1), POLICY, NOW) is None
 
 
