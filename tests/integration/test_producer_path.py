@@ -556,6 +556,8 @@ async def test_a_row_sent_after_its_tapes_end_marker_is_dead_lettered(
     await producer.end(tape_id, 1)
     late = await producer.row(tape_id, 2, ROWS[2])
 
+    # The late row's dead letter may come before the tape's run has published its events.
+    await watcher.until(watcher.ended(tape_run_id(tape_id)))
     await watcher.until(lambda: watcher.dead_letter(late) is not None)
 
     letter = watcher.dead_letter(late)
