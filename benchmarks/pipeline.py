@@ -426,6 +426,11 @@ def main() -> None:
         help="Start a second rules and pricing instance this long after the run request.",
     )
     parser.add_argument(
+        "--scoring-overhead",
+        action="store_true",
+        help="Run without, then with the scoring worker; report the end-to-end overhead.",
+    )
+    parser.add_argument(
         "--scoring-samples", type=int, default=5000, help="History the scoring model learns."
     )
     args = parser.parse_args()
