@@ -37,6 +37,10 @@ def schemathesis_command(gateway: Gateway, report: Path) -> list[str]:
     command = [binary or "schemathesis", "--config-file", str(CONFIG), "--no-color"]
     command += ["run", f"{gateway.url}/openapi.json"]
     command += ["--checks", "all", "--max-examples", str(MAX_EXAMPLES)]
+    # A team's webhook is an optional part of the team, not a resource its creation makes: GET and
+    # DELETE answer 404 until an admin sets one, which this check reads as the team just created
+    # (POST /api/admin/teams) missing.
+    command += ["--exclude-checks", "ensure_resource_availability"]
     command += ["--max-time", str(MAX_TIME), "--seed", SEED]
     # One worker: hypothesis parses lambdas' source with `ast`, which CPython 3.11 does not do
     # safely from several threads at once ("AST constructor recursion depth mismatch").
