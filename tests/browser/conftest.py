@@ -2,6 +2,8 @@
 the real Kafka and PostgreSQL, with topics and a database of the test module's own."""
 
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -14,7 +16,7 @@ import pytest
 from services.cli.stack import supervisor
 from services.gateway.db import migrate
 from services.gateway.settings import GatewaySettings
-from tests.browser.web import PROJECT, WEB
+from tests.browser.web import ARTEFACTS, PROJECT, WEB
 from tests.conftest import run_async
 from tests.net import answers, free_port
 
@@ -118,3 +120,34 @@ def workbench(
 def gateway_url(workbench: Workbench) -> str:
     """The gateway's URL once every process of the module's stack is ready."""
     return workbench.url
+
+
+def run_browser_script(
+    script: str, base_url: str, tape: Path, timeout: float, **extra_env: str
+) -> None:
+    """Run one of web/tests/*.mjs in Debian's chromium against `base_url` with `tape`; its
+    screenshots and axe findings go to ARTEFACTS. Fails with the script's output if it does."""
+    node = shutil.which("node")
+    assert node, "node is missing: run scripts/bootstrap"
+    assert CHROMIUM.exists(), "Debian's chromium is missing: run scripts/bootstrap"
+    ARTEFACTS.mkdir(exist_ok=True)
+    done = subprocess.run(
+        [node, script],
+        cwd=WEB,
+        env={
+            **os.environ,
+            "BASE_URL": base_url,
+            "ADMIN_USER": ADMIN[0],
+            "ADMIN_PASSWORD": ADMIN[1],
+            "TAPE": str(tape),
+            "ARTEFACTS": str(ARTEFACTS),
+            "CHROMIUM": str(CHROMIUM),
+            **extra_env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    output = f"{done.stdout[-10000:]}\n{done.stderr[-6000:]}"
+    assert done.returncode == 0, f"browser test failed:\n{output}"

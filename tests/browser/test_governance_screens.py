@@ -3,16 +3,13 @@ web/tests/governance.mjs drives a run's pipeline, data quality and reconciliatio
 loan's record editor and lineage, and a correction reprocessed into a child run with its diff;
 a screenshot of each screen goes to web/test-artifacts/ and axe checks each."""
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from services.ingest.tapegen import generate_tape
-from tests.browser.conftest import ADMIN, CHROMIUM, Workbench
-from tests.browser.web import ARTEFACTS, WEB
+from tests.browser.conftest import Workbench, run_browser_script
+from tests.browser.web import ARTEFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -39,32 +36,15 @@ def test_an_analyst_corrects_a_loan_reprocesses_it_and_sees_the_diff_in_chromium
     flagged; a loan's LTV corrected through the record editor and reprocessed alone gives a child
     run whose diff shows it go from to_purchase to rejected; every screen passes axe (no serious
     or critical finding) and runs under the CSP."""
-    node = shutil.which("node")
-    assert node, "node is missing: run scripts/bootstrap"
-    assert CHROMIUM.exists(), "Debian's chromium is missing: run scripts/bootstrap"
     tape = tmp_path / "tape.csv"
     generate_tape(tape, loans=LOANS, seed=14, bad_share=0.3)
-    ARTEFACTS.mkdir(exist_ok=True)
-    done = subprocess.run(
-        [node, "tests/governance.mjs"],
-        cwd=WEB,
-        env={
-            **os.environ,
-            "BASE_URL": workbench.url,
-            "ADMIN_USER": ADMIN[0],
-            "ADMIN_PASSWORD": ADMIN[1],
-            "TAPE": str(tape),
-            "LOANS": str(LOANS),
-            "STORAGE_ROOT": str(workbench.storage_root),
-            "ARTEFACTS": str(ARTEFACTS),
-            "CHROMIUM": str(CHROMIUM),
-        },
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    run_browser_script(
+        "tests/governance.mjs",
+        workbench.url,
+        tape,
+        600,
+        LOANS=str(LOANS),
+        STORAGE_ROOT=str(workbench.storage_root),
     )
-    output = f"{done.stdout[-10000:]}\n{done.stderr[-6000:]}"
-    assert done.returncode == 0, f"browser test failed:\n{output}"
     for screen in SCREENS:
         assert (ARTEFACTS / f"{screen}.png").stat().st_size > 0, screen

@@ -6,17 +6,14 @@ case view, a decision, an override and its approval by a second person, the noti
 tells the analyst, and saves a screenshot and the axe findings of each screen under
 web/test-artifacts/."""
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from services.ingest.tapegen import generate_tape
-from tests.browser.conftest import ADMIN, CHROMIUM, running_workbench
-from tests.browser.web import ARTEFACTS, WEB
+from tests.browser.conftest import run_browser_script, running_workbench
+from tests.browser.web import ARTEFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -59,30 +56,8 @@ def test_an_analyst_decides_review_cases_and_a_senior_approves_the_override_in_c
     justification refused with the API's message, then an override pending); a senior analyst
     approves the override and a waiver; the analyst reads the notification of it; every screen
     passes axe (no serious or critical finding) under the CSP."""
-    node = shutil.which("node")
-    assert node, "node is missing: run scripts/bootstrap"
-    assert CHROMIUM.exists(), "Debian's chromium is missing: run scripts/bootstrap"
     tape = tmp_path / "review-tape.csv"
     generate_tape(tape, loans=120, seed=8, bad_share=0.1)
-    ARTEFACTS.mkdir(exist_ok=True)
-    done = subprocess.run(
-        [node, "tests/review-e2e.mjs"],
-        cwd=WEB,
-        env={
-            **os.environ,
-            "BASE_URL": scoring_gateway_url,
-            "ADMIN_USER": ADMIN[0],
-            "ADMIN_PASSWORD": ADMIN[1],
-            "TAPE": str(tape),
-            "ARTEFACTS": str(ARTEFACTS),
-            "CHROMIUM": str(CHROMIUM),
-        },
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    output = f"{done.stdout[-10000:]}\n{done.stderr[-6000:]}"
-    assert done.returncode == 0, f"browser test failed:\n{output}"
+    run_browser_script("tests/review-e2e.mjs", scoring_gateway_url, tape, 900)
     for screen in SCREENS:
         assert (ARTEFACTS / f"{screen}.png").stat().st_size > 0

@@ -3,16 +3,13 @@ gateway as processes over the real Kafka and PostgreSQL (tests/browser/conftest.
 web/tests/e2e.mjs drives the browser (playwright-core) through the screens and saves a screenshot
 of each under web/test-artifacts/."""
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from services.ingest.tapegen import generate_tape
-from tests.browser.conftest import ADMIN, CHROMIUM
-from tests.browser.web import ARTEFACTS, WEB
+from tests.browser.conftest import run_browser_script
+from tests.browser.web import ARTEFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -23,30 +20,8 @@ def test_people_work_a_tape_through_the_workbench_in_chromium(
     """Log in, upload a tape and start a run, watch it complete, download a report, bulk-acknowledge
     exceptions, open an exception and a loan, the admin screens; a sales-team user sees only its
     team's runs; every screen passes axe (no serious or critical finding) and runs under the CSP."""
-    node = shutil.which("node")
-    assert node, "node is missing: run scripts/bootstrap"
-    assert CHROMIUM.exists(), "Debian's chromium is missing: run scripts/bootstrap"
     tape = tmp_path / "tape.csv"
     generate_tape(tape, loans=60, seed=14, bad_share=0.3)
-    ARTEFACTS.mkdir(exist_ok=True)
-    done = subprocess.run(
-        [node, "tests/e2e.mjs"],
-        cwd=WEB,
-        env={
-            **os.environ,
-            "BASE_URL": gateway_url,
-            "ADMIN_USER": ADMIN[0],
-            "ADMIN_PASSWORD": ADMIN[1],
-            "TAPE": str(tape),
-            "ARTEFACTS": str(ARTEFACTS),
-            "CHROMIUM": str(CHROMIUM),
-        },
-        capture_output=True,
-        text=True,
-        timeout=540,
-        check=False,
-    )
-    output = f"{done.stdout[-10000:]}\n{done.stderr[-6000:]}"
-    assert done.returncode == 0, f"browser test failed:\n{output}"
+    run_browser_script("tests/e2e.mjs", gateway_url, tape, 540)
     for screen in ("login", "runs", "run-detail", "exceptions", "exception-detail", "loan"):
         assert (ARTEFACTS / f"{screen}.png").stat().st_size > 0
