@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    false,
     func,
     text,
 )
@@ -281,6 +282,9 @@ projector_state = Table(
     Column("id", SmallInteger, primary_key=True),
     Column("generation", BigInteger, nullable=False),
     _ts("rebuilt_at"),
+    # True from a rebuild (or a start from no positions) until the projector has caught up with
+    # the log as it was then: read models that are still filling must not drive the review jobs.
+    Column("replaying", Boolean, nullable=False, server_default=false()),
     CheckConstraint("id = 1", name="projector_state_single_row"),
 )
 

@@ -31,7 +31,9 @@ from services.gateway.projector.plan import Plan, Record, plan
 from services.gateway.projector.writer import (
     GenerationChanged,
     current_generation,
+    mark_replaying,
     read_positions,
+    replaying,
     write_chunk,
 )
 from services.gateway.settings import GatewaySettings
@@ -89,6 +91,9 @@ class Projector:
         self.bulk_targets: dict[tuple[str, int], int] | None = None
         """While a large replay from nothing runs without the secondary indexes: the end of
         every partition it must reach before they are built again."""
+        self.replay_targets: dict[tuple[str, int], int] | None = None
+        """While the read models are replayed (after a rebuild, or from no positions): the end
+        every partition had when the replay began; reaching them ends `replaying`."""
         self._written: dict[tuple[str, int], int] = {}
 
     async def start(self) -> None:
@@ -165,8 +170,27 @@ class Projector:
             "projector positioned", extra={"generation": self.generation, "stored": len(stored)}
         )
         self._written = dict(stored)
+        if not stored or await replaying(self.conn):
+            await self._begin_replay()
         if not stored:
             await self._begin_bulk()
+
+    async def _begin_replay(self) -> None:
+        """The read models are filling from the log: say so until the log's current end."""
+        ends = await self.end_offsets()
+        targets = {tp: end for tp, end in ends.items() if end > self._written.get(tp, 0)}
+        self.replay_targets = targets or None
+        await mark_replaying(self.conn, self.generation, bool(targets))
+        if targets:
+            logger.info("replaying the log", extra={"partitions": len(targets)})
+
+    async def _end_replay_if_caught_up(self) -> None:
+        targets = self.replay_targets
+        if targets is None or any(self._written.get(tp, 0) < end for tp, end in targets.items()):
+            return
+        self.replay_targets = None
+        await mark_replaying(self.conn, self.generation, False)
+        logger.info("replay caught up", extra={"generation": self.generation})
 
     async def _begin_bulk(self) -> None:
         """From nothing with a large log ahead: drop the secondary indexes until caught up."""
@@ -239,6 +263,7 @@ class Projector:
         self._written.update(fetched.positions)
         if self._bulk_caught_up():
             await self._end_bulk()
+        await self._end_replay_if_caught_up()
         for topic, event_type, loans in chunk.consumed:
             record_consumed(SERVICE, topic, event_type, loans)
         newest: dict[str, int] = {}

@@ -69,7 +69,7 @@ async def reset(conn: asyncpg.Connection) -> int:
         # Updating the state row first waits for an in-flight projector chunk (FOR SHARE) to end.
         generation = await conn.fetchval(
             f"UPDATE {SCHEMA}.projector_state SET generation = generation + 1, "
-            "rebuilt_at = now() WHERE id = 1 RETURNING generation"
+            "rebuilt_at = now(), replaying = true WHERE id = 1 RETURNING generation"
         )
         await conn.execute(f"TRUNCATE {tables}, {SCHEMA}.projector_positions")
     return int(generation)

@@ -70,6 +70,20 @@ async def current_generation(conn: asyncpg.Connection, *, lock: bool = False) ->
     return int(value or 0)
 
 
+async def replaying(conn: asyncpg.Connection) -> bool:
+    """Whether the read models are being replayed from the log (a rebuild not yet caught up)."""
+    return bool(await conn.fetchval(f"SELECT replaying FROM {SCHEMA}.projector_state WHERE id = 1"))
+
+
+async def mark_replaying(conn: asyncpg.Connection, generation: int, value: bool) -> None:
+    """Say the read models of `generation` are (or are no longer) being replayed."""
+    await conn.execute(
+        f"UPDATE {SCHEMA}.projector_state SET replaying = $2 WHERE id = 1 AND generation = $1",
+        generation,
+        value,
+    )
+
+
 async def read_positions(conn: asyncpg.Connection) -> dict[tuple[str, int], int]:
     """Stored positions: (physical topic, partition) to the next offset to read."""
     rows = await conn.fetch(

@@ -153,8 +153,16 @@ class ReviewJobs:
         return opened
 
     async def tick_cases(self, at: datetime) -> int:
-        """Every job but webhook delivery once at `at`; the cases opened."""
+        """Every job but webhook delivery once at `at`; the cases opened.
+
+        None while the projector replays the log: read models still filling would show
+        scored loans without their cases, decisions and SLA marks, and the jobs would publish
+        them all again (and mark cases that were decided long ago).
+        """
         async with self.sessionmaker() as session:
+            if await repo.projection_replaying(session):
+                logger.info("review jobs wait: the read models are being replayed")
+                return 0
             opened = await open_cases(session, self.publisher, self.settings, at)
             await record_auto_decisions(session, self.publisher, at)
             await auto_assign(session, self.publisher, self.settings, at)

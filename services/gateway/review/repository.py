@@ -18,6 +18,7 @@ from services.gateway.tables import (
     loan_facts,
     loan_scores,
     model_cards,
+    projector_state,
     review_actions,
     review_cases,
     review_decisions,
@@ -30,6 +31,11 @@ s = loan_scores.c
 a = review_actions.c
 SIMILAR_CANDIDATES = 500
 AUTO_DECIDED = ("auto_approve", "auto_decline")
+
+
+async def projection_replaying(session: AsyncSession) -> bool:
+    """Whether the projector is replaying the log into the read models (after a rebuild)."""
+    return bool(await session.scalar(select(projector_state.c.replaying)))
 
 
 async def unopened_reviews(

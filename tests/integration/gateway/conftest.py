@@ -24,8 +24,9 @@ from services.common.storage import LocalStorage
 from services.gateway.app import create_app
 from services.gateway.db import asyncpg_dsn, connect, migrate
 from services.gateway.identity import service
+from services.gateway.projector.consumer import Projector
 from services.gateway.projector.plan import plan
-from services.gateway.projector.writer import write_chunk
+from services.gateway.projector.writer import replaying, write_chunk
 from services.gateway.settings import GatewaySettings
 from tests.conftest import run_async
 from tests.unit.gateway.gateway_events import CREATED_AT, REPORT_KEYS, RunScenario, headers_of
@@ -258,3 +259,39 @@ async def publish_runs(settings: GatewaySettings, scenarios: list[RunScenario]) 
             for topic, key, event in scenario.messages():
                 headers = {name: value.decode() for name, value in headers_of(event)}
                 await publisher.publish(topic, key, event, headers or None)
+
+
+class RunningProjector:
+    """A projector folding the log in the background of a module's tests.
+
+    `start` returns once the projector has replayed what the log held when it started (the
+    session's topics hold earlier modules' records): until then the review jobs wait.
+    """
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self, replay_timeout: float = 120.0) -> None:
+        self.conn = await connect(self.settings)
+        self.projector = Projector(self.settings, self.conn)
+        await self.projector.start()
+        self.stopping = asyncio.Event()
+        self.task = asyncio.create_task(self.projector.run(self.stopping))
+        probe = await connect(self.settings)
+        try:
+            deadline = asyncio.get_running_loop().time() + replay_timeout
+            while await replaying(probe):
+                assert asyncio.get_running_loop().time() < deadline, "replay did not catch up"
+                await asyncio.sleep(0.1)
+        finally:
+            await probe.close()
+
+    async def stop(self) -> None:
+        if self.task is None:
+            return
+        self.stopping.set()
+        await self.task
+        await self.projector.stop()
+        await self.conn.close()
+        self.task = None

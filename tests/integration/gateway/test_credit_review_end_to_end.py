@@ -28,8 +28,7 @@ from uuid import uuid4
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from conftest import PASSWORD, bearer, gateway_settings, login
-from test_review_api import RunningProjector
+from conftest import PASSWORD, RunningProjector, bearer, gateway_settings, login
 
 from contracts.runs import REPORT_KEYS
 from contracts.scoring import FEATURES

@@ -29,7 +29,12 @@ from services.gateway.projector.maintenance import (
     try_projector_lock,
 )
 from services.gateway.projector.plan import plan
-from services.gateway.projector.writer import GenerationChanged, read_positions, write_chunk
+from services.gateway.projector.writer import (
+    GenerationChanged,
+    read_positions,
+    replaying,
+    write_chunk,
+)
 from services.gateway.runs.domain import run_order
 from services.gateway.settings import GatewaySettings
 from tests.unit.gateway.gateway_events import RunScenario
@@ -307,6 +312,48 @@ async def test_a_large_replay_from_nothing_runs_without_the_secondary_indexes_an
     finally:
         await projector.stop()
     assert (await checksum(projector_settings)).digest == before.digest
+
+
+async def test_a_rebuild_says_replaying_until_the_projector_reaches_the_log_end_it_saw(
+    projector_settings: GatewaySettings, conn: asyncpg.Connection
+) -> None:
+    await publish_runs(projector_settings, [RunScenario(loans=12, batch_size=4)])
+    await catch_up(projector_settings, conn)
+    assert not await replaying(conn)
+    await reset(conn)
+    assert await replaying(conn)  # read models truncated, nothing replayed yet
+    projector = Projector(projector_settings, conn)
+    await projector.start()
+    try:
+        assert projector.replay_targets
+        await projector.poll_once(timeout_ms=2_000)  # 7 records a chunk: far from the end
+        assert await replaying(conn)
+        await projector.catch_up(timeout=120)
+        assert projector.replay_targets is None
+        assert not await replaying(conn)
+    finally:
+        await projector.stop()
+
+
+async def test_a_projector_killed_mid_replay_goes_on_saying_replaying_after_its_restart(
+    projector_settings: GatewaySettings, conn: asyncpg.Connection
+) -> None:
+    await publish_runs(projector_settings, [RunScenario(loans=12, batch_size=4)])
+    await reset(conn)
+    first = Projector(projector_settings, conn)
+    await first.start()
+    await first.poll_once(timeout_ms=2_000)
+    assert first.consumer is not None
+    await first.consumer.stop()  # gone without finishing: positions stored, replay unfinished
+    assert await read_positions(conn)
+    restarted = Projector(projector_settings, conn)
+    await restarted.start()
+    try:
+        assert await replaying(conn)
+        await restarted.catch_up(timeout=120)
+        assert not await replaying(conn)
+    finally:
+        await restarted.stop()
 
 
 async def test_a_small_replay_from_nothing_keeps_the_secondary_indexes(

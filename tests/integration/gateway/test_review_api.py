@@ -19,6 +19,7 @@ from alembic import command
 from asgi_lifespan import LifespanManager
 from conftest import (
     PASSWORD,
+    RunningProjector,
     _create_database,
     _drop_database,
     bearer,
@@ -44,30 +45,6 @@ from tests.unit.gateway.gateway_events import RunScenario
 from tests.unit.gateway.review_events import scored_batches, scored_messages
 
 pytestmark = pytest.mark.integration
-
-
-class RunningProjector:
-    """A projector folding the log in the background of this module's tests."""
-
-    def __init__(self, settings: GatewaySettings) -> None:
-        self.settings = settings
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.conn = await connect(self.settings)
-        self.projector = Projector(self.settings, self.conn)
-        await self.projector.start()
-        self.stopping = asyncio.Event()
-        self.task = asyncio.create_task(self.projector.run(self.stopping))
-
-    async def stop(self) -> None:
-        if self.task is None:
-            return
-        self.stopping.set()
-        await self.task
-        await self.projector.stop()
-        await self.conn.close()
-        self.task = None
 
 
 @dataclass(frozen=True)
@@ -284,6 +261,27 @@ async def test_every_human_review_loan_gets_one_case_even_when_the_job_runs_twic
     page = await queue(desk, desk.admin, limit=1)
     assert page["total"] == opened
     assert await table_rows(desk.settings, "review_actions") == before
+
+
+async def test_the_review_jobs_wait_while_the_projector_replays_the_log(
+    desk: Desk, opened: int
+) -> None:
+    conn = await connect(desk.settings)
+    try:
+        # A replay still filling the read models: run B's loans look scored without their cases.
+        await conn.execute("UPDATE gateway.projector_state SET replaying = true")
+        await conn.execute("DELETE FROM gateway.review_cases WHERE run_id = $1", desk.run_b.run_id)
+        assert await desk.jobs.tick() == 0
+        await conn.execute("UPDATE gateway.projector_state SET replaying = false")
+        # Caught up, the job acts on what it sees (here: the rows this test deleted).
+        assert await desk.jobs.tick() == desk.reviews["team-b"]
+    finally:
+        await conn.execute("UPDATE gateway.projector_state SET replaying = false")
+        await conn.close()
+    await desk.projector.stop()
+    await rebuild(desk.settings, timeout=120)
+    await desk.projector.start()
+    assert (await queue(desk, desk.admin, limit=1))["total"] == opened
 
 
 async def test_the_queue_filters_by_priority_sorts_and_pages(desk: Desk, opened: int) -> None:

@@ -7,7 +7,6 @@ that restores all of it with the same checksum."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from collections import Counter
@@ -24,6 +23,7 @@ from alembic import command
 from asgi_lifespan import LifespanManager
 from conftest import (
     PASSWORD,
+    RunningProjector,
     _create_database,
     _drop_database,
     bearer,
@@ -112,30 +112,6 @@ def receiver() -> Iterator[ReceiverServer]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-class RunningProjector:
-    """A projector folding the log in the background of this module's tests."""
-
-    def __init__(self, settings: GatewaySettings) -> None:
-        self.settings = settings
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.conn = await connect(self.settings)
-        self.projector = Projector(self.settings, self.conn)
-        await self.projector.start()
-        self.stopping = asyncio.Event()
-        self.task = asyncio.create_task(self.projector.run(self.stopping))
-
-    async def stop(self) -> None:
-        if self.task is None:
-            return
-        self.stopping.set()
-        await self.task
-        await self.projector.stop()
-        await self.conn.close()
-        self.task = None
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from conftest import PASSWORD, bearer, gateway_settings, login, publish_runs
+from conftest import PASSWORD, RunningProjector, bearer, gateway_settings, login, publish_runs
 
 from services.gateway.app import create_app
 from services.gateway.db import connect, migrate
@@ -25,30 +25,6 @@ from services.gateway.settings import GatewaySettings
 from tests.unit.gateway.gateway_events import RunScenario
 
 pytestmark = pytest.mark.integration
-
-
-class RunningProjector:
-    """A projector folding the log in the background of this module's tests."""
-
-    def __init__(self, settings: GatewaySettings) -> None:
-        self.settings = settings
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.conn = await connect(self.settings)
-        self.projector = Projector(self.settings, self.conn)
-        await self.projector.start()
-        self.stopping = asyncio.Event()
-        self.task = asyncio.create_task(self.projector.run(self.stopping))
-
-    async def stop(self) -> None:
-        if self.task is None:
-            return
-        self.stopping.set()
-        await self.task
-        await self.projector.stop()
-        await self.conn.close()
-        self.task = None
 
 
 @dataclass(frozen=True)
