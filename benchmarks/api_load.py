@@ -5,12 +5,16 @@
 A bounded asyncio httpx client for a gateway on this machine only (loopback addresses are the
 only targets it accepts). It logs in once (GATEWAY_ADMIN_USERNAME / GATEWAY_ADMIN_PASSWORD, or
 the options), picks the newest run (or `--run-id`), then each client sends requests back to back
-until `--requests` have been sent in all or `--seconds` have passed, whichever comes first, and
-stops by itself. It prints, per kind of request and overall, the count, p50, p99 and max latency
+(or, with `--think S`, pausing S seconds on average after each answer, as a person at a screen
+does) until `--requests` have been sent in all or `--seconds` have passed, whichever comes first,
+and stops by itself. It prints, per kind of request and overall, the count, p50, p99 and max latency
 in milliseconds and the errors (any status but 200, or a transport error).
 
 `--server-pid PID` (the gateway process, on this machine) adds the gateway's CPU milliseconds per
 request (from /proc): on a loaded machine latencies measure the queue for a core, this does not.
+Back to back, N clients always keep N requests queued, so a latency is about N x the CPU of one
+request divided by the cores serving them (a throughput test); with think time the same N
+clients measure what each of them waits.
 
 The API's per-user rate limit (GATEWAY_RATE_LIMIT_API, 100/minute) would answer most requests
 429: start the gateway under test with GATEWAY_RATE_LIMIT_ENABLED=false or a high limit.
@@ -139,8 +143,10 @@ async def client_loop(
     budget: list[int],
     deadline: float,
     results: Results,
+    think: float = 0.0,
 ) -> None:
-    """Send requests until the shared budget is spent or the deadline passes."""
+    """Send requests until the shared budget is spent or the deadline passes, pausing a random
+    `think` seconds on average (exponentially distributed, as users do) after each answer."""
     loans = int(run.get("total_loans") or 0)
     exceptions = int(run.get("exceptions_count") or 0)
     while budget[0] > 0 and time.monotonic() < deadline:
@@ -154,6 +160,8 @@ async def client_loop(
         except httpx.HTTPError:
             status = None
         results.record(kind, time.perf_counter() - started, status)
+        if think > 0:
+            await asyncio.sleep(min(random.expovariate(1 / think), deadline - time.monotonic()))
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -172,7 +180,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         cpu = process_cpu_seconds(args.server_pid) if args.server_pid else 0.0
         started = time.perf_counter()
         await asyncio.gather(
-            *(client_loop(client, run, budget, deadline, results) for _ in range(args.clients))
+            *(
+                client_loop(client, run, budget, deadline, results, args.think)
+                for _ in range(args.clients)
+            )
         )
         elapsed = time.perf_counter() - started
         cpu = process_cpu_seconds(args.server_pid) - cpu if args.server_pid else 0.0
@@ -184,6 +195,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "base_url": base_url,
         "run_id": str(run["run_id"]),
         "clients": args.clients,
+        "think_seconds": args.think,
         "seconds": round(elapsed, 2),
         "requests_per_second": round(summary["all"]["requests"] / elapsed, 1),
         **server,
@@ -201,14 +213,20 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5_000, help="Stop after this many.")
     parser.add_argument("--seconds", type=float, default=60.0, help="Stop after this long.")
     parser.add_argument("--timeout", type=float, default=10.0, help="Per request.")
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="Mean pause of a client between requests (0: back to back, a saturation test).",
+    )
     parser.add_argument("--run-id", default=None, help="Default: the newest run.")
     parser.add_argument("--loans", type=int, default=1000, help="Loans of --run-id (paging).")
     parser.add_argument(
         "--server-pid", type=int, default=None, help="The gateway's pid: its CPU per request."
     )
     args = parser.parse_args()
-    if not 1 <= args.clients <= 500 or args.requests < 1 or args.seconds <= 0:
-        parser.error("clients must be 1-500, requests and seconds positive")
+    if not 1 <= args.clients <= 500 or args.requests < 1 or args.seconds <= 0 or args.think < 0:
+        parser.error("clients must be 1-500, requests and seconds positive, think not negative")
     print(json.dumps(asyncio.run(main_async(args)), indent=2))
     sys.exit(0)
 

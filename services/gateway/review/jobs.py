@@ -144,6 +144,7 @@ class ReviewJobs:
         self.settings = settings
         self.clock = clock
         self.notifications = NotificationJobs(sessionmaker, publisher, settings)
+        self.waiting_for_replay = False
 
     async def tick(self, now: datetime | None = None) -> int:
         """Run every job once at `now` (the clock's time by default); return cases opened."""
@@ -160,8 +161,14 @@ class ReviewJobs:
         them all again (and mark cases that were decided long ago).
         """
         async with self.sessionmaker() as session:
-            if await repo.projection_replaying(session):
-                logger.info("review jobs wait: the read models are being replayed")
+            replaying = await repo.projection_replaying(session)
+            if replaying != self.waiting_for_replay:
+                self.waiting_for_replay = replaying
+                logger.info(
+                    "review jobs "
+                    + ("wait: the read models are replayed" if replaying else "resume")
+                )
+            if replaying:
                 return 0
             opened = await open_cases(session, self.publisher, self.settings, at)
             await record_auto_decisions(session, self.publisher, at)
