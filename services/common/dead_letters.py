@@ -5,7 +5,8 @@ subscriber. It retries transient faults with back-off (then lets the record be r
 turns permanent ones — undecodable or schema-invalid bodies, `PermanentMessageError`, or a handler
 that keeps failing — into a `DeadLetter` on `dead-letters.v1`, then acknowledges the original so
 the consumer moves on. A record of a run (keyed by its run id) that is dead-lettered also fails
-its run with a `RunFailed` naming the reason, so the run ends instead of waiting for loans.
+its run with a `RunFailed` naming the reason, so the run ends instead of waiting for loans; not
+so a record of people's work on a run's loans (reviews, triage, corrections: `fails_its_run`).
 
 It also guards what the worker publishes (`publish_scope`): a send that fails replaces the
 idempotent producer (`services.common.kafka.ProducerRenewal`) and is sent again with back-off.
@@ -35,7 +36,17 @@ from contracts.codec import encode
 from contracts.dead_letters import DeadLetter
 from contracts.ids import NS, event_id
 from contracts.runs import Phase, RunFailed
-from contracts.topics import DEAD_LETTERS, RUNS
+from contracts.topics import (
+    AUDIT,
+    CORRECTIONS,
+    DEAD_LETTERS,
+    MODELS,
+    NOTIFICATIONS,
+    REVIEWS,
+    RUNS,
+    TRIAGE,
+    Topic,
+)
 from services.common.consumer import PermanentMessageError, RetryPolicy, is_transient
 from services.common.kafka import ProducerRenewal, spoils_producer
 from services.common.settings import ServiceSettings
@@ -135,6 +146,24 @@ def records_of(message: StreamMessage[Any]) -> tuple[Any, ...]:
 def reason_of(exc: BaseException) -> str:
     """A one-paragraph reason naming the error type."""
     return f"{type(exc).__name__}: {exc}"
+
+
+# Topics whose records are about a run's loans after the fact (people's work, model cards,
+# audit): one of them set aside must not fail a run, even when its key starts with a run id.
+NOT_A_RUNS_PROCESSING: tuple[Topic, ...] = (
+    REVIEWS,
+    TRIAGE,
+    CORRECTIONS,
+    AUDIT,
+    NOTIFICATIONS,
+    MODELS,
+    DEAD_LETTERS,
+)
+
+
+def fails_its_run(physical_topic: str) -> bool:
+    """Whether a record of this (prefixed) topic that is dead-lettered fails the run it names."""
+    return not any(physical_topic.endswith(topic.name) for topic in NOT_A_RUNS_PROCESSING)
 
 
 def run_id_of(key: bytes | None) -> UUID | None:
@@ -269,7 +298,7 @@ class DeadLetterMiddleware:
             # Counted by EventMetricsMiddleware when it sees the publish to dead-letters.v1.
             await self.publish(letter)
             run_id = run_id_of(record.key)
-            if self.fail_run is not None and run_id is not None:
+            if self.fail_run is not None and run_id is not None and fails_its_run(record.topic):
                 await self.fail_run(run_failed_of(letter, run_id, self.phase))
             logger.warning(
                 "message dead-lettered",

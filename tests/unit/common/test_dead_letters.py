@@ -358,3 +358,30 @@ async def test_a_dead_lettered_record_of_a_run_fails_the_run() -> None:
     assert str(failure.run_id) == RUN
     assert failure.phase == "pricing"
     assert failure.error.startswith("a record of this run could not be processed")
+
+
+async def test_a_dead_lettered_review_event_keyed_by_its_run_fails_no_run() -> None:
+    failures: list[RunFailed] = []
+    letters: list[DeadLetter] = []
+
+    async def fail(event: RunFailed) -> None:
+        failures.append(event)
+
+    async def collect(letter: DeadLetter) -> None:
+        letters.append(letter)
+
+    broker = KafkaBroker()
+    broker.add_middleware(DeadLetterMiddleware("reporting", collect, policy=FAST, fail_run=fail))
+
+    @broker.subscriber(
+        "loan-engine.reviews.v1", decoder=contract_decoder(Amount), **consumer_options("g")
+    )
+    async def handle(_message: Amount) -> None:
+        return None
+
+    async with TestKafkaBroker(broker) as test_broker:
+        # Auto decisions are keyed `{run_id}:{batch_seq}`, case events by the case id.
+        await test_broker.publish(b"{not json", "loan-engine.reviews.v1", key=f"{RUN}:2".encode())
+
+    assert len(letters) == 1
+    assert failures == []
