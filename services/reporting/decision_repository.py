@@ -3,10 +3,11 @@ commits. See migration 0003 for the tables."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from itertools import groupby
+from typing import Any, cast
 from uuid import UUID
 
 from sqlalchemy import (
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    bindparam,
     delete,
     func,
     select,
@@ -27,9 +29,17 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contracts.ids import event_id
 from contracts.review_fold import CaseState
-from contracts.reviews import AutoDecisionsRecorded, ReviewDecisionRecorded, ReviewEvent
+from contracts.reviews import (
+    AutoDecisionsRecorded,
+    ReviewDecisionRecorded,
+    ReviewEvent,
+    ReviewOverrideApproved,
+    ReviewOverrideRejected,
+)
 from services.reporting.decision_tape import BOUGHT, FinalDecision
+from services.reporting.domain import DecisionWrite
 from services.reporting.repository import loans, metadata
 
 # One schema, one metadata: the migrations are checked against all of reporting's tables.
@@ -70,6 +80,9 @@ decided_runs = Table(
     Column("decided_at", DateTime(timezone=True)),
 )
 
+# Bind parameters per statement: PostgreSQL's protocol allows 32,767.
+MAX_PARAMETERS = 30_000
+
 _UUIDS = ("assignee", "decision_id", "decided_by")
 _TIMES = (
     "assigned_at",
@@ -104,6 +117,11 @@ def state_of(values: dict[str, Any]) -> CaseState:
     return CaseState(**found)
 
 
+def auto_decision_id(run_id: UUID, loan_id: UUID) -> UUID:
+    """The id of a loan's auto decision (the gateway's read model names it the same)."""
+    return event_id("review.auto_decided", run_id, loan_id)
+
+
 @dataclass(frozen=True, slots=True)
 class Readiness:
     """What deciding a run needs to know."""
@@ -128,43 +146,73 @@ class DecisionRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
-    async def claim_event(self, event_id: UUID) -> bool:
-        """Record a review event as applied; False when it already was (a redelivery)."""
-        statement = insert(review_events).values(event_id=event_id).on_conflict_do_nothing()
-        return (
-            await self.connection.execute(statement.returning(review_events.c.event_id))
-        ).first() is not None
+    async def claim_events(self, event_ids: Iterable[UUID]) -> set[UUID]:
+        """Record review events as applied; the ids not seen before (the rest are redeliveries)."""
+        rows = [{"event_id": event_id} for event_id in dict.fromkeys(event_ids)]
+        claimed: set[UUID] = set()
+        for chunk in _chunks(rows, 1):
+            statement = insert(review_events).values(chunk).on_conflict_do_nothing()
+            result = await self.connection.execute(statement.returning(review_events.c.event_id))
+            claimed.update(result.scalars())
+        return claimed
 
-    async def case_state(self, case_id: UUID) -> CaseState | None:
-        """The case's state, locked until the transaction ends; None before it was opened."""
-        query = select(review_cases.c.state).where(review_cases.c.case_id == case_id)
-        row = (await self.connection.execute(query.with_for_update())).first()
-        return None if row is None else state_of(row[0])
-
-    async def save_case(self, event: ReviewEvent, state: CaseState) -> None:
-        """Store the case's state after `event`."""
-        statement = insert(review_cases).values(
-            case_id=event.case_id,
-            run_id=event.run_id,
-            loan_id=event.loan_id,
-            state=state_json(state),
+    async def case_states(self, case_ids: Iterable[UUID]) -> dict[UUID, CaseState]:
+        """The stored states of these cases (those opened before), locked until the transaction
+        ends (in case order, so two writers never wait on each other in a circle)."""
+        wanted = sorted(set(case_ids))
+        if not wanted:
+            return {}
+        query = (
+            select(review_cases.c.case_id, review_cases.c.state)
+            .where(review_cases.c.case_id.in_(wanted))
+            .order_by(review_cases.c.case_id)
+            .with_for_update()
         )
-        await self.connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=[review_cases.c.case_id], set_={"state": statement.excluded.state}
+        rows = (await self.connection.execute(query)).all()
+        return {row.case_id: state_of(row.state) for row in rows}
+
+    async def save_cases(self, cases: Iterable[tuple[ReviewEvent, CaseState]]) -> None:
+        """Store each case's state; a new case's row takes its run and loan from `event`."""
+        rows = [
+            {
+                "case_id": event.case_id,
+                "run_id": event.run_id,
+                "loan_id": event.loan_id,
+                "state": state_json(state),
+            }
+            for event, state in cases
+        ]
+        for chunk in _chunks(rows, 4):
+            statement = insert(review_cases).values(chunk)
+            await self.connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[review_cases.c.case_id],
+                    set_={"state": statement.excluded.state},
+                )
             )
-        )
 
-    async def add_auto(self, event: AutoDecisionsRecorded, decision_ids: Sequence[UUID]) -> None:
-        """The machine's decisions of one scored batch: final as they are (kept once)."""
-        if not event.decisions:
-            return
+    async def apply_decisions(self, writes: Sequence[DecisionWrite]) -> None:
+        """Apply what the batch's accepted events do to the decisions, in log order: each run of
+        consecutive events of one kind in one statement (or one round trip)."""
+        for kind, group in groupby(writes, key=type):
+            events = list(group)
+            if kind is AutoDecisionsRecorded:
+                await self._add_auto(cast(list[AutoDecisionsRecorded], events))
+            elif kind is ReviewDecisionRecorded:
+                await self._record_decisions(cast(list[ReviewDecisionRecorded], events))
+            elif kind is ReviewOverrideApproved:
+                await self._approve_overrides(cast(list[ReviewOverrideApproved], events))
+            else:
+                await self._reject_overrides(cast(list[ReviewOverrideRejected], events))
+
+    async def _add_auto(self, events: Sequence[AutoDecisionsRecorded]) -> None:
+        """The machine's decisions of scored batches: final as they are (a loan's first kept)."""
         rows = [
             {
                 "loan_id": auto.loan_id,
                 "run_id": event.run_id,
                 "seq": auto.seq,
-                "decision_id": decision_id,
+                "decision_id": auto_decision_id(event.run_id, auto.loan_id),
                 "decision_type": auto.decision_type,
                 "final": True,
                 "score": auto.score,
@@ -175,44 +223,66 @@ class DecisionRepository:
                 "decided_at": event.occurred_at,
                 "final_at": event.occurred_at,
             }
-            for auto, decision_id in zip(event.decisions, decision_ids, strict=True)
+            for event in events
+            for auto in event.decisions
         ]
-        await self.connection.execute(insert(decisions).values(rows).on_conflict_do_nothing())
+        for chunk in _chunks(rows, len(decisions.c)):
+            await self.connection.execute(insert(decisions).values(chunk).on_conflict_do_nothing())
 
-    async def record_decision(self, event: ReviewDecisionRecorded) -> None:
-        """A person's decision: final unless it is an override awaiting a second person."""
-        final = not event.is_override
-        values = {
-            "run_id": event.run_id,
-            "seq": event.seq,
-            "decision_id": event.decision_id,
-            "decision_type": event.decision_type,
-            "final": final,
-            "score": event.score,
-            "terms": event.terms,
-            "conditions": [[c.condition_type, c.description] for c in event.conditions],
-            "decided_by": event.actor_id,
-            "approved_by": None,
-            "decided_at": event.occurred_at,
-            "final_at": event.occurred_at if final else None,
-        }
-        statement = insert(decisions).values(loan_id=event.loan_id, **values)
-        await self.connection.execute(
-            statement.on_conflict_do_update(index_elements=[decisions.c.loan_id], set_=values)
-        )
+    async def _record_decisions(self, events: Sequence[ReviewDecisionRecorded]) -> None:
+        """People's decisions, each final unless it is an override awaiting a second person. A
+        loan decided twice keeps the later one, as one upsert after the other would."""
+        rows: dict[UUID, dict[str, Any]] = {}
+        for event in events:
+            final = not event.is_override
+            rows.pop(event.loan_id, None)  # keep log order for the rest
+            rows[event.loan_id] = {
+                "loan_id": event.loan_id,
+                "run_id": event.run_id,
+                "seq": event.seq,
+                "decision_id": event.decision_id,
+                "decision_type": event.decision_type,
+                "final": final,
+                "score": event.score,
+                "terms": event.terms,
+                "conditions": [[c.condition_type, c.description] for c in event.conditions],
+                "decided_by": event.actor_id,
+                "approved_by": None,
+                "decided_at": event.occurred_at,
+                "final_at": event.occurred_at if final else None,
+            }
+        for chunk in _chunks(list(rows.values()), len(decisions.c)):
+            statement = insert(decisions).values(chunk)
+            replaced = {
+                column.name: statement.excluded[column.name]
+                for column in decisions.c
+                if column.name != "loan_id"
+            }
+            await self.connection.execute(
+                statement.on_conflict_do_update(index_elements=[decisions.c.loan_id], set_=replaced)
+            )
 
-    async def approve_override(self, decision_id: UUID, by: UUID | None, at: datetime) -> None:
-        """A second person approved the override: the decision is final."""
-        await self.connection.execute(
+    async def _approve_overrides(self, events: Sequence[ReviewOverrideApproved]) -> None:
+        """A second person approved each override: the decision is final."""
+        statement = (
             update(decisions)
-            .where(decisions.c.decision_id == decision_id)
-            .values(final=True, approved_by=by, final_at=at)
+            .where(decisions.c.decision_id == bindparam("approved"))
+            .values(final=True, approved_by=bindparam("by"), final_at=bindparam("at"))
+        )
+        await self.connection.execute(
+            statement,
+            [
+                {"approved": event.decision_id, "by": event.actor_id, "at": event.occurred_at}
+                for event in events
+            ],
         )
 
-    async def reject_override(self, decision_id: UUID) -> None:
-        """The override was rejected: the loan has no decision until the analyst decides again."""
+    async def _reject_overrides(self, events: Sequence[ReviewOverrideRejected]) -> None:
+        """Each override was rejected: its loan has no decision until the analyst decides again."""
         await self.connection.execute(
-            delete(decisions).where(decisions.c.decision_id == decision_id)
+            delete(decisions).where(
+                decisions.c.decision_id.in_([event.decision_id for event in events])
+            )
         )
 
     async def record_completed(self, run_id: UUID, total_loans: int) -> None:
@@ -299,3 +369,10 @@ class DecisionRepository:
             .returning(decided_runs.c.run_id)
         )
         return (await self.connection.execute(statement)).first() is not None
+
+
+def _chunks(rows: list[dict[str, Any]], columns: int) -> Iterator[list[dict[str, Any]]]:
+    """`rows` in slices that stay under PostgreSQL's limit of bind parameters per statement."""
+    size = max(MAX_PARAMETERS // max(columns, 1), 1)
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from faststream.kafka import KafkaBroker
@@ -13,7 +14,19 @@ from contracts.reviews import REVIEW_EVENT, AnyReviewEvent
 from contracts.runs import RunCompleted, RunFailed, RunRetryRequested, RunStarted, TapeIngested
 from contracts.topics import LOANS_PRICED, REVIEWS, RUNS
 from contracts.wire import PricedBatch
-from services.common.consumer import UndecodableMessage, consumer_options, contract_decoder
+from services.common.consumer import (
+    UndecodableMessage,
+    consumer_options,
+    contract_decoder,
+    gc_paused,
+)
+from services.common.dead_letters import (
+    DeadLetterMiddleware,
+    broker_publisher,
+    broker_run_failer,
+    reason_of,
+    records_of,
+)
 from services.reporting.settings import ReportingSettings
 
 HandledRunEvent = RunStarted | TapeIngested | RunFailed | RunRetryRequested | RunCompleted
@@ -36,7 +49,7 @@ class UseCases(Protocol):
 class DecisionUseCases(Protocol):
     """What the review handler calls (`services.reporting.deciding.DecisionService`)."""
 
-    async def on_review(self, event: AnyReviewEvent) -> None: ...
+    async def on_reviews(self, events: Sequence[AnyReviewEvent]) -> None: ...
     async def on_run_completed(self, event: RunCompleted) -> None: ...
 
 
@@ -49,12 +62,31 @@ async def decode_run_event(message: StreamMessage[Any]) -> HandledRunEvent | Non
         raise UndecodableMessage(f"not a valid run event: {error}") from error
 
 
-async def decode_review_event(message: StreamMessage[Any]) -> AnyReviewEvent:
-    """One reviews.v1 event, validated."""
-    try:
-        return decode_union(message.body, REVIEW_EVENT)
-    except (ValidationError, ValueError) as error:
-        raise UndecodableMessage(f"not a valid review event: {error}") from error
+class ReviewBatch:
+    """One poll of reviews.v1: its review events in log order, and the records that are not one
+    (each with the reason), to be dead-lettered alone."""
+
+    __slots__ = ("events", "rejected")
+
+    def __init__(
+        self, events: tuple[AnyReviewEvent, ...], rejected: tuple[tuple[Any, str], ...]
+    ) -> None:
+        self.events = events
+        self.rejected = rejected
+
+
+async def decode_review_batch(message: StreamMessage[Any]) -> ReviewBatch:
+    """Every record of a reviews.v1 poll validated on its own: a bad one spoils no other."""
+    events: list[AnyReviewEvent] = []
+    rejected: list[tuple[Any, str]] = []
+    with gc_paused():
+        for record, body in zip(records_of(message), message.body, strict=True):
+            try:
+                events.append(decode_union(body, REVIEW_EVENT))
+            except (ValidationError, ValueError) as error:
+                problem = UndecodableMessage(f"not a valid review event: {error}")
+                rejected.append((record, reason_of(problem)))
+    return ReviewBatch(tuple(events), tuple(rejected))
 
 
 def subscribe(
@@ -92,11 +124,24 @@ def subscribe(
             case RunCompleted():
                 await decisions.on_run_completed(event)
 
+    # The records of a poll that are not review events go to the dead-letter topic alone, as
+    # the broker's dead-letter middleware would send each of them.
+    dead_letters = DeadLetterMiddleware(
+        settings.service_name,
+        broker_publisher(broker, settings),
+        fail_run=broker_run_failer(broker, settings),
+    )
+
     @broker.subscriber(
         settings.topic(REVIEWS),
-        decoder=decode_review_event,
+        decoder=decode_review_batch,
+        batch=True,
+        max_records=settings.review_batch_records,
         **consumer_options(settings.reviews_group),
     )
-    async def on_review_event(event: AnyReviewEvent) -> None:
-        """Learn a decision (or a case's step towards one); decide the run after its last."""
-        await decisions.on_review(event)
+    async def on_review_events(batch: ReviewBatch) -> None:
+        """Learn decisions (and cases' steps towards one) a poll at a time, in one transaction;
+        decide each run whose last decision came. The offsets are committed after it."""
+        await decisions.on_reviews(batch.events)
+        for record, reason in batch.rejected:
+            await dead_letters.send_records((record,), reason)

@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -58,8 +59,8 @@ class RecordingService:
     async def on_retry_requested(self, event: RunRetryRequested) -> None:
         self.calls.append(("retry", event))
 
-    async def on_review(self, event: AnyReviewEvent) -> None:
-        self.calls.append(("review", event))
+    async def on_reviews(self, events: Sequence[AnyReviewEvent]) -> None:
+        self.calls.extend(("review", event) for event in events)
 
     async def on_run_completed(self, event: RunCompleted) -> None:
         self.calls.append(("completed", event))
