@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from pydantic import BaseModel
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import wire
@@ -35,6 +36,7 @@ from contracts.topics import Topic
 from services.common.db import make_engine, upgrade
 from services.common.storage import LocalStorage
 from services.reporting.deciding import DecisionService
+from services.reporting.decision_repository import decisions
 from services.reporting.decision_tape import header
 from services.reporting.reports import render
 from services.reporting.repository import ReportingRepository
@@ -220,6 +222,29 @@ class Run:
             else:
                 await self.service.on_review(event)
 
+    async def final_decisions(self) -> dict[UUID, tuple[str, bool, UUID | None]]:
+        """The run's decisions as stored: loan -> (type, final, approved by)."""
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                select(
+                    decisions.c.loan_id,
+                    decisions.c.decision_type,
+                    decisions.c.final,
+                    decisions.c.approved_by,
+                ).where(decisions.c.run_id == self.run_id)
+            )
+            return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+    def expected_override_tape(self) -> bytes:
+        """The tape after the auto decisions and an approved override approving L3."""
+        return (
+            header()
+            + self.report_row(0)[:-2]
+            + ",auto_approve,910,,,,,2026-11-23T09:30:00Z\r\n"
+            + self.report_row(2)[:-2]
+            + f",analyst_approve,700,Standard terms,,{ANALYST},{SENIOR},2026-11-23T09:35:00Z\r\n"
+        ).encode()
+
     def tape(self) -> bytes:
         return (self.storage.root / f"outputs/{self.run_id}/decision_tape.csv").read_bytes()
 
@@ -317,3 +342,102 @@ async def test_a_run_whose_decisions_came_first_is_decided_when_it_completes(run
     await run.feed(run.completed())
 
     assert len(run.publisher.decided()) == 1
+
+
+async def test_a_whole_case_in_one_batch_decides_the_run_with_the_tape_one_at_a_time_gives(
+    run: Run,
+) -> None:
+    opened = run.opened()
+    decision = run.decision("approve", override=True, terms="Standard terms")
+    approval = run.verdict(decision, approve=True)
+    await run.feed(run.completed())
+
+    await run.service.on_reviews([run.autos(), *opened, decision, approval])
+
+    [decided] = run.publisher.decided()
+    assert (decided.bought, decided.decisions.analyst_approve) == (2, 1)
+    assert decided.decided_at == approval.occurred_at
+    assert run.tape() == run.expected_override_tape()
+
+
+async def test_duplicates_within_a_batch_and_a_redelivered_batch_are_applied_once(
+    run: Run,
+) -> None:
+    opened = run.opened()
+    decision = run.decision("approve", override=True, terms="Standard terms")
+    approval = run.verdict(decision, approve=True)
+    first = [run.autos(), opened[0], run.autos(), *opened, decision, opened[1]]
+    await run.service.on_reviews(first)
+    assert await run.final_decisions() == {
+        run.ids[0]: ("auto_approve", True, None),
+        run.ids[1]: ("auto_decline", True, None),
+        run.ids[2]: ("analyst_approve", False, None),
+    }
+
+    # The first batch redelivered whole, with the approval that follows it; then completion.
+    await run.service.on_reviews([*first, approval, approval])
+    await run.feed(run.completed())
+    await run.service.on_reviews([*first, approval])
+
+    assert (await run.final_decisions())[run.ids[2]] == ("analyst_approve", True, SENIOR)
+    assert len(run.publisher.decided()) == 1
+    assert run.tape() == run.expected_override_tape()
+
+
+async def test_a_refused_event_amid_good_ones_is_skipped_and_the_rest_of_the_batch_applied(
+    run: Run,
+) -> None:
+    stranger = UUID("aaaaaaaa-0000-4000-8000-000000000009")
+    opened = run.opened()
+    refused = run.decision("decline", override=False, actor=stranger, reasoning="Too risky")
+    good = run.decision("decline", override=False, reasoning="Too risky")
+    await run.feed(run.completed())
+
+    await run.service.on_reviews([*opened, refused, run.autos(), good])
+
+    assert (await run.final_decisions())[run.ids[2]] == ("analyst_decline", True, None)
+    [decided] = run.publisher.decided()
+    assert (decided.bought, decided.decisions.analyst_decline) == (1, 1)
+    assert decided.decided_at == good.occurred_at
+
+
+async def test_an_override_rejected_and_decided_again_within_one_batch_keeps_the_last_decision(
+    run: Run,
+) -> None:
+    opened = run.opened()
+    override = run.decision("approve", override=True, terms="Standard terms")
+    rejection = run.verdict(override, approve=False)
+    conditions = (Condition(condition_type="documentation", description="=Pay stubs"),)
+    again = run.decision("approve_with_conditions", override=False, conditions=conditions)
+
+    await run.service.on_reviews([run.autos(), *opened, override, rejection, again])
+    await run.feed(run.completed())
+
+    [decided] = run.publisher.decided()
+    assert decided.decisions.analyst_approve_with_conditions == 1
+    assert (await run.final_decisions())[run.ids[2]] == (
+        "analyst_approve_with_conditions",
+        True,
+        None,
+    )
+
+
+async def test_one_batch_holding_two_runs_decides_both(
+    run: Run, engine: AsyncEngine, database_url: str
+) -> None:
+    other = Run(engine, run.storage, database_url)
+    await other.store_loans()
+    await run.feed(run.completed())
+    await other.feed(other.completed())
+    mine = [run.autos(), *run.opened(), run.decision("decline", override=False, reasoning="No")]
+    theirs = [
+        other.autos(),
+        *other.opened(),
+        other.decision("decline", override=False, reasoning="No"),
+    ]
+
+    await run.service.on_reviews([mine[0], theirs[0], *mine[1:], *theirs[1:]])
+
+    assert sorted(str(event.run_id) for event in run.publisher.decided()) == sorted(
+        [str(run.run_id), str(other.run_id)]
+    )
