@@ -4,19 +4,23 @@ a second person approved it, a rejected one takes the decision away, an action t
 refuses changes nothing, and a redelivery decides nothing twice. `DecisionService` is driven
 directly with a recording publisher, so every order of events is the test's choice."""
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from asgi_lifespan import LifespanManager
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import wire
 from contracts.codec import decode, encode
+from contracts.dead_letters import DeadLetter
 from contracts.ids import event_id, review_case_id
 from contracts.loans import PricedBatch
 from contracts.reviews import (
@@ -32,12 +36,14 @@ from contracts.reviews import (
     ReviewOverrideRejected,
 )
 from contracts.runs import RunCompleted, RunDecided
-from contracts.topics import Topic
+from contracts.topics import DEAD_LETTERS, REVIEWS, RUNS, Topic
 from services.common.db import make_engine, upgrade
+from services.common.kafka import KafkaPublisher
 from services.common.storage import LocalStorage
 from services.reporting.deciding import DecisionService
 from services.reporting.decision_repository import decisions
 from services.reporting.decision_tape import header
+from services.reporting.main import build_app
 from services.reporting.reports import render
 from services.reporting.repository import ReportingRepository
 from services.reporting.service import dispositioned_batch
@@ -441,3 +447,78 @@ async def test_one_batch_holding_two_runs_decides_both(
     assert sorted(str(event.run_id) for event in run.publisher.decided()) == sorted(
         [str(run.run_id), str(other.run_id)]
     )
+
+
+async def read_topic_until(
+    settings: ReportingSettings, topic: Topic, found: Callable[[bytes], bool], timeout: float = 90
+) -> bytes:
+    """The first record of `topic` (from its beginning) whose value is `found`."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    loop = asyncio.get_running_loop()
+    try:
+        partitions = [
+            TopicPartition(settings.topic(topic), number) for number in range(topic.partitions)
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            polled = await consumer.getmany(timeout_ms=500)
+            for records in polled.values():
+                for record in records:
+                    if record.value is not None and found(record.value):
+                        return record.value
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"nothing found on {topic.name} in {timeout} s")
+
+
+async def test_through_the_broker_a_poll_of_review_events_decides_the_run_and_sets_aside_a_bad_one(
+    run: Run, kafka_bootstrap_servers: str, module_topic_prefix: str, database_url: str
+) -> None:
+    config = ReportingSettings(
+        kafka_bootstrap_servers=kafka_bootstrap_servers,
+        topic_prefix=module_topic_prefix,
+        database_url=database_url,
+        storage_root=run.storage.root,
+        priced_group=f"reporting-{uuid4().hex[:8]}",
+        runs_group=f"reporting-runs-{uuid4().hex[:8]}",
+        reviews_group=f"reporting-reviews-{uuid4().hex[:8]}",
+    )
+    opened = run.opened()
+    decision = run.decision("approve", override=True, terms="Standard terms")
+    approval = run.verdict(decision, approve=True)
+    bad = f'{{"event_type": "review.case_opened", "run_id": "{run.run_id}"}}'.encode()
+    async with KafkaPublisher(config) as publisher:
+        # Published before the worker starts, so its first poll holds them all, a copy of the
+        # auto decisions and of the decision (a redelivery) and a record that is no event.
+        autos = run.autos()
+        await publisher.publish(REVIEWS, f"{run.run_id}:0", autos)
+        for event in (*opened, decision):
+            await publisher.publish(REVIEWS, str(event.case_id), event)
+        await publisher.publish_raw(REVIEWS, None, bad)
+        await publisher.publish(REVIEWS, f"{run.run_id}:0", autos)
+        for event in (decision, approval):
+            await publisher.publish(REVIEWS, str(event.case_id), event)
+        await publisher.publish(RUNS, str(run.run_id), run.completed())
+
+    async with LifespanManager(build_app(config), startup_timeout=90, shutdown_timeout=30):
+        decided_body = await read_topic_until(
+            config,
+            RUNS,
+            lambda value: b'"run.decided"' in value and str(run.run_id).encode() in value,
+        )
+        letter_body = await read_topic_until(
+            config, DEAD_LETTERS, lambda value: decode(value, DeadLetter).payload == bad.decode()
+        )
+
+    decided = decode(decided_body, RunDecided)
+    assert (decided.bought, decided.decisions.analyst_approve) == (2, 1)
+    assert decided.decided_at == approval.occurred_at
+    assert run.tape() == run.expected_override_tape()
+    letter = decode(letter_body, DeadLetter)
+    assert letter.payload == bad.decode()
+    assert letter.reason.startswith("UndecodableMessage: not a valid review event")

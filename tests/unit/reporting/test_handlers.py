@@ -185,6 +185,34 @@ async def test_review_events_reach_the_decisions() -> None:
     assert letters == []
 
 
+async def test_a_bad_record_amid_good_ones_in_a_poll_is_dead_lettered_alone() -> None:
+    service, letters = RecordingService(), []
+    autos = [
+        AutoDecisionsRecorded(
+            event_id=event_id("review.auto_decisions_recorded", RUN_ID, seq),
+            run_id=RUN_ID,
+            batch_seq=seq,
+            decisions=(
+                AutoDecision(loan_id=RUN_ID, seq=seq + 1, decision_type="auto_approve", score=900),
+            ),
+            occurred_at=OCCURRED_AT,
+        )
+        for seq in (0, 1)
+    ]
+    bad = b'{"event_type": "review.case_opened"}'
+
+    async with TestKafkaBroker(wired(service, letters)) as broker:
+        await broker.publish_batch(
+            encode(autos[0]), bad, encode(autos[1]), topic=SETTINGS.topic(REVIEWS)
+        )
+
+    assert service.calls == [("review", autos[0]), ("review", autos[1])]
+    [letter] = letters
+    assert letter.reason.startswith("UndecodableMessage: not a valid review event")
+    assert letter.payload == bad.decode()
+    assert letter.topic == SETTINGS.topic(REVIEWS)
+
+
 async def test_a_malformed_run_event_is_dead_lettered_and_the_next_one_handled() -> None:
     service, letters = RecordingService(), []
 
