@@ -3,6 +3,7 @@ commits. See migration 0003 for the tables."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -122,6 +123,51 @@ def auto_decision_id(run_id: UUID, loan_id: UUID) -> UUID:
     return event_id("review.auto_decided", run_id, loan_id)
 
 
+# Set-based statements over arrays, one round trip and one cached plan whatever the batch size
+# (a multi-row VALUES is compiled again for every size, which costs more than the database).
+_CLAIM_EVENTS = text(
+    """
+    INSERT INTO reporting.review_events (event_id)
+    SELECT event_id FROM unnest(CAST(:event_ids AS uuid[])) AS batch (event_id)
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+    """
+).columns(review_events.c.event_id)
+_SAVE_CASES = text(
+    """
+    INSERT INTO reporting.review_cases (case_id, run_id, loan_id, state)
+    SELECT case_id, run_id, loan_id, CAST(state AS jsonb)
+    FROM unnest(
+        CAST(:case_ids AS uuid[]),
+        CAST(:run_ids AS uuid[]),
+        CAST(:loan_ids AS uuid[]),
+        CAST(:states AS text[])
+    ) AS batch (case_id, run_id, loan_id, state)
+    ON CONFLICT (case_id) DO UPDATE SET state = excluded.state
+    """
+)
+_ADD_AUTO = text(
+    """
+    INSERT INTO reporting.decisions (
+        loan_id, run_id, seq, decision_id, decision_type, final, score, terms, conditions,
+        decided_by, approved_by, decided_at, final_at
+    )
+    SELECT loan_id, run_id, seq, decision_id, decision_type, true, score, NULL,
+        CAST('[]' AS jsonb), NULL, NULL, occurred_at, occurred_at
+    FROM unnest(
+        CAST(:loan_ids AS uuid[]),
+        CAST(:run_ids AS uuid[]),
+        CAST(:seqs AS integer[]),
+        CAST(:decision_ids AS uuid[]),
+        CAST(:decision_types AS text[]),
+        CAST(:scores AS integer[]),
+        CAST(:times AS timestamptz[])
+    ) AS batch (loan_id, run_id, seq, decision_id, decision_type, score, occurred_at)
+    ON CONFLICT (loan_id) DO NOTHING
+    """
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Readiness:
     """What deciding a run needs to know."""
@@ -148,13 +194,11 @@ class DecisionRepository:
 
     async def claim_events(self, event_ids: Iterable[UUID]) -> set[UUID]:
         """Record review events as applied; the ids not seen before (the rest are redeliveries)."""
-        rows = [{"event_id": event_id} for event_id in dict.fromkeys(event_ids)]
-        claimed: set[UUID] = set()
-        for chunk in _chunks(rows, 1):
-            statement = insert(review_events).values(chunk).on_conflict_do_nothing()
-            result = await self.connection.execute(statement.returning(review_events.c.event_id))
-            claimed.update(result.scalars())
-        return claimed
+        ids = list(dict.fromkeys(event_ids))
+        if not ids:
+            return set()
+        result = await self.connection.execute(_CLAIM_EVENTS, {"event_ids": ids})
+        return set(result.scalars())
 
     async def case_states(self, case_ids: Iterable[UUID]) -> dict[UUID, CaseState]:
         """The stored states of these cases (those opened before), locked until the transaction
@@ -173,23 +217,18 @@ class DecisionRepository:
 
     async def save_cases(self, cases: Iterable[tuple[ReviewEvent, CaseState]]) -> None:
         """Store each case's state; a new case's row takes its run and loan from `event`."""
-        rows = [
+        rows = [(event, json.dumps(state_json(state))) for event, state in cases]
+        if not rows:
+            return
+        await self.connection.execute(
+            _SAVE_CASES,
             {
-                "case_id": event.case_id,
-                "run_id": event.run_id,
-                "loan_id": event.loan_id,
-                "state": state_json(state),
-            }
-            for event, state in cases
-        ]
-        for chunk in _chunks(rows, 4):
-            statement = insert(review_cases).values(chunk)
-            await self.connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[review_cases.c.case_id],
-                    set_={"state": statement.excluded.state},
-                )
-            )
+                "case_ids": [event.case_id for event, _ in rows],
+                "run_ids": [event.run_id for event, _ in rows],
+                "loan_ids": [event.loan_id for event, _ in rows],
+                "states": [state for _, state in rows],
+            },
+        )
 
     async def apply_decisions(self, writes: Sequence[DecisionWrite]) -> None:
         """Apply what the batch's accepted events do to the decisions, in log order: each run of
@@ -207,27 +246,21 @@ class DecisionRepository:
 
     async def _add_auto(self, events: Sequence[AutoDecisionsRecorded]) -> None:
         """The machine's decisions of scored batches: final as they are (a loan's first kept)."""
-        rows = [
+        pairs = [(event, auto) for event in events for auto in event.decisions]
+        if not pairs:
+            return
+        await self.connection.execute(
+            _ADD_AUTO,
             {
-                "loan_id": auto.loan_id,
-                "run_id": event.run_id,
-                "seq": auto.seq,
-                "decision_id": auto_decision_id(event.run_id, auto.loan_id),
-                "decision_type": auto.decision_type,
-                "final": True,
-                "score": auto.score,
-                "terms": None,
-                "conditions": [],
-                "decided_by": None,
-                "approved_by": None,
-                "decided_at": event.occurred_at,
-                "final_at": event.occurred_at,
-            }
-            for event in events
-            for auto in event.decisions
-        ]
-        for chunk in _chunks(rows, len(decisions.c)):
-            await self.connection.execute(insert(decisions).values(chunk).on_conflict_do_nothing())
+                "loan_ids": [auto.loan_id for _, auto in pairs],
+                "run_ids": [event.run_id for event, _ in pairs],
+                "seqs": [auto.seq for _, auto in pairs],
+                "decision_ids": [auto_decision_id(e.run_id, auto.loan_id) for e, auto in pairs],
+                "decision_types": [auto.decision_type for _, auto in pairs],
+                "scores": [auto.score for _, auto in pairs],
+                "times": [event.occurred_at for event, _ in pairs],
+            },
+        )
 
     async def _record_decisions(self, events: Sequence[ReviewDecisionRecorded]) -> None:
         """People's decisions, each final unless it is an override awaiting a second person. A
