@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -19,6 +20,7 @@ from services.common.consumer import (
     consumer_options,
     contract_decoder,
     gc_paused,
+    is_transient,
 )
 from services.common.dead_letters import (
     DeadLetterMiddleware,
@@ -28,6 +30,8 @@ from services.common.dead_letters import (
     records_of,
 )
 from services.reporting.settings import ReportingSettings
+
+logger = logging.getLogger(__name__)
 
 HandledRunEvent = RunStarted | TapeIngested | RunFailed | RunRetryRequested | RunCompleted
 HANDLED: dict[str, type[HandledRunEvent]] = {
@@ -63,30 +67,36 @@ async def decode_run_event(message: StreamMessage[Any]) -> HandledRunEvent | Non
 
 
 class ReviewBatch:
-    """One poll of reviews.v1: its review events in log order, and the records that are not one
-    (each with the reason), to be dead-lettered alone."""
+    """One poll of reviews.v1: its review events in log order (each with its record), and the
+    records that are not one (each with the reason), to be dead-lettered alone."""
 
-    __slots__ = ("events", "rejected")
+    __slots__ = ("events", "records", "rejected")
 
     def __init__(
-        self, events: tuple[AnyReviewEvent, ...], rejected: tuple[tuple[Any, str], ...]
+        self,
+        events: tuple[AnyReviewEvent, ...],
+        records: tuple[Any, ...],
+        rejected: tuple[tuple[Any, str], ...],
     ) -> None:
         self.events = events
+        self.records = records
         self.rejected = rejected
 
 
 async def decode_review_batch(message: StreamMessage[Any]) -> ReviewBatch:
     """Every record of a reviews.v1 poll validated on its own: a bad one spoils no other."""
     events: list[AnyReviewEvent] = []
+    records: list[Any] = []
     rejected: list[tuple[Any, str]] = []
     with gc_paused():
         for record, body in zip(records_of(message), message.body, strict=True):
             try:
                 events.append(decode_union(body, REVIEW_EVENT))
+                records.append(record)
             except (ValidationError, ValueError) as error:
                 problem = UndecodableMessage(f"not a valid review event: {error}")
                 rejected.append((record, reason_of(problem)))
-    return ReviewBatch(tuple(events), tuple(rejected))
+    return ReviewBatch(tuple(events), tuple(records), tuple(rejected))
 
 
 def subscribe(
@@ -142,6 +152,24 @@ def subscribe(
     async def on_review_events(batch: ReviewBatch) -> None:
         """Learn decisions (and cases' steps towards one) a poll at a time, in one transaction;
         decide each run whose last decision came. The offsets are committed after it."""
-        await decisions.on_reviews(batch.events)
+        try:
+            await decisions.on_reviews(batch.events)
+        except Exception as error:
+            if is_transient(error):
+                raise  # retried (and redelivered) by the dead-letter middleware
+            # One event the batch cannot take must not cost the others: apply them one at a
+            # time (those applied are skipped when the batch comes again), setting aside alone
+            # each that fails by itself.
+            logger.warning(
+                "review batch failed, applying its events one at a time",
+                extra={"events": len(batch.events), "error": reason_of(error)[:200]},
+            )
+            for event, record in zip(batch.events, batch.records, strict=True):
+                try:
+                    await decisions.on_reviews((event,))
+                except Exception as alone:
+                    if is_transient(alone):
+                        raise
+                    await dead_letters.send_records((record,), f"failed: {reason_of(alone)}")
         for record, reason in batch.rejected:
             await dead_letters.send_records((record,), reason)
