@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -37,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.ids import event_id, review_case_id
 from contracts.reviews import AnyReviewEvent, AutoDecision, AutoDecisionsRecorded, ReviewCaseOpened
-from contracts.runs import RunCompleted
+from contracts.runs import Dispositions, RunCompleted
 from services.cli.stack import databases
 from services.common.db import make_engine, upgrade
 from services.common.storage import LocalStorage
@@ -139,9 +140,11 @@ async def fold(
     wall = time.perf_counter() - wall_before
     cpu = time.process_time() - cpu_before
     after = [cpu_of(pid) for pid in pids]
-    backend: float | None = None
-    if all(value is not None for value in (*backends_before, *after)):
-        backend = sum(a - b for a, b in zip(after, backends_before, strict=True))  # type: ignore[operator]
+    backend: float | None = 0.0
+    for before, now in zip(backends_before, after, strict=True):
+        backend = (
+            None if backend is None or before is None or now is None else backend + now - before
+        )
     return {"wall": wall, "cpu": cpu, "backend": backend}
 
 
@@ -159,7 +162,7 @@ async def main(loans: int, cases: float, batch: int) -> None:
             with tempfile.TemporaryDirectory() as directory:
                 storage = LocalStorage(Path(directory))
                 clock = lambda: datetime.now(UTC)  # noqa: E731
-                service = DecisionService(settings, engine, storage, NoPublisher(), clock)  # type: ignore[arg-type]
+                service = DecisionService(settings, engine, storage, NoPublisher(), clock)
                 print(f"{loans} loans, {cases:.1%} of them review cases, one run per mode")
                 for label, size in (("one at a time", 1), (f"batches of {batch}", batch)):
                     run_id = uuid4()
@@ -169,9 +172,9 @@ async def main(loans: int, cases: float, batch: int) -> None:
                         occurred_at=clock(),
                         producer="reporting",
                         total_loans=loans,
-                        total_balance=0,  # type: ignore[arg-type]
+                        total_balance=Decimal(0),
                         exceptions_count=0,
-                        dispositions={"to_purchase": loans, "projected": 0, "rejected": 0},  # type: ignore[arg-type]
+                        dispositions=Dispositions(to_purchase=loans, projected=0, rejected=0),
                         reports=(),
                         completed_at=clock(),
                     )
