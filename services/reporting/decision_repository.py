@@ -268,7 +268,6 @@ class DecisionRepository:
         rows: dict[UUID, dict[str, Any]] = {}
         for event in events:
             final = not event.is_override
-            rows.pop(event.loan_id, None)  # keep log order for the rest
             rows[event.loan_id] = {
                 "loan_id": event.loan_id,
                 "run_id": event.run_id,
