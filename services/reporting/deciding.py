@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from uuid import UUID
@@ -23,13 +23,12 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.ids import event_id
-from contracts.review_fold import ReviewError, evolve
 from contracts.reviews import (
     AnyReviewEvent,
     AutoDecisionsRecorded,
     ReviewDecisionRecorded,
+    ReviewEvent,
     ReviewOverrideApproved,
-    ReviewOverrideRejected,
 )
 from contracts.runs import DECISION_TAPE, DecisionCounts, ReportFile, RunCompleted, RunDecided
 from contracts.topics import RUNS
@@ -37,6 +36,7 @@ from services.common.logs import log_context
 from services.common.storage import Storage, sha256_file
 from services.reporting.decision_repository import DecisionRepository
 from services.reporting.decision_tape import header, tape_row
+from services.reporting.domain import fold_reviews
 from services.reporting.locks import run_lock
 from services.reporting.service import PRODUCER, EventPublisher
 from services.reporting.settings import ReportingSettings
@@ -45,11 +45,6 @@ logger = logging.getLogger(__name__)
 
 # Events after which a run may have every decision it needs.
 FINALISING = (AutoDecisionsRecorded, ReviewDecisionRecorded, ReviewOverrideApproved)
-
-
-def auto_decision_id(run_id: UUID, loan_id: UUID) -> UUID:
-    """The id of a loan's auto decision (the gateway's read model names it the same)."""
-    return event_id("review.auto_decided", run_id, loan_id)
 
 
 def decision_tape_key(run_id: UUID) -> str:
@@ -81,37 +76,32 @@ class DecisionService:
 
     async def on_review(self, event: AnyReviewEvent) -> None:
         """Apply one review event (once); decide its run if that was the last decision."""
+        await self.on_reviews((event,))
+
+    async def on_reviews(self, events: Sequence[AnyReviewEvent]) -> None:
+        """Apply a batch of review events (each once, in log order) in one transaction; then
+        decide each run a finalising event of the batch belongs to, if it is ready."""
+        if not events:
+            return
         async with self.engine.begin() as connection:
             repository = DecisionRepository(connection)
-            if await repository.claim_event(event.event_id):
-                await self._apply(repository, event)
-        # Also when the event was seen before: deciding may have failed after it was applied.
-        if isinstance(event, FINALISING):
-            await self.decide_if_ready(event.run_id)
-
-    async def _apply(self, repository: DecisionRepository, event: AnyReviewEvent) -> None:
-        if isinstance(event, AutoDecisionsRecorded):
-            ids = [auto_decision_id(event.run_id, auto.loan_id) for auto in event.decisions]
-            await repository.add_auto(event, ids)
-            return
-        before = await repository.case_state(event.case_id)
-        try:
-            after = evolve(before, event)
-        except ReviewError as error:
-            # The gateway's fold refuses it the same way: it never happened.
-            refused = {"event": type(event).__name__, "why": str(error)}
-            logger.info("review event refused", extra=refused)
-            return
-        await repository.save_case(event, after)
-        match event:
-            case ReviewDecisionRecorded():
-                await repository.record_decision(event)
-            case ReviewOverrideApproved():
-                await repository.approve_override(
-                    event.decision_id, event.actor_id, event.occurred_at
-                )
-            case ReviewOverrideRejected():
-                await repository.reject_override(event.decision_id)
+            claimed = await repository.claim_events(event.event_id for event in events)
+            fresh: list[AnyReviewEvent] = []
+            for event in events:
+                if event.event_id in claimed:
+                    claimed.discard(event.event_id)  # a second copy in the batch is a redelivery
+                    fresh.append(event)
+            cases = [event.case_id for event in fresh if isinstance(event, ReviewEvent)]
+            folded = fold_reviews(await repository.case_states(cases), fresh)
+            for refusal in folded.refused:
+                # The gateway's fold refuses it the same way: it never happened.
+                refused = {"event": type(refusal.event).__name__, "why": refusal.why}
+                logger.info("review event refused", extra=refused)
+            await repository.save_cases(folded.cases.values())
+            await repository.apply_decisions(folded.writes)
+        # Also when an event was seen before: deciding may have failed after it was applied.
+        for run_id in dict.fromkeys(e.run_id for e in events if isinstance(e, FINALISING)):
+            await self.decide_if_ready(run_id)
 
     async def on_run_completed(self, event: RunCompleted) -> None:
         """Remember the completed run's loan count; decide it if every decision is in."""

@@ -3,10 +3,12 @@ commits. See migration 0003 for the tables."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import json
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from itertools import groupby
+from typing import Any, cast
 from uuid import UUID
 
 from sqlalchemy import (
@@ -18,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    bindparam,
     delete,
     func,
     select,
@@ -27,9 +30,17 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contracts.ids import event_id
 from contracts.review_fold import CaseState
-from contracts.reviews import AutoDecisionsRecorded, ReviewDecisionRecorded, ReviewEvent
+from contracts.reviews import (
+    AutoDecisionsRecorded,
+    ReviewDecisionRecorded,
+    ReviewEvent,
+    ReviewOverrideApproved,
+    ReviewOverrideRejected,
+)
 from services.reporting.decision_tape import BOUGHT, FinalDecision
+from services.reporting.domain import DecisionWrite
 from services.reporting.repository import loans, metadata
 
 # One schema, one metadata: the migrations are checked against all of reporting's tables.
@@ -70,6 +81,9 @@ decided_runs = Table(
     Column("decided_at", DateTime(timezone=True)),
 )
 
+# Bind parameters per statement: PostgreSQL's protocol allows 32,767.
+MAX_PARAMETERS = 30_000
+
 _UUIDS = ("assignee", "decision_id", "decided_by")
 _TIMES = (
     "assigned_at",
@@ -104,6 +118,56 @@ def state_of(values: dict[str, Any]) -> CaseState:
     return CaseState(**found)
 
 
+def auto_decision_id(run_id: UUID, loan_id: UUID) -> UUID:
+    """The id of a loan's auto decision (the gateway's read model names it the same)."""
+    return event_id("review.auto_decided", run_id, loan_id)
+
+
+# Set-based statements over arrays, one round trip and one cached plan whatever the batch size
+# (a multi-row VALUES is compiled again for every size, which costs more than the database).
+_CLAIM_EVENTS = text(
+    """
+    INSERT INTO reporting.review_events (event_id)
+    SELECT event_id FROM unnest(CAST(:event_ids AS uuid[])) AS batch (event_id)
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+    """
+).columns(review_events.c.event_id)
+_SAVE_CASES = text(
+    """
+    INSERT INTO reporting.review_cases (case_id, run_id, loan_id, state)
+    SELECT case_id, run_id, loan_id, CAST(state AS jsonb)
+    FROM unnest(
+        CAST(:case_ids AS uuid[]),
+        CAST(:run_ids AS uuid[]),
+        CAST(:loan_ids AS uuid[]),
+        CAST(:states AS text[])
+    ) AS batch (case_id, run_id, loan_id, state)
+    ON CONFLICT (case_id) DO UPDATE SET state = excluded.state
+    """
+)
+_ADD_AUTO = text(
+    """
+    INSERT INTO reporting.decisions (
+        loan_id, run_id, seq, decision_id, decision_type, final, score, terms, conditions,
+        decided_by, approved_by, decided_at, final_at
+    )
+    SELECT loan_id, run_id, seq, decision_id, decision_type, true, score, NULL,
+        CAST('[]' AS jsonb), NULL, NULL, occurred_at, occurred_at
+    FROM unnest(
+        CAST(:loan_ids AS uuid[]),
+        CAST(:run_ids AS uuid[]),
+        CAST(:seqs AS integer[]),
+        CAST(:decision_ids AS uuid[]),
+        CAST(:decision_types AS text[]),
+        CAST(:scores AS integer[]),
+        CAST(:times AS timestamptz[])
+    ) AS batch (loan_id, run_id, seq, decision_id, decision_type, score, occurred_at)
+    ON CONFLICT (loan_id) DO NOTHING
+    """
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Readiness:
     """What deciding a run needs to know."""
@@ -128,91 +192,129 @@ class DecisionRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
-    async def claim_event(self, event_id: UUID) -> bool:
-        """Record a review event as applied; False when it already was (a redelivery)."""
-        statement = insert(review_events).values(event_id=event_id).on_conflict_do_nothing()
-        return (
-            await self.connection.execute(statement.returning(review_events.c.event_id))
-        ).first() is not None
+    async def claim_events(self, event_ids: Iterable[UUID]) -> set[UUID]:
+        """Record review events as applied; the ids not seen before (the rest are redeliveries)."""
+        ids = list(dict.fromkeys(event_ids))
+        if not ids:
+            return set()
+        result = await self.connection.execute(_CLAIM_EVENTS, {"event_ids": ids})
+        return set(result.scalars())
 
-    async def case_state(self, case_id: UUID) -> CaseState | None:
-        """The case's state, locked until the transaction ends; None before it was opened."""
-        query = select(review_cases.c.state).where(review_cases.c.case_id == case_id)
-        row = (await self.connection.execute(query.with_for_update())).first()
-        return None if row is None else state_of(row[0])
-
-    async def save_case(self, event: ReviewEvent, state: CaseState) -> None:
-        """Store the case's state after `event`."""
-        statement = insert(review_cases).values(
-            case_id=event.case_id,
-            run_id=event.run_id,
-            loan_id=event.loan_id,
-            state=state_json(state),
+    async def case_states(self, case_ids: Iterable[UUID]) -> dict[UUID, CaseState]:
+        """The stored states of these cases (those opened before), locked until the transaction
+        ends (in case order, so two writers never wait on each other in a circle)."""
+        wanted = sorted(set(case_ids))
+        if not wanted:
+            return {}
+        query = (
+            select(review_cases.c.case_id, review_cases.c.state)
+            .where(review_cases.c.case_id.in_(wanted))
+            .order_by(review_cases.c.case_id)
+            .with_for_update()
         )
-        await self.connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=[review_cases.c.case_id], set_={"state": statement.excluded.state}
-            )
-        )
+        rows = (await self.connection.execute(query)).all()
+        return {row.case_id: state_of(row.state) for row in rows}
 
-    async def add_auto(self, event: AutoDecisionsRecorded, decision_ids: Sequence[UUID]) -> None:
-        """The machine's decisions of one scored batch: final as they are (kept once)."""
-        if not event.decisions:
+    async def save_cases(self, cases: Iterable[tuple[ReviewEvent, CaseState]]) -> None:
+        """Store each case's state; a new case's row takes its run and loan from `event`."""
+        rows = [(event, json.dumps(state_json(state))) for event, state in cases]
+        if not rows:
             return
-        rows = [
+        await self.connection.execute(
+            _SAVE_CASES,
             {
-                "loan_id": auto.loan_id,
+                "case_ids": [event.case_id for event, _ in rows],
+                "run_ids": [event.run_id for event, _ in rows],
+                "loan_ids": [event.loan_id for event, _ in rows],
+                "states": [state for _, state in rows],
+            },
+        )
+
+    async def apply_decisions(self, writes: Sequence[DecisionWrite]) -> None:
+        """Apply what the batch's accepted events do to the decisions, in log order: each run of
+        consecutive events of one kind in one statement (or one round trip)."""
+        for kind, group in groupby(writes, key=type):
+            events = list(group)
+            if kind is AutoDecisionsRecorded:
+                await self._add_auto(cast(list[AutoDecisionsRecorded], events))
+            elif kind is ReviewDecisionRecorded:
+                await self._record_decisions(cast(list[ReviewDecisionRecorded], events))
+            elif kind is ReviewOverrideApproved:
+                await self._approve_overrides(cast(list[ReviewOverrideApproved], events))
+            else:
+                await self._reject_overrides(cast(list[ReviewOverrideRejected], events))
+
+    async def _add_auto(self, events: Sequence[AutoDecisionsRecorded]) -> None:
+        """The machine's decisions of scored batches: final as they are (a loan's first kept)."""
+        pairs = [(event, auto) for event in events for auto in event.decisions]
+        if not pairs:
+            return
+        await self.connection.execute(
+            _ADD_AUTO,
+            {
+                "loan_ids": [auto.loan_id for _, auto in pairs],
+                "run_ids": [event.run_id for event, _ in pairs],
+                "seqs": [auto.seq for _, auto in pairs],
+                "decision_ids": [auto_decision_id(e.run_id, auto.loan_id) for e, auto in pairs],
+                "decision_types": [auto.decision_type for _, auto in pairs],
+                "scores": [auto.score for _, auto in pairs],
+                "times": [event.occurred_at for event, _ in pairs],
+            },
+        )
+
+    async def _record_decisions(self, events: Sequence[ReviewDecisionRecorded]) -> None:
+        """People's decisions, each final unless it is an override awaiting a second person. A
+        loan decided twice keeps the later one, as one upsert after the other would."""
+        rows: dict[UUID, dict[str, Any]] = {}
+        for event in events:
+            final = not event.is_override
+            rows[event.loan_id] = {
+                "loan_id": event.loan_id,
                 "run_id": event.run_id,
-                "seq": auto.seq,
-                "decision_id": decision_id,
-                "decision_type": auto.decision_type,
-                "final": True,
-                "score": auto.score,
-                "terms": None,
-                "conditions": [],
-                "decided_by": None,
+                "seq": event.seq,
+                "decision_id": event.decision_id,
+                "decision_type": event.decision_type,
+                "final": final,
+                "score": event.score,
+                "terms": event.terms,
+                "conditions": [[c.condition_type, c.description] for c in event.conditions],
+                "decided_by": event.actor_id,
                 "approved_by": None,
                 "decided_at": event.occurred_at,
-                "final_at": event.occurred_at,
+                "final_at": event.occurred_at if final else None,
             }
-            for auto, decision_id in zip(event.decisions, decision_ids, strict=True)
-        ]
-        await self.connection.execute(insert(decisions).values(rows).on_conflict_do_nothing())
+        for chunk in _chunks(list(rows.values()), len(decisions.c)):
+            statement = insert(decisions).values(chunk)
+            replaced = {
+                column.name: statement.excluded[column.name]
+                for column in decisions.c
+                if column.name != "loan_id"
+            }
+            await self.connection.execute(
+                statement.on_conflict_do_update(index_elements=[decisions.c.loan_id], set_=replaced)
+            )
 
-    async def record_decision(self, event: ReviewDecisionRecorded) -> None:
-        """A person's decision: final unless it is an override awaiting a second person."""
-        final = not event.is_override
-        values = {
-            "run_id": event.run_id,
-            "seq": event.seq,
-            "decision_id": event.decision_id,
-            "decision_type": event.decision_type,
-            "final": final,
-            "score": event.score,
-            "terms": event.terms,
-            "conditions": [[c.condition_type, c.description] for c in event.conditions],
-            "decided_by": event.actor_id,
-            "approved_by": None,
-            "decided_at": event.occurred_at,
-            "final_at": event.occurred_at if final else None,
-        }
-        statement = insert(decisions).values(loan_id=event.loan_id, **values)
-        await self.connection.execute(
-            statement.on_conflict_do_update(index_elements=[decisions.c.loan_id], set_=values)
-        )
-
-    async def approve_override(self, decision_id: UUID, by: UUID | None, at: datetime) -> None:
-        """A second person approved the override: the decision is final."""
-        await self.connection.execute(
+    async def _approve_overrides(self, events: Sequence[ReviewOverrideApproved]) -> None:
+        """A second person approved each override: the decision is final."""
+        statement = (
             update(decisions)
-            .where(decisions.c.decision_id == decision_id)
-            .values(final=True, approved_by=by, final_at=at)
+            .where(decisions.c.decision_id == bindparam("approved"))
+            .values(final=True, approved_by=bindparam("by"), final_at=bindparam("at"))
+        )
+        await self.connection.execute(
+            statement,
+            [
+                {"approved": event.decision_id, "by": event.actor_id, "at": event.occurred_at}
+                for event in events
+            ],
         )
 
-    async def reject_override(self, decision_id: UUID) -> None:
-        """The override was rejected: the loan has no decision until the analyst decides again."""
+    async def _reject_overrides(self, events: Sequence[ReviewOverrideRejected]) -> None:
+        """Each override was rejected: its loan has no decision until the analyst decides again."""
         await self.connection.execute(
-            delete(decisions).where(decisions.c.decision_id == decision_id)
+            delete(decisions).where(
+                decisions.c.decision_id.in_([event.decision_id for event in events])
+            )
         )
 
     async def record_completed(self, run_id: UUID, total_loans: int) -> None:
@@ -299,3 +401,10 @@ class DecisionRepository:
             .returning(decided_runs.c.run_id)
         )
         return (await self.connection.execute(statement)).first() is not None
+
+
+def _chunks(rows: list[dict[str, Any]], columns: int) -> Iterator[list[dict[str, Any]]]:
+    """`rows` in slices that stay under PostgreSQL's limit of bind parameters per statement."""
+    size = max(MAX_PARAMETERS // max(columns, 1), 1)
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]

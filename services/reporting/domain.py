@@ -1,12 +1,23 @@
-"""Dispositions, run totals and the exception summary (SPEC §3.6-3.8)."""
+"""Dispositions, run totals and the exception summary (SPEC §3.6-3.8); the fold of a batch of
+review events onto its cases (SPEC §8)."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from uuid import UUID
 
 from contracts.balance import add_to_balance
 from contracts.loans import Disposition
 from contracts.numbers import finite_decimal
+from contracts.review_fold import CaseState, ReviewError, evolve
+from contracts.reviews import (
+    AnyReviewEvent,
+    AutoDecisionsRecorded,
+    ReviewDecisionRecorded,
+    ReviewEvent,
+    ReviewOverrideApproved,
+    ReviewOverrideRejected,
+)
 from contracts.runs import Dispositions
 from contracts.wire import LoanDispositioned, LoanException, Pricing
 
@@ -135,3 +146,54 @@ def _parsed_amount(loan: LoanDispositioned) -> Decimal | None:
     if "loan_amount" in loan.loan.invalid:
         return None
     return finite_decimal(text)
+
+
+# What a folded review event does to the decisions table, in log order.
+DecisionWrite = (
+    AutoDecisionsRecorded | ReviewDecisionRecorded | ReviewOverrideApproved | ReviewOverrideRejected
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A review event the case fold refuses (the gateway's refuses it too): it never happened."""
+
+    event: ReviewEvent
+    why: str
+
+
+@dataclass(slots=True)
+class ReviewFold:
+    """A batch of review events folded onto its cases' states.
+
+    `cases`: each touched case's first event of the batch (whose run and loan name a new row) and
+    its state after the batch's last accepted event; `writes`: the accepted events that change a
+    decision, in log order; `refused`: the events the fold refused.
+    """
+
+    cases: dict[UUID, tuple[ReviewEvent, CaseState]] = field(default_factory=dict)
+    writes: list[DecisionWrite] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+
+
+def fold_reviews(states: Mapping[UUID, CaseState], events: Iterable[AnyReviewEvent]) -> ReviewFold:
+    """Fold `events` in log order onto `states` (the stored states of their cases): a case's
+    events of one batch fold one after the other, exactly as one at a time would."""
+    folded = ReviewFold()
+    for event in events:
+        if isinstance(event, AutoDecisionsRecorded):
+            folded.writes.append(event)
+            continue
+        seen = folded.cases.get(event.case_id)
+        before = states.get(event.case_id) if seen is None else seen[1]
+        try:
+            after = evolve(before, event)
+        except ReviewError as error:
+            folded.refused.append(Refusal(event, str(error)))
+            continue
+        folded.cases[event.case_id] = (event if seen is None else seen[0], after)
+        if isinstance(
+            event, ReviewDecisionRecorded | ReviewOverrideApproved | ReviewOverrideRejected
+        ):
+            folded.writes.append(event)
+    return folded

@@ -27,6 +27,12 @@ class ReportingSettings(ServiceSettings):
         "reporting-reviews",
         description="Consumer group on reviews.v1 (decisions, for the decision tape).",
     )
+    review_batch_records: int = Field(
+        500,
+        ge=1,
+        description="Review events folded per transaction (records fetched per poll of "
+        "reviews.v1).",
+    )
     work_dir: Path | None = Field(
         None, description="Where reports are written before upload (default: system temp)."
     )

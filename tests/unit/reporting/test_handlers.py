@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -58,8 +59,8 @@ class RecordingService:
     async def on_retry_requested(self, event: RunRetryRequested) -> None:
         self.calls.append(("retry", event))
 
-    async def on_review(self, event: AnyReviewEvent) -> None:
-        self.calls.append(("review", event))
+    async def on_reviews(self, events: Sequence[AnyReviewEvent]) -> None:
+        self.calls.extend(("review", event) for event in events)
 
     async def on_run_completed(self, event: RunCompleted) -> None:
         self.calls.append(("completed", event))
@@ -182,6 +183,71 @@ async def test_review_events_reach_the_decisions() -> None:
 
     assert service.calls == [("review", auto)]
     assert letters == []
+
+
+async def test_a_bad_record_amid_good_ones_in_a_poll_is_dead_lettered_alone() -> None:
+    service, letters = RecordingService(), []
+    autos = [
+        AutoDecisionsRecorded(
+            event_id=event_id("review.auto_decisions_recorded", RUN_ID, seq),
+            run_id=RUN_ID,
+            batch_seq=seq,
+            decisions=(
+                AutoDecision(loan_id=RUN_ID, seq=seq + 1, decision_type="auto_approve", score=900),
+            ),
+            occurred_at=OCCURRED_AT,
+        )
+        for seq in (0, 1)
+    ]
+    bad = b'{"event_type": "review.case_opened"}'
+
+    async with TestKafkaBroker(wired(service, letters)) as broker:
+        await broker.publish_batch(
+            encode(autos[0]), bad, encode(autos[1]), topic=SETTINGS.topic(REVIEWS)
+        )
+
+    assert service.calls == [("review", autos[0]), ("review", autos[1])]
+    [letter] = letters
+    assert letter.reason.startswith("UndecodableMessage: not a valid review event")
+    assert letter.payload == bad.decode()
+    assert letter.topic == SETTINGS.topic(REVIEWS)
+
+
+@dataclass
+class PoisonedService(RecordingService):
+    """Fails, the way a bug or a value the database refuses would, on any batch holding `poison`."""
+
+    poison: AnyReviewEvent | None = None
+    batches: list[int] = field(default_factory=list)
+
+    async def on_reviews(self, events: Sequence[AnyReviewEvent]) -> None:
+        self.batches.append(len(events))
+        if self.poison in events:
+            raise ValueError("the database refused a value")
+        await super().on_reviews(events)
+
+
+async def test_an_event_that_fails_its_batch_is_dead_lettered_alone_and_the_rest_applied() -> None:
+    autos = [
+        AutoDecisionsRecorded(
+            event_id=event_id("review.auto_decisions_recorded", RUN_ID, seq),
+            run_id=RUN_ID,
+            batch_seq=seq,
+            decisions=(AutoDecision(loan_id=RUN_ID, seq=1, decision_type="auto_approve", score=9),),
+            occurred_at=OCCURRED_AT,
+        )
+        for seq in (0, 1, 2)
+    ]
+    service, letters = PoisonedService(poison=autos[1]), []
+
+    async with TestKafkaBroker(wired(service, letters)) as broker:
+        await broker.publish_batch(*map(encode, autos), topic=SETTINGS.topic(REVIEWS))
+
+    assert service.batches == [3, 1, 1, 1]
+    assert service.calls == [("review", autos[0]), ("review", autos[2])]
+    [letter] = letters
+    assert letter.reason == "failed: ValueError: the database refused a value"
+    assert decode(letter.payload.encode(), AutoDecisionsRecorded) == autos[1]
 
 
 async def test_a_malformed_run_event_is_dead_lettered_and_the_next_one_handled() -> None:
