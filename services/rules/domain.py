@@ -33,6 +33,7 @@ Check = Literal["range", "greater_than", "one_of"]
 # getattr per loan), so every field is looked up by its position in it.
 _field_values = attrgetter(*LOAN_FIELDS)
 _POSITION = {name: position for position, name in enumerate(LOAN_FIELDS)}
+_INFINITY = Decimal("Infinity")
 _NUMERIC_POSITIONS = tuple((_POSITION[name], name) for name in NUMERIC_FIELDS)
 
 
@@ -79,6 +80,10 @@ class Rule:
     position: int = field(init=False, repr=False, compare=False)
     """The field's position in a loan's values (`LoanFields` order)."""
     _fallback: str | Decimal | None = field(init=False, repr=False, compare=False)
+    # The bounds with a missing one as an infinity, so a check is one comparison; a
+    # greater_than without a minimum (which parse_rule_set refuses) passes nothing.
+    _low: Decimal = field(init=False, repr=False, compare=False)
+    _high: Decimal = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         numeric = self.check != "one_of"
@@ -87,6 +92,10 @@ class Rule:
         object.__setattr__(self, "numeric", numeric)
         object.__setattr__(self, "position", _POSITION[self.field])
         object.__setattr__(self, "_fallback", _decimal(self.default) if parse else self.default)
+        object.__setattr__(self, "_low", _INFINITY if self.minimum is None else self.minimum)
+        object.__setattr__(self, "_high", _INFINITY if self.maximum is None else self.maximum)
+        if self.check == "range" and self.minimum is None:
+            object.__setattr__(self, "_low", -_INFINITY)
 
     @property
     def name(self) -> str:
@@ -98,15 +107,14 @@ class Rule:
         given = self._fallback if value is None else value
         if given is None:
             return False
-        if self.check == "one_of":
+        if not self.numeric:
             return str(given).strip().lower() in self.allowed
         number = given if isinstance(given, Decimal) else _decimal(given)
         if number is None:
             return False
         if self.check == "greater_than":
-            return self.minimum is not None and number > self.minimum
-        above = self.minimum is None or number >= self.minimum
-        return above and (self.maximum is None or number <= self.maximum)
+            return number > self._low
+        return self._low <= number <= self._high
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,9 +171,11 @@ def evaluate(loan: LoanRecord, rule_set: RuleSet) -> Evaluation:
     passed = 0
     if not exceptions:
         exceptions = tuple(
-            rule.failure
-            for rule in rule_set.rules
-            if not rule.passes((numbers if rule.numeric else values)[rule.position])
+            [
+                rule.failure
+                for rule in rule_set.rules
+                if not rule.passes((numbers if rule.numeric else values)[rule.position])
+            ]
         )
         passed = len(rule_set.rules) - len(exceptions)
     quality = _quality(
