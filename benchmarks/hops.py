@@ -1,7 +1,8 @@
 """CPU per loan of the rules and pricing hops: `.venv/bin/python benchmarks/hops.py [--loans 500]`.
 
-Builds the ingested batch of a generated tape (5 % bad rows, as `benchmarks/codec.py`), then times
-what each worker does per batch outside the Kafka client (CPU seconds, best of `--repeat`):
+Builds the ingested batch of a generated tape (`--bad-share`, 5 % bad rows as in
+`benchmarks/codec.py` by default), then times what each worker does per batch outside the Kafka
+client (CPU seconds, best of `--repeat`):
 decode the incoming JSON, run the handler's work (domain, events, metrics), encode the output.
 Prints microseconds per loan as JSON; `--profile rules|pricing` prints a cProfile of that hop.
 The machine is shared: the figures are indicative, compare them within one sitting only.
@@ -34,12 +35,12 @@ from services.rules.domain import load_rule_set
 from services.rules.handlers import evaluated_batch, rule_set_for
 
 
-def ingested_batch(count: int) -> wire.IngestedBatch:
+def ingested_batch(count: int, bad_share: float = 0.05) -> wire.IngestedBatch:
     """An ingested batch of `count` generated loans, as ingest publishes it."""
     run_id, now = uuid4(), datetime.now(UTC)
     with tempfile.TemporaryDirectory() as folder:
         tape = Path(folder) / "tape.csv"
-        generate_tape(tape, count, seed=11, bad_share=0.05)
+        generate_tape(tape, count, seed=11, bad_share=bad_share)
         with tape.open("rb") as stream:
             normaliser = Normaliser(run_id, InMemoryDuplicateIndex())
             records = list(normaliser.file(tape.name, read_rows(tape.name, stream)))
@@ -87,10 +88,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loans", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--bad-share", type=float, default=0.05, help="share of bad rows")
     parser.add_argument("--profile", choices=("rules", "pricing"))
     args = parser.parse_args()
     now = datetime.now(UTC)
-    ingested = encode(ingested_batch(args.loans))
+    ingested = encode(ingested_batch(args.loans, args.bad_share))
     evaluated = rules_hop(ingested, now)
     count = args.loans
     hops = {
