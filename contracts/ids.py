@@ -1,8 +1,11 @@
 """Deterministic identifiers (SPEC §2): one UUIDv5 namespace for loans, tape runs and events."""
 
 import hashlib
+from collections.abc import Sequence
 from functools import lru_cache
 from uuid import NAMESPACE_DNS, UUID, SafeUUID, uuid5
+
+import msgspec
 
 NS = uuid5(NAMESPACE_DNS, "loan-engine")
 # Every id hashes the namespace bytes first: hash them once and copy the state per id.
@@ -13,6 +16,9 @@ _SET_BITS = (5 << 76) | (0x8000 << 48)
 # Looked up once: an enum member's attribute access costs more than the rest of building an id.
 _UNKNOWN_SAFETY = SafeUUID.unknown
 _new = object.__new__
+# A list of UUIDs as JSON: `["<36 characters>","<36 characters>",...]`, each as str(UUID) writes it.
+_UUID_TEXTS = msgspec.json.Encoder()
+_UUID_STRIDE = 39  # 36 characters, two quotes and a comma
 _set = object.__setattr__
 
 
@@ -58,6 +64,25 @@ def event_id(event_type: str, run_id: UUID, *parts: object) -> UUID:
     digest = _prefix(event_type, run_id).copy()
     digest.update(suffix.encode())
     return _from_digest(digest)
+
+
+def event_ids(event_type: str, run_ids: Sequence[UUID], keys: Sequence[UUID]) -> list[UUID]:
+    """`event_id(event_type, run_id, key)` of each (run id, key) pair, in order: the same ids, with
+    every UUID's text written by one msgspec call per batch instead of one str() per id."""
+    if len(run_ids) != len(keys):
+        raise ValueError("event_ids needs one run id per key")
+    runs, texts = _UUID_TEXTS.encode(run_ids), _UUID_TEXTS.encode(keys)
+    ids: list[UUID] = []
+    run = b""
+    prefix = _NS_SHA1
+    for start in range(2, len(texts), _UUID_STRIDE):
+        if runs[start : start + 36] != run:
+            run = runs[start : start + 36]
+            prefix = _prefix(event_type, UUID(run.decode()))
+        digest = prefix.copy()
+        digest.update(texts[start : start + 36])
+        ids.append(_from_digest(digest))
+    return ids
 
 
 def batch_key(run_id: UUID, batch_seq: int) -> str:

@@ -30,7 +30,8 @@ def price(
 ) -> Pricing | None:
     """The loan's spread and final price, or None when it may not (or cannot) be priced."""
     rate = finite_decimal(note_rate)
-    if rate is None or not may_price(exceptions):
+    # Most loans have no exception: skip may_price's scan for them.
+    if rate is None or (exceptions and not may_price(exceptions)):
         return None
     spread = _EXACT.subtract(rate, irr_target)
     final_price = _EXACT.add(PRICE_BASE, _EXACT.multiply(SPREAD_MULTIPLIER, spread))
@@ -40,5 +41,6 @@ def price(
 def _quantise(value: Decimal) -> str:
     # SPEC §3.5: half-even to exactly 4 decimals; a result that rounds to zero is written
     # 0.0000, never -0.0000 (copy_abs drops the sign Decimal keeps on a negative zero).
-    rounded = value.quantize(_FOUR_PLACES, rounding=ROUND_HALF_EVEN, context=_EXACT)
-    return str(rounded.copy_abs() if rounded.is_zero() else rounded)
+    # (_EXACT rounds half-even; its method spares the keyword arguments' parsing.)
+    rounded = _EXACT.quantize(value, _FOUR_PLACES)
+    return str(rounded if rounded else rounded.copy_abs())

@@ -3,11 +3,12 @@
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from uuid import UUID
 
 from faststream.kafka import KafkaBroker, KafkaResponse
 
 from contracts import loans
-from contracts.ids import event_id
+from contracts.ids import event_ids
 from contracts.topics import LOANS_EVALUATED, LOANS_PRICED
 from contracts.wire import EvaluatedBatch, LoanEvaluated, LoanPriced, PricedBatch
 from services.common.consumer import consumer_options, contract_decoder, gc_paused
@@ -18,10 +19,11 @@ from services.pricing.settings import PricingSettings
 PRODUCER = "pricing"
 
 
-def priced(event: LoanEvaluated, irr_target: Decimal, now: datetime) -> LoanPriced:
-    """One loan's pricing event (pricing is None when it may not be priced)."""
+def priced(event: LoanEvaluated, irr_target: Decimal, now: datetime, priced_id: UUID) -> LoanPriced:
+    """One loan's pricing event, with its id (`loan.priced` of the run and loan ids); pricing is
+    None when it may not be priced."""
     return LoanPriced(
-        event_id=event_id("loan.priced", event.run_id, event.loan.loan_id),
+        event_id=priced_id,
         run_id=event.run_id,
         occurred_at=now,
         producer=PRODUCER,
@@ -35,12 +37,17 @@ def priced(event: LoanEvaluated, irr_target: Decimal, now: datetime) -> LoanPric
 
 def priced_batch(batch: EvaluatedBatch, now: datetime) -> PricedBatch:
     """The priced batch: same run, number and parameters; the IRR target is the run's own."""
-    irr_target = batch.params.irr_target
+    irr_target, events = batch.params.irr_target, batch.events
+    ids = event_ids(
+        "loan.priced", [event.run_id for event in events], [e.loan.loan_id for e in events]
+    )
     return PricedBatch(
         run_id=batch.run_id,
         batch_seq=batch.batch_seq,
         params=batch.params,
-        events=tuple(priced(event, irr_target, now) for event in batch.events),
+        events=tuple(
+            priced(event, irr_target, now, id_) for event, id_ in zip(events, ids, strict=True)
+        ),
     )
 
 

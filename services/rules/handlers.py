@@ -2,11 +2,12 @@
 
 from collections.abc import Callable
 from datetime import datetime
+from uuid import UUID
 
 from faststream.kafka import KafkaBroker, KafkaResponse
 
 from contracts import loans
-from contracts.ids import event_id
+from contracts.ids import event_ids
 from contracts.topics import LOANS_EVALUATED, LOANS_INGESTED
 from contracts.wire import EvaluatedBatch, IngestedBatch, LoanEvaluated, LoanIngested
 from services.common.consumer import (
@@ -24,11 +25,13 @@ from services.rules.settings import RulesSettings
 PRODUCER = "rules"
 
 
-def evaluated(event: LoanIngested, rule_set: RuleSet, now: datetime) -> LoanEvaluated:
-    """One loan's evaluation event; its id is the same on every redelivery."""
+def evaluated(
+    event: LoanIngested, rule_set: RuleSet, now: datetime, evaluated_id: UUID
+) -> LoanEvaluated:
+    """One loan's evaluation event, with its id (`loan.evaluated` of the run and loan ids)."""
     outcome = evaluate(event.loan, rule_set)
     return LoanEvaluated(
-        event_id=event_id("loan.evaluated", event.run_id, event.loan.loan_id),
+        event_id=evaluated_id,
         run_id=event.run_id,
         occurred_at=now,
         producer=PRODUCER,
@@ -40,12 +43,19 @@ def evaluated(event: LoanIngested, rule_set: RuleSet, now: datetime) -> LoanEval
 
 
 def evaluated_batch(batch: IngestedBatch, rule_set: RuleSet, now: datetime) -> EvaluatedBatch:
-    """The evaluated batch: same run, number and parameters, loans in the same order."""
+    """The evaluated batch: same run, number and parameters, loans in the same order; each
+    event's id is the same on every redelivery."""
+    events = batch.events
+    ids = event_ids(
+        "loan.evaluated", [event.run_id for event in events], [e.loan.loan_id for e in events]
+    )
     return EvaluatedBatch(
         run_id=batch.run_id,
         batch_seq=batch.batch_seq,
         params=batch.params,
-        events=tuple(evaluated(event, rule_set, now) for event in batch.events),
+        events=tuple(
+            evaluated(event, rule_set, now, id_) for event, id_ in zip(events, ids, strict=True)
+        ),
     )
 
 

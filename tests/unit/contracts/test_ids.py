@@ -1,9 +1,10 @@
 from uuid import NAMESPACE_DNS, UUID, uuid5
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.ids import NS, batch_key, event_id, loan_id, tape_run_id
+from contracts.ids import NS, batch_key, event_id, event_ids, loan_id, tape_run_id
 
 RUN = UUID("0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d")
 
@@ -43,3 +44,24 @@ def test_event_ids_equal_uuid5_of_the_whole_name_whatever_ids_came_before(
     assert event_id(event_type, run_id, *parts) == uuid5(NS, name)
     assert event_id(event_type, run_id, *parts).version == 5
     assert str(event_id(event_type, run_id, *parts)) == str(uuid5(NS, name))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    event_type=st.sampled_from(["loan.evaluated", "loan.priced"]),
+    pairs=st.lists(st.tuples(st.sampled_from([RUN, NS]) | st.uuids(), st.uuids()), max_size=20),
+)
+def test_a_batch_of_event_ids_equals_uuid5_of_each_run_and_key_in_order(
+    event_type: str, pairs: list[tuple[UUID, UUID]]
+) -> None:
+    run_ids, keys = [run for run, _ in pairs], [key for _, key in pairs]
+    expected = [uuid5(NS, f"{event_type}/{run}/{key}") for run, key in pairs]
+    assert event_ids(event_type, run_ids, keys) == expected
+    assert [str(uuid) for uuid in event_ids(event_type, run_ids, keys)] == [
+        str(uuid) for uuid in expected
+    ]
+
+
+def test_a_batch_of_event_ids_needs_one_run_id_per_key() -> None:
+    with pytest.raises(ValueError, match="one run id per key"):
+        event_ids("loan.priced", [RUN], [RUN, NS])

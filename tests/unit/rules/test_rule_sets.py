@@ -8,6 +8,7 @@ import pytest
 from services.rules.domain import (
     CURRENT_VERSION,
     RULE_SETS,
+    Rule,
     RuleSetError,
     evaluate,
     load_rule_set,
@@ -104,6 +105,18 @@ def test_bounds_are_exact_decimals() -> None:
         Decimal("97.0"),
         "100",
     )
+
+
+def test_a_range_with_one_bound_is_open_on_the_other_side_and_greater_than_needs_its_minimum() -> (
+    None
+):
+    outcome = load_rule_set().rules[0].outcome
+    at_most = Rule(outcome, "dti_ratio", "range", maximum=Decimal("50"))
+    at_least = Rule(outcome, "credit_score", "range", minimum=Decimal("620"))
+    unbounded = Rule(outcome, "loan_amount", "greater_than")
+    assert [at_most.passes(text) for text in ("-1E+9", "50", "50.01")] == [True, True, False]
+    assert [at_least.passes(text) for text in ("619", "620", "1E+9")] == [False, True, True]
+    assert [unbounded.passes(text) for text in ("0", "1E+9")] == [False, False]
 
 
 @pytest.mark.parametrize(
