@@ -17,6 +17,7 @@ from services.ingest.domain import (
     Normaliser,
     check_tape_columns,
     check_tape_complete,
+    is_blank_row,
     is_whole,
     normalise_header,
     normalise_header_name,
@@ -616,3 +617,21 @@ def test_a_number_s_text_is_what_its_decimal_writes_at_the_edges_of_the_plain_fo
     text: str, read: str
 ) -> None:
     assert normalise_values({"note_rate": text}).fields["note_rate"] == read
+
+
+@pytest.mark.parametrize(
+    ("cells", "blank"),
+    [
+        ([], True),
+        (["", "", ""], True),
+        ([" ", "\t", "\u00a0", "\u3000", "\r\n"], True),
+        (["", " x"], False),
+        (["\u200b"], False),  # a zero-width space is no whitespace to str.isspace
+        (["", "", "0"], False),
+    ],
+)
+def test_a_row_is_blank_exactly_when_every_cell_is_empty_or_whitespace(
+    cells: list[str], blank: bool
+) -> None:
+    assert is_blank_row(cells) is blank
+    assert is_blank_row(cells) is all(not cell or cell.isspace() for cell in cells)
