@@ -35,7 +35,7 @@ from services.ingest.duplicates import SqliteDuplicateIndex
 from services.ingest.readers import ReadLimits, read_rows
 from services.ingest.service import file_records
 from services.ingest.tapegen import generate_tape
-from services.reporting.reports import render
+from services.reporting.reports import render_all
 from services.reporting.service import dispositioned_batch
 
 BATCH = 500
@@ -133,7 +133,7 @@ def on_priced(batches: list[bytes]) -> None:
     now = datetime.now(UTC)
     for data in batches:
         output = dispositioned_batch(decode(data, wire.PricedBatch), now)
-        rendered = [render(event) for event in output.events]
+        rendered = render_all(output.events)
         [dumps(loan.exceptions).decode() if loan.exceptions else None for loan in rendered]
         encode(output)
         batch_headers(output)
