@@ -123,8 +123,8 @@ def normalise_values(values: Mapping[str, str | None]) -> NormalisedValues:
             fields[name] = text
         else:
             canonical = canonical_number(text) is not None
-            if canonical and kind == _NUMBER_FIELD:
-                fields[name] = text  # what str(parse_number(text)) is
+            if canonical and (kind == _NUMBER_FIELD or (kind == _WHOLE and "." not in text)):
+                fields[name] = text  # what str(parse_number(text)) is (and whole, without ".")
                 continue
             number = Decimal(text) if canonical else parse_number(text)
             if number is None or (kind == _WHOLE and not is_whole(number)):

@@ -588,12 +588,15 @@ def test_a_numeric_cell_reads_as_its_exact_decimal_written_canonically_whatever_
     text: str,
 ) -> None:
     number = parse_number(text)
-    normalised = normalise_values({"note_rate": text, "loan_amount": text})
+    normalised = normalise_values({"note_rate": text, "loan_amount": text, "credit_score": text})
     expected = text if number is None else str(number)
     assert normalised.fields["note_rate"] == expected
     assert normalised.fields["loan_amount"] == expected
     assert normalised.loan_amount == number
     assert ("note_rate" in normalised.invalid) == (number is None)
+    whole = number is not None and is_whole(number)
+    assert normalised.fields["credit_score"] == (str(number) if whole else text)
+    assert ("credit_score" in normalised.invalid) == (not whole)
 
 
 @pytest.mark.parametrize(
