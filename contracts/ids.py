@@ -48,9 +48,20 @@ def _prefix(event_type: str, run_id: UUID) -> "hashlib._Hash":
     return digest
 
 
+@lru_cache(maxsize=64)
+def _loan_prefix(run_id: UUID, source_file: str) -> "hashlib._Hash":
+    """SHA-1 state after the namespace and `{run_id}/{source_file}/`: every loan of a file shares
+    it, so each loan id hashes only its row number (and `run_id` is not written out per loan)."""
+    digest = _NS_SHA1.copy()
+    digest.update(f"{run_id}/{source_file}/".encode())
+    return digest
+
+
 def loan_id(run_id: UUID, source_file: str, row: int) -> UUID:
-    """A loan's id: stable for its run, file and row number."""
-    return _uuid5(f"{run_id}/{source_file}/{row}")
+    """A loan's id, stable for its run, file and row: `uuid5(NS, f"{run_id}/{file}/{row}")`."""
+    digest = _loan_prefix(run_id, source_file).copy()
+    digest.update(str(row).encode())
+    return _from_digest(digest)
 
 
 def tape_run_id(tape_id: str) -> UUID:

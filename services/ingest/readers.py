@@ -24,6 +24,7 @@ from xml.etree.ElementTree import ParseError
 from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 
+from services.ingest.domain import is_blank_row
 from services.ingest.errors import UnreadableTape
 
 TAPE_SUFFIXES = (".csv", ".xlsx")
@@ -95,7 +96,7 @@ def checked_rows(name: str, rows: Iterator[list[str]], limits: ReadLimits) -> It
             cells.pop()
         if len(cells) > limits.max_columns:
             raise UnreadableTape(name, f"has more than {limits.max_columns} columns")
-        blank = all(not cell or cell.isspace() for cell in cells)
+        blank = is_blank_row(cells)
         if count == 1 and blank:
             raise UnreadableTape(name, "has an empty first row: a tape's first row is its header")
         has_data = has_data or (count > 1 and not blank)

@@ -36,8 +36,9 @@ ExceptionFacts = tuple[str, str, str, str, str]
 
 def disposition(exceptions: Sequence[LoanException], pricing: Pricing | None) -> Disposition:
     """Rejected on any hard exception; else to_purchase when priced; else projected."""
-    if any(exception.severity == "hard" for exception in exceptions):
-        return "rejected"
+    for exception in exceptions:  # a loop, not any() over a generator: most loans have none
+        if exception.severity == "hard":
+            return "rejected"
     return "to_purchase" if pricing is not None else "projected"
 
 

@@ -8,8 +8,7 @@ and writes the summary at the end. `write_reports` does both for loans in hand.
 
 import csv
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 from uuid import UUID
 
 from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS, Disposition
@@ -42,9 +41,17 @@ REPORT_OF: dict[Disposition, ReportKey] = {
 def loan_cells(loan: LoanDispositioned) -> list[str]:
     """A loan's cells in LOAN_COLUMNS order: parsed numbers verbatim, other text guarded."""
     record = loan.loan
-    cells = [
-        _field_cell(name, getattr(record.fields, name), record.invalid) for name in LOAN_FIELDS
-    ]
+    fields, invalid = record.fields, record.invalid
+    # Most cells start like no formula: that check is inline rather than a call a cell.
+    cells: list[str] = []
+    for name in LOAN_FIELDS:
+        value = getattr(fields, name)
+        if value is None:
+            cells.append("")
+        elif value.startswith(FORMULA_PREFIXES):
+            cells.append(_field_cell(name, value, invalid))
+        else:
+            cells.append(value)
     pricing = loan.pricing
     cells.append(loan.disposition)
     cells.append("" if pricing is None else pricing.pricing_spread)
@@ -52,9 +59,11 @@ def loan_cells(loan: LoanDispositioned) -> list[str]:
     return cells
 
 
-@dataclass(frozen=True, slots=True)
-class RenderedLoan:
-    """One loan as the reports need it: its rows as CSV text and its exceptions' facts."""
+class RenderedLoan(NamedTuple):
+    """One loan as the reports need it: its rows as CSV text and its exceptions' facts.
+
+    A NamedTuple: built once a loan, and a frozen dataclass's checked `__init__` costs more.
+    """
 
     loan_id: UUID
     seq: int
@@ -65,29 +74,42 @@ class RenderedLoan:
 
 def render(loan: LoanDispositioned) -> RenderedLoan:
     """A loan's report rows (CRLF-terminated CSV, quoted only when needed) and summary facts."""
+    return render_all((loan,))[0]
+
+
+def render_all(loans: Iterable[LoanDispositioned]) -> list[RenderedLoan]:
+    """Each loan rendered as `render` does, through one CSV writer (a writer a loan costs more)."""
     lines = _Lines()
     writer = csv.writer(lines)
-    cells = loan_cells(loan)
-    if loan.disposition == "rejected":
-        for exception in loan.exceptions:
-            writer.writerow(
-                [
-                    *cells,
-                    guard(exception.exception_type),
-                    guard(exception.severity),
-                    guard(exception.message),
-                    guard(exception.rejection_criteria),
-                ]
+    parts = lines.parts
+    rendered = []
+    for loan in loans:
+        cells = loan_cells(loan)
+        if loan.disposition == "rejected":
+            for exception in loan.exceptions:
+                writer.writerow(
+                    [
+                        *cells,
+                        guard(exception.exception_type),
+                        guard(exception.severity),
+                        guard(exception.message),
+                        guard(exception.rejection_criteria),
+                    ]
+                )
+        else:
+            writer.writerow(cells)
+        record = loan.loan
+        rendered.append(
+            RenderedLoan(
+                loan_id=record.loan_id,
+                seq=record.seq,
+                disposition=loan.disposition,
+                text="".join(parts),
+                exceptions=exception_facts(loan.exceptions),
             )
-    else:
-        writer.writerow(cells)
-    return RenderedLoan(
-        loan_id=loan.loan.loan_id,
-        seq=loan.loan.seq,
-        disposition=loan.disposition,
-        text="".join(lines.parts),
-        exceptions=exception_facts(loan.exceptions),
-    )
+        )
+        parts.clear()
+    return rendered
 
 
 class ReportWriter:
@@ -185,11 +207,8 @@ class _Utf8:
         return self._sink.write(text.encode("utf-8"))
 
 
-def _field_cell(name: str, value: str | None, invalid: tuple[str, ...]) -> str:
-    if value is None:
-        return ""
-    if not value.startswith(FORMULA_PREFIXES):
-        return value
+def _field_cell(name: str, value: str, invalid: tuple[str, ...]) -> str:
+    """A cell that starts like a formula: parsed numbers verbatim, other text guarded."""
     # Parsed numbers are canonical text and never altered, even `-0.5`; only text is guarded.
     if name in NUMERIC_FIELDS and name not in invalid and _is_number(value):
         return value

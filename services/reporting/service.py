@@ -47,7 +47,7 @@ from services.common.storage import Storage, sha256_file
 from services.reporting.domain import RunTotals, disposition
 from services.reporting.errors import InconsistentRun, OutputUnavailable
 from services.reporting.locks import run_lock
-from services.reporting.reports import RenderedLoan, ReportWriter, render
+from services.reporting.reports import RenderedLoan, ReportWriter, render_all
 from services.reporting.repository import ReportingRepository, RunState, StoredLoan
 from services.reporting.settings import ReportingSettings
 
@@ -181,7 +181,7 @@ class ReportingService:
         """Disposition, store and publish a priced batch; complete its run when every loan is in."""
         with gc_paused():
             output = dispositioned_batch(batch, self.clock())
-            rendered = [render(event) for event in output.events]
+            rendered = render_all(output.events)
         # Storing and publishing wait on different servers, so they wait together. Both are
         # idempotent: if either fails the batch is redelivered and both are done again, and the
         # run completes only after both succeeded for its last batch.

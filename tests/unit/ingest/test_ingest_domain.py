@@ -5,6 +5,8 @@ from decimal import Decimal
 from uuid import UUID
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from msgspec.structs import asdict
 
 from contracts.ids import loan_id
@@ -15,6 +17,7 @@ from services.ingest.domain import (
     Normaliser,
     check_tape_columns,
     check_tape_complete,
+    is_blank_row,
     is_whole,
     normalise_header,
     normalise_header_name,
@@ -572,3 +575,66 @@ def test_a_tape_missing_rows_fails_with_a_message_naming_them() -> None:
         "(rows 2, 5, 6, 7, 8, 9, 10, 11, 12, 13 and 12 more)"
     )
     assert isinstance(error, TapeError)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.from_regex(
+        r"-?[0-9]{0,3}(\.[0-9]{0,9})?([eE][+-]?[0-9])?|[+]?0{0,2}[1-9]?\.?0{0,8}[0-9]?",
+        fullmatch=True,
+    ).filter(bool)  # an empty cell is a missing value, not a number
+)
+def test_a_numeric_cell_reads_as_its_exact_decimal_written_canonically_whatever_its_form(
+    text: str,
+) -> None:
+    number = parse_number(text)
+    normalised = normalise_values({"note_rate": text, "loan_amount": text, "credit_score": text})
+    expected = text if number is None else str(number)
+    assert normalised.fields["note_rate"] == expected
+    assert normalised.fields["loan_amount"] == expected
+    assert normalised.loan_amount == number
+    assert ("note_rate" in normalised.invalid) == (number is None)
+    whole = number is not None and is_whole(number)
+    assert normalised.fields["credit_score"] == (str(number) if whole else text)
+    assert ("credit_score" in normalised.invalid) == (not whole)
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("0.000001", "0.000001"),
+        ("0.0000001", "1E-7"),
+        ("0.000000", "0.000000"),
+        ("0.0000000", "0E-7"),
+        ("-0", "-0"),
+        ("-0.50", "-0.50"),
+        ("+5", "5"),
+        ("007", "7"),
+        ("1e3", "1E+3"),
+        ("1.", "1"),
+        (".5", "0.5"),
+        ("12345678901234567890123", "12345678901234567890123"),
+    ],
+)
+def test_a_number_s_text_is_what_its_decimal_writes_at_the_edges_of_the_plain_form(
+    text: str, read: str
+) -> None:
+    assert normalise_values({"note_rate": text}).fields["note_rate"] == read
+
+
+@pytest.mark.parametrize(
+    ("cells", "blank"),
+    [
+        ([], True),
+        (["", "", ""], True),
+        ([" ", "\t", "\u00a0", "\u3000", "\r\n"], True),
+        (["", " x"], False),
+        (["\u200b"], False),  # a zero-width space is no whitespace to str.isspace
+        (["", "", "0"], False),
+    ],
+)
+def test_a_row_is_blank_exactly_when_every_cell_is_empty_or_whitespace(
+    cells: list[str], blank: bool
+) -> None:
+    assert is_blank_row(cells) is blank
+    assert is_blank_row(cells) is all(not cell or cell.isspace() for cell in cells)

@@ -5,7 +5,14 @@ from uuid import UUID
 import pytest
 
 from contracts.loans import LoanDispositioned, Pricing
-from services.reporting.reports import LOAN_COLUMNS, ReportWriter, guard, write_reports
+from services.reporting.reports import (
+    LOAN_COLUMNS,
+    ReportWriter,
+    guard,
+    render,
+    render_all,
+    write_reports,
+)
 from tests.factories import (
     RUN_ID,
     loan_dispositioned,
@@ -203,3 +210,17 @@ def test_every_report_needs_a_sink() -> None:
     del sinks["exception_summary"]
     with pytest.raises(ValueError, match="exception_summary"):
         ReportWriter(sinks)
+
+
+def test_a_batch_rendered_through_one_writer_is_each_loan_rendered_alone() -> None:
+    loans = [
+        loan_dispositioned(loan_record(seq=1, seller_loan_number="Müller, 1")),
+        loan_dispositioned(
+            loan_record(seq=2), exceptions=[loan_exception(), SOFT], disposition="rejected"
+        ),
+        process_loan(loan_record(seq=3, property_type="=cmd", dti_ratio="-0.5")),
+        loan_dispositioned(loan_record(seq=4, note_rate=None), disposition="projected"),
+    ]
+    together = render_all(loans)
+    assert together == [render(loan) for loan in loans]
+    assert [loan.text.count("\r\n") for loan in together] == [1, 2, 1, 1]
