@@ -15,17 +15,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import gc
 import json
 import pstats
 import tempfile
-import time
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+from benchmarks.cpu import cpu_per_loan, priced_events
 from contracts import wire
 from contracts.codec import decode, dumps, encode
 from services.common.kafka import batch_headers
@@ -94,38 +92,22 @@ def ingest(tape: Path) -> int:
 
 def priced_batches(tape: Path) -> list[bytes]:
     """The tape's loans as pricing publishes them: encoded priced batches."""
-    from contracts.ids import event_id
-    from contracts.numbers import DEFAULT_IRR_TARGET
-    from services.pricing.domain import price
-    from services.rules.domain import evaluate, load_rule_set
-
-    rule_set, now = load_rule_set(), datetime.now(UTC)
+    now = datetime.now(UTC)
     records = normalise(tape)
     run_id = records[0].loan_id  # any UUID: the batches only need one run
+    events = priced_events(records, run_id, now)
     params = wire.RunParams(pdate=now.date())
-    batches = []
-    for start in range(0, len(records), BATCH):
-        events = []
-        for record in records[start : start + BATCH]:
-            outcome = evaluate(record, rule_set)
-            events.append(
-                wire.LoanPriced(
-                    event_id=event_id("loan.priced", run_id, record.loan_id),
-                    run_id=run_id,
-                    occurred_at=now,
-                    producer="pricing",
-                    loan=record,
-                    exceptions=outcome.exceptions,
-                    quality=outcome.quality,
-                    rule_set_version=rule_set.version,
-                    pricing=price(outcome.exceptions, record.fields.note_rate, DEFAULT_IRR_TARGET),
-                )
+    return [
+        encode(
+            wire.PricedBatch(
+                run_id=run_id,
+                batch_seq=start // BATCH,
+                params=params,
+                events=tuple(events[start : start + BATCH]),
             )
-        batch = wire.PricedBatch(
-            run_id=run_id, batch_seq=start // BATCH, params=params, events=tuple(events)
         )
-        batches.append(encode(batch))
-    return batches
+        for start in range(0, len(events), BATCH)
+    ]
 
 
 def on_priced(batches: list[bytes]) -> None:
@@ -137,21 +119,6 @@ def on_priced(batches: list[bytes]) -> None:
         [dumps(loan.exceptions).decode() if loan.exceptions else None for loan in rendered]
         encode(output)
         batch_headers(output)
-
-
-def per_loan(operation: Callable[[], Any], loans: int, repeat: int) -> float:
-    """Best CPU microseconds per loan of `operation` over `repeat` runs."""
-    best = float("inf")
-    for _ in range(repeat):
-        # The cyclic collector's passes land wherever the heap's growth puts them and swamp
-        # the differences measured here; the services pause it around the same work.
-        gc.collect()
-        gc.disable()
-        started = time.process_time()
-        operation()
-        best = min(best, time.process_time() - started)
-        gc.enable()
-    return round(best / loans * 1e6, 2)
 
 
 def main() -> None:
@@ -183,7 +150,7 @@ def main() -> None:
         result = {
             "loans": args.loans,
             "us_per_loan": {
-                name: per_loan(stage, args.loans, args.repeat) for name, stage in stages.items()
+                name: cpu_per_loan(stage, args.loans, args.repeat) for name, stage in stages.items()
             },
         }
     print(json.dumps(result, indent=2))

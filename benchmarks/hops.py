@@ -14,22 +14,15 @@ import argparse
 import cProfile
 import json
 import pstats
-import tempfile
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 from uuid import uuid4
 
+from benchmarks.cpu import cpu_per_loan, generated_records
 from contracts import wire
 from contracts.codec import decode, encode
 from contracts.ids import event_id
 from services.common.governance_metrics import record_dq_scores
 from services.common.metrics import record_exceptions
-from services.ingest.domain import InMemoryDuplicateIndex, Normaliser
-from services.ingest.readers import read_rows
-from services.ingest.tapegen import generate_tape
 from services.pricing.handlers import priced_batch
 from services.rules.domain import load_rule_set
 from services.rules.handlers import evaluated_batch, rule_set_for
@@ -38,12 +31,6 @@ from services.rules.handlers import evaluated_batch, rule_set_for
 def ingested_batch(count: int, bad_share: float = 0.05) -> wire.IngestedBatch:
     """An ingested batch of `count` generated loans, as ingest publishes it."""
     run_id, now = uuid4(), datetime.now(UTC)
-    with tempfile.TemporaryDirectory() as folder:
-        tape = Path(folder) / "tape.csv"
-        generate_tape(tape, count, seed=11, bad_share=bad_share)
-        with tape.open("rb") as stream:
-            normaliser = Normaliser(run_id, InMemoryDuplicateIndex())
-            records = list(normaliser.file(tape.name, read_rows(tape.name, stream)))
     events = tuple(
         wire.LoanIngested(
             event_id=event_id("loan.ingested", run_id, record.loan_id),
@@ -52,7 +39,7 @@ def ingested_batch(count: int, bad_share: float = 0.05) -> wire.IngestedBatch:
             producer="ingest",
             loan=record,
         )
-        for record in records
+        for record in generated_records(count, run_id, bad_share)
     )
     params = wire.RunParams(pdate=now.date())
     return wire.IngestedBatch(run_id=run_id, batch_seq=0, params=params, events=events)
@@ -71,16 +58,6 @@ def rules_hop(data: bytes, now: datetime) -> bytes:
 def pricing_hop(data: bytes, now: datetime) -> bytes:
     """What `on_loans_evaluated` does with one record's body (decoder included)."""
     return encode(priced_batch(decode(data, wire.EvaluatedBatch), now))
-
-
-def per_loan(operation: Callable[[], Any], loans_count: int, repeat: int) -> float:
-    """Best CPU microseconds per loan of `operation` over `repeat` runs."""
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.process_time()
-        operation()
-        best = min(best, time.process_time() - started)
-    return round(best / loans_count * 1e6, 2)
 
 
 def main() -> None:
@@ -107,14 +84,14 @@ def main() -> None:
     result = {
         "loans": count,
         "us_per_loan": {
-            "rules_decode": per_loan(
+            "rules_decode": cpu_per_loan(
                 lambda: decode(ingested, wire.IngestedBatch), count, args.repeat
             ),
-            "rules_hop": per_loan(hops["rules"], count, args.repeat),
-            "pricing_decode": per_loan(
+            "rules_hop": cpu_per_loan(hops["rules"], count, args.repeat),
+            "pricing_decode": cpu_per_loan(
                 lambda: decode(evaluated, wire.EvaluatedBatch), count, args.repeat
             ),
-            "pricing_hop": per_loan(hops["pricing"], count, args.repeat),
+            "pricing_hop": cpu_per_loan(hops["pricing"], count, args.repeat),
         },
     }
     print(json.dumps(result, indent=2))

@@ -332,7 +332,11 @@ async def test_an_output_that_can_never_be_published_is_dead_lettered_and_fails_
     assert harness.renewal.renewals == 0
 
 
-async def test_a_dead_lettered_record_of_a_run_fails_the_run() -> None:
+async def dead_letter_undecodable(
+    service: str, topic: str, keys: list[bytes]
+) -> tuple[list[DeadLetter], list[RunFailed]]:
+    """Undecodable records with these keys through `service`'s dead-letter middleware: the
+    letters it sets aside and the runs it fails."""
     failures: list[RunFailed] = []
     letters: list[DeadLetter] = []
 
@@ -343,16 +347,22 @@ async def test_a_dead_lettered_record_of_a_run_fails_the_run() -> None:
         letters.append(letter)
 
     broker = KafkaBroker()
-    broker.add_middleware(DeadLetterMiddleware("pricing", collect, policy=FAST, fail_run=fail))
+    broker.add_middleware(DeadLetterMiddleware(service, collect, policy=FAST, fail_run=fail))
 
-    @broker.subscriber("in", decoder=contract_decoder(Amount), **consumer_options("g"))
+    @broker.subscriber(topic, decoder=contract_decoder(Amount), **consumer_options("g"))
     async def handle(_message: Amount) -> None:
         return None
 
     async with TestKafkaBroker(broker) as test_broker:
-        await test_broker.publish(b"{not json", "in", key=f"{RUN}:2".encode())
-        await test_broker.publish(b"{not json", "in", key=b"not-a-run")
+        for key in keys:
+            await test_broker.publish(b"{not json", topic, key=key)
+    return letters, failures
 
+
+async def test_a_dead_lettered_record_of_a_run_fails_the_run() -> None:
+    letters, failures = await dead_letter_undecodable(
+        "pricing", "in", [f"{RUN}:2".encode(), b"not-a-run"]
+    )
     assert len(letters) == 2
     [failure] = failures
     assert str(failure.run_id) == RUN
@@ -361,27 +371,9 @@ async def test_a_dead_lettered_record_of_a_run_fails_the_run() -> None:
 
 
 async def test_a_dead_lettered_review_event_keyed_by_its_run_fails_no_run() -> None:
-    failures: list[RunFailed] = []
-    letters: list[DeadLetter] = []
-
-    async def fail(event: RunFailed) -> None:
-        failures.append(event)
-
-    async def collect(letter: DeadLetter) -> None:
-        letters.append(letter)
-
-    broker = KafkaBroker()
-    broker.add_middleware(DeadLetterMiddleware("reporting", collect, policy=FAST, fail_run=fail))
-
-    @broker.subscriber(
-        "loan-engine.reviews.v1", decoder=contract_decoder(Amount), **consumer_options("g")
+    # Auto decisions are keyed `{run_id}:{batch_seq}`, case events by the case id.
+    letters, failures = await dead_letter_undecodable(
+        "reporting", "loan-engine.reviews.v1", [f"{RUN}:2".encode()]
     )
-    async def handle(_message: Amount) -> None:
-        return None
-
-    async with TestKafkaBroker(broker) as test_broker:
-        # Auto decisions are keyed `{run_id}:{batch_seq}`, case events by the case id.
-        await test_broker.publish(b"{not json", "loan-engine.reviews.v1", key=f"{RUN}:2".encode())
-
     assert len(letters) == 1
     assert failures == []
