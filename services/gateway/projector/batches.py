@@ -1,19 +1,26 @@
-"""Turning dispositioned loan batches into read-model rows, decoded by the one wire codec.
+"""Turning dispositioned loan batches into read-model rows.
 
-A batch is decoded and validated as `contracts.wire.DispositionedBatch` (msgspec, the same types
-every worker uses), so the projector reads exactly what the contract says and cannot drift from it.
+A batch is decoded by `ProjectedBatch`: msgspec Structs holding only what the read models keep,
+each field with the type and bounds of its `contracts.wire` twin (a test holds the two together),
+so what the projector writes is validated as the workers validate it. The envelope fields it does
+not write (event ids, times, producer) are skipped unparsed: decoding fell from 2.65 to 1.6 us a
+loan (benchmarks/projector.py). The bytes on the topic are unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
 import msgspec
+from asyncpg.pgproto.pgproto import UUID as PgUUID
 
-from contracts.codec import decode, dumps
-from contracts.wire import DispositionedBatch
+from contracts.codec import dumps
+from contracts.loans import Category, Disposition, Severity
+from contracts.wire import Count, LoanFields, Position, RowRef
 from services.gateway.runs.quality import validity_420
 from services.gateway.tables import LOAN_FIELD_COLUMNS
 
@@ -67,28 +74,93 @@ class DispositionedRows:
     exception_counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
+class _Read(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Immutable and acyclic like `contracts.wire.Wire`; fields the projector skips are ignored."""
+
+
+class ProjectedQuality(_Read, kw_only=True):
+    present_fields: Annotated[int, msgspec.Meta(ge=0, le=11)]
+    numeric_present: Annotated[int, msgspec.Meta(ge=0, le=7)]
+    numeric_valid: Annotated[int, msgspec.Meta(ge=0, le=7)]
+    unique: bool
+    rules_passed: Annotated[int, msgspec.Meta(ge=0, le=10)]
+    dq_score: Decimal
+    """Finite: checked once on the batch's sum (a per-loan check cost 0.5 us a loan)."""
+
+
+class ProjectedLoan(_Read, kw_only=True):
+    loan_id: str
+    """Checked as a UUID by `PgUUID`, which asyncpg also writes without converting it again."""
+    seq: Position
+    source_file: str
+    row: Position
+    fields: LoanFields
+    invalid: tuple[str, ...] = ()
+    extra: dict[str, str] = {}
+    duplicate_of: RowRef | None = None
+
+
+class ProjectedException(_Read, kw_only=True):
+    exception_type: str
+    category: Category
+    severity: Severity
+    message: str
+    rejection_criteria: str
+
+
+class ProjectedPricing(_Read, kw_only=True):
+    pricing_spread: str
+    final_price: str
+
+
+class ProjectedEvent(_Read, kw_only=True):
+    loan: ProjectedLoan
+    exceptions: tuple[ProjectedException, ...] = ()
+    quality: ProjectedQuality
+    rule_set_version: str
+    pricing: ProjectedPricing | None = None
+    disposition: Disposition
+
+
+class ProjectedParams(_Read, kw_only=True):
+    sales_team_id: str | None = None
+
+
+class ProjectedBatch(_Read, kw_only=True):
+    """What the projector reads of a `contracts.wire.DispositionedBatch`."""
+
+    batch_type: Literal["loans.dispositioned"] = "loans.dispositioned"
+    run_id: UUID
+    batch_seq: Count
+    params: ProjectedParams
+    events: tuple[ProjectedEvent, ...]
+
+
+_DECODER = msgspec.json.Decoder(ProjectedBatch)
+
+
 def dispositioned_rows(value: bytes) -> DispositionedRows:
     """Rows in LOAN_COLUMNS / EXCEPTION_COLUMNS order, and sums, of one batch's JSON value.
 
     Raises ValueError (msgspec.ValidationError, msgspec.DecodeError) for a malformed batch.
     """
-    batch = decode(value, DispositionedBatch)
+    batch = _DECODER.decode(value)
     run_id = str(batch.run_id)
     team = batch.params.sales_team_id
     rows = DispositionedRows(run_id, batch.batch_seq)
     loans, exceptions, counts = rows.loans, rows.exceptions, rows.exception_counts
     by_disposition = dict.fromkeys(DISPOSITIONS, 0)
     present = valid420 = unique = passed = exceptions_total = 0
-    dq_sum = Decimal(0)
     for event in batch.events:
         loan, fields, quality = event.loan, event.loan.fields, event.quality
+        loan_id = PgUUID(loan.loan_id)
         disposition = event.disposition
         duplicate, pricing = loan.duplicate_of, event.pricing
         loans.append(
             (
                 run_id,
                 loan.seq,
-                loan.loan_id,
+                loan_id,
                 team,
                 loan.source_file,
                 loan.row,
@@ -101,7 +173,7 @@ def dispositioned_rows(value: bytes) -> DispositionedRows:
                 pricing.pricing_spread if pricing else None,
                 pricing.final_price if pricing else None,
                 len(event.exceptions),
-                str(quality.dq_score),
+                quality.dq_score,
                 event.rule_set_version,
             )
         )
@@ -111,7 +183,7 @@ def dispositioned_rows(value: bytes) -> DispositionedRows:
                     run_id,
                     loan.seq,
                     ordinal,
-                    loan.loan_id,
+                    loan_id,
                     team,
                     fields.seller_loan_number,
                     loan.source_file,
@@ -132,7 +204,6 @@ def dispositioned_rows(value: bytes) -> DispositionedRows:
         valid420 += validity_420(quality.numeric_present, quality.numeric_valid)
         unique += quality.unique
         passed += quality.rules_passed
-        dq_sum += quality.dq_score
     rows.stats = {
         "loans": len(loans),
         **by_disposition,
@@ -141,6 +212,17 @@ def dispositioned_rows(value: bytes) -> DispositionedRows:
         "validity_420": valid420,
         "unique_loans": unique,
         "rules_passed": passed,
-        "dq_score": dq_sum,
+        "dq_score": _finite_sum(event.quality.dq_score for event in batch.events),
     }
     return rows
+
+
+def _finite_sum(scores: Iterable[Decimal]) -> Decimal:
+    """The sum of a batch's DQ scores; ValueError if any is not a finite number."""
+    try:
+        total = sum(scores, Decimal(0))
+    except InvalidOperation as error:  # a signalling NaN, or infinities of both signs
+        raise ValueError("`dq_score` must be a finite number") from error
+    if not total.is_finite():
+        raise ValueError("`dq_score` must be a finite number")
+    return total

@@ -190,11 +190,10 @@ async def _write_dispositioned(
     if not batches:
         return
     loans = [row for rows in batches for row in rows.loans]
-    exceptions = [
-        (*row, *orders.get(rows.run_id, (None, None)))
-        for rows in batches
-        for row in rows.exceptions
-    ]
+    exceptions: list[tuple[Any, ...]] = []
+    for rows in batches:
+        created_at, order = orders.get(rows.run_id, (None, None))
+        exceptions.extend([(*row, created_at, order) for row in rows.exceptions])
     await copy_or_upsert(conn, "loan_facts", LOAN_COLUMNS, ("run_id", "seq"), loans)
     await copy_or_upsert(
         conn,
