@@ -9,7 +9,7 @@ loan (benchmarks/projector.py). The bytes on the topic are unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
@@ -64,14 +64,68 @@ DISPOSITIONS = ("to_purchase", "projected", "rejected")
 
 @dataclass(slots=True)
 class DispositionedRows:
-    """Everything one dispositioned batch adds: loan facts, exceptions and per-batch sums."""
+    """Everything one dispositioned batch adds: loan facts, exceptions and per-batch sums.
+
+    The rows are built as COPY reads them (`loans()`, `exceptions()`), from the decoded events,
+    which the collector does not track: a chunk's row tuples held from planning to writing were
+    scanned by the collection that follows planning, ~1 us a loan (benchmarks/projector.py).
+    """
 
     run_id: str
     batch_seq: int
-    loans: list[tuple[Any, ...]] = field(default_factory=list)
-    exceptions: list[tuple[Any, ...]] = field(default_factory=list)
+    events: tuple[ProjectedEvent, ...] = ()
+    sales_team_id: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     exception_counts: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def loans(self) -> Iterator[tuple[Any, ...]]:
+        """The batch's loan facts, in LOAN_COLUMNS order."""
+        run_id, team = self.run_id, self.sales_team_id
+        for event in self.events:
+            loan, quality = event.loan, event.quality
+            duplicate, pricing = loan.duplicate_of, event.pricing
+            yield (
+                run_id,
+                loan.seq,
+                loan.loan_id,
+                team,
+                loan.source_file,
+                loan.row,
+                *msgspec.structs.astuple(loan.fields),
+                loan.invalid,
+                dumps(loan.extra).decode() if loan.extra else "{}",
+                duplicate.source_file if duplicate else None,
+                duplicate.row if duplicate else None,
+                event.disposition,
+                pricing.pricing_spread if pricing else None,
+                pricing.final_price if pricing else None,
+                len(event.exceptions),
+                quality.dq_score,
+                event.rule_set_version,
+            )
+
+    def exceptions(self) -> Iterator[tuple[Any, ...]]:
+        """The batch's exceptions, in EXCEPTION_COLUMNS order."""
+        run_id, team = self.run_id, self.sales_team_id
+        for event in self.events:
+            loan = event.loan
+            for ordinal, exc in enumerate(event.exceptions):
+                yield (
+                    run_id,
+                    loan.seq,
+                    ordinal,
+                    loan.loan_id,
+                    team,
+                    loan.fields.seller_loan_number,
+                    loan.source_file,
+                    loan.row,
+                    exc.exception_type,
+                    exc.category,
+                    exc.severity,
+                    exc.message,
+                    exc.rejection_criteria,
+                    event.disposition,
+                )
 
 
 class _Read(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -90,9 +144,8 @@ class ProjectedQuality(_Read, kw_only=True):
 
 class ProjectedLoan(_Read, kw_only=True):
     loan_id: str
-    """Checked with asyncpg's own UUID parser and kept as text: rows of only untracked values
-    leave the collector's view at its first pass (a UUID object kept each row tuple tracked and
-    rescanned by every later collection while the chunk lived)."""
+    """Checked with asyncpg's own UUID parser and kept as text, which COPY parses in C (a UUID
+    object costs a Python `UUID.bytes` call per row there)."""
     seq: Position
     source_file: str
     row: Position
@@ -142,73 +195,31 @@ _DECODER = msgspec.json.Decoder(ProjectedBatch)
 
 
 def dispositioned_rows(value: bytes) -> DispositionedRows:
-    """Rows in LOAN_COLUMNS / EXCEPTION_COLUMNS order, and sums, of one batch's JSON value.
+    """One batch's JSON value, validated, with its sums (its rows are built when written).
 
     Raises ValueError (msgspec.ValidationError, msgspec.DecodeError) for a malformed batch.
     """
     batch = _DECODER.decode(value)
-    run_id = str(batch.run_id)
-    team = batch.params.sales_team_id
-    rows = DispositionedRows(run_id, batch.batch_seq)
-    loans, exceptions, counts = rows.loans, rows.exceptions, rows.exception_counts
+    rows = DispositionedRows(
+        str(batch.run_id), batch.batch_seq, batch.events, batch.params.sales_team_id
+    )
+    counts = rows.exception_counts
     by_disposition = dict.fromkeys(DISPOSITIONS, 0)
     present = valid420 = unique = passed = exceptions_total = 0
     for event in batch.events:
-        loan, fields, quality = event.loan, event.loan.fields, event.quality
-        loan_id = loan.loan_id
-        PgUUID(loan_id)  # ValueError unless COPY can read it as a UUID (it reads the text in C)
-        disposition = event.disposition
-        duplicate, pricing = loan.duplicate_of, event.pricing
-        loans.append(
-            (
-                run_id,
-                loan.seq,
-                loan_id,
-                team,
-                loan.source_file,
-                loan.row,
-                *msgspec.structs.astuple(fields),
-                loan.invalid,
-                dumps(loan.extra).decode() if loan.extra else "{}",
-                duplicate.source_file if duplicate else None,
-                duplicate.row if duplicate else None,
-                disposition,
-                pricing.pricing_spread if pricing else None,
-                pricing.final_price if pricing else None,
-                len(event.exceptions),
-                quality.dq_score,
-                event.rule_set_version,
-            )
-        )
-        for ordinal, exc in enumerate(event.exceptions):
-            exceptions.append(
-                (
-                    run_id,
-                    loan.seq,
-                    ordinal,
-                    loan_id,
-                    team,
-                    fields.seller_loan_number,
-                    loan.source_file,
-                    loan.row,
-                    exc.exception_type,
-                    exc.category,
-                    exc.severity,
-                    exc.message,
-                    exc.rejection_criteria,
-                    disposition,
-                )
-            )
+        quality = event.quality
+        PgUUID(event.loan.loan_id)  # ValueError unless COPY can read it as a UUID (in C, as text)
+        for exc in event.exceptions:
             key = (exc.exception_type, exc.severity)
             counts[key] = counts.get(key, 0) + 1
-        by_disposition[disposition] += 1
+        by_disposition[event.disposition] += 1
         exceptions_total += len(event.exceptions)
         present += quality.present_fields
         valid420 += validity_420(quality.numeric_present, quality.numeric_valid)
         unique += quality.unique
         passed += quality.rules_passed
     rows.stats = {
-        "loans": len(loans),
+        "loans": len(batch.events),
         **by_disposition,
         "exceptions": exceptions_total,
         "present_fields": present,
