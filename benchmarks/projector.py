@@ -237,6 +237,7 @@ def main() -> None:
         f"CPU: projector {timing.client_cpu:.2f}s, PostgreSQL backend "
         + ("unknown" if timing.server_cpu is None else f"{timing.server_cpu:.2f}s")
     )
+    print(f"projector CPU per loan: {timing.client_cpu / loans * 1e6:.1f} us")  # noqa: T201
     if timing.server_cpu is not None:
         busiest = max(timing.client_cpu, timing.server_cpu)
         print(f"two idle cores would carry {loans / busiest:,.0f} loans/s")  # noqa: T201

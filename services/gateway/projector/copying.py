@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import asyncpg
@@ -15,7 +15,10 @@ def _columns(names: Sequence[str]) -> str:
 
 
 async def _copy(
-    conn: asyncpg.Connection, table: str, columns: Sequence[str], records: list[tuple[Any, ...]]
+    conn: asyncpg.Connection,
+    table: str,
+    columns: Sequence[str],
+    records: Collection[tuple[Any, ...]],
 ) -> bool:
     """COPY the records in (inside a savepoint); False when a key already exists."""
     try:
@@ -42,7 +45,11 @@ async def _stage(
 
 
 def _by_key(
-    columns: Sequence[str], key: tuple[str, ...], records: list[tuple[Any, ...]], *, last: bool
+    columns: Sequence[str],
+    key: tuple[str, ...],
+    records: Collection[tuple[Any, ...]],
+    *,
+    last: bool,
 ) -> list[tuple[Any, ...]]:
     positions = [list(columns).index(name) for name in key]
     chosen: dict[tuple[Any, ...], tuple[Any, ...]] = {}
@@ -58,7 +65,7 @@ async def copy_or_upsert(
     table: str,
     columns: Sequence[str],
     key: tuple[str, ...],
-    records: list[tuple[Any, ...]],
+    records: Collection[tuple[Any, ...]],
 ) -> None:
     """COPY straight in; only if a row already exists (a loan re-sent in another batch), upsert.
 
@@ -83,7 +90,7 @@ async def copy_or_ignore(
     table: str,
     columns: Sequence[str],
     key: tuple[str, ...],
-    records: list[tuple[Any, ...]],
+    records: Collection[tuple[Any, ...]],
 ) -> None:
     """COPY straight in; if a key already exists, insert only the rows whose key is new.
 

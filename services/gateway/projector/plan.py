@@ -1,8 +1,9 @@
 """Turn a chunk of Kafka records into the rows the read models need (no I/O).
 
-Run events and dead letters are validated contracts; dispositioned batches are decoded by the wire
-codec (`contracts.wire`) into rows. The other loan topics are counted
-from their `loan-count` headers without decoding the value (SPEC §2).
+Run events and dead letters are validated contracts; dispositioned batches are decoded and
+validated by the projector's read types (`batches.ProjectedBatch`, the `contracts.wire` types
+restricted to what the read models keep). The other loan topics are counted from their
+`loan-count` headers without decoding the value (SPEC §2).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ Loan batches are idempotent per `(run_id, stage, batch_seq)`: a batch seen befor
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -51,6 +52,20 @@ STATS_COLUMNS = (
 )
 
 Positions = Mapping[tuple[str, int], int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """Rows built afresh on each pass (COPY, and its upsert fallback) and freed as they are sent."""
+
+    make: Callable[[], Iterator[tuple[Any, ...]]]
+    count: int
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return self.make()
+
+    def __len__(self) -> int:
+        return self.count
 
 
 class GenerationChanged(Exception):
@@ -203,12 +218,18 @@ async def _write_dispositioned(
 ) -> None:
     if not batches:
         return
-    loans = [row for rows in batches for row in rows.loans]
-    exceptions = [
-        (*row, *orders.get(rows.run_id, (None, None)))
-        for rows in batches
-        for row in rows.exceptions
-    ]
+    loans = _Rows(
+        lambda: (row for rows in batches for row in rows.loans()),
+        sum(rows.stats["loans"] for rows in batches),
+    )
+
+    def exception_rows() -> Iterator[tuple[Any, ...]]:
+        for rows in batches:
+            created_at, order = orders.get(rows.run_id, (None, None))
+            for row in rows.exceptions():
+                yield (*row, created_at, order)
+
+    exceptions = _Rows(exception_rows, sum(rows.stats["exceptions"] for rows in batches))
     await copy_or_upsert(conn, "loan_facts", LOAN_COLUMNS, ("run_id", "seq"), loans)
     await copy_or_upsert(
         conn,
