@@ -86,6 +86,14 @@ class GatewaySettings(ServiceSettings):
         "inside the API process.",
     )
     review_job_seconds: float = Field(10.0, gt=0, description="How often the review jobs run.")
+    review_republish_seconds: float = Field(
+        300.0,
+        gt=0,
+        description=(
+            "A case opening or auto decision published but not yet in the read models is not"
+            " published again for this long (a lagging projector is not fed its backlog again)."
+        ),
+    )
     notification_lookback_hours: Decimal = Field(
         Decimal(24), gt=0, description="Runs finished this recently are notified of."
     )

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,11 +39,44 @@ logger = logging.getLogger(__name__)
 OPEN_BATCH = 1000
 AUTO_BATCHES = 50
 Clock = Callable[[], datetime]
+K = TypeVar("K", bound=Hashable)
 
 
 def wall_clock() -> datetime:
     """The current time (UTC)."""
     return datetime.now(UTC)
+
+
+class RecentlyPublished:
+    """What a job published that the read models may not show yet, for `hold` seconds.
+
+    Until the projector folds a case's opening (or a batch's auto decisions), the loan still
+    looks unopened. Publishing it again on every tick is harmless for the fold (same ids) but
+    not for a projector that lags: each tick would publish its whole backlog again, and the
+    duplicates lag it further. So a job publishes a key once per `hold`; should the event be
+    lost, the next publish after `hold` repairs it, and a restarted gateway starts afresh.
+    """
+
+    def __init__(self, hold: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.hold = hold
+        self.clock = clock
+        self._published: dict[Hashable, float] = {}  # in the order published: oldest first
+
+    def fresh(self, keys: Iterable[K]) -> list[K]:
+        """The keys not published within the last `hold` seconds."""
+        now = self.clock()
+        while self._published:
+            key, at = next(iter(self._published.items()))
+            if now - at < self.hold:
+                break
+            del self._published[key]
+        return [key for key in keys if key not in self._published]
+
+    def remember(self, keys: Iterable[Hashable]) -> None:
+        """These keys were published just now."""
+        now = self.clock()
+        for key in keys:
+            self._published[key] = now
 
 
 async def open_cases(
@@ -51,19 +85,27 @@ async def open_cases(
     settings: GatewaySettings,
     now: datetime,
     page: int = OPEN_BATCH,
+    recent: RecentlyPublished | None = None,
 ) -> int:
     """Open a case for every `human_review` loan that has none; return how many.
 
     Page by page, each page after the last loan of the one before: until the projector folds
-    them, the loans just published still look unopened. A loan published twice (by the next
-    tick, before the fold) is one case: the ids are the same.
+    them, the loans just published still look unopened. A loan published twice (by another
+    gateway, or a tick after `recent` forgot it) is one case: the ids are the same.
     """
     opened, after = 0, None
     while True:
         rows = await repo.unopened_reviews(session, page, after)
         await session.commit()
-        events = [open_case(_scored(row), policy_of(settings), now) for row in rows]
+        if recent is not None:
+            unseen = set(recent.fresh(row.loan_id for row in rows))
+            todo = [row for row in rows if row.loan_id in unseen]
+        else:
+            todo = rows
+        events = [open_case(_scored(row), policy_of(settings), now) for row in todo]
         await publish_all(publisher, events)
+        if recent is not None:
+            recent.remember(row.loan_id for row in todo)
         opened += len(events)
         if len(rows) < page:
             return opened
@@ -85,7 +127,12 @@ def _scored(row: Any) -> ScoredLoan:
     )
 
 
-async def record_auto_decisions(session: AsyncSession, publisher: Publisher, now: datetime) -> int:
+async def record_auto_decisions(
+    session: AsyncSession,
+    publisher: Publisher,
+    now: datetime,
+    recent: RecentlyPublished | None = None,
+) -> int:
     """Record the auto decisions of every scored batch that lacks them, AUTO_BATCHES at a time
     (each page after the last batch of the one before, as `open_cases` pages)."""
     recorded, after = 0, None
@@ -93,13 +140,19 @@ async def record_auto_decisions(session: AsyncSession, publisher: Publisher, now
         rows = await repo.undecided_auto_batches(session, AUTO_BATCHES, after)
         await session.commit()
         events = auto_decisions(rows, now)
+        todo = events
+        if recent is not None:
+            unseen = set(recent.fresh(("auto", e.run_id, e.batch_seq) for e in events))
+            todo = [e for e in events if ("auto", e.run_id, e.batch_seq) in unseen]
         await asyncio.gather(
             *(
                 publisher.publish(REVIEWS, batch_key(event.run_id, event.batch_seq), event)
-                for event in events
+                for event in todo
             )
         )
-        recorded += sum(len(event.decisions) for event in events)
+        if recent is not None:
+            recent.remember(("auto", e.run_id, e.batch_seq) for e in todo)
+        recorded += sum(len(event.decisions) for event in todo)
         if len(events) < AUTO_BATCHES:
             return recorded
         after = (events[-1].run_id, events[-1].batch_seq)
@@ -145,6 +198,7 @@ class ReviewJobs:
         self.clock = clock
         self.notifications = NotificationJobs(sessionmaker, publisher, settings)
         self.waiting_for_replay = False
+        self.recent = RecentlyPublished(settings.review_republish_seconds)
 
     async def tick(self, now: datetime | None = None) -> int:
         """Run every job once at `now` (the clock's time by default); return cases opened."""
@@ -170,8 +224,10 @@ class ReviewJobs:
                 )
             if replaying:
                 return 0
-            opened = await open_cases(session, self.publisher, self.settings, at)
-            await record_auto_decisions(session, self.publisher, at)
+            opened = await open_cases(
+                session, self.publisher, self.settings, at, recent=self.recent
+            )
+            await record_auto_decisions(session, self.publisher, at, self.recent)
             await auto_assign(session, self.publisher, self.settings, at)
             await mark_sla(session, self.publisher, self.settings, at)
         await self.notifications.raise_owed(at)

@@ -263,22 +263,28 @@ async def test_every_human_review_loan_gets_one_case_even_when_the_job_runs_twic
     assert await table_rows(desk.settings, "review_actions") == before
 
 
-async def test_the_review_jobs_wait_while_the_projector_replays_the_log(
+async def test_review_jobs_wait_out_a_replay_and_feed_a_lagging_projector_each_case_once(
     desk: Desk, opened: int
 ) -> None:
+    def gateway() -> ReviewJobs:  # a gateway process's jobs, started afresh
+        return ReviewJobs(desk.app.state.sessionmaker, desk.app.state.publisher, desk.settings)
+
+    await desk.projector.stop()  # from here on nothing published is folded: a lagging projector
     conn = await connect(desk.settings)
     try:
         # A replay still filling the read models: run B's loans look scored without their cases.
         await conn.execute("UPDATE gateway.projector_state SET replaying = true")
         await conn.execute("DELETE FROM gateway.review_cases WHERE run_id = $1", desk.run_b.run_id)
-        assert await desk.jobs.tick() == 0
+        jobs = gateway()
+        assert await jobs.tick() == 0
         await conn.execute("UPDATE gateway.projector_state SET replaying = false")
-        # Caught up, the job acts on what it sees (here: the rows this test deleted).
-        assert await desk.jobs.tick() == desk.reviews["team-b"]
+        # Caught up, the job acts on what it sees (here: the rows this test deleted), once.
+        assert await jobs.tick() == desk.reviews["team-b"]
+        assert await jobs.tick() == 0  # not folded yet, and not published again
+        assert await gateway().tick() == desk.reviews["team-b"]  # a restart publishes once more
     finally:
         await conn.execute("UPDATE gateway.projector_state SET replaying = false")
         await conn.close()
-    await desk.projector.stop()
     await rebuild(desk.settings, timeout=120)
     await desk.projector.start()
     assert (await queue(desk, desk.admin, limit=1))["total"] == opened
