@@ -65,6 +65,13 @@ def arguments() -> argparse.Namespace:
         help="Compare the read models with a rebuild after each fault (a rebuild replays every "
         "run so far), or once after the last fault (what tests/faults/ does; much shorter).",
     )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=600.0,
+        help="Seconds the read models may take to come to rest (scoring and review jobs "
+        "finishing) before each checksum; longer: fails as not settled.",
+    )
     return parser.parse_args()
 
 
@@ -133,6 +140,7 @@ def main() -> None:
         root = Path(folder)
         ports = port_block(args.port_base) if args.port_base else None
         stack = PrivateStack(root / "stack", ports)
+        stack.settle_seconds = args.settle
         try:
             progress("starting a private stack")
             stack.up()

@@ -67,6 +67,10 @@ def progress(message: str) -> None:
     sys.stderr.flush()
 
 
+class NotSettled(RuntimeError):
+    """The read models kept changing: the system never came to rest."""
+
+
 class StackError(RuntimeError):
     """A stack command failed."""
 
@@ -226,9 +230,16 @@ class PrivateStack:
         rebuilt = self.settled_checksum()
         return live, rebuilt
 
-    def settled_checksum(self, quiet: float = 5.0, timeout: float = 600.0) -> str:
-        """The checksum once two readings `quiet` seconds apart agree."""
-        deadline = time.monotonic() + timeout
+    settle_seconds: float = 600.0
+    """How long the read models may take to come to rest before a checksum is read."""
+
+    def settled_checksum(self, quiet: float = 5.0) -> str:
+        """The checksum once two readings `quiet` seconds apart agree.
+
+        Never one read while they still change: compared with a rebuild, that would report a
+        moving target as a difference. Raises NotSettled when they do not come to rest in time.
+        """
+        deadline = time.monotonic() + self.settle_seconds
         last = str(self.cli("projections", "checksum", "--json")["checksum"])
         while time.monotonic() < deadline:
             time.sleep(quiet)
@@ -236,7 +247,10 @@ class PrivateStack:
             if current == last:
                 return current
             last = current
-        return last
+        raise NotSettled(
+            f"the read models were still changing after {self.settle_seconds:.0f} s "
+            "(scoring or the review jobs still at work): no checksum to compare"
+        )
 
     # -- faults ---------------------------------------------------------------------------------
 
