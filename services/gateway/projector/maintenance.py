@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,8 @@ from services.gateway.read_models import ALL_READ_MODEL_TABLES as READ_MODEL_TAB
 from services.gateway.settings import GatewaySettings
 from services.gateway.tables import SCHEMA
 
+logger = logging.getLogger(__name__)
+RESET_ATTEMPTS = 5
 # One advisory lock id: held by the running projector process for as long as it runs.
 PROJECTOR_LOCK = 0x6C6F616E_70726F6A  # "loanproj"
 
@@ -62,17 +65,32 @@ async def release_projector_lock(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_unlock($1)", PROJECTOR_LOCK)
 
 
-async def reset(conn: asyncpg.Connection) -> int:
-    """Truncate the read models and positions under a new generation; return it."""
+async def reset(conn: asyncpg.Connection, attempts: int = RESET_ATTEMPTS) -> int:
+    """Truncate the read models and positions under a new generation; return it.
+
+    TRUNCATE locks the tables one after another while the API, the review jobs and the
+    projector read them, each in its own order: a reader holding one table and asking for
+    another that TRUNCATE already holds is a deadlock, which PostgreSQL breaks by aborting one
+    side. When that is the reset, it is tried again once the reader has gone.
+    """
     tables = ", ".join(f"{SCHEMA}.{table.name}" for table in READ_MODEL_TABLES)
-    async with conn.transaction():
-        # Updating the state row first waits for an in-flight projector chunk (FOR SHARE) to end.
-        generation = await conn.fetchval(
-            f"UPDATE {SCHEMA}.projector_state SET generation = generation + 1, "
-            "rebuilt_at = now(), replaying = true WHERE id = 1 RETURNING generation"
-        )
-        await conn.execute(f"TRUNCATE {tables}, {SCHEMA}.projector_positions")
-    return int(generation)
+    for attempt in range(1, attempts + 1):
+        try:
+            async with conn.transaction():
+                # Updating the state row first waits for an in-flight projector chunk
+                # (FOR SHARE) to end.
+                generation = await conn.fetchval(
+                    f"UPDATE {SCHEMA}.projector_state SET generation = generation + 1, "
+                    "rebuilt_at = now(), replaying = true WHERE id = 1 RETURNING generation"
+                )
+                await conn.execute(f"TRUNCATE {tables}, {SCHEMA}.projector_positions")
+            return int(generation)
+        except asyncpg.DeadlockDetectedError:
+            if attempt == attempts:
+                raise
+            logger.warning("reset lost a deadlock with a reader, trying again")
+            await asyncio.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
 
 
 async def rebuild(

@@ -356,6 +356,34 @@ async def test_a_projector_killed_mid_replay_goes_on_saying_replaying_after_its_
         await restarted.stop()
 
 
+async def test_a_reset_that_deadlocks_with_a_reader_is_tried_again_and_succeeds(
+    projector_settings: GatewaySettings, conn: asyncpg.Connection
+) -> None:
+    from services.gateway.projector.maintenance import READ_MODEL_TABLES
+
+    first, last = READ_MODEL_TABLES[0].name, READ_MODEL_TABLES[-1].name
+    before = await conn.fetchval("SELECT generation FROM gateway.projector_state")
+    reader = await connect(projector_settings)
+    try:
+        # The reader never detects the deadlock itself: the reset is the side PostgreSQL aborts.
+        await reader.execute("SET deadlock_timeout = '30s'")
+        transaction = reader.transaction()
+        await transaction.start()
+        await reader.execute(f"SELECT 1 FROM gateway.{last} LIMIT 1")  # holds the last table
+        resetting = asyncio.create_task(reset(conn))
+        await asyncio.sleep(0.5)  # TRUNCATE now holds the first table and waits for the last
+        assert not resetting.done()
+        await reader.execute(f"SELECT 1 FROM gateway.{first} LIMIT 1")  # waits: a deadlock
+        await transaction.commit()
+        generation = await asyncio.wait_for(resetting, 30)
+    finally:
+        await reader.close()
+    assert generation == before + 1  # the aborted attempt's bump was rolled back with it
+    assert await replaying(conn)
+    await catch_up(projector_settings, conn)
+    assert not await replaying(conn)
+
+
 async def test_a_small_replay_from_nothing_keeps_the_secondary_indexes(
     projector_settings: GatewaySettings, conn: asyncpg.Connection
 ) -> None:
