@@ -74,7 +74,9 @@ async def reset(conn: asyncpg.Connection, attempts: int = RESET_ATTEMPTS) -> int
     side. When that is the reset, it is tried again once the reader has gone.
     """
     tables = ", ".join(f"{SCHEMA}.{table.name}" for table in READ_MODEL_TABLES)
-    for attempt in range(1, attempts + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             async with conn.transaction():
                 # Updating the state row first waits for an in-flight projector chunk
@@ -90,7 +92,6 @@ async def reset(conn: asyncpg.Connection, attempts: int = RESET_ATTEMPTS) -> int
                 raise
             logger.warning("reset lost a deadlock with a reader, trying again")
             await asyncio.sleep(0.2 * attempt)
-    raise AssertionError("unreachable")
 
 
 async def rebuild(

@@ -39,12 +39,16 @@ logger = logging.getLogger(__name__)
 OPEN_BATCH = 1000
 AUTO_BATCHES = 50
 Clock = Callable[[], datetime]
-K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
 
 
 def wall_clock() -> datetime:
     """The current time (UTC)."""
     return datetime.now(UTC)
+
+
+def _itself(item: Any) -> Hashable:
+    return item
 
 
 class RecentlyPublished:
@@ -55,6 +59,7 @@ class RecentlyPublished:
     not for a projector that lags: each tick would publish its whole backlog again, and the
     duplicates lag it further. So a job publishes a key once per `hold`; should the event be
     lost, the next publish after `hold` repairs it, and a restarted gateway starts afresh.
+    A hold of 0 remembers nothing: everything is published every time.
     """
 
     def __init__(self, hold: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -62,21 +67,21 @@ class RecentlyPublished:
         self.clock = clock
         self._published: dict[Hashable, float] = {}  # in the order published: oldest first
 
-    def fresh(self, keys: Iterable[K]) -> list[K]:
-        """The keys not published within the last `hold` seconds."""
+    def fresh(self, items: Iterable[T], key: Callable[[T], Hashable] = _itself) -> list[T]:
+        """The items whose key was not published within the last `hold` seconds."""
         now = self.clock()
         while self._published:
-            key, at = next(iter(self._published.items()))
+            oldest, at = next(iter(self._published.items()))
             if now - at < self.hold:
                 break
-            del self._published[key]
-        return [key for key in keys if key not in self._published]
+            del self._published[oldest]
+        return [item for item in items if key(item) not in self._published]
 
-    def remember(self, keys: Iterable[Hashable]) -> None:
-        """These keys were published just now."""
+    def remember(self, items: Iterable[T], key: Callable[[T], Hashable] = _itself) -> None:
+        """These items were published just now."""
         now = self.clock()
-        for key in keys:
-            self._published[key] = now
+        for item in items:
+            self._published[key(item)] = now
 
 
 async def open_cases(
@@ -93,24 +98,28 @@ async def open_cases(
     them, the loans just published still look unopened. A loan published twice (by another
     gateway, or a tick after `recent` forgot it) is one case: the ids are the same.
     """
+    recent = recent or RecentlyPublished(hold=0)
     opened, after = 0, None
     while True:
         rows = await repo.unopened_reviews(session, page, after)
         await session.commit()
-        if recent is not None:
-            unseen = set(recent.fresh(row.loan_id for row in rows))
-            todo = [row for row in rows if row.loan_id in unseen]
-        else:
-            todo = rows
+        todo = recent.fresh(rows, key=_loan_id)
         events = [open_case(_scored(row), policy_of(settings), now) for row in todo]
         await publish_all(publisher, events)
-        if recent is not None:
-            recent.remember(row.loan_id for row in todo)
+        recent.remember(todo, key=_loan_id)
         opened += len(events)
         if len(rows) < page:
             return opened
         last = rows[-1]
         after = (last.scored_at, last.run_id, last.seq)
+
+
+def _loan_id(row: Any) -> Hashable:
+    return row.loan_id
+
+
+def _auto_batch(event: AutoDecisionsRecorded) -> Hashable:
+    return ("auto", event.run_id, event.batch_seq)
 
 
 def _scored(row: Any) -> ScoredLoan:
@@ -135,23 +144,20 @@ async def record_auto_decisions(
 ) -> int:
     """Record the auto decisions of every scored batch that lacks them, AUTO_BATCHES at a time
     (each page after the last batch of the one before, as `open_cases` pages)."""
+    recent = recent or RecentlyPublished(hold=0)
     recorded, after = 0, None
     while True:
         rows = await repo.undecided_auto_batches(session, AUTO_BATCHES, after)
         await session.commit()
         events = auto_decisions(rows, now)
-        todo = events
-        if recent is not None:
-            unseen = set(recent.fresh(("auto", e.run_id, e.batch_seq) for e in events))
-            todo = [e for e in events if ("auto", e.run_id, e.batch_seq) in unseen]
+        todo = recent.fresh(events, key=_auto_batch)
         await asyncio.gather(
             *(
                 publisher.publish(REVIEWS, batch_key(event.run_id, event.batch_seq), event)
                 for event in todo
             )
         )
-        if recent is not None:
-            recent.remember(("auto", e.run_id, e.batch_seq) for e in todo)
+        recent.remember(todo, key=_auto_batch)
         recorded += sum(len(event.decisions) for event in todo)
         if len(events) < AUTO_BATCHES:
             return recorded
