@@ -2,6 +2,7 @@
 
 import uvicorn
 
+from services.common.consumer import settle_heap
 from services.common.logs import configure_logging
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
@@ -13,8 +14,12 @@ def main() -> None:
     """Serve the API until SIGTERM; in-flight requests get GRACEFUL_SECONDS to finish."""
     settings = GatewaySettings()
     configure_logging(settings)
+    app = create_app(settings)
+    # A full collection scanned the ~200,000 objects of the imports and the app in 230 ms, every
+    # request in flight waiting; frozen, collections scan only what requests allocate.
+    settle_heap()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.http_host,
         port=settings.http_port,
         log_config=None,

@@ -9,7 +9,9 @@ model is there.
 import asyncio
 
 from faststream.asgi import AsgiFastStream
+from faststream.kafka import KafkaBroker
 
+from services.common.consumer import settle_heap
 from services.common.logs import configure_logging
 from services.common.runtime import build_worker_app, make_broker, serve
 from services.scoring.domain import load_policy
@@ -28,6 +30,18 @@ def production_model(settings: ScoringSettings) -> ServedModel:
     return registry.load_production(settings)
 
 
+async def load_and_announce(
+    broker: KafkaBroker, settings: ScoringSettings, slot: ModelSlot
+) -> None:
+    """Fill the slot (unless given a model), settle the heap, and publish the model's card."""
+    served = slot.model or await slot.fill(lambda: production_model(settings))
+    # The model and the libraries it imported live as long as the process: frozen, no
+    # collection scans them again (as `settle_heap` did for the rest after start-up).
+    settle_heap()
+    if served is not None:
+        await publish_model_card(broker, settings, served)
+
+
 def build_app(settings: ScoringSettings, model: ServedModel | None = None) -> AsgiFastStream:
     """Wire the broker, the model slot, the routing policy and the health/metrics app.
 
@@ -39,14 +53,9 @@ def build_app(settings: ScoringSettings, model: ServedModel | None = None) -> As
     app = build_worker_app(settings, broker, ready_checks=(slot.ready_check(),))
     tasks: set[asyncio.Task[None]] = set()
 
-    async def load_and_announce() -> None:
-        served = slot.model or await slot.fill(lambda: production_model(settings))
-        if served is not None:
-            await publish_model_card(broker, settings, served)
-
     @app.after_startup
     async def start_loading() -> None:
-        task = asyncio.create_task(load_and_announce())
+        task = asyncio.create_task(load_and_announce(broker, settings, slot))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings
 from services.cli.stack.migrations import MIGRATIONS
 from services.cli.stack.procfile import Entry, load, module_path
 from services.cli.stack.settings import PROJECT_DIR, SERVICE_HTTP_PORTS
+from services.cli.stack.supervision import API_PROGRAMS
 from services.common.settings import ServiceSettings
 from services.gateway.app import WEB_DIST
 from services.gateway.settings import GatewaySettings
@@ -295,6 +296,14 @@ def test_every_built_service_uses_the_one_dockerfile_and_runs_a_module_of_this_r
         command = service["command"]
         assert command[:2] == ["python", "-m"], name
         assert module_path(PROJECT_DIR, command[2]) is not None, f"{name}: no {command[2]}"
+
+
+def test_the_api_gets_a_larger_cpu_share_than_every_batch_service_as_in_the_local_stack() -> None:
+    services = built_services()
+    api = {name for name in services if name in API_PROGRAMS}
+    assert api == set(API_PROGRAMS)
+    batch_shares = {services[name]["cpu_shares"] for name in services.keys() - api}
+    assert max(batch_shares) < min(services[name]["cpu_shares"] for name in api)
 
 
 def test_services_run_the_same_modules_as_the_procfile() -> None:

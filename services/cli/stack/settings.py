@@ -79,6 +79,15 @@ class StackSettings(BaseSettings):
     crash_limit: int = Field(
         10, ge=1, description="Restarts within the window before a program is given up."
     )
+    worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description=(
+            "Niceness of every program but the API: on a busy machine a person's request gets "
+            "a core before a batch does, and the batch workers take what is left (0: equal)."
+        ),
+    )
 
     database_url: str | None = Field(
         None,

@@ -43,6 +43,9 @@ MARKER = "LOAN_ENGINE_STACK"
 ALIVE_STATES = frozenset({"STARTING", "RUNNING", "BACKOFF", "STOPPING"})
 """supervisord states of a program it is keeping up (anything else needs a start)."""
 
+API_PROGRAMS = frozenset({"gateway"})
+"""Programs that answer people, at normal priority; the others are batch work (`worker_nice`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ProgramInfo:
@@ -84,7 +87,8 @@ def program_command(entry: Entry, settings: StackSettings | None = None) -> str:
     """The supervisord `command` of a Procfile entry: a shell that execs it (same pid).
 
     With `settings`, the shell execs the crash-loop gate first (`gate.py`), which waits or gives
-    up when the program keeps crashing, then execs the entry's command (still the same pid).
+    up when the program keeps crashing, then execs the entry's command (still the same pid);
+    every program but the API's runs at the stack's `worker_nice` (`nice` execs too).
     """
     command = entry.command
     if settings is not None:
@@ -102,6 +106,8 @@ def program_command(entry: Entry, settings: StackSettings | None = None) -> str:
             "--",
         ]
         command = f"{shlex.join(gate)} {shlex.quote(entry.command)}"
+        if settings.worker_nice and entry.name not in API_PROGRAMS:
+            command = f"nice -n {settings.worker_nice} {command}"
     # `%` is supervisord's own expansion character in `command`.
     return shlex.join(["/bin/sh", "-c", f"exec {command}"]).replace("%", "%%")
 

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from services.common.consumer import is_transient
+from services.common.consumer import is_transient, settle_heap
 from services.common.health import ReadyCheck, kafka_ready, run_checks
 from services.common.kafka import KafkaPublisher
 from services.common.logs import configure_logging
@@ -198,6 +198,7 @@ def main() -> None:
     settings = GatewaySettings(service_name="projector")
     configure_logging(settings)
     provider = setup_tracing(settings)
+    settle_heap()
     try:
         asyncio.run(serve(settings))
     finally:

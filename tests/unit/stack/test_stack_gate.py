@@ -65,7 +65,11 @@ def test_supervisord_runs_every_program_through_the_gate_and_never_restarts_a_gi
     tmp_path: Path,
 ) -> None:
     settings = StackSettings(
-        project_dir=tmp_path, state_dir=tmp_path / ".stack", crash_limit=4, start_seconds=7
+        project_dir=tmp_path,
+        state_dir=tmp_path / ".stack",
+        crash_limit=4,
+        start_seconds=7,
+        worker_nice=0,
     )
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_string(render_config(settings, [Entry("rules", "python -m x --ratio 50%")], {}))

@@ -2,6 +2,7 @@
 
 import configparser
 import os
+import shlex
 import socket
 from pathlib import Path
 
@@ -19,6 +20,12 @@ def parsed(text: str) -> configparser.ConfigParser:
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_string(text)
     return parser
+
+
+def executed(config: configparser.ConfigParser, name: str) -> list[str]:
+    """The words of what a program's shell execs."""
+    shell = shlex.split(config[f"program:{name}"]["command"].replace("%%", "%"))
+    return shlex.split(shell[2])
 
 
 def settings(tmp_path: Path, **values: object) -> StackSettings:
@@ -81,3 +88,18 @@ def test_a_port_held_by_a_process_of_another_stack_is_reported_never_fought_over
     assert refused is not None
     assert f"port {port} is taken by pid {os.getpid()}" in refused
     assert "INGEST_HTTP_PORT" in refused
+
+
+def test_every_program_but_the_api_runs_at_the_worker_niceness_so_requests_get_a_core_first(
+    tmp_path: Path,
+) -> None:
+    entries = [Entry("gateway", "python -m services.gateway.main"), *ENTRIES]
+    config = parsed(render_config(settings(tmp_path, worker_nice=7), entries, {}))
+    assert executed(config, "ingest")[:4] == ["exec", "nice", "-n", "7"]
+    assert executed(config, "rules")[:4] == ["exec", "nice", "-n", "7"]
+    assert executed(config, "gateway")[:2] == ["exec", "python"]
+
+
+def test_a_worker_niceness_of_zero_runs_every_program_at_normal_priority(tmp_path: Path) -> None:
+    config = parsed(render_config(settings(tmp_path, worker_nice=0), ENTRIES, {}))
+    assert [executed(config, e.name)[:2] for e in ENTRIES] == [["exec", "python"]] * 2
