@@ -129,30 +129,37 @@ async def open_cases(
 ) -> int:
     """Open a case for every `human_review` loan that has none; return how many.
 
-    The scored batches holding human reviews are listed, those `opened` knows skipped, and the
-    others read `batches` at a time for their loans without a case (oldest run position first
-    within a run). A loan published twice (by another gateway, or a tick after `recent` forgot
-    it) is one case: the ids are the same.
+    The scored batches holding human reviews are listed (run by run, each run's in order), those
+    `opened` knows or `recent` holds are skipped, and the others read `batches` at a time for
+    their loans without a case; a batch with none joins `opened`, one with some is held by
+    `recent` (and so is each loan published). A loan published twice (by another gateway, or a
+    tick after `recent` forgot it) is one case: the ids are the same.
     """
     recent = recent or RecentlyPublished(hold=0)
     opened = opened if opened is not None else OpenedBatches()
     listed = await repo.review_batches(session)
     await session.commit()
-    todo = opened.unknown(listed)
+    due = recent.fresh(opened.unknown(listed), key=_held)
     published: set[UUID] = set()
-    for start in range(0, len(todo), batches):
-        chunk = todo[start : start + batches]
+    for start in range(0, len(due), batches):
+        chunk = due[start : start + batches]
         rows = await repo.unopened_reviews(session, chunk)
         await session.commit()
         lacking = {_batch(row) for row in rows}
         opened.add(batch for batch in chunk if _batch(batch) not in lacking)
-        # A loan sent again in a later batch lies in two batches' ranges: published once.
-        fresh = [row for row in recent.fresh(rows, key=_loan_id) if row.loan_id not in published]
-        unique = list({row.loan_id: row for row in fresh}.values())
-        events = [open_case(_scored(row), policy_of(settings), now) for row in unique]
+        # A loan sent again in another batch lies in both batches' ranges: published once.
+        todo = {
+            row.loan_id: row
+            for row in recent.fresh(rows, key=_loan_id)
+            if row.loan_id not in published
+        }
+        events = [open_case(_scored(row), policy_of(settings), now) for row in todo.values()]
         await publish_all(publisher, events)
-        recent.remember(unique, key=_loan_id)
-        published.update(row.loan_id for row in unique)
+        recent.remember(todo.values(), key=_loan_id)
+        # Until the projector folds their openings, the batches read with loans lacking a case
+        # would show the same loans on every tick: they are read again once per hold.
+        recent.remember((batch for batch in chunk if _batch(batch) in lacking), key=_held)
+        published.update(todo)
     return len(published)
 
 
@@ -162,6 +169,10 @@ def _batch(row: Any) -> Hashable:
 
 def _versioned(batch: Any) -> Hashable:
     return (batch.run_id, batch.batch_seq, batch.version)
+
+
+def _held(batch: Any) -> Hashable:
+    return ("open", batch.run_id, batch.batch_seq, batch.version)
 
 
 def _loan_id(row: Any) -> Hashable:
