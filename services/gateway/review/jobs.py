@@ -1,7 +1,8 @@
 """The review jobs, run inside the API process on a clock tests can drive (no sleeping tests).
 
 `open_cases` publishes a `review.case_opened` for every `human_review` loan without a case (see
-`opening.py` for why the gateway, not the projector, opens cases); `record_auto_decisions` one
+`opening.py` for why the gateway, not the projector, opens cases), looking only in the scored
+batches not yet seen with all their cases (`OpenedBatches`); `record_auto_decisions` one
 `review.auto_decisions_recorded` per scored batch whose auto-routed loans lack a decision;
 `auto_assign` and `mark_sla` (`sla_jobs.py`) assign cases near their deadline and publish SLA
 warnings, breaches and escalations with their notifications; then the notification jobs
@@ -36,7 +37,7 @@ from services.gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
 
-OPEN_BATCH = 1000
+OPEN_BATCHES = 50
 AUTO_BATCHES = 50
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -84,34 +85,94 @@ class RecentlyPublished:
             self._published[key(item)] = now
 
 
+class OpenedBatches:
+    """The scored batches whose every `human_review` loan was seen with its case.
+
+    Cases are never removed from the read models but by a rebuild, so such a batch needs no
+    second look: `open_cases` reads only the others, and a tick with every case opened reads
+    a few thousand batch rows instead of every scored loan. A batch is known by its version
+    (see `repo.review_batches`): one delivered or scored again is read again. What the set
+    cannot see is a case lost from the read models any other way, or its opening lost on the
+    way; a restarted gateway starts with an empty set and reads every batch once, which
+    repairs both (as it always did). A rebuild empties the set: `reset(generation)` with
+    another generation than the set was filled in forgets it.
+    """
+
+    def __init__(self) -> None:
+        self.generation: int | None = None
+        self._batches: set[Hashable] = set()
+
+    def reset(self, generation: int | None) -> None:
+        """Forget every batch unless the read models are still of `generation`."""
+        if generation is None or generation != self.generation:
+            self._batches.clear()
+        self.generation = generation
+
+    def unknown(self, batches: list[Any]) -> list[Any]:
+        """The batches not known opened (and the known ones not listed any more forgotten)."""
+        self._batches.intersection_update(_versioned(batch) for batch in batches)
+        return [batch for batch in batches if _versioned(batch) not in self._batches]
+
+    def add(self, batches: Iterable[Any]) -> None:
+        """These batches were read with no loan lacking its case."""
+        self._batches.update(_versioned(batch) for batch in batches)
+
+
 async def open_cases(
     session: AsyncSession,
     publisher: Publisher,
     settings: GatewaySettings,
     now: datetime,
-    page: int = OPEN_BATCH,
+    batches: int = OPEN_BATCHES,
     recent: RecentlyPublished | None = None,
+    opened: OpenedBatches | None = None,
 ) -> int:
     """Open a case for every `human_review` loan that has none; return how many.
 
-    Page by page, each page after the last loan of the one before: until the projector folds
-    them, the loans just published still look unopened. A loan published twice (by another
-    gateway, or a tick after `recent` forgot it) is one case: the ids are the same.
+    The scored batches holding human reviews are listed (run by run, each run's in order), those
+    `opened` knows or `recent` holds are skipped, and the others read `batches` at a time for
+    their loans without a case; a batch with none joins `opened`, one with some is held by
+    `recent` (and so is each loan published). A loan published twice (by another gateway, or a
+    tick after `recent` forgot it) is one case: the ids are the same.
     """
     recent = recent or RecentlyPublished(hold=0)
-    opened, after = 0, None
-    while True:
-        rows = await repo.unopened_reviews(session, page, after)
+    opened = opened if opened is not None else OpenedBatches()
+    listed = await repo.review_batches(session)
+    await session.commit()
+    due = recent.fresh(opened.unknown(listed), key=_held)
+    published: set[UUID] = set()
+    for start in range(0, len(due), batches):
+        chunk = due[start : start + batches]
+        rows = await repo.unopened_reviews(session, chunk)
         await session.commit()
-        todo = recent.fresh(rows, key=_loan_id)
-        events = [open_case(_scored(row), policy_of(settings), now) for row in todo]
+        lacking = {_batch(row) for row in rows}
+        opened.add(batch for batch in chunk if _batch(batch) not in lacking)
+        # A loan sent again in another batch lies in both batches' ranges: published once.
+        todo = {
+            row.loan_id: row
+            for row in recent.fresh(rows, key=_loan_id)
+            if row.loan_id not in published
+        }
+        events = [open_case(_scored(row), policy_of(settings), now) for row in todo.values()]
         await publish_all(publisher, events)
-        recent.remember(todo, key=_loan_id)
-        opened += len(events)
-        if len(rows) < page:
-            return opened
-        last = rows[-1]
-        after = (last.scored_at, last.run_id, last.seq)
+        recent.remember(todo.values(), key=_loan_id)
+        # Until the projector folds their openings, the batches read with loans lacking a case
+        # would show the same loans on every tick: they are read again once per hold.
+        recent.remember((batch for batch in chunk if _batch(batch) in lacking), key=_held)
+        published.update(todo)
+    return len(published)
+
+
+def _batch(row: Any) -> Hashable:
+    return (row.run_id, row.batch_seq)
+
+
+def _versioned(batch: Any) -> Hashable:
+    return (batch.run_id, batch.batch_seq, batch.version)
+
+
+def _held(batch: Any) -> Hashable:
+    return ("open", batch.run_id, batch.batch_seq, batch.version)
 
 
 def _loan_id(row: Any) -> Hashable:
@@ -205,6 +266,7 @@ class ReviewJobs:
         self.notifications = NotificationJobs(sessionmaker, publisher, settings)
         self.waiting_for_replay = False
         self.recent = RecentlyPublished(settings.review_republish_seconds)
+        self.opened = OpenedBatches()
 
     async def tick(self, now: datetime | None = None) -> int:
         """Run every job once at `now` (the clock's time by default); return cases opened."""
@@ -221,7 +283,10 @@ class ReviewJobs:
         them all again (and mark cases that were decided long ago).
         """
         async with self.sessionmaker() as session:
-            replaying = await repo.projection_replaying(session)
+            state = await repo.projection_state(session)
+            replaying = state.replaying
+            # Read models replayed (or rebuilt since the last tick) may lack cases seen before.
+            self.opened.reset(None if replaying else state.generation)
             if replaying != self.waiting_for_replay:
                 self.waiting_for_replay = replaying
                 logger.info(
@@ -231,7 +296,7 @@ class ReviewJobs:
             if replaying:
                 return 0
             opened = await open_cases(
-                session, self.publisher, self.settings, at, recent=self.recent
+                session, self.publisher, self.settings, at, recent=self.recent, opened=self.opened
             )
             await record_auto_decisions(session, self.publisher, at, self.recent)
             await auto_assign(session, self.publisher, self.settings, at)

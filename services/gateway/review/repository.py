@@ -6,7 +6,20 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, Uuid, any_, bindparam, func, select, tuple_
+from sqlalchemy import (
+    Integer,
+    Select,
+    Uuid,
+    any_,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    select,
+    text,
+    true,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,22 +46,64 @@ SIMILAR_CANDIDATES = 500
 AUTO_DECIDED = ("auto_approve", "auto_decline")
 
 
-async def projection_replaying(session: AsyncSession) -> bool:
-    """Whether the projector is replaying the log into the read models (after a rebuild)."""
-    return bool(await session.scalar(select(projector_state.c.replaying)))
+async def projection_state(session: AsyncSession) -> Any:
+    """The read models' `generation` (one more per rebuild) and whether the projector is
+    `replaying` the log into them."""
+    state = projector_state.c
+    return (await session.execute(select(state.generation, state.replaying))).one()
 
 
-async def unopened_reviews(
-    session: AsyncSession, limit: int, after: tuple[Any, Any, Any] | None = None
-) -> list[Any]:
-    """`human_review` loans that have no case yet, oldest first; after `after` =
-    (scored_at, run_id, seq) when given (the last loan of the previous page)."""
+async def review_batches(session: AsyncSession) -> list[Any]:
+    """Every scored batch holding `human_review` loans, by run and batch: (run_id, batch_seq,
+    first_seq, last_seq, version), thousands of rows per million loans.
+
+    Routing is `human_review` or one of AUTO_DECIDED, so a batch holds human reviews iff not all
+    of its loans were auto-routed. `version` is the row's `xmin`, the transaction that wrote it
+    last: a batch delivered or scored again is written again, and so has another version.
+    """
+    b = scored_batches.c
     query = (
+        select(
+            b.run_id,
+            b.batch_seq,
+            b.first_seq,
+            b.last_seq,
+            literal_column("xmin::text").label("version"),
+        )
+        .where(b.loans > b.auto_routed)
+        .order_by(b.run_id, b.batch_seq)
+    )
+    return list(await session.execute(query))
+
+
+async def unopened_reviews(session: AsyncSession, batches: Sequence[Any]) -> list[Any]:
+    """The `human_review` loans without a case of these scored batches (rows of
+    `review_batches`), with their batch's run_id and batch_seq, batch by batch in the order
+    given, each in tape order.
+
+    Each batch is read by its range of tape positions through the (run_id, routing_decision,
+    seq) index and anti-joined by the case index on loan_id: a lateral join, since a plain one
+    is planned as a scan of every scored loan (a run's positions do not tell the planner how few
+    rows a range holds).
+    """
+    given = func.unnest(
+        _ids([batch.run_id for batch in batches]),
+        _ints([batch.batch_seq for batch in batches]),
+        _ints([batch.first_seq for batch in batches]),
+        _ints([batch.last_seq for batch in batches]),
+    ).table_valued(
+        column("run_id", Uuid),
+        column("batch_seq", Integer),
+        column("first_seq", Integer),
+        column("last_seq", Integer),
+        with_ordinality="ordinal",
+    )
+    given = given.render_derived()
+    loans = (
         # Only what a case is opened with: not the factors and model inputs (JSONB decoded
         # per row), of which the loan amount alone is read, as text, by the server.
         select(
             s.loan_id,
-            s.run_id,
             s.seq,
             s.seller_loan_number,
             s.model_version,
@@ -57,13 +112,23 @@ async def unopened_reviews(
             s.features["loan_amount"].astext.label("loan_amount"),
             s.scored_at,
         )
-        .outerjoin(review_cases, c.loan_id == s.loan_id)
-        .where(s.routing_decision == "human_review", c.case_id.is_(None))
-        .order_by(s.scored_at, s.run_id, s.seq)
-        .limit(limit)
+        .where(
+            s.run_id == given.c.run_id,
+            s.routing_decision == "human_review",
+            s.seq.between(given.c.first_seq, given.c.last_seq),
+            ~select(c.case_id).where(c.loan_id == s.loan_id).exists(),
+        )
+        .lateral()
     )
-    if after is not None:
-        query = query.where(tuple_(s.scored_at, s.run_id, s.seq) > tuple_(*after))
+    query = (
+        select(given.c.run_id, given.c.batch_seq, loans)
+        .select_from(given)
+        .join(loans, true())
+        .order_by(given.c.ordinal, loans.c.seq)
+    )
+    # The planner expects a range to hold far more rows than a batch does, and would spend
+    # longer compiling the query (JIT) than running it.
+    await session.execute(text("SET LOCAL jit = off"))
     return list(await session.execute(query))
 
 
@@ -182,6 +247,10 @@ async def latest_model(session: AsyncSession) -> Any | None:
 
 def _ids(ids: Sequence[UUID]) -> Any:
     return bindparam(None, list(ids), type_=ARRAY(Uuid()))
+
+
+def _ints(values: Sequence[int]) -> Any:
+    return bindparam(None, list(values), type_=ARRAY(Integer()))
 
 
 d = review_decisions.c

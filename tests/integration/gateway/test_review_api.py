@@ -238,9 +238,9 @@ async def test_every_human_review_loan_gets_one_case_even_when_the_job_runs_twic
     try:
         await conn.execute("DELETE FROM gateway.review_cases WHERE run_id = $1", desk.run_b.run_id)
         async with desk.app.state.sessionmaker() as session:
-            # Two loans a page: one tick goes through every page, not just the first.
+            # One batch a query: one tick goes through every batch, not just the first.
             republished = await open_cases(
-                session, desk.app.state.publisher, desk.settings, datetime.now(UTC), page=2
+                session, desk.app.state.publisher, desk.settings, datetime.now(UTC), batches=1
             )
         assert republished == desk.reviews["team-b"] > 2
         await wait_caught_up(desk.settings, conn, timeout=60)
