@@ -24,7 +24,6 @@ from sqlalchemy import (
     Uuid,
     false,
     func,
-    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -376,12 +375,6 @@ loan_scores = Table(
     _ts("scored_at", nullable=False),
     Index("loan_scores_loan", "loan_id"),
     Index("loan_scores_run_routing", "run_id", "routing_decision", "seq"),
-    # The review job's scan for human_review loans without a case reads only those loans.
-    Index(
-        "loan_scores_human_review",
-        "loan_id",
-        postgresql_where=text("routing_decision = 'human_review'"),
-    ),
 )
 
 scored_batches = Table(
