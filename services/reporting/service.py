@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.codec import loads
-from contracts.ids import event_id
+from contracts.ids import event_id, event_ids
 from contracts.loans import Disposition
 from contracts.runs import (
     REPORT_KEYS,
@@ -77,10 +77,11 @@ class EventPublisher(Protocol):
     async def publish_batch(self, topic: Topic, batch: Any, headers: Any = None) -> None: ...
 
 
-def dispositioned(event: LoanPriced, now: datetime) -> LoanDispositioned:
-    """One loan's final event: its priced facts plus its disposition (SPEC §3.6)."""
+def dispositioned(event: LoanPriced, now: datetime, id_: UUID) -> LoanDispositioned:
+    """One loan's final event: its priced facts plus its disposition (SPEC §3.6); `id_` is
+    `event_id("loan.dispositioned", run_id, loan_id)`."""
     return LoanDispositioned(
-        event_id=event_id("loan.dispositioned", event.run_id, event.loan.loan_id),
+        event_id=id_,
         run_id=event.run_id,
         occurred_at=now,
         producer=PRODUCER,
@@ -95,11 +96,18 @@ def dispositioned(event: LoanPriced, now: datetime) -> LoanDispositioned:
 
 def dispositioned_batch(batch: PricedBatch, now: datetime) -> DispositionedBatch:
     """The dispositioned batch: same run, number and parameters, loans in the same order."""
+    events = batch.events
+    # The batch's ids in one pass (one text encoding of its UUIDs, not one str() a loan).
+    ids = event_ids(
+        "loan.dispositioned", [event.run_id for event in events], [e.loan.loan_id for e in events]
+    )
     return DispositionedBatch(
         run_id=batch.run_id,
         batch_seq=batch.batch_seq,
         params=batch.params,
-        events=tuple(dispositioned(event, now) for event in batch.events),
+        events=tuple(
+            dispositioned(event, now, id_) for event, id_ in zip(events, ids, strict=True)
+        ),
     )
 
 
