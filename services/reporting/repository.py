@@ -2,9 +2,11 @@
 
 `runs` tracks each run: its totals once ingest has published them, and how many of its loans have
 been dispositioned (counted from rows newly inserted, so a redelivered batch adds nothing).
-`loans` keeps every dispositioned loan keyed by loan id as the reports need it: its report rows
-already rendered as CSV text and its exceptions' summary facts, streamed back in tape order when
-the reports are written (so completion only concatenates text).
+`loans` keeps every dispositioned loan keyed by its run and tape position (`seq`, which names the
+loan as its id does) as the reports need it: its report rows already rendered as CSV text and its
+exceptions' summary facts, streamed back in tape order when the reports are written (so
+completion only concatenates text). One index a loan: storing is most of reporting's database
+work.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from uuid import UUID
 from sqlalchemy import (
     Column,
     DateTime,
-    Index,
     Integer,
     MetaData,
     Table,
@@ -63,9 +64,8 @@ runs = Table(
 loans = Table(
     "loans",
     metadata,
-    Column("loan_id", Uuid, primary_key=True),
-    Column("run_id", Uuid, nullable=False),
-    Column("seq", Integer, nullable=False),
+    Column("run_id", Uuid, primary_key=True),
+    Column("seq", Integer, primary_key=True),
     Column("disposition", Text, nullable=False),
     Column("report_rows", Text, nullable=False, comment="The loan's report rows as CSV text."),
     Column(
@@ -73,7 +73,6 @@ loans = Table(
         Text,
         comment="JSON list of [type, category, severity, criteria, message]; null when none.",
     ),
-    Index("loans_run_seq", "run_id", "seq"),
 )
 
 
@@ -123,16 +122,15 @@ _STATE = (
 _ADD_LOANS = text(
     """
     WITH inserted AS (
-        INSERT INTO reporting.loans (loan_id, run_id, seq, disposition, report_rows, exceptions)
-        SELECT loan_id, :run_id, seq, disposition, report_rows, exceptions
+        INSERT INTO reporting.loans (run_id, seq, disposition, report_rows, exceptions)
+        SELECT :run_id, seq, disposition, report_rows, exceptions
         FROM unnest(
-            CAST(:loan_ids AS uuid[]),
             CAST(:seqs AS integer[]),
             CAST(:dispositions AS text[]),
             CAST(:report_rows AS text[]),
             CAST(:exceptions AS text[])
-        ) AS batch (loan_id, seq, disposition, report_rows, exceptions)
-        ON CONFLICT (loan_id) DO NOTHING
+        ) AS batch (seq, disposition, report_rows, exceptions)
+        ON CONFLICT (run_id, seq) DO NOTHING
         RETURNING 1
     )
     UPDATE reporting.runs
@@ -168,7 +166,6 @@ class ReportingRepository:
             _ADD_LOANS,
             {
                 "run_id": run_id,
-                "loan_ids": [loan.loan_id for loan in loans],
                 "seqs": [loan.seq for loan in loans],
                 "dispositions": [loan.disposition for loan in loans],
                 "report_rows": [loan.text for loan in loans],

@@ -38,9 +38,9 @@ from services.common.kafka import KafkaPublisher
 from services.common.storage import LocalStorage, S3Storage, Storage
 from services.pricing.domain import price
 from services.reporting.main import build_app
-from services.reporting.reports import render
+from services.reporting.reports import render, render_all
 from services.reporting.repository import ReportingRepository, metadata, runs
-from services.reporting.service import ReportingService
+from services.reporting.service import ReportingService, dispositioned_batch
 from services.reporting.settings import ReportingSettings
 from services.rules.domain import evaluate, load_rule_set
 from tests.factories import (
@@ -254,6 +254,63 @@ async def test_upgrading_from_stored_events_renders_every_loan_as_the_service_wo
             for loan in expected
         ]
     ]
+
+
+async def test_upgrading_to_loans_keyed_by_tape_position_keeps_them_and_skips_their_redelivery(
+    _postgres_server_url: str, storage_root: Path
+) -> None:
+    name = f"test_migrate_{uuid4().hex[:12]}"
+    url = await databases.create_database(_postgres_server_url, name)
+    engine = make_engine(ReportingSettings(database_url=url))
+    run_id, publisher = uuid4(), RecordingPublisher()
+    [batch] = batches(run_id, priced_loans(run_id, 3), size=3)
+    rendered = render_all(dispositioned_batch(batch, OCCURRED_AT).events)
+    try:
+        await upgrade(engine, "reporting", "0003")
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("INSERT INTO reporting.runs (run_id, dispositioned) VALUES (:run_id, 3)"),
+                {"run_id": run_id},
+            )
+            for loan in rendered:
+                await connection.execute(
+                    text(
+                        "INSERT INTO reporting.loans (loan_id, run_id, seq, disposition,"
+                        " report_rows, exceptions) VALUES (:loan_id, :run_id, :seq,"
+                        " :disposition, :rows, :exceptions)"
+                    ),
+                    {
+                        "loan_id": loan.loan_id,
+                        "run_id": run_id,
+                        "seq": loan.seq,
+                        "disposition": loan.disposition,
+                        "rows": loan.text,
+                        "exceptions": dumps(loan.exceptions).decode() if loan.exceptions else None,
+                    },
+                )
+        await upgrade(engine, "reporting")
+        service = service_for(engine, LocalStorage(storage_root), publisher, url)
+        await service.on_priced(batch)  # redelivered after the upgrade: adds nothing
+        await service.on_tape_ingested(tape_ingested(run_id, 3))
+        async with engine.connect() as connection:
+            columns = (
+                await connection.execute(
+                    text(
+                        "SELECT column_name FROM information_schema.columns"
+                        " WHERE table_schema = 'reporting' AND table_name = 'loans'"
+                    )
+                )
+            ).scalars()
+            stored_columns = set(columns)
+        state = await status_of(engine, run_id)
+    finally:
+        await engine.dispose()
+        await databases.drop_database(_postgres_server_url, name)
+    assert "loan_id" not in stored_columns
+    assert state == ("completed", 3)
+    [completed] = publisher.of(RunCompleted)
+    assert completed.total_loans == 3
+    assert completed.dispositions.model_dump() == {"to_purchase": 2, "projected": 0, "rejected": 1}
 
 
 async def test_run_completes_once_when_completion_is_observed_twice_and_batches_redelivered(
