@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import cast
 from uuid import UUID
 
 from sqlalchemy import (
@@ -141,6 +142,13 @@ _ADD_LOANS = text(
 )
 
 
+# A page of a run's stored loans in tape order, after a seq (asyncpg's own placeholders).
+_STREAM_LOANS = (
+    "SELECT seq, disposition, report_rows, exceptions FROM reporting.loans"
+    " WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+)
+
+
 class ReportingRepository:
     """SQL over reporting's tables on one connection; never commits."""
 
@@ -256,13 +264,19 @@ class ReportingRepository:
         return (await self.connection.execute(statement)).one_or_none() is not None
 
     async def stream_loans(self, run_id: UUID, chunk: int) -> AsyncIterator[Sequence[StoredLoan]]:
-        """The run's stored loans in tape order, `chunk` at a time (server-side cursor)."""
-        statement = (
-            select(loans.c.seq, loans.c.disposition, loans.c.report_rows, loans.c.exceptions)
-            .where(loans.c.run_id == run_id)
-            .order_by(loans.c.seq)
-            .execution_options(yield_per=chunk)
-        )
-        result = await self.connection.stream(statement)
-        async for partition in result.partitions(chunk):
-            yield partition
+        """The run's stored loans in tape order, `chunk` at a time.
+
+        A page a round trip, each after the last `seq` of the one before (the primary key's
+        order), fetched by the driver as its records (which unpack and compare as tuples): a run's
+        every loan passes here, and a result row object a loan cost more than the fetch itself.
+        A completed run's loans no longer change, so the pages need no common snapshot.
+        """
+        driver = (await self.connection.get_raw_connection()).driver_connection
+        last = 0  # seq counts from 1
+        while True:
+            page = await driver.fetch(_STREAM_LOANS, run_id, last, chunk)
+            if page:
+                yield cast(Sequence[StoredLoan], page)
+            if len(page) < chunk:
+                return
+            last = page[-1][0]

@@ -313,6 +313,36 @@ async def test_upgrading_to_loans_keyed_by_tape_position_keeps_them_and_skips_th
     assert completed.dispositions.model_dump() == {"to_purchase": 2, "projected": 0, "rejected": 1}
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3, 4, 7])
+async def test_a_runs_stored_loans_stream_back_in_tape_order_a_page_at_a_time_and_no_others(
+    engine: AsyncEngine, chunk: int
+) -> None:
+    run_id, other = uuid4(), uuid4()
+    mine = render_all(
+        loan_dispositioned(loan_record(seq=seq, run_id=run_id), run_id=run_id)
+        for seq in (6, 1, 3, 2, 5, 4)
+    )
+    theirs = render_all(
+        loan_dispositioned(loan_record(seq=seq, run_id=other), run_id=other) for seq in (1, 2, 7)
+    )
+    async with engine.begin() as connection:
+        repository = ReportingRepository(connection)
+        await repository.add_loans(run_id, mine[:3])
+        await repository.add_loans(other, theirs)
+        await repository.add_loans(run_id, mine[3:])
+    async with engine.connect() as connection:
+        pages = [
+            list(page) async for page in ReportingRepository(connection).stream_loans(run_id, chunk)
+        ]
+
+    assert [len(page) for page in pages[:-1]] == [chunk] * (len(pages) - 1)
+    assert 0 < len(pages[-1]) <= chunk
+    ordered = sorted(mine, key=lambda loan: loan.seq)
+    assert [row for page in pages for row in page] == [
+        (loan.seq, loan.disposition, loan.text, None) for loan in ordered
+    ]
+
+
 async def test_run_completes_once_when_completion_is_observed_twice_and_batches_redelivered(
     engine: AsyncEngine, database_url: str, storage_root: Path
 ) -> None:
