@@ -48,7 +48,12 @@ from services.reporting.domain import RunTotals, disposition
 from services.reporting.errors import InconsistentRun, OutputUnavailable
 from services.reporting.locks import run_lock
 from services.reporting.reports import RenderedLoan, ReportWriter, render_all
-from services.reporting.repository import ReportingRepository, RunState, StoredLoan
+from services.reporting.repository import (
+    LoansAlreadyStored,
+    ReportingRepository,
+    RunState,
+    StoredLoan,
+)
 from services.reporting.settings import ReportingSettings
 
 logger = logging.getLogger(__name__)
@@ -201,6 +206,13 @@ class ReportingService:
         await self.complete_if_ready(state)
 
     async def _add_loans(self, run_id: UUID, rendered: list[RenderedLoan]) -> RunState:
+        """Store the batch's loans: all new, as on every first delivery; else (a redelivery, a
+        loan stored before) again skipping those stored, in a transaction of its own."""
+        try:
+            async with self.engine.begin() as connection:
+                return await ReportingRepository(connection).add_new_loans(run_id, rendered)
+        except LoansAlreadyStored:
+            logger.info("batch stored before, storing only its new loans")
         async with self.engine.begin() as connection:
             return await ReportingRepository(connection).add_loans(run_id, rendered)
 

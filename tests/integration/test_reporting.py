@@ -367,6 +367,56 @@ async def test_run_completes_once_when_completion_is_observed_twice_and_batches_
     assert await status_of(engine, run_id) == ("completed", 6)
 
 
+async def test_a_batch_partly_stored_before_stores_and_counts_only_its_new_loans(
+    engine: AsyncEngine, database_url: str, storage_root: Path
+) -> None:
+    run_id, publisher = uuid4(), RecordingPublisher()
+    service = service_for(engine, LocalStorage(storage_root), publisher, database_url)
+    loans = priced_loans(run_id, 5)
+    [earlier] = batches(run_id, loans[1:3], size=2)
+    [whole] = batches(run_id, loans, size=5)
+
+    await service.on_priced(earlier)
+    assert await status_of(engine, run_id) == ("pending", 2)
+    await service.on_priced(whole)  # its 2nd and 3rd loans are stored: the COPY fails
+    assert await status_of(engine, run_id) == ("pending", 5)
+    await service.on_tape_ingested(tape_ingested(run_id, 5))
+
+    [completed] = publisher.of(RunCompleted)
+    assert completed.total_loans == 5
+    assert completed.dispositions.model_dump() == {"to_purchase": 4, "projected": 0, "rejected": 1}
+
+
+async def test_loans_copied_in_a_transaction_that_fails_are_neither_stored_nor_counted(
+    engine: AsyncEngine,
+) -> None:
+    run_id = uuid4()
+    rendered = render_all(
+        loan_dispositioned(loan_record(seq=seq, run_id=run_id), run_id=run_id) for seq in (1, 2)
+    )
+    with pytest.raises(ConnectionResetError):
+        async with engine.begin() as connection:
+            state = await ReportingRepository(connection).add_new_loans(run_id, rendered)
+            assert state.dispositioned == 2
+            raise ConnectionResetError("the worker lost its database before the commit")
+    async with engine.connect() as connection:
+        assert [
+            page async for page in ReportingRepository(connection).stream_loans(run_id, 10)
+        ] == []
+    async with engine.begin() as connection:
+        state = await ReportingRepository(connection).add_new_loans(run_id, rendered)
+    assert state.dispositioned == 2
+
+
+async def test_loans_are_not_copied_outside_a_transaction(engine: AsyncEngine) -> None:
+    run_id = uuid4()
+    rendered = render_all([loan_dispositioned(loan_record(run_id=run_id), run_id=run_id)])
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        with pytest.raises(RuntimeError, match="needs a transaction"):
+            await ReportingRepository(connection).add_new_loans(run_id, rendered)
+
+
 async def test_tape_ingested_before_the_last_batch_completes_on_that_batch(
     engine: AsyncEngine, database_url: str, storage_root: Path
 ) -> None:
