@@ -4,7 +4,7 @@ Ingest's file path: a generated CSV tape read (`read_rows`), normalised against 
 duplicate index (`Normaliser`, `SqliteDuplicateIndex`), cut into batches and encoded as the
 broker would send them (`LoanBatchSender`, `encode`, `batch_headers`). Reporting's `on_priced`
 without its servers: decode a priced batch, disposition it, render its report rows, build the
-INSERT's parameters and encode the dispositioned batch. Each stage's CPU seconds
+records it COPYs and encode the dispositioned batch. Each stage's CPU seconds
 (`time.process_time`, best of `--repeat`, the cyclic collector paused) are printed as
 microseconds per loan. Kafka and PostgreSQL are left out: this times our own code. The machine
 is shared, so the figures are indicative; compare before and after in one sitting.
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import gc
 import json
 import os
 import pstats
@@ -41,12 +40,13 @@ import asyncpg
 
 from benchmarks.cpu import cpu_per_loan, priced_events
 from contracts import wire
-from contracts.codec import decode, dumps, encode
+from contracts.codec import decode, encode
 from contracts.ids import event_id
 from contracts.runs import TapeIngested
 from contracts.topics import Topic
 from services.cli.stack import databases, topics
 from services.cli.stack.urls import asyncpg_dsn
+from services.common.consumer import gc_paused, settle_heap
 from services.common.db import make_engine, upgrade
 from services.common.kafka import KafkaPublisher, batch_headers
 from services.common.storage import LocalStorage
@@ -57,6 +57,7 @@ from services.ingest.readers import ReadLimits, read_rows
 from services.ingest.service import file_records
 from services.ingest.tapegen import generate_tape
 from services.reporting.reports import render_all
+from services.reporting.repository import exceptions_json
 from services.reporting.service import ReportingService, dispositioned_batch
 from services.reporting.settings import ReportingSettings
 
@@ -135,12 +136,16 @@ def priced_batches(tape: Path) -> list[bytes]:
 
 
 def on_priced(batches: list[bytes]) -> None:
-    """Reporting's per-batch CPU: decode, disposition, render, INSERT parameters, encode."""
+    """Reporting's per-batch CPU: decode, disposition, render, COPY records, encode."""
     now = datetime.now(UTC)
     for data in batches:
-        output = dispositioned_batch(decode(data, wire.PricedBatch), now)
+        batch = decode(data, wire.PricedBatch)
+        output = dispositioned_batch(batch, now)
         rendered = render_all(output.events)
-        [dumps(loan.exceptions).decode() if loan.exceptions else None for loan in rendered]
+        [
+            (batch.run_id, loan.seq, loan.disposition, loan.text, exceptions_json(loan))
+            for loan in rendered
+        ]
         encode(output)
         batch_headers(output)
 
@@ -220,10 +225,12 @@ async def stored_run(
             )
             run_id = decode(batches[0], wire.PricedBatch).run_id
             server_before = await backend_cpu(monitor, database)
-            gc.collect()
+            settle_heap()  # as the worker does once started
             started, wall = time.process_time(), time.perf_counter()
             for data in batches:
-                await service.on_priced(decode(data, wire.PricedBatch))
+                with gc_paused():  # as its consumer decodes
+                    batch = decode(data, wire.PricedBatch)
+                await service.on_priced(batch)
             stored = time.process_time()
             server_stored = await backend_cpu(monitor, database)
             await service.on_tape_ingested(tape_ingested(run_id, loans))

@@ -167,7 +167,8 @@ _STREAM_LOANS = (
 )
 
 
-def _exceptions_json(loan: RenderedLoan) -> str | None:
+def exceptions_json(loan: RenderedLoan) -> str | None:
+    """What is stored of a loan's exceptions: their facts as JSON, None when it has none."""
     return dumps(loan.exceptions).decode() if loan.exceptions else None
 
 
@@ -207,7 +208,7 @@ class ReportingRepository:
                 schema_name=SCHEMA,
                 columns=_LOAN_COLUMNS,
                 records=[
-                    (run_id, loan.seq, loan.disposition, loan.text, _exceptions_json(loan))
+                    (run_id, loan.seq, loan.disposition, loan.text, exceptions_json(loan))
                     for loan in loans
                 ],
             )
@@ -228,7 +229,7 @@ class ReportingRepository:
                 "seqs": [loan.seq for loan in loans],
                 "dispositions": [loan.disposition for loan in loans],
                 "report_rows": [loan.text for loan in loans],
-                "exceptions": [_exceptions_json(loan) for loan in loans],
+                "exceptions": [exceptions_json(loan) for loan in loans],
             },
         )
         return RunState(*result.one())
