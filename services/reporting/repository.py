@@ -322,7 +322,8 @@ class ReportingRepository:
         A page a round trip, each after the last `seq` of the one before (the primary key's
         order), fetched by the driver as its records (which unpack and compare as tuples): a run's
         every loan passes here, and a result row object a loan cost more than the fetch itself.
-        A completed run's loans no longer change, so the pages need no common snapshot.
+        Once a run is ready its loans are all in and never change (a redelivery is skipped), so
+        the pages need no common snapshot.
         """
         driver = (await self.connection.get_raw_connection()).driver_connection
         last = 0  # seq counts from 1
