@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    and_,
     bindparam,
     delete,
     func,
@@ -369,7 +370,9 @@ class DecisionRepository:
                 d.approved_by,
                 d.final_at,
             )
-            .select_from(decisions.join(loans, loans.c.loan_id == d.loan_id))
+            .select_from(
+                decisions.join(loans, and_(loans.c.run_id == d.run_id, loans.c.seq == d.seq))
+            )
             .where(d.run_id == run_id, d.final, d.decision_type.in_(sorted(BOUGHT)))
             .order_by(d.seq)
             .execution_options(yield_per=chunk)

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.codec import loads
-from contracts.ids import event_id
+from contracts.ids import event_id, event_ids
 from contracts.loans import Disposition
 from contracts.runs import (
     REPORT_KEYS,
@@ -48,7 +48,12 @@ from services.reporting.domain import RunTotals, disposition
 from services.reporting.errors import InconsistentRun, OutputUnavailable
 from services.reporting.locks import run_lock
 from services.reporting.reports import RenderedLoan, ReportWriter, render_all
-from services.reporting.repository import ReportingRepository, RunState, StoredLoan
+from services.reporting.repository import (
+    LoansAlreadyStored,
+    ReportingRepository,
+    RunState,
+    StoredLoan,
+)
 from services.reporting.settings import ReportingSettings
 
 logger = logging.getLogger(__name__)
@@ -77,10 +82,11 @@ class EventPublisher(Protocol):
     async def publish_batch(self, topic: Topic, batch: Any, headers: Any = None) -> None: ...
 
 
-def dispositioned(event: LoanPriced, now: datetime) -> LoanDispositioned:
-    """One loan's final event: its priced facts plus its disposition (SPEC §3.6)."""
+def dispositioned(event: LoanPriced, now: datetime, id_: UUID) -> LoanDispositioned:
+    """One loan's final event: its priced facts plus its disposition (SPEC §3.6); `id_` is
+    `event_id("loan.dispositioned", run_id, loan_id)`."""
     return LoanDispositioned(
-        event_id=event_id("loan.dispositioned", event.run_id, event.loan.loan_id),
+        event_id=id_,
         run_id=event.run_id,
         occurred_at=now,
         producer=PRODUCER,
@@ -95,11 +101,18 @@ def dispositioned(event: LoanPriced, now: datetime) -> LoanDispositioned:
 
 def dispositioned_batch(batch: PricedBatch, now: datetime) -> DispositionedBatch:
     """The dispositioned batch: same run, number and parameters, loans in the same order."""
+    events = batch.events
+    # The batch's ids in one pass (one text encoding of its UUIDs, not one str() a loan).
+    ids = event_ids(
+        "loan.dispositioned", [event.run_id for event in events], [e.loan.loan_id for e in events]
+    )
     return DispositionedBatch(
         run_id=batch.run_id,
         batch_seq=batch.batch_seq,
         params=batch.params,
-        events=tuple(dispositioned(event, now) for event in batch.events),
+        events=tuple(
+            dispositioned(event, now, id_) for event, id_ in zip(events, ids, strict=True)
+        ),
     )
 
 
@@ -193,6 +206,13 @@ class ReportingService:
         await self.complete_if_ready(state)
 
     async def _add_loans(self, run_id: UUID, rendered: list[RenderedLoan]) -> RunState:
+        """Store the batch's loans: all new, as on every first delivery; else (a redelivery, a
+        loan stored before) again skipping those stored, in a transaction of its own."""
+        try:
+            async with self.engine.begin() as connection:
+                return await ReportingRepository(connection).add_new_loans(run_id, rendered)
+        except LoansAlreadyStored:
+            logger.info("batch stored before, storing only its new loans")
         async with self.engine.begin() as connection:
             return await ReportingRepository(connection).add_loans(run_id, rendered)
 

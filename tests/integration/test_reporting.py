@@ -38,9 +38,9 @@ from services.common.kafka import KafkaPublisher
 from services.common.storage import LocalStorage, S3Storage, Storage
 from services.pricing.domain import price
 from services.reporting.main import build_app
-from services.reporting.reports import render
+from services.reporting.reports import render, render_all
 from services.reporting.repository import ReportingRepository, metadata, runs
-from services.reporting.service import ReportingService
+from services.reporting.service import ReportingService, dispositioned_batch
 from services.reporting.settings import ReportingSettings
 from services.rules.domain import evaluate, load_rule_set
 from tests.factories import (
@@ -256,6 +256,93 @@ async def test_upgrading_from_stored_events_renders_every_loan_as_the_service_wo
     ]
 
 
+async def test_upgrading_to_loans_keyed_by_tape_position_keeps_them_and_skips_their_redelivery(
+    _postgres_server_url: str, storage_root: Path
+) -> None:
+    name = f"test_migrate_{uuid4().hex[:12]}"
+    url = await databases.create_database(_postgres_server_url, name)
+    engine = make_engine(ReportingSettings(database_url=url))
+    run_id, publisher = uuid4(), RecordingPublisher()
+    [batch] = batches(run_id, priced_loans(run_id, 3), size=3)
+    rendered = render_all(dispositioned_batch(batch, OCCURRED_AT).events)
+    try:
+        await upgrade(engine, "reporting", "0003")
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("INSERT INTO reporting.runs (run_id, dispositioned) VALUES (:run_id, 3)"),
+                {"run_id": run_id},
+            )
+            for loan in rendered:
+                await connection.execute(
+                    text(
+                        "INSERT INTO reporting.loans (loan_id, run_id, seq, disposition,"
+                        " report_rows, exceptions) VALUES (:loan_id, :run_id, :seq,"
+                        " :disposition, :rows, :exceptions)"
+                    ),
+                    {
+                        "loan_id": loan.loan_id,
+                        "run_id": run_id,
+                        "seq": loan.seq,
+                        "disposition": loan.disposition,
+                        "rows": loan.text,
+                        "exceptions": dumps(loan.exceptions).decode() if loan.exceptions else None,
+                    },
+                )
+        await upgrade(engine, "reporting")
+        service = service_for(engine, LocalStorage(storage_root), publisher, url)
+        await service.on_priced(batch)  # redelivered after the upgrade: adds nothing
+        await service.on_tape_ingested(tape_ingested(run_id, 3))
+        async with engine.connect() as connection:
+            columns = (
+                await connection.execute(
+                    text(
+                        "SELECT column_name FROM information_schema.columns"
+                        " WHERE table_schema = 'reporting' AND table_name = 'loans'"
+                    )
+                )
+            ).scalars()
+            stored_columns = set(columns)
+        state = await status_of(engine, run_id)
+    finally:
+        await engine.dispose()
+        await databases.drop_database(_postgres_server_url, name)
+    assert "loan_id" not in stored_columns
+    assert state == ("completed", 3)
+    [completed] = publisher.of(RunCompleted)
+    assert completed.total_loans == 3
+    assert completed.dispositions.model_dump() == {"to_purchase": 2, "projected": 0, "rejected": 1}
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 4, 7])
+async def test_a_runs_stored_loans_stream_back_in_tape_order_a_page_at_a_time_and_no_others(
+    engine: AsyncEngine, chunk: int
+) -> None:
+    run_id, other = uuid4(), uuid4()
+    mine = render_all(
+        loan_dispositioned(loan_record(seq=seq, run_id=run_id), run_id=run_id)
+        for seq in (6, 1, 3, 2, 5, 4)
+    )
+    theirs = render_all(
+        loan_dispositioned(loan_record(seq=seq, run_id=other), run_id=other) for seq in (1, 2, 7)
+    )
+    async with engine.begin() as connection:
+        repository = ReportingRepository(connection)
+        await repository.add_loans(run_id, mine[:3])
+        await repository.add_loans(other, theirs)
+        await repository.add_loans(run_id, mine[3:])
+    async with engine.connect() as connection:
+        pages = [
+            list(page) async for page in ReportingRepository(connection).stream_loans(run_id, chunk)
+        ]
+
+    assert [len(page) for page in pages[:-1]] == [chunk] * (len(pages) - 1)
+    assert 0 < len(pages[-1]) <= chunk
+    ordered = sorted(mine, key=lambda loan: loan.seq)
+    assert [row for page in pages for row in page] == [
+        (loan.seq, loan.disposition, loan.text, None) for loan in ordered
+    ]
+
+
 async def test_run_completes_once_when_completion_is_observed_twice_and_batches_redelivered(
     engine: AsyncEngine, database_url: str, storage_root: Path
 ) -> None:
@@ -278,6 +365,56 @@ async def test_run_completes_once_when_completion_is_observed_twice_and_batches_
     assert completed.exceptions_count == 2
     assert completed.total_balance == Decimal("250000")
     assert await status_of(engine, run_id) == ("completed", 6)
+
+
+async def test_a_batch_partly_stored_before_stores_and_counts_only_its_new_loans(
+    engine: AsyncEngine, database_url: str, storage_root: Path
+) -> None:
+    run_id, publisher = uuid4(), RecordingPublisher()
+    service = service_for(engine, LocalStorage(storage_root), publisher, database_url)
+    loans = priced_loans(run_id, 5)
+    [earlier] = batches(run_id, loans[1:3], size=2)
+    [whole] = batches(run_id, loans, size=5)
+
+    await service.on_priced(earlier)
+    assert await status_of(engine, run_id) == ("pending", 2)
+    await service.on_priced(whole)  # its 2nd and 3rd loans are stored: the COPY fails
+    assert await status_of(engine, run_id) == ("pending", 5)
+    await service.on_tape_ingested(tape_ingested(run_id, 5))
+
+    [completed] = publisher.of(RunCompleted)
+    assert completed.total_loans == 5
+    assert completed.dispositions.model_dump() == {"to_purchase": 4, "projected": 0, "rejected": 1}
+
+
+async def test_loans_copied_in_a_transaction_that_fails_are_neither_stored_nor_counted(
+    engine: AsyncEngine,
+) -> None:
+    run_id = uuid4()
+    rendered = render_all(
+        loan_dispositioned(loan_record(seq=seq, run_id=run_id), run_id=run_id) for seq in (1, 2)
+    )
+    with pytest.raises(ConnectionResetError):
+        async with engine.begin() as connection:
+            state = await ReportingRepository(connection).add_new_loans(run_id, rendered)
+            assert state.dispositioned == 2
+            raise ConnectionResetError("the worker lost its database before the commit")
+    async with engine.connect() as connection:
+        assert [
+            page async for page in ReportingRepository(connection).stream_loans(run_id, 10)
+        ] == []
+    async with engine.begin() as connection:
+        state = await ReportingRepository(connection).add_new_loans(run_id, rendered)
+    assert state.dispositioned == 2
+
+
+async def test_loans_are_not_copied_outside_a_transaction(engine: AsyncEngine) -> None:
+    run_id = uuid4()
+    rendered = render_all([loan_dispositioned(loan_record(run_id=run_id), run_id=run_id)])
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        with pytest.raises(RuntimeError, match="needs a transaction"):
+            await ReportingRepository(connection).add_new_loans(run_id, rendered)
 
 
 async def test_tape_ingested_before_the_last_batch_completes_on_that_batch(

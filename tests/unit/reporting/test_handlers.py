@@ -264,7 +264,7 @@ async def test_a_malformed_run_event_is_dead_lettered_and_the_next_one_handled()
     assert [name for name, _ in service.calls] == ["ingested"]
 
 
-def test_dispositioned_batch_keeps_order_and_gives_each_loan_its_disposition() -> None:
+def test_dispositioned_batch_keeps_order_and_gives_each_loan_its_disposition_and_own_id() -> None:
     batch = decode(encode(priced_batch()), wire.PricedBatch)
 
     output = dispositioned_batch(batch, OCCURRED_AT)
@@ -272,7 +272,9 @@ def test_dispositioned_batch_keeps_order_and_gives_each_loan_its_disposition() -
     assert (output.run_id, output.batch_seq, output.params) == (RUN_ID, 0, batch.params)
     assert [e.disposition for e in output.events] == ["to_purchase", "projected", "rejected"]
     assert [e.loan for e in output.events] == [e.loan for e in batch.events]
+    assert [e.event_id for e in output.events] == [
+        event_id("loan.dispositioned", RUN_ID, e.loan.loan_id) for e in batch.events
+    ]
     first = output.events[0]
-    assert first.event_id == event_id("loan.dispositioned", RUN_ID, first.loan.loan_id)
     assert first.producer == "reporting"
     assert first.pricing == batch.events[0].pricing

@@ -3,12 +3,18 @@ import io
 from uuid import UUID
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from contracts.loans import LoanDispositioned, Pricing
+from contracts import wire
+from contracts.codec import decode, encode
+from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS, LoanDispositioned, Pricing
 from services.reporting.reports import (
     LOAN_COLUMNS,
     ReportWriter,
     guard,
+    loan_cells,
+    plain_row,
     render,
     render_all,
     write_reports,
@@ -224,3 +230,50 @@ def test_a_batch_rendered_through_one_writer_is_each_loan_rendered_alone() -> No
     together = render_all(loans)
     assert together == [render(loan) for loan in loans]
     assert [loan.text.count("\r\n") for loan in together] == [1, 2, 1, 1]
+
+
+# Plain cells, then a character that matters to csv or to the formula guard put at the start or
+# inside of a few of them (loans with many such cells would never take the plain path).
+PLAIN = st.text(alphabet="0.5aZü' ", max_size=5)
+SPECIAL = st.sampled_from(list(',"\r\n=+-@\t'))
+TOUCHES = st.lists(
+    st.tuples(st.integers(0, len(LOAN_FIELDS) + 1), SPECIAL, st.booleans()), max_size=2
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    values=st.lists(st.none() | PLAIN, min_size=len(LOAN_FIELDS), max_size=len(LOAN_FIELDS)),
+    pricing=st.none() | st.tuples(PLAIN, PLAIN),
+    touches=TOUCHES,
+    invalid=st.sets(st.sampled_from(NUMERIC_FIELDS)),
+    disposition=st.sampled_from(["to_purchase", "projected"]),
+)
+def test_a_loan_rendered_without_csv_writer_is_written_as_csv_writer_writes_its_cells(
+    values: list[str | None],
+    pricing: tuple[str, str] | None,
+    touches: list[tuple[int, str, bool]],
+    invalid: set[str],
+    disposition: str,
+) -> None:
+    cells = [*values, *(pricing or (None, None))]
+    for at, special, first in touches:
+        text = cells[at] or ""
+        cells[at] = special + text if first else text[:1] + special + text[1:]
+    spread, final = cells[len(LOAN_FIELDS) :]
+    loan = loan_dispositioned(
+        loan_record(invalid=sorted(invalid), **dict(zip(LOAN_FIELDS, cells, strict=False))),
+        pricing=None if pricing is None else Pricing(pricing_spread=spread, final_price=final),
+        disposition=disposition,  # type: ignore[arg-type]
+    )
+    written = io.StringIO()
+    csv.writer(written).writerow(loan_cells(loan))
+    for form in (loan, decode(encode(loan), wire.LoanDispositioned)):
+        assert render_all([form])[0].text == written.getvalue()
+        assert plain_row(form) in (None, written.getvalue())
+
+
+def test_most_loans_are_rendered_without_csv_writer_and_the_others_with_it() -> None:
+    assert plain_row(loan_dispositioned(loan_record(note_rate=None))) is not None
+    assert plain_row(loan_dispositioned(loan_record(seller_loan_number="Müller, 1"))) is None
+    assert plain_row(loan_dispositioned(loan_record(dti_ratio="-0.5"))) is None
