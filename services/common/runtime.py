@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from contracts.codec import dumps, encode
 from contracts.ids import batch_key
 from contracts.topics import Topic
+from services.common.commits import flush_all
 from services.common.consumer import RetryPolicy, settle_heap
 from services.common.dead_letters import (
     DeadLetterMiddleware,
@@ -227,7 +228,8 @@ def build_worker_app(
         asgi_routes=health_routes(checks, registry),
         on_startup=(wait_for_kafka, *on_startup),
         after_startup=(settle_heap,),
-        on_shutdown=tuple(on_shutdown),
+        # Offsets noted for a batched commit are committed before the subscribers stop.
+        on_shutdown=(flush_all, *on_shutdown),
         logger=logging.getLogger(f"loan_engine.{settings.service_name}"),
     )
 

@@ -46,6 +46,14 @@ class ServiceSettings(BaseSettings):
         description="Deliveries of one record that fail the same permanent way before it is "
         "dead-lettered and its run failed.",
     )
+    kafka_commit_interval_ms: int = Field(
+        500,
+        ge=0,
+        validation_alias=AliasChoices("KAFKA_COMMIT_INTERVAL_MS"),
+        description="Loan-batch consumers commit the offsets of the records they finished (their "
+        "outputs acknowledged) together once per this many milliseconds instead of once per "
+        "record; a crash redelivers at most that long's records. 0 commits every record.",
+    )
     topic_prefix: str = shared("TOPIC_PREFIX", DEFAULT_PREFIX, "Prefix of every topic name.")
     database_url: SecretStr = shared(
         "DATABASE_URL",
@@ -106,6 +114,11 @@ class ServiceSettings(BaseSettings):
             ):
                 self.__dict__[name] = f"{self.topic_prefix}{value}"
         return self
+
+    @property
+    def commit_interval_seconds(self) -> float:
+        """`kafka_commit_interval_ms` in seconds, for `consumer_options(commit_interval=...)`."""
+        return self.kafka_commit_interval_ms / 1000
 
     @property
     def compression_type(self) -> str | None:
