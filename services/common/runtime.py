@@ -40,7 +40,13 @@ from services.common.health import (
     producer_ready,
     run_checks,
 )
-from services.common.kafka import MAX_REQUEST_BYTES, Headers, ProducerRenewal, batch_headers
+from services.common.kafka import (
+    MAX_REQUEST_BYTES,
+    Headers,
+    ProducerRenewal,
+    batch_headers,
+    use_zstd_level,
+)
 from services.common.metrics import REGISTRY, EventMetricsMiddleware, metrics_asgi_app
 from services.common.settings import ServiceSettings
 from services.common.tracing import KafkaTracingMiddleware, setup_tracing, shutdown_tracing
@@ -63,6 +69,7 @@ def make_broker(
     Middlewares, outermost first: tracing (one span per record), event metrics, dead letters
     (innermost, so retries and dead-lettering happen inside the span and are counted once).
     """
+    use_zstd_level(settings.kafka_zstd_level)
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=settings.service_name,
