@@ -181,7 +181,7 @@ def measure(worker: str, args: argparse.Namespace) -> dict[str, Any]:
         "TOPIC_PREFIX": prefix,
         "ENVIRONMENT": "production",
         "LOG_FORMAT": "json",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": args.log_level,
     }
     spawned = None
     rows: dict[int, dict[str, float]] = {}
@@ -242,6 +242,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=300, help="records fed per size")
     parser.add_argument("--bad-share", type=float, default=0.05, help="share of bad rows")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--log-level", default="WARNING", help="the worker's LOG_LEVEL")
     parser.add_argument("--flamegraph", type=Path, default=None, help="py-spy into DIR")
     args = parser.parse_args()
     result = {worker: measure(worker, args) for worker in args.worker or sorted(INPUT)}

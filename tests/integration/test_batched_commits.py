@@ -3,6 +3,7 @@ KAFKA_COMMIT_INTERVAL_MS, and still at least once: through the real broker, a gr
 a rebalance commit what was finished, a killed worker's uncommitted records are delivered again."""
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -173,6 +174,21 @@ async def test_partitions_a_rebalance_revokes_commit_what_was_finished_on_them_f
             assert await until_committed(settings, 6) == 6
         finally:
             await joiner.stop()
+
+
+async def test_a_worker_logs_each_record_it_handles_at_debug_not_info(
+    kafka_bootstrap_servers: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = rules_settings(kafka_bootstrap_servers, prefix, 100)
+    logger = f"loan_engine.{settings.service_name}.broker"
+    caplog.set_level(logging.DEBUG, logger=logger)
+    async with LifespanManager(build_app(settings), startup_timeout=90, shutdown_timeout=30):
+        await send_batches(settings, uuid4(), 2)
+        assert await evaluated_seqs(settings, 2) == [0, 1]
+
+    per_record = [r for r in caplog.records if r.name == logger and "Received" in r.getMessage()]
+    assert len(per_record) == 2
+    assert {r.levelno for r in per_record} == {logging.DEBUG}
 
 
 def spawn_rules(settings: RulesSettings, logs: Path, interval_ms: int) -> tuple[Any, str]:
