@@ -204,15 +204,18 @@ def measure(worker: str, args: argparse.Namespace) -> dict[str, Any]:
             directory = args.flamegraph if size == min(args.sizes) else None
             with Recorder(directory, spawned.pid, label):
                 before, started = cpu_seconds(process), time.monotonic()
+                system_before = process.cpu_times().system
                 broker_before = cpu_seconds(broker)
                 asyncio.run(publish(bootstrap, topic, feeds[size]))
                 wait_committed(bootstrap, group, topic, total, args.timeout)
                 cpu = cpu_seconds(process) - before
+                system = process.cpu_times().system - system_before
                 broker_cpu = cpu_seconds(broker) - broker_before
                 wall = time.monotonic() - started
             net = cpu - idle_rate * wall
             rows[size] = {
                 "cpu_seconds": round(cpu, 3),
+                "system_cpu_seconds": round(system, 3),
                 "wall_seconds": round(wall, 2),
                 "us_per_record": round(net / args.records * 1e6),
                 "us_per_loan": round(net / args.records / size * 1e6, 2),
