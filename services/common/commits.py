@@ -73,6 +73,9 @@ class BatchedCommits:
         async with self._lock:
             wanted = self.pending.keys() if partitions is None else set(partitions)
             offsets = {tp: self.pending.pop(tp) for tp in list(wanted) if tp in self.pending}
+            # A record acknowledged after its partition was revoked is its next owner's to redo.
+            owned = self.consumer.assignment()
+            offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
             if not offsets:
                 return
             try:

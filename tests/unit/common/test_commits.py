@@ -17,6 +17,10 @@ class Consumer(AIOKafkaConsumer):  # type: ignore[misc]
     def __init__(self) -> None:
         self.commits: list[dict[TopicPartition, int]] = []
         self.seeks: list[tuple[TopicPartition, int]] = []
+        self.assigned = {TopicPartition(TOPIC, partition) for partition in range(6)}
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
 
     def __del__(self) -> None:
         pass
@@ -99,3 +103,14 @@ async def test_a_message_of_the_in_memory_test_broker_keeps_its_own_acknowledgem
     parsed = await message(batcher, raw)
     await parsed.ack()
     assert not batcher.consumers
+
+
+async def test_a_record_acknowledged_after_its_partition_was_revoked_is_not_committed() -> None:
+    consumer, batcher = Consumer(), CommitBatcher(600)
+    await batcher.listener.on_partitions_revoked({TopicPartition(TOPIC, 0)})
+    consumer.assigned -= {TopicPartition(TOPIC, 0)}
+    await (await message(batcher, record(0, 10, consumer))).ack()
+    await (await message(batcher, record(1, 3, consumer))).ack()
+
+    await batcher.flush()
+    assert consumer.commits == [{TopicPartition(TOPIC, 1): 4}]
