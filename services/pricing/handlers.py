@@ -59,7 +59,11 @@ def subscribe(
     @broker.subscriber(
         settings.topic(LOANS_EVALUATED),
         decoder=contract_decoder(EvaluatedBatch),
-        **consumer_options(settings.consumer_group, max_workers=settings.consumer_workers),
+        **consumer_options(
+            settings.consumer_group,
+            commit_interval=settings.commit_interval_seconds,
+            max_workers=settings.consumer_workers,
+        ),
     )
     @broker.publisher(settings.topic(LOANS_PRICED), schema=loans.PricedBatch)
     async def on_loans_evaluated(batch: EvaluatedBatch) -> KafkaResponse:

@@ -10,7 +10,8 @@ from services.pricing.settings import PricingSettings
 
 def build_app(settings: PricingSettings) -> AsgiFastStream:
     """Wire the broker, the handler and the health/metrics app."""
-    broker = make_broker(settings)
+    # Each handler waits for its output's acknowledgement: lingering only delays it (and costs CPU).
+    broker = make_broker(settings, linger_ms=0)
     subscribe(broker, settings)
     return build_worker_app(settings, broker)
 

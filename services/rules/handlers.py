@@ -82,7 +82,11 @@ def subscribe(
     @broker.subscriber(
         settings.topic(LOANS_INGESTED),
         decoder=contract_decoder(IngestedBatch),
-        **consumer_options(settings.consumer_group, max_workers=settings.consumer_workers),
+        **consumer_options(
+            settings.consumer_group,
+            commit_interval=settings.commit_interval_seconds,
+            max_workers=settings.consumer_workers,
+        ),
     )
     @broker.publisher(settings.topic(LOANS_EVALUATED), schema=loans.EvaluatedBatch)
     async def on_loans_ingested(batch: IngestedBatch) -> KafkaResponse:

@@ -11,7 +11,8 @@ from services.rules.settings import RulesSettings
 
 def build_app(settings: RulesSettings) -> AsgiFastStream:
     """Wire the broker, the rule set and the health/metrics app."""
-    broker = make_broker(settings)
+    # Each handler waits for its output's acknowledgement: lingering only delays it (and costs CPU).
+    broker = make_broker(settings, linger_ms=0)
     subscribe(broker, settings, load_rule_set(settings.rule_set_version))
     return build_worker_app(settings, broker)
 

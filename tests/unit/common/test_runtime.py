@@ -104,3 +104,18 @@ def test_consumer_groups_not_named_are_their_default_names_under_the_topic_prefi
         "bench-1.reporting-reviews",
     )
     assert reporting.runs_group == "runs-of-my-own"
+
+
+def test_rules_and_pricing_send_each_output_at_once_other_workers_linger() -> None:
+    from services.pricing.main import build_app as pricing_app
+    from services.pricing.settings import PricingSettings
+    from services.rules.main import build_app as rules_app
+
+    shared = {"kafka_bootstrap_servers": "127.0.0.1:1", "topic_prefix": "unit."}
+    rules = rules_app(RulesSettings(**shared)).broker
+    pricing = pricing_app(PricingSettings(**shared)).broker
+
+    assert rules is not None and pricing is not None
+    assert rules._connection_kwargs["linger_ms"] == 0
+    assert pricing._connection_kwargs["linger_ms"] == 0
+    assert make_broker(settings())._connection_kwargs["linger_ms"] == 5
