@@ -3,7 +3,7 @@ published on reviews.v1 and answered once folded (read your own writes)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
@@ -436,7 +436,7 @@ async def workload_lock(session: AsyncSession, assignee: UUID | None) -> AsyncIt
             await connection.commit()
 
 
-async def publish_all(publisher: Publisher, events: Sequence[ReviewEvent]) -> None:
+async def publish_all(publisher: Publisher, events: Iterable[ReviewEvent]) -> None:
     """Publish events keyed by case id."""
     await acting.publish_all(publisher, REVIEWS, events, lambda event: str(event.case_id))
 
