@@ -5,10 +5,11 @@
 A bounded asyncio httpx client for a gateway on this machine only (loopback addresses are the
 only targets it accepts). It logs in once (GATEWAY_ADMIN_USERNAME / GATEWAY_ADMIN_PASSWORD, or
 the options), picks the newest run (or `--run-id`), then each client sends requests back to back
-(or, with `--think S`, pausing S seconds on average after each answer, as a person at a screen
-does) until `--requests` have been sent in all or `--seconds` have passed, whichever comes first,
-and stops by itself. It prints, per kind of request and overall, the count, p50, p99 and max latency
-in milliseconds and the errors (any status but 200, or a transport error).
+(or, with `--think S`, starting at a random moment of the first S seconds and pausing S seconds
+on average after each answer, as people at their screens do) until `--requests` have been sent
+in all or `--seconds` have passed, whichever comes first, and stops by itself. It prints, per
+kind of request and overall, the count, p50, p99 and max latency in milliseconds and the errors
+(any status but 200, or a transport error).
 
 `--server-pid PID` (the gateway process, on this machine) adds the gateway's CPU milliseconds per
 request (from /proc): on a loaded machine latencies measure the queue for a core, this does not.
@@ -149,6 +150,10 @@ async def client_loop(
     `think` seconds on average (exponentially distributed, as users do) after each answer."""
     loans = int(run.get("total_loans") or 0)
     exceptions = int(run.get("exceptions_count") or 0)
+    if think > 0:
+        # People arrive one by one, not 50 at the same millisecond: each client starts at a
+        # random moment of the first think period, so arrivals are Poisson from the start.
+        await asyncio.sleep(random.uniform(0, think))
     while budget[0] > 0 and time.monotonic() < deadline:
         budget[0] -= 1
         kind, path = random.choice(requests_for(str(run["run_id"]), loans, exceptions))
