@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts.ids import batch_key, event_id
 from contracts.reviews import AutoDecision, AutoDecisionsRecorded
 from contracts.topics import REVIEWS
+from services.gateway import acting
 from services.gateway.deps import Publisher
 from services.gateway.notifications.jobs import NotificationJobs
 from services.gateway.review import repository as repo
@@ -144,6 +145,7 @@ async def open_cases(
     await session.commit()
     due = recent.fresh(opened.unknown(listed), key=_held)
     published: set[UUID] = set()
+    policy = policy_of(settings)
     for start in range(0, len(due), batches):
         chunk = due[start : start + batches]
         rows = await repo.unopened_reviews(session, chunk)
@@ -157,7 +159,6 @@ async def open_cases(
             if row.loan_id not in published
         }
         # Built lazily, a publishing slice at a time: the API's requests are served between.
-        policy = policy_of(settings)
         openings = (open_case(_scored(row), policy, now) for row in todo.values())
         await publish_all(publisher, openings)
         recent.remember(todo.values(), key=_loan_id)
@@ -182,6 +183,10 @@ def _held(batch: Any) -> Hashable:
 
 def _loan_id(row: Any) -> Hashable:
     return row.loan_id
+
+
+def _batch_key(event: AutoDecisionsRecorded) -> str:
+    return batch_key(event.run_id, event.batch_seq)
 
 
 def _auto_batch(event: AutoDecisionsRecorded) -> Hashable:
@@ -217,12 +222,7 @@ async def record_auto_decisions(
         await session.commit()
         events = auto_decisions(rows, now)
         todo = recent.fresh(events, key=_auto_batch)
-        await asyncio.gather(
-            *(
-                publisher.publish(REVIEWS, batch_key(event.run_id, event.batch_seq), event)
-                for event in todo
-            )
-        )
+        await acting.publish_all(publisher, REVIEWS, todo, _batch_key)
         recent.remember(todo, key=_auto_batch)
         recorded += sum(len(event.decisions) for event in todo)
         if len(events) < AUTO_BATCHES:
