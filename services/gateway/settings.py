@@ -112,6 +112,15 @@ class GatewaySettings(ServiceSettings):
     )
     projector_poll_ms: int = Field(200, gt=0, description="How long one poll waits for records.")
     projector_fetch_max_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Bytes per fetch.")
+    projector_fetch_min_bytes: int = Field(
+        1024 * 1024,
+        gt=0,
+        description="A fetch waits for this many bytes (or `projector_fetch_wait_ms`): during a "
+        "run the projector writes a few large chunks, not one transaction per batch.",
+    )
+    projector_fetch_wait_ms: int = Field(
+        100, ge=0, description="The longest a fetch waits for `projector_fetch_min_bytes`."
+    )
     projector_bulk_records: int = Field(
         500,
         gt=0,

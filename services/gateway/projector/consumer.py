@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -66,6 +67,27 @@ class Fetched:
     positions: dict[tuple[str, int], int]
 
 
+def consumer_config(settings: GatewaySettings) -> dict[str, Any]:
+    """The projector's consumer: no group (it seeks to its stored positions), large fetches, and
+    a fetch that waits for `projector_fetch_min_bytes` or `projector_fetch_wait_ms`.
+
+    During a run, a fetch returning the first record that arrives made chunks of one or two
+    batches, each its own transaction; measured on 200,000 loans, waiting for 1 MiB or 100 ms cut
+    the projector's CPU from 5.3-5.7 to 4.2-4.4 s. Projection is at most that wait later.
+    """
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "client_id": f"{settings.service_name}-projector",
+        "group_id": None,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "fetch_max_bytes": settings.projector_fetch_max_bytes,
+        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+        "fetch_min_bytes": settings.projector_fetch_min_bytes,
+        "fetch_max_wait_ms": settings.projector_fetch_wait_ms,
+    }
+
+
 class TopicsMissing(RuntimeError):
     """The broker does not have every registry topic (they are created by the stack, not here)."""
 
@@ -98,15 +120,7 @@ class Projector:
 
     async def start(self) -> None:
         """Connect to the broker, assign every partition and seek to the stored positions."""
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            client_id=f"{self.settings.service_name}-projector",
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_bytes=self.settings.projector_fetch_max_bytes,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
+        self.consumer = AIOKafkaConsumer(**consumer_config(self.settings))
         await self.consumer.start()
         partitions = await self._partitions()
         self.consumer.assign(partitions)
