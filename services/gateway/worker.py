@@ -12,10 +12,10 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from services.common.health import ReadyCheck, kafka_ready, run_checks
-from services.common.metrics import metrics_asgi_app
+from services.common.metrics import metrics_endpoint
 from services.gateway.db import connect
 from services.gateway.settings import GatewaySettings
 
@@ -46,11 +46,13 @@ def health_app(settings: GatewaySettings) -> Starlette:
         readiness = await run_checks(checks)
         return JSONResponse(readiness.as_json(), 200 if readiness.ready else 503)
 
+    # `/metrics` answers itself, no redirect to `/metrics/` (kept for old scrapers), as the API.
     return Starlette(
         routes=[
             Route("/health", alive),
             Route("/health/ready", ready),
-            Mount("/metrics", metrics_asgi_app()),
+            Route("/metrics", metrics_endpoint),
+            Route("/metrics/", metrics_endpoint),
         ]
     )
 

@@ -93,7 +93,9 @@ async def test_the_jobs_process_is_ready_opens_the_cases_of_a_scored_run_and_sto
     _, body = get(f"{base}/health/ready")
     assert body["status"] == "ready"
     assert set(body["checks"]) == {"kafka", "database"}
-    metrics = urllib.request.urlopen(f"{base}/metrics/", timeout=3).read()
+    with urllib.request.urlopen(f"{base}/metrics", timeout=3) as response:
+        assert response.url == f"{base}/metrics"  # answered there, not redirected
+        metrics = response.read()
     assert b"loan_engine_process_cpu_seconds_total" in metrics
 
     run = RunScenario(loans=40, batch_size=20)
