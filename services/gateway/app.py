@@ -132,11 +132,14 @@ def create_app(
         except Exception as error:
             # The API still serves (and /health/ready says why) when the database is not ready.
             logger.error("admin bootstrap failed", extra={"error": type(error).__name__})
+        # The review jobs run in a process of their own (review/main.py); in this one only when
+        # asked (a single-process deployment): batch work on the event loop delays requests.
         jobs_stop = asyncio.Event()
         jobs = None
+        app.state.review_jobs = None
         if config.review_jobs_enabled:
-            review_jobs = ReviewJobs(app.state.sessionmaker, app.state.publisher, config)
-            jobs = asyncio.create_task(review_jobs.run(jobs_stop))
+            app.state.review_jobs = ReviewJobs(app.state.sessionmaker, app.state.publisher, config)
+            jobs = asyncio.create_task(app.state.review_jobs.run(jobs_stop))
         try:
             yield
         finally:

@@ -24,6 +24,7 @@ class GatewaySettings(ServiceSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8000, description="Port of the REST API.")
     projector_http_port: int = Field(8105, description="Health/metrics port of the projector.")
+    jobs_http_port: int = Field(8107, description="Health/metrics port of the review jobs process.")
 
     jwt_secret: SecretStr | None = Field(
         None, description="HMAC key of the JWTs (required in production)."
@@ -81,9 +82,10 @@ class GatewaySettings(ServiceSettings):
         Decimal(2), ge=0, description="A pending case this near its deadline is auto-assigned."
     )
     review_jobs_enabled: bool = Field(
-        True,
-        description="Run the review jobs (cases, SLA, auto-assign, notifications, webhooks) "
-        "inside the API process.",
+        False,
+        description="Additionally run the review jobs (cases, SLA, auto-assign, notifications, "
+        "webhooks) inside the API process, for a single-process deployment; they run in a "
+        "process of their own otherwise (`python -m services.gateway.review.main`).",
     )
     review_job_seconds: float = Field(10.0, gt=0, description="How often the review jobs run.")
     review_republish_seconds: float = Field(

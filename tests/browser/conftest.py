@@ -1,5 +1,6 @@
-"""The stack the browser tests drive: four workers, the projector and the gateway as processes over
-the real Kafka and PostgreSQL, with topics and a database of the test module's own."""
+"""The stack the browser tests drive: four workers, the projector, the review jobs and the gateway
+as processes over the real Kafka and PostgreSQL, with topics and a database of the test module's
+own."""
 
 import os
 import shutil
@@ -28,10 +29,15 @@ PROCESSES = {
     "pricing": "services.pricing.main",
     "reporting": "services.reporting.main",
     "projector": "services.gateway.projector.main",
+    "jobs": "services.gateway.review.main",
     "gateway": "services.gateway.main",
 }
 SCORING = {"scoring": "services.scoring.main"}
-PORT_VARIABLE = {"projector": "GATEWAY_PROJECTOR_HTTP_PORT", "gateway": "GATEWAY_HTTP_PORT"}
+PORT_VARIABLE = {
+    "projector": "GATEWAY_PROJECTOR_HTTP_PORT",
+    "jobs": "GATEWAY_JOBS_HTTP_PORT",
+    "gateway": "GATEWAY_HTTP_PORT",
+}
 # Scoring is ready once its model is: training one (MLflow's store created first) takes minutes
 # on a loaded machine, the other processes seconds.
 READY_SECONDS = {"scoring": 480}

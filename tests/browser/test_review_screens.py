@@ -1,6 +1,6 @@
 """The workbench's credit review screens in Debian's chromium against a real stack that scores
 loans: the four workers, scoring (a small model trained at start into a registry of its own), the
-projector and the gateway (its review job opening cases every 2 s) as processes over the real
+projector, the review jobs (opening cases every 2 s) and the gateway as processes over the real
 Kafka and PostgreSQL. web/tests/review-e2e.mjs drives the browser through the review queue, the
 case view, a decision, an override and its approval by a second person, the notification that
 tells the analyst, and saves a screenshot and the axe findings of each screen under

@@ -51,9 +51,10 @@ PORT_VARIABLES = (
     "REPORTING_HTTP_PORT",
     "PROJECTOR_HTTP_PORT",
     "SCORING_HTTP_PORT",
+    "JOBS_HTTP_PORT",
 )
 """Every port a stack takes: a private stack sets each, so none falls back to a default port
-of the shared dev stack (9092, 55432, 8000, 8101-8106)."""
+of the shared dev stack (9092, 55432, 8000, 8101-8107)."""
 
 
 def port_block(base: int) -> dict[str, int]:
@@ -83,8 +84,10 @@ class PrivateStack:
         chosen = ports or {name: free_port() for name in PORT_VARIABLES}
         self.env = {key: value for key, value in os.environ.items() if key not in FOREIGN}
         self.env.update({name: str(port) for name, port in chosen.items()})
-        # The projector also reads the gateway's prefixed name: both must name its own port.
+        # The projector and the review jobs also read the gateway's prefixed names: both must
+        # name their own port.
         self.env["GATEWAY_PROJECTOR_HTTP_PORT"] = self.env["PROJECTOR_HTTP_PORT"]
+        self.env["GATEWAY_JOBS_HTTP_PORT"] = self.env["JOBS_HTTP_PORT"]
         self.env.update({"STACK_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"})
         self.helpers: list[subprocess.Popen[bytes]] = []
 

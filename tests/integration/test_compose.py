@@ -48,6 +48,7 @@ OPERATOR_ENV = {
 SETTINGS: dict[str, tuple[type[ServiceSettings], ...]] = {
     "gateway": (GatewaySettings,),
     "projector": (GatewaySettings,),
+    "jobs": (GatewaySettings,),
     "ingest": (IngestSettings,),
     "rules": (RulesSettings,),
     "pricing": (PricingSettings,),
@@ -58,11 +59,15 @@ SETTINGS: dict[str, tuple[type[ServiceSettings], ...]] = {
 }
 # Ports the third-party images listen on by default.
 IMAGE_PORTS = {"postgres": {5432}, "prometheus": {9090}, "grafana": {3000}}
-# The variable a process reads its health port from (the projector reads the gateway's settings).
-HTTP_PORT_VARIABLES = {"projector": "GATEWAY_PROJECTOR_HTTP_PORT"}
+# The variable a process reads its health port from (the projector and the review jobs read the
+# gateway's settings).
+HTTP_PORT_VARIABLES = {
+    "projector": "GATEWAY_PROJECTOR_HTTP_PORT",
+    "jobs": "GATEWAY_JOBS_HTTP_PORT",
+}
 # Read by libraries, not by a settings object (boto3 finds its credentials in the environment).
 LIBRARY_VARIABLES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
-DATABASE_USERS = ("gateway", "projector", "reporting", "ingest", "rules", "pricing")
+DATABASE_USERS = ("gateway", "projector", "jobs", "reporting", "ingest", "rules", "pricing")
 
 
 # --- compose's interpolation ----------------------------------------------------------------
@@ -335,9 +340,13 @@ def test_every_settings_object_builds_from_the_containers_environment(
             assert settings.http_host == "0.0.0.0", name
 
 
+# The setting a process reads its health port from, where it is not `http_port`.
+PORT_SETTINGS = {"projector": "projector_http_port", "jobs": "jobs_http_port"}
+
+
 def served_port(name: str, settings: Any) -> int:
     """The port a service's process listens on, as its own settings say."""
-    return int(settings.projector_http_port if name == "projector" else settings.http_port)
+    return int(getattr(settings, PORT_SETTINGS.get(name, "http_port")))
 
 
 @pytest.mark.parametrize("name", sorted(set(SETTINGS) & set(SERVICE_HTTP_PORTS)))

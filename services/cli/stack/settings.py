@@ -18,12 +18,17 @@ SERVICE_HTTP_PORTS: dict[str, int] = {
     "reporting": 8104,
     "projector": 8105,
     "scoring": 8106,
+    "jobs": 8107,
 }
 """Default health/metrics port of each Procfile process (env `<SERVICE>_HTTP_PORT`)."""
 
 
-PORT_ALIASES: dict[str, tuple[str, ...]] = {"projector": ("GATEWAY_PROJECTOR_HTTP_PORT",)}
-"""Other names a process reads its port from (the projector has the gateway's env prefix)."""
+PORT_ALIASES: dict[str, tuple[str, ...]] = {
+    "projector": ("GATEWAY_PROJECTOR_HTTP_PORT",),
+    "jobs": ("GATEWAY_JOBS_HTTP_PORT",),
+}
+"""Other names a process reads its port from (the projector and the review jobs have the
+gateway's env prefix)."""
 
 
 def port_variables(service: str) -> tuple[str, ...]:
@@ -103,6 +108,7 @@ class StackSettings(BaseSettings):
     reporting_http_port: int = _port("reporting")
     projector_http_port: int = _port("projector")
     scoring_http_port: int = _port("scoring")
+    jobs_http_port: int = _port("jobs")
 
     @property
     def state(self) -> Path:

@@ -75,7 +75,7 @@ async def _publish(publisher: Publisher, raised: list[NotificationRaised | None]
 
 
 class NotificationJobs:
-    """The notification jobs of one API process."""
+    """The notification jobs of one process (run with the review jobs)."""
 
     def __init__(
         self,

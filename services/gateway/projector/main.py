@@ -14,22 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Coroutine
 from typing import Any
 
 import tenacity
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
 
 from services.common.consumer import is_transient, settle_heap
-from services.common.health import ReadyCheck, kafka_ready, run_checks
+from services.common.health import kafka_ready
 from services.common.kafka import KafkaPublisher
 from services.common.logs import configure_logging
-from services.common.metrics import metrics_asgi_app, report_consumer_lag
+from services.common.metrics import report_consumer_lag
 from services.common.runtime import wait_until_ready
 from services.common.storage import storage_from_settings
 from services.common.tracing import setup_tracing, shutdown_tracing
@@ -38,45 +32,13 @@ from services.gateway.projector.consumer import SERVICE, Projector
 from services.gateway.projector.maintenance import wait_projector_lock
 from services.gateway.reconciliation.job import reconcile_completed_runs
 from services.gateway.settings import GatewaySettings
+from services.gateway.worker import serve_with_health
 
 logger = logging.getLogger(__name__)
 
 # Reconnect back-off: 0.5 s doubling up to 15 s, each with up to 1 s of jitter.
 RECONNECT_INITIAL_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 15.0
-
-
-def database_check(settings: GatewaySettings) -> ReadyCheck:
-    """PostgreSQL answers on a connection of its own."""
-
-    async def check() -> None:
-        conn = await connect(settings)
-        try:
-            await conn.fetchval("SELECT 1")
-        finally:
-            await conn.close()
-
-    return ReadyCheck("database", check)
-
-
-def health_app(settings: GatewaySettings) -> Starlette:
-    """`/health`, `/health/ready` (broker, database; 503 naming what fails) and `/metrics`."""
-    checks = (kafka_ready(settings), database_check(settings))
-
-    async def alive(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
-    async def ready(_: Request) -> JSONResponse:
-        readiness = await run_checks(checks)
-        return JSONResponse(readiness.as_json(), 200 if readiness.ready else 503)
-
-    return Starlette(
-        routes=[
-            Route("/health", alive),
-            Route("/health/ready", ready),
-            Mount("/metrics", metrics_asgi_app()),
-        ]
-    )
 
 
 async def project(settings: GatewaySettings, stop: asyncio.Event) -> None:
@@ -165,32 +127,9 @@ async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -
 
 async def serve(settings: GatewaySettings) -> None:
     """Run the health server and the projector until SIGTERM or SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    config = uvicorn.Config(
-        health_app(settings),
-        host=settings.http_host,
-        port=settings.projector_http_port,
-        log_config=None,
-        access_log=False,
-        lifespan="off",
+    await serve_with_health(
+        settings, settings.projector_http_port, lambda stop: project(settings, stop)
     )
-    server = uvicorn.Server(config)
-    # The projector owns the signals: it stops reading first, then the health server goes.
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-    http = asyncio.create_task(server.serve())
-    worker = asyncio.create_task(project(settings, stop))
-    stopped = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({worker, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stop.set()
-        await worker
-    finally:
-        stopped.cancel()
-        server.should_exit = True
-        await http
 
 
 def main() -> None:

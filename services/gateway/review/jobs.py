@@ -1,4 +1,5 @@
-"""The review jobs, run inside the API process on a clock tests can drive (no sleeping tests).
+"""The review jobs, on a clock tests can drive (no sleeping tests), in a process of their own
+(`main.py`; inside the API process too with GATEWAY_REVIEW_JOBS_ENABLED).
 
 `open_cases` publishes a `review.case_opened` for every `human_review` loan without a case (see
 `opening.py` for why the gateway, not the projector, opens cases), looking only in the scored
@@ -255,7 +256,7 @@ def auto_decisions(rows: list[Any], now: datetime) -> list[AutoDecisionsRecorded
 
 
 class ReviewJobs:
-    """The review jobs of one API process."""
+    """The review jobs of one process (the jobs process, or an API process that runs them)."""
 
     def __init__(
         self,
@@ -328,7 +329,7 @@ class ReviewJobs:
         while not stop.is_set():
             try:
                 await job()
-            except Exception as error:  # the next tick retries; the API keeps serving
+            except Exception as error:  # the next tick retries; the process keeps going
                 logger.warning("review jobs failed", extra={"error": type(error).__name__})
             try:
                 await asyncio.wait_for(stop.wait(), self.settings.review_job_seconds)

@@ -1,5 +1,6 @@
-"""The gateway's two processes as operators run them: `python -m services.gateway.main` and
-`python -m services.gateway.projector.main`, with health, a standby projector and SIGTERM."""
+"""The gateway's API and projector processes as operators run them: `python -m
+services.gateway.main` and `python -m services.gateway.projector.main`, with health, a standby
+projector and SIGTERM (the review jobs process: test_review_jobs_process.py)."""
 
 import asyncio
 import json

@@ -35,6 +35,7 @@ SERVICE_PORTS = {
     "reporting": 8104,
     "projector": 8105,
     "scoring": 8106,
+    "jobs": 8107,
 }
 KNOWN = exported_metric_names() | PROMETHEUS_SERIES
 README = PROMETHEUS_CONFIG.parent / "README.md"

@@ -48,9 +48,19 @@ def test_processes_get_infra_variables_and_their_ports(tmp_path: Path) -> None:
     assert environment["SCORING_STATE_DIR"] == str(state / "scoring")
     assert environment["PROJECTOR_HTTP_PORT"] == "8105"
     assert environment["GATEWAY_PROJECTOR_HTTP_PORT"] == "8105"
+    assert environment["JOBS_HTTP_PORT"] == "8107"
+    assert environment["GATEWAY_JOBS_HTTP_PORT"] == "8107"
 
 
 def test_a_given_database_url_replaces_the_private_cluster(tmp_path: Path) -> None:
     url = "postgresql+asyncpg://app:pw@db:5432/loans"
     settings = StackSettings(project_dir=tmp_path, database_url=url)
     assert infra_environment(settings)["DATABASE_URL"] == url
+
+
+def test_the_review_jobs_port_is_read_from_the_gateways_prefixed_name_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("JOBS_HTTP_PORT", raising=False)
+    monkeypatch.setenv("GATEWAY_JOBS_HTTP_PORT", "18107")
+    assert StackSettings().http_port("jobs") == 18107

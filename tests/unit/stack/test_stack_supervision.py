@@ -6,8 +6,8 @@ import shlex
 import socket
 from pathlib import Path
 
-from services.cli.stack.procfile import Entry
-from services.cli.stack.settings import StackSettings
+from services.cli.stack.procfile import Entry, load
+from services.cli.stack.settings import PROJECT_DIR, StackSettings
 from services.cli.stack.supervision import program_command, render_config, start_program
 
 ENTRIES = [
@@ -93,11 +93,15 @@ def test_a_port_held_by_a_process_of_another_stack_is_reported_never_fought_over
 def test_every_program_but_the_api_runs_at_the_worker_niceness_so_requests_get_a_core_first(
     tmp_path: Path,
 ) -> None:
-    entries = [Entry("gateway", "python -m services.gateway.main"), *ENTRIES]
+    entries = load(PROJECT_DIR / "Procfile")
     config = parsed(render_config(settings(tmp_path, worker_nice=7), entries, {}))
-    assert executed(config, "ingest")[:4] == ["exec", "nice", "-n", "7"]
-    assert executed(config, "rules")[:4] == ["exec", "nice", "-n", "7"]
-    assert executed(config, "gateway")[:2] == ["exec", "python"]
+    # The projector and the review jobs are the gateway's batch work: they yield to its API.
+    assert {"projector", "jobs"} <= {entry.name for entry in entries}
+    for entry in entries:
+        if entry.name == "gateway":
+            assert executed(config, entry.name)[:2] == ["exec", "python"]
+        else:
+            assert executed(config, entry.name)[:4] == ["exec", "nice", "-n", "7"], entry.name
 
 
 def test_a_worker_niceness_of_zero_runs_every_program_at_normal_priority(tmp_path: Path) -> None:
