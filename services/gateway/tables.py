@@ -24,6 +24,7 @@ from sqlalchemy import (
     Uuid,
     false,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -503,6 +504,13 @@ review_decisions = Table(
     Index("review_decisions_run", "run_id", "seq"),
     Index("review_decisions_loan", "loan_id"),
     Index("review_decisions_status", "status", "decided_at"),
+    # The override notification job: overrides decided since a moment (few among millions).
+    Index(
+        "review_decisions_overrides",
+        "override_at",
+        "decision_id",
+        postgresql_where=text("is_override"),
+    ),
 )
 
 notifications = Table(

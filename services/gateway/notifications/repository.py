@@ -88,10 +88,10 @@ def _not_notified(kinds: tuple[str, ...], subject: Any) -> Any:
     return ~exists().where(n.kind.in_(kinds), n.subject_id == subject)
 
 
-async def override_outcomes(session: AsyncSession, since: datetime, limit: int) -> list[Any]:
-    """Overrides approved or rejected since `since` whose analyst was not told yet."""
+def override_outcomes_query(since: datetime, limit: int) -> Select[Any]:
+    """Overrides approved or rejected since `since` whose analyst was not told yet, oldest first."""
     d = review_decisions.c
-    query = (
+    return (
         select(
             d.decision_id,
             d.case_id,
@@ -103,7 +103,8 @@ async def override_outcomes(session: AsyncSession, since: datetime, limit: int) 
         )
         .outerjoin(runs, runs.c.run_id == d.run_id)
         .where(
-            d.is_override.is_(True),
+            # Bare, not `IS TRUE`: the partial index `review_decisions_overrides` matches only this.
+            d.is_override,
             d.override_at >= since,
             d.status.in_(("final", "override_rejected")),
             _not_notified(OVERRIDE_KINDS, d.decision_id),
@@ -111,7 +112,11 @@ async def override_outcomes(session: AsyncSession, since: datetime, limit: int) 
         .order_by(d.override_at, d.decision_id)
         .limit(limit)
     )
-    return list(await session.execute(query))
+
+
+async def override_outcomes(session: AsyncSession, since: datetime, limit: int) -> list[Any]:
+    """Overrides approved or rejected since `since` whose analyst was not told yet."""
+    return list(await session.execute(override_outcomes_query(since, limit)))
 
 
 def _finished_at() -> Any:
