@@ -74,6 +74,13 @@ decisions = Table(
     Index("decisions_run_seq", "run_id", "seq"),
     Index("decisions_run_final", "run_id", postgresql_where=text("final")),
 )
+final_counts = Table(
+    "final_counts",
+    metadata,
+    # Kept by triggers on `decisions` (migration 0005): each statement's change, in its transaction.
+    Column("run_id", Uuid, primary_key=True),
+    Column("final", Integer, nullable=False),
+)
 decided_runs = Table(
     "decided_runs",
     metadata,
@@ -339,7 +346,7 @@ class DecisionRepository:
         if row is None or row.total_loans is None or row.decided_at is not None:
             return Readiness(None if row is None else row.total_loans, row and row.decided_at, 0)
         final = await self.connection.scalar(
-            select(func.count()).where(decisions.c.run_id == run_id, decisions.c.final)
+            select(final_counts.c.final).where(final_counts.c.run_id == run_id)
         )
         return Readiness(row.total_loans, None, int(final or 0))
 

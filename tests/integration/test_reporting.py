@@ -688,3 +688,103 @@ async def test_through_the_broker_redelivered_batches_and_a_repeated_tape_event_
         e.event_id for e in decode(first_copies[1], DispositionedBatch).events
     ]
     assert (storage_root / f"outputs/{run_id}/purchase_tape.csv").is_file()
+
+
+_DECISION = text(
+    "INSERT INTO reporting.decisions (loan_id, run_id, seq, decision_id, decision_type, final, "
+    "score, conditions, decided_at) VALUES (:loan, :run, :seq, :loan, 'approve', :final, 700, "
+    "'[]', now()) "
+    "ON CONFLICT (loan_id) DO UPDATE SET final = excluded.final, run_id = excluded.run_id"
+)
+
+
+async def final_counts(engine: AsyncEngine, *run_ids: UUID) -> tuple[dict[UUID, int], ...]:
+    """Each run's kept count and its count of final decisions as stored."""
+    async with engine.connect() as connection:
+        kept = await connection.execute(
+            text("SELECT run_id, final FROM reporting.final_counts WHERE run_id = ANY(:ids)"),
+            {"ids": list(run_ids)},
+        )
+        stored = await connection.execute(
+            text(
+                "SELECT run_id, count(*) FROM reporting.decisions "
+                "WHERE final AND run_id = ANY(:ids) GROUP BY run_id"
+            ),
+            {"ids": list(run_ids)},
+        )
+        return (
+            {row[0]: row[1] for row in kept if row[1]},
+            {row[0]: row[1] for row in stored},
+        )
+
+
+async def test_a_runs_final_count_follows_every_statement_that_makes_a_decision_final_or_not(
+    engine: AsyncEngine,
+) -> None:
+    first, second = uuid4(), uuid4()
+    loans = [uuid4() for _ in range(6)]
+    steps: list[tuple[str, list[dict[str, Any]]]] = [
+        # auto decisions of two runs in one statement, one of them not final
+        (
+            "insert",
+            [
+                {"loan": loans[i], "run": first if i < 4 else second, "seq": i, "final": i != 3}
+                for i in range(6)
+            ],
+        ),
+        # a final decision replaced by an override awaiting approval (upsert: final -> not)
+        ("insert", [{"loan": loans[0], "run": first, "seq": 0, "final": False}]),
+        # a redelivered auto decision changes nothing
+        ("insert", [{"loan": loans[1], "run": first, "seq": 1, "final": True}]),
+        # a decision moved to the other run
+        ("insert", [{"loan": loans[2], "run": second, "seq": 2, "final": True}]),
+    ]
+    for _, rows in steps:
+        async with engine.begin() as connection:
+            await connection.execute(_DECISION, rows)
+        kept, stored = await final_counts(engine, first, second)
+        assert kept == stored
+    async with engine.begin() as connection:  # an override approved
+        await connection.execute(
+            text("UPDATE reporting.decisions SET final = true WHERE loan_id = :loan"),
+            {"loan": loans[0]},
+        )
+    assert (await final_counts(engine, first, second)) == ({first: 2, second: 3},) * 2
+    async with engine.begin() as connection:  # a rejected override deleted, then a final one
+        await connection.execute(
+            text("DELETE FROM reporting.decisions WHERE loan_id = ANY(:loans)"),
+            {"loans": [loans[3], loans[4]]},
+        )
+    assert (await final_counts(engine, first, second)) == ({first: 2, second: 2},) * 2
+    async with engine.begin() as connection:  # a transaction that fails counts nothing
+        await connection.execute(
+            _DECISION, [{"loan": uuid4(), "run": first, "seq": 9, "final": True}]
+        )
+        await connection.rollback()
+    assert (await final_counts(engine, first, second)) == ({first: 2, second: 2},) * 2
+
+
+async def test_upgrading_to_kept_final_counts_starts_them_from_the_stored_decisions(
+    _postgres_server_url: str,
+) -> None:
+    name = f"test_migrate_{uuid4().hex[:12]}"
+    url = await databases.create_database(_postgres_server_url, name)
+    engine = make_engine(ReportingSettings(database_url=url))
+    run_id = uuid4()
+    try:
+        await upgrade(engine, "reporting", "0004")
+        async with engine.begin() as connection:
+            await connection.execute(
+                _DECISION,
+                [{"loan": uuid4(), "run": run_id, "seq": i, "final": i < 5} for i in range(7)],
+            )
+        await upgrade(engine, "reporting")
+        assert await final_counts(engine, run_id) == ({run_id: 5},) * 2
+        async with engine.begin() as connection:
+            await connection.execute(
+                _DECISION, [{"loan": uuid4(), "run": run_id, "seq": 7, "final": True}]
+            )
+        assert await final_counts(engine, run_id) == ({run_id: 6},) * 2
+    finally:
+        await engine.dispose()
+        await databases.drop_database(_postgres_server_url, name)
