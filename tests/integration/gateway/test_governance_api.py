@@ -15,10 +15,12 @@ from contracts.codec import loads
 from contracts.ids import event_id
 from contracts.runs import RunReprocessRequested
 from contracts.topics import CORRECTIONS, RUNS
+from services.common.storage import LocalStorage
 from services.gateway.db import connect, make_engine
 from services.gateway.projector.plan import Record, plan
 from services.gateway.projector.writer import write_chunk
 from services.gateway.reconciliation.repository import pending_runs
+from services.gateway.reconciliation.service import reconcile
 from services.gateway.settings import GatewaySettings
 from tests.unit.gateway.gateway_events import CREATED_AT, to_record
 
@@ -34,8 +36,9 @@ async def first_loan(client: httpx.AsyncClient, world: World, disposition: str) 
     return response.json()["items"][0]
 
 
-async def project_corrections(settings: GatewaySettings, wanted: int) -> list[dict]:
-    """Read corrections.v1 from the broker and project what is there, as the projector does."""
+async def project_corrections(settings: GatewaySettings, correction_id: str) -> list[dict]:
+    """Read corrections.v1 from the broker until `correction_id` is there (other modules of the
+    session may have published before it) and project what was read, as the projector does."""
     consumer = AIOKafkaConsumer(
         settings.topic(CORRECTIONS),
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -47,7 +50,11 @@ async def project_corrections(settings: GatewaySettings, wanted: int) -> list[di
     records: list[Record] = []
     try:
         deadline = asyncio.get_running_loop().time() + 20
-        while len(records) < wanted and asyncio.get_running_loop().time() < deadline:
+        while asyncio.get_running_loop().time() < deadline and not any(
+            loads(record.value).get("correction_id") == correction_id
+            for record in records
+            if record.value
+        ):
             for items in (await consumer.getmany(timeout_ms=500)).values():
                 records.extend(
                     Record(CORRECTIONS.name, r.partition, r.offset, r.key, r.value, (), r.timestamp)
@@ -96,8 +103,8 @@ async def test_a_correction_is_published_projected_and_listed_per_loan_and_per_r
     assert response.status_code == 202, response.text
     recorded = response.json()
     assert (recorded["previous"], recorded["corrected_by"]) == (loan["ltv_ratio"], "analyst1")
-    events = await project_corrections(settings, 1)
-    assert any(event["correction_id"] == recorded["correction_id"] for event in events)
+    events = await project_corrections(settings, recorded["correction_id"])
+    assert any(event.get("correction_id") == recorded["correction_id"] for event in events)
 
     per_loan = await client.get(f"/api/loans/{loan['loan_id']}/corrections", headers=world.sales_a)
     assert [item["correction_id"] for item in per_loan.json()] == [recorded["correction_id"]]
@@ -479,3 +486,24 @@ async def test_a_reconciliation_on_demand_reports_what_does_not_match_and_findin
     assert unknown.status_code == 404
     kinds = await client.get(path, params={"kind": "downstream_only"}, headers=world.admin)
     assert {item["kind"] for item in kinds.json()["findings"]["items"]} <= {"downstream_only"}
+
+
+async def test_a_reconciliation_streams_the_reports_from_files_never_reading_one_whole(
+    world: World, settings: GatewaySettings
+) -> None:
+    # A million-loan run's purchase tape is ~110 MB: read whole, it took the projector past 900 MB.
+    class NoWholeReads(LocalStorage):
+        async def get_bytes(self, key: str) -> bytes:
+            raise AssertionError(f"{key} read whole into memory")
+
+    engine = make_engine(settings)
+    try:
+        async with AsyncSession(engine) as session:
+            summary = await reconcile(
+                session, NoWholeReads(settings.storage_root), world.run_n1.run_id
+            )
+            await session.rollback()
+    finally:
+        await engine.dispose()
+    assert summary["status"] == "findings", summary["error"]
+    assert summary["matched"] == 0 and summary["source_only"] + summary["downstream_only"] > 0
