@@ -292,6 +292,8 @@ def purge(settings: StackSettings, progress: Progress) -> tuple[list[str], list[
     Refused, deleting nothing, while the cluster's server still runs. Returns what was stopped
     and what was deleted.
     """
+    if not settings.state.exists():
+        return [], []
     with locked(settings):
         stopped = _stop(settings, progress)
         removed = postgres.purge(settings, progress)

@@ -312,3 +312,9 @@ def test_a_link_to_a_cluster_that_is_gone_is_replaced_by_a_new_cluster(tmp_path:
     said: list[str] = []
     home = postgres._make_home(StackSettings(state_dir=tmp_path), said.append)
     assert home.is_dir() and "is gone" in said[0]
+
+
+def test_purging_a_stack_that_never_ran_deletes_nothing(tmp_path: Path) -> None:
+    settings = StackSettings(state_dir=tmp_path / "never")
+    assert lifecycle.purge(settings, lambda _: None) == ([], [])
+    assert not (tmp_path / "never").exists()
