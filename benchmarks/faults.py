@@ -186,7 +186,7 @@ def main() -> None:
             if args.rebuild == "end":
                 outcomes.append(rebuilt_after_every_fault(stack))
         finally:
-            stack.down()
+            stack.down(purge=True)
     rows = [row(outcome, reference.seconds) for outcome in outcomes]
     sys.stdout.write(table(rows) + "\n")
     summary = {

@@ -131,11 +131,12 @@ class PrivateStack:
         """Start whatever of the stack is not running (idempotent)."""
         self.cli("stack", "up", timeout=600)
 
-    def down(self) -> None:
-        """Stop the stack and every helper process."""
+    def down(self, purge: bool = False) -> None:
+        """Stop the stack and every helper process; with `purge`, delete its data for good (its
+        PostgreSQL cluster too, which lives under /var/tmp when the state folder is private)."""
         for helper in self.helpers:
             _terminate(helper)
-        self.cli("stack", "down", timeout=300, check=False)
+        self.cli("stack", "down", *(["--purge"] if purge else []), timeout=300, check=False)
 
     def infra(self) -> dict[str, str]:
         """The variables the stack gives its services (`<state>/env`)."""

@@ -52,7 +52,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateStack]:
         private.up()
         yield private
     finally:
-        private.down()
+        private.down(purge=True)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ The shared development PostgreSQL is never touched: the cluster here is the stac
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -45,7 +44,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings]
         yield stack
     finally:
         postgres.stop(stack)
-        shutil.rmtree(postgres.cluster_dir(stack), ignore_errors=True)
+        postgres.purge(stack, lambda _message: None)
 
 
 @pytest.fixture(scope="module")

@@ -224,8 +224,8 @@ def stack() -> Iterator[Stack]:
     try:
         yield under_test
     finally:
-        under_test.cli("down")
-        shutil.rmtree(state, ignore_errors=True)
+        under_test.cli("down", "--purge")
+        shutil.rmtree(state, ignore_errors=True)  # the test's own files (Procfile, server)
 
 
 @pytest.mark.timeout(300)
@@ -553,3 +553,14 @@ def test_with_the_stack_down_commands_that_need_no_stack_still_work(
     result = stack.operator(*STACK_FREE_COMMANDS[command])
     assert result.returncode == 0, result.stderr
     assert_one_line_answer(result)
+
+
+@pytest.mark.timeout(120)
+def test_down_purge_deletes_the_stacks_data_and_leaves_the_tests_own_files(stack: Stack) -> None:
+    assert (stack.state / "postgres" / "data" / "PG_VERSION").exists()
+    result = stack.cli("down", "--purge")
+    assert result.returncode == 0, result.stderr
+    assert "deleted:" in result.stderr
+    left = sorted(path.name for path in stack.state.iterdir())
+    assert left == ["Procfile", "health_server.py", "operator"]
+    assert f"left {stack.state}" in result.stderr

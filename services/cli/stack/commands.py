@@ -47,13 +47,27 @@ def up(
 
 
 @app.command()
-def down() -> None:
-    """Stop exactly what `up` started."""
+def down(
+    purge: Annotated[
+        bool,
+        typer.Option(
+            "--purge",
+            help="Then delete the stack's data for good: its PostgreSQL cluster (also one kept "
+            "under /var/tmp/loan-engine), broker log, storage, logs and state.",
+        ),
+    ] = False,
+) -> None:
+    """Stop exactly what `up` started; its data stays for the next `up` unless --purge."""
     try:
-        stopped = lifecycle.down(StackSettings(), progress)
+        if purge:
+            stopped, removed = lifecycle.purge(StackSettings(), progress)
+        else:
+            stopped, removed = lifecycle.down(StackSettings(), progress), []
     except StackError as error:
         raise fail(error) from error
     progress(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    if purge:
+        progress(f"deleted: {', '.join(map(str, removed))}" if removed else "no data to delete")
 
 
 @app.command()

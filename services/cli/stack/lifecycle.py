@@ -3,10 +3,12 @@
 import asyncio
 import contextlib
 import fcntl
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from services.cli.stack import (
@@ -232,32 +234,85 @@ def start_monitoring(
 
 def down(settings: StackSettings, progress: Progress) -> list[str]:
     """Stop exactly what `up` started (services first, the broker and database last)."""
-    stopped = []
     with locked(settings):
-        recorded = state.load(settings.state)
-        # Services before the infrastructure they talk to, so they shut down cleanly.
-        stopped += supervision.stop_daemon(
-            settings, recorded.processes.pop(supervision.NAME, None), progress
-        )
+        return _stop(settings, progress)
+
+
+def _stop(settings: StackSettings, progress: Progress) -> list[str]:
+    stopped = []
+    recorded = state.load(settings.state)
+    # Services before the infrastructure they talk to, so they shut down cleanly.
+    stopped += supervision.stop_daemon(
+        settings, recorded.processes.pop(supervision.NAME, None), progress
+    )
+    state.save(settings.state, recorded)
+    order = [name for name in recorded.processes if name != KAFKA]
+    if KAFKA in recorded.processes:
+        order.append(KAFKA)
+    for name in order:
+        spawned = recorded.processes[name]
+        if supervisor.is_alive(spawned):
+            progress(f"stopping {name} (pid {spawned.pid})")
+            supervisor.stop(spawned, settings.stop_timeout)
+            stopped.append(name)
+        del recorded.processes[name]
         state.save(settings.state, recorded)
-        order = [name for name in recorded.processes if name != KAFKA]
-        if KAFKA in recorded.processes:
-            order.append(KAFKA)
-        for name in order:
-            spawned = recorded.processes[name]
-            if supervisor.is_alive(spawned):
-                progress(f"stopping {name} (pid {spawned.pid})")
-                supervisor.stop(spawned, settings.stop_timeout)
-                stopped.append(name)
-            del recorded.processes[name]
-            state.save(settings.state, recorded)
-        if recorded.postgres_private:
-            progress("stopping PostgreSQL")
-            postgres.stop(settings)
-            recorded.postgres_private = False
-            stopped.append("postgres")
-        state.save(settings.state, recorded)
+    if recorded.postgres_private:
+        progress("stopping PostgreSQL")
+        postgres.stop(settings)
+        recorded.postgres_private = False
+        stopped.append("postgres")
+    state.save(settings.state, recorded)
     return stopped
+
+
+def state_entries(settings: StackSettings) -> list[Path]:
+    """Everything the stack writes in its state folder (but the PostgreSQL cluster)."""
+    folder = settings.state
+    names = ("crashes", "state", "prometheus", "grafana", "state.tmp", "secrets.env", "lock")
+    return [
+        kafka.kafka_dir(settings),
+        settings.logs_dir,
+        settings.storage_root,
+        settings.env_file,
+        state.state_path(folder),
+        supervision.config_file(settings),
+        supervision.socket_file(settings),
+        folder / "supervisord.pid",
+        folder / "supervisord.out",
+        *(folder / name for name in names),
+    ]
+
+
+def purge(settings: StackSettings, progress: Progress) -> tuple[list[str], list[Path]]:
+    """`down`, then delete the stack's data for good: the PostgreSQL cluster (under OUTSIDE_ROOT
+    too), the broker's log, storage, logs and state; the state folder itself once empty.
+
+    Only what the stack writes is deleted: other files in the state folder are left and named.
+    Refused, deleting nothing, while the cluster's server still runs. Returns what was stopped
+    and what was deleted.
+    """
+    if not settings.state.exists():
+        return [], []
+    with locked(settings):
+        stopped = _stop(settings, progress)
+        removed = postgres.purge(settings, progress)
+        for path in state_entries(settings):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+            else:
+                continue
+            removed.append(path)
+    left = sorted(p.name for p in settings.state.iterdir()) if settings.state.exists() else []
+    if left:
+        others = ", ".join(left)
+        progress(f"left {settings.state}: it holds files the stack did not write ({others})")
+    elif settings.state.exists():
+        settings.state.rmdir()
+        removed.append(settings.state)
+    return stopped, removed
 
 
 def settled(settings: StackSettings, runnable: list[procfile.Entry]) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from services.cli.stack import databases, ports
-from services.cli.stack.errors import MissingTool, StartFailed
+from services.cli.stack.errors import MissingTool, StackError, StartFailed
 from services.cli.stack.settings import StackSettings
 from services.cli.stack.urls import local_url
 
@@ -20,6 +20,13 @@ Progress = Callable[[str], None]
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
 SERVER_USER = "postgres"
 """The OS user that owns the cluster when the stack runs as root (PostgreSQL refuses root)."""
+
+OUTSIDE_ROOT = Path("/var/tmp/loan-engine")
+"""Where a cluster lives when a parent of the stack's state folder is private to SERVER_USER:
+`<OUTSIDE_ROOT>/<digest>/postgres`, with `<state>/postgres` a symlink to it."""
+
+OWNER_FILE = "owner"
+"""The marker in `<OUTSIDE_ROOT>/<digest>/` naming the symlink (`<state>/postgres`) of its stack."""
 
 CLUSTER_CONFIG = """
 # Written by `loan-engine stack up`: a private development cluster.
@@ -131,31 +138,178 @@ def _server_account() -> pwd.struct_passwd:
         ) from error
 
 
+def outside_home(home: Path, root: Path | None = None) -> Path:
+    """Where the cluster of `home` (`<state>/postgres`) lives when it cannot live there."""
+    digest = hashlib.sha256(str(home).encode()).hexdigest()[:12]
+    return (root or OUTSIDE_ROOT) / digest / "postgres"
+
+
+def claim(outside: Path, home: Path) -> None:
+    """Write the marker naming `home` as the owner of `outside` (atomically: a sweep never reads
+    half a path). Written once `home` links to `outside`, so a marked folder is never orphaned
+    while it is being set up."""
+    marker = outside.parent / OWNER_FILE
+    partial = marker.with_name(f".{OWNER_FILE}.partial")
+    partial.write_text(f"{home}\n", encoding="utf-8")
+    os.replace(partial, marker)
+
+
+def owner(folder: Path) -> Path | None:
+    """The symlink an outside folder (`<OUTSIDE_ROOT>/<digest>`) belongs to, from its marker."""
+    try:
+        text = (folder / OWNER_FILE).read_text(encoding="utf-8").strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return Path(text) if text else None
+
+
+def links_to(home: Path, outside: Path) -> bool:
+    """Whether `home` is a symlink to the folder `outside`."""
+    return home.is_symlink() and home.resolve() == outside.resolve()
+
+
+def _is_postmaster(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # alive and unknown: assume the worst
+    # A stale postmaster.pid whose pid now belongs to another program is no server.
+    return b"postgres" in command
+
+
+def running_postmaster(cluster: Path) -> int | None:
+    """The pid of a live postmaster serving `cluster`'s data folder, from its postmaster.pid."""
+    try:
+        first = (cluster / "data" / "postmaster.pid").read_text(encoding="utf-8").split()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        return -1  # unreadable: treat as running
+    if not first or not first[0].isdigit():
+        return -1
+    pid = int(first[0])
+    return pid if _is_postmaster(pid) else None
+
+
+def orphaned(folder: Path) -> bool:
+    """Whether an outside folder has a marker whose symlink no longer exists or points elsewhere.
+
+    A folder without a marker (made before markers were written, or by someone else) is never
+    orphaned: whose it is cannot be known.
+    """
+    home = owner(folder)
+    return home is not None and not links_to(home, folder / "postgres")
+
+
+def sweep_orphans(root: Path, progress: Progress) -> list[Path]:
+    """Remove every orphaned cluster folder under `root` whose server is not running."""
+    removed = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if folder.is_symlink() or not folder.is_dir() or not orphaned(folder):
+            continue
+        pid = running_postmaster(folder / "postgres")
+        if pid is not None:
+            progress(f"left {folder}: its state folder is gone but its PostgreSQL runs (pid {pid})")
+            continue
+        home = owner(folder)
+        try:
+            shutil.rmtree(folder)
+        except OSError as error:
+            progress(f"could not remove the orphaned PostgreSQL cluster {folder}: {error}")
+            continue
+        progress(f"removed the orphaned PostgreSQL cluster {folder} (it was {home}'s)")
+        removed.append(folder)
+    return removed
+
+
+def _remove_earlier(outside: Path, home: Path, progress: Progress) -> None:
+    # The cluster of an earlier state folder at this very path (`rm -rf .stack`, unmarked or
+    # still running when swept): `home` does not link to it, so nothing can reach its data.
+    if not outside.parent.exists():
+        return
+    pid = running_postmaster(outside)
+    if pid is not None:
+        raise StartFailed(
+            f"{outside} holds the cluster of an earlier {home}, and its server still runs "
+            f"(pid {pid}): stop it (`kill {pid}`), then start again"
+        )
+    shutil.rmtree(outside.parent)
+    progress(f"removed {outside.parent}: the cluster of an earlier {home}")
+
+
 def _make_home(settings: StackSettings, progress: Progress) -> Path:
     """Create the cluster folder where the server user can reach it.
 
     As root the server runs as `postgres`; when a parent of the project is private (a clone under
-    /root, say) the cluster lives under /var/tmp instead and `.stack/postgres` links to it.
+    /root, say) the cluster lives under OUTSIDE_ROOT instead, `.stack/postgres` links to it and a
+    marker there names that link; clusters whose link is gone are removed on the way.
     """
     home = settings.state / "postgres"
     if home.exists():
         return home.resolve()
+    if home.is_symlink():
+        progress(f"{home} links to {home.resolve()}, which is gone: making a new cluster")
+        home.unlink()
     if os.geteuid() == 0:
         account = _server_account()
         gids = {account.pw_gid, *os.getgrouplist(SERVER_USER, account.pw_gid)}
         blocked = blocking_folder(home.parent, account.pw_uid, gids)
         if blocked is not None:
-            digest = hashlib.sha256(str(home).encode()).hexdigest()[:12]
-            outside = Path("/var/tmp/loan-engine") / digest / "postgres"
+            outside = outside_home(home)
+            sweep_orphans(outside.parent.parent, progress)
+            _remove_earlier(outside, home, progress)
             outside.mkdir(parents=True, exist_ok=True)
             for folder in (outside.parent, outside.parent.parent):
                 folder.chmod(0o755)
             home.parent.mkdir(parents=True, exist_ok=True)
             home.symlink_to(outside, target_is_directory=True)
+            claim(outside, home)
             progress(f"{blocked} is private to the postgres user: the cluster lives in {outside}")
             return outside
     home.mkdir(parents=True, exist_ok=True)
     return home.resolve()
+
+
+def purge(settings: StackSettings, progress: Progress) -> list[Path]:
+    """Delete the private cluster for good: `<state>/postgres` and, when it links to a cluster
+    under OUTSIDE_ROOT, that cluster and its folder. Refused while its server runs.
+
+    A symlink to a folder the stack did not make (outside OUTSIDE_ROOT, or not the one of this
+    state folder) is removed without touching what it points to.
+    """
+    home = settings.state / "postgres"
+    if not home.exists() and not home.is_symlink():
+        return []
+    cluster = home.resolve()
+    pid = running_postmaster(cluster)
+    if pid is not None:
+        raise StackError(
+            f"PostgreSQL still runs from {cluster / 'data'} (pid {pid}): stop it first "
+            "(`loan-engine stack down`); nothing was deleted"
+        )
+    removed = []
+    if home.is_symlink():
+        outside = outside_home(home)
+        ours = links_to(home, outside) and owner(outside.parent) in (home, None)
+        if ours:
+            # The marker first: a sweep of another stack never races this removal.
+            (outside.parent / OWNER_FILE).unlink(missing_ok=True)
+            if outside.parent.exists():
+                shutil.rmtree(outside.parent)
+                removed.append(outside.parent)
+        else:
+            progress(f"left {cluster}: {home} links to it but the stack did not make it")
+        home.unlink()
+    else:
+        shutil.rmtree(home)
+    removed.append(home)
+    return removed
 
 
 def _own_for_server_user(path: Path) -> None:
@@ -168,10 +322,19 @@ def _own_for_server_user(path: Path) -> None:
             os.chown(Path(folder) / name, account.pw_uid, account.pw_gid)
 
 
+def _mark_outside(settings: StackSettings) -> None:
+    # A cluster made under OUTSIDE_ROOT before markers were written gets its marker now.
+    home = settings.state / "postgres"
+    outside = outside_home(home)
+    if links_to(home, outside) and owner(outside.parent) is None:
+        claim(outside, home)
+
+
 def initialise(settings: StackSettings, binaries: Path, progress: Progress) -> Path:
     """`initdb` the private cluster once; return its data folder."""
     data = cluster_dir(settings) / "data"
     if (data / "PG_VERSION").exists():
+        _mark_outside(settings)
         return data
     home = _make_home(settings, progress)
     data = home / "data"
