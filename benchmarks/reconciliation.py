@@ -7,8 +7,8 @@ disposition -> ReportWriter) in this process; its dispositioned batches are proj
 database of its own (the projector's planner and writer), its tape archived and its reports
 stored in a local storage of its own. Then the gateway's reconciliation runs over it, as the
 projector process's job or `POST /runs/{id}/reconciliation` would, and the time it takes is
-printed with the counts (every loan must match). Database and work folder are removed after.
-Numbers from a shared machine are indicative only.
+printed with the counts (every loan must match) and the process's RSS before it and at its peak.
+Database and work folder are removed after. Numbers from a shared machine are indicative only.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import json
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import psutil
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from contracts.codec import encode
@@ -127,18 +129,43 @@ async def process_and_project(
     return loans
 
 
+class PeakRss:
+    """This process's RSS, sampled every 20 ms on a thread of its own (the loop may be busy)."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.start = self.peak = self.process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 async def timed_reconcile(settings: GatewaySettings, storage: LocalStorage, run_id: Any) -> dict:
     engine = make_engine(settings)
     try:
         async with async_sessionmaker(engine, expire_on_commit=False)() as session:
-            started = time.perf_counter()
-            summary = await reconcile(session, storage, run_id)
-            await session.commit()
-            seconds = time.perf_counter() - started
+            with PeakRss() as rss:
+                started = time.perf_counter()
+                summary = await reconcile(session, storage, run_id)
+                await session.commit()
+                seconds = time.perf_counter() - started
     finally:
         await engine.dispose()
     return {
         "seconds": round(seconds, 2),
+        "rss_mb_before": rss.start // 2**20,
+        "peak_rss_mb": rss.peak // 2**20,
         **{k: v for k, v in summary.items() if k != "reconciled_at"},
     }
 
