@@ -112,6 +112,12 @@ class GatewaySettings(ServiceSettings):
     projector_max_records: int = Field(
         200, gt=0, description="Kafka records the projector writes in one transaction."
     )
+    projector_chunk_bytes: int = Field(
+        16 * 1024 * 1024,
+        gt=0,
+        description="A chunk stops growing once its records' values reach this many bytes "
+        "(memory stays bounded behind a backlog of large records).",
+    )
     projector_poll_ms: int = Field(200, gt=0, description="How long one poll waits for records.")
     projector_fetch_max_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Bytes per fetch.")
     projector_fetch_min_bytes: int = Field(

@@ -14,8 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from services.common.consumer import settle_heap
 from services.common.health import ReadyCheck, kafka_ready, run_checks
+from services.common.logs import configure_logging
 from services.common.metrics import metrics_endpoint
+from services.common.tracing import setup_tracing, shutdown_tracing
 from services.gateway.db import connect
 from services.gateway.settings import GatewaySettings
 
@@ -86,3 +89,16 @@ async def serve_with_health(settings: GatewaySettings, port: int, work: Work) ->
         stopped.cancel()
         server.should_exit = True
         await http
+
+
+def run_process(service_name: str, serve: Callable[[GatewaySettings], Awaitable[None]]) -> None:
+    """A worker process's `main`: its settings, logging and tracing, the start-up heap frozen
+    (collections then scan only what the work allocates), then `serve` until it returns."""
+    settings = GatewaySettings(service_name=service_name)
+    configure_logging(settings)
+    provider = setup_tracing(settings)
+    settle_heap()
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        shutdown_tracing(provider)

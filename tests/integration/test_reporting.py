@@ -106,6 +106,19 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+@pytest.fixture
+async def scratch(_postgres_server_url: str) -> AsyncIterator[tuple[AsyncEngine, str]]:
+    """An engine on a database of its own, not migrated (upgrade tests choose the revision)."""
+    name = f"test_migrate_{uuid4().hex[:12]}"
+    url = await databases.create_database(_postgres_server_url, name)
+    engine = make_engine(ReportingSettings(database_url=url))
+    try:
+        yield engine, url
+    finally:
+        await engine.dispose()
+        await databases.drop_database(_postgres_server_url, name)
+
+
 def settings(database_url: str, **overrides: Any) -> ReportingSettings:
     return ReportingSettings(
         database_url=database_url, output_attempts=2, output_backoff_seconds=0, **overrides
@@ -201,11 +214,9 @@ async def test_the_migrations_create_exactly_the_tables_the_repository_uses(
 
 
 async def test_upgrading_from_stored_events_renders_every_loan_as_the_service_would(
-    _postgres_server_url: str,
+    scratch: tuple[AsyncEngine, str],
 ) -> None:
-    name = f"test_migrate_{uuid4().hex[:12]}"
-    url = await databases.create_database(_postgres_server_url, name)
-    engine = make_engine(ReportingSettings(database_url=url))
+    engine, _ = scratch
     run_id = uuid4()
     stored = [
         loan_dispositioned(loan_record(seq=1), run_id=run_id),
@@ -216,32 +227,27 @@ async def test_upgrading_from_stored_events_renders_every_loan_as_the_service_wo
             run_id=run_id,
         ),
     ]
-    try:
-        await upgrade(engine, "reporting", "0001")
-        async with engine.begin() as connection:
-            for loan in stored:
-                await connection.execute(
-                    text(
-                        "INSERT INTO reporting.loans (loan_id, run_id, seq, disposition, event) "
-                        "VALUES (:loan_id, :run_id, :seq, :disposition, :event)"
-                    ),
-                    {
-                        "loan_id": loan.loan.loan_id,
-                        "run_id": run_id,
-                        "seq": loan.loan.seq,
-                        "disposition": loan.disposition,
-                        "event": encode(loan).decode(),
-                    },
-                )
-        await upgrade(engine, "reporting")
-        async with engine.connect() as connection:
-            chunks = [
-                list(chunk)
-                async for chunk in ReportingRepository(connection).stream_loans(run_id, 10)
-            ]
-    finally:
-        await engine.dispose()
-        await databases.drop_database(_postgres_server_url, name)
+    await upgrade(engine, "reporting", "0001")
+    async with engine.begin() as connection:
+        for loan in stored:
+            await connection.execute(
+                text(
+                    "INSERT INTO reporting.loans (loan_id, run_id, seq, disposition, event) "
+                    "VALUES (:loan_id, :run_id, :seq, :disposition, :event)"
+                ),
+                {
+                    "loan_id": loan.loan.loan_id,
+                    "run_id": run_id,
+                    "seq": loan.loan.seq,
+                    "disposition": loan.disposition,
+                    "event": encode(loan).decode(),
+                },
+            )
+    await upgrade(engine, "reporting")
+    async with engine.connect() as connection:
+        chunks = [
+            list(chunk) async for chunk in ReportingRepository(connection).stream_loans(run_id, 10)
+        ]
     expected = [render(loan) for loan in stored]
     assert chunks == [
         [
@@ -257,55 +263,49 @@ async def test_upgrading_from_stored_events_renders_every_loan_as_the_service_wo
 
 
 async def test_upgrading_to_loans_keyed_by_tape_position_keeps_them_and_skips_their_redelivery(
-    _postgres_server_url: str, storage_root: Path
+    scratch: tuple[AsyncEngine, str], storage_root: Path
 ) -> None:
-    name = f"test_migrate_{uuid4().hex[:12]}"
-    url = await databases.create_database(_postgres_server_url, name)
-    engine = make_engine(ReportingSettings(database_url=url))
+    engine, url = scratch
     run_id, publisher = uuid4(), RecordingPublisher()
     [batch] = batches(run_id, priced_loans(run_id, 3), size=3)
     rendered = render_all(dispositioned_batch(batch, OCCURRED_AT).events)
-    try:
-        await upgrade(engine, "reporting", "0003")
-        async with engine.begin() as connection:
+    await upgrade(engine, "reporting", "0003")
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("INSERT INTO reporting.runs (run_id, dispositioned) VALUES (:run_id, 3)"),
+            {"run_id": run_id},
+        )
+        for loan in rendered:
             await connection.execute(
-                text("INSERT INTO reporting.runs (run_id, dispositioned) VALUES (:run_id, 3)"),
-                {"run_id": run_id},
+                text(
+                    "INSERT INTO reporting.loans (loan_id, run_id, seq, disposition,"
+                    " report_rows, exceptions) VALUES (:loan_id, :run_id, :seq,"
+                    " :disposition, :rows, :exceptions)"
+                ),
+                {
+                    "loan_id": loan.loan_id,
+                    "run_id": run_id,
+                    "seq": loan.seq,
+                    "disposition": loan.disposition,
+                    "rows": loan.text,
+                    "exceptions": dumps(loan.exceptions).decode() if loan.exceptions else None,
+                },
             )
-            for loan in rendered:
-                await connection.execute(
-                    text(
-                        "INSERT INTO reporting.loans (loan_id, run_id, seq, disposition,"
-                        " report_rows, exceptions) VALUES (:loan_id, :run_id, :seq,"
-                        " :disposition, :rows, :exceptions)"
-                    ),
-                    {
-                        "loan_id": loan.loan_id,
-                        "run_id": run_id,
-                        "seq": loan.seq,
-                        "disposition": loan.disposition,
-                        "rows": loan.text,
-                        "exceptions": dumps(loan.exceptions).decode() if loan.exceptions else None,
-                    },
+    await upgrade(engine, "reporting")
+    service = service_for(engine, LocalStorage(storage_root), publisher, url)
+    await service.on_priced(batch)  # redelivered after the upgrade: adds nothing
+    await service.on_tape_ingested(tape_ingested(run_id, 3))
+    async with engine.connect() as connection:
+        columns = (
+            await connection.execute(
+                text(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_schema = 'reporting' AND table_name = 'loans'"
                 )
-        await upgrade(engine, "reporting")
-        service = service_for(engine, LocalStorage(storage_root), publisher, url)
-        await service.on_priced(batch)  # redelivered after the upgrade: adds nothing
-        await service.on_tape_ingested(tape_ingested(run_id, 3))
-        async with engine.connect() as connection:
-            columns = (
-                await connection.execute(
-                    text(
-                        "SELECT column_name FROM information_schema.columns"
-                        " WHERE table_schema = 'reporting' AND table_name = 'loans'"
-                    )
-                )
-            ).scalars()
-            stored_columns = set(columns)
-        state = await status_of(engine, run_id)
-    finally:
-        await engine.dispose()
-        await databases.drop_database(_postgres_server_url, name)
+            )
+        ).scalars()
+        stored_columns = set(columns)
+    state = await status_of(engine, run_id)
     assert "loan_id" not in stored_columns
     assert state == ("completed", 3)
     [completed] = publisher.of(RunCompleted)
@@ -765,26 +765,20 @@ async def test_a_runs_final_count_follows_every_statement_that_makes_a_decision_
 
 
 async def test_upgrading_to_kept_final_counts_starts_them_from_the_stored_decisions(
-    _postgres_server_url: str,
+    scratch: tuple[AsyncEngine, str],
 ) -> None:
-    name = f"test_migrate_{uuid4().hex[:12]}"
-    url = await databases.create_database(_postgres_server_url, name)
-    engine = make_engine(ReportingSettings(database_url=url))
+    engine, _ = scratch
     run_id = uuid4()
-    try:
-        await upgrade(engine, "reporting", "0004")
-        async with engine.begin() as connection:
-            await connection.execute(
-                _DECISION,
-                [{"loan": uuid4(), "run": run_id, "seq": i, "final": i < 5} for i in range(7)],
-            )
-        await upgrade(engine, "reporting")
-        assert await final_counts(engine, run_id) == ({run_id: 5},) * 2
-        async with engine.begin() as connection:
-            await connection.execute(
-                _DECISION, [{"loan": uuid4(), "run": run_id, "seq": 7, "final": True}]
-            )
-        assert await final_counts(engine, run_id) == ({run_id: 6},) * 2
-    finally:
-        await engine.dispose()
-        await databases.drop_database(_postgres_server_url, name)
+    await upgrade(engine, "reporting", "0004")
+    async with engine.begin() as connection:
+        await connection.execute(
+            _DECISION,
+            [{"loan": uuid4(), "run": run_id, "seq": i, "final": i < 5} for i in range(7)],
+        )
+    await upgrade(engine, "reporting")
+    assert await final_counts(engine, run_id) == ({run_id: 5},) * 2
+    async with engine.begin() as connection:
+        await connection.execute(
+            _DECISION, [{"loan": uuid4(), "run": run_id, "seq": 7, "final": True}]
+        )
+    assert await final_counts(engine, run_id) == ({run_id: 6},) * 2

@@ -53,6 +53,8 @@ CHUNK_SECONDS = Histogram(
 NOT_DEAD_LETTERED = frozenset({LOAN_TAPES.name, DEAD_LETTERS.name})
 TOPIC_WAIT_SECONDS = 60.0
 GENERATION_CHECK_SECONDS = 1.0
+FETCH_STEP = 20
+"""Records taken from the consumer at a time while a chunk fills (so its byte budget holds)."""
 STOP_BUILD_SECONDS = 10.0
 """The longest a stop spends building the indexes a bulk replay dropped (the rest: next start)."""
 
@@ -237,30 +239,44 @@ class Projector:
         )
 
     async def _fetch(self, timeout_ms: int | None = None) -> Fetched | None:
-        """The next chunk of records and the positions after them (None when none came)."""
+        """The next chunk of records and the positions after them (None when none came).
+
+        A chunk holds at most `projector_max_records` records and stops growing once its values
+        reach `projector_chunk_bytes`: behind by a backlog of scored batches (each with its
+        loans' factors and inputs), 200 records a chunk took the projector past 600 MB.
+        """
         assert self.consumer is not None
-        fetched = await self.consumer.getmany(
-            timeout_ms=self.settings.projector_poll_ms if timeout_ms is None else timeout_ms,
-            max_records=self.settings.projector_max_records,
-        )
         records: list[Record] = []
         positions: dict[tuple[str, int], int] = {}
-        for tp, items in fetched.items():
-            topic = self.by_physical[tp.topic]
-            for item in items:
-                records.append(
-                    Record(
-                        topic.name,
-                        item.partition,
-                        item.offset,
-                        item.key,
-                        item.value,
-                        tuple(item.headers or ()),
-                        item.timestamp,
+        size = 0
+        wait = self.settings.projector_poll_ms if timeout_ms is None else timeout_ms
+        while len(records) < self.settings.projector_max_records:
+            fetched = await self.consumer.getmany(
+                timeout_ms=wait,
+                max_records=min(FETCH_STEP, self.settings.projector_max_records - len(records)),
+            )
+            if not fetched:
+                break
+            for tp, items in fetched.items():
+                topic = self.by_physical[tp.topic]
+                for item in items:
+                    records.append(
+                        Record(
+                            topic.name,
+                            item.partition,
+                            item.offset,
+                            item.key,
+                            item.value,
+                            tuple(item.headers or ()),
+                            item.timestamp,
+                        )
                     )
-                )
-            if items:
-                positions[(tp.topic, tp.partition)] = items[-1].offset + 1
+                    size += len(item.value or b"")
+                if items:
+                    positions[(tp.topic, tp.partition)] = items[-1].offset + 1
+            if size >= self.settings.projector_chunk_bytes:
+                break
+            wait = 0  # the rest of the chunk: only what is already fetched
         return Fetched(records, positions) if records else None
 
     async def _write(self, fetched: Fetched, chunk: Plan) -> bool:

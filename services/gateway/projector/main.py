@@ -19,20 +19,18 @@ from typing import Any
 
 import tenacity
 
-from services.common.consumer import is_transient, settle_heap
+from services.common.consumer import is_transient
 from services.common.health import kafka_ready
 from services.common.kafka import KafkaPublisher
-from services.common.logs import configure_logging
 from services.common.metrics import report_consumer_lag
 from services.common.runtime import wait_until_ready
 from services.common.storage import storage_from_settings
-from services.common.tracing import setup_tracing, shutdown_tracing
 from services.gateway.db import connect
 from services.gateway.projector.consumer import SERVICE, Projector
 from services.gateway.projector.maintenance import wait_projector_lock
 from services.gateway.reconciliation.job import reconcile_completed_runs
 from services.gateway.settings import GatewaySettings
-from services.gateway.worker import serve_with_health
+from services.gateway.worker import run_process, serve_with_health
 
 logger = logging.getLogger(__name__)
 
@@ -134,14 +132,7 @@ async def serve(settings: GatewaySettings) -> None:
 
 def main() -> None:
     """Run the projector until SIGTERM."""
-    settings = GatewaySettings(service_name="projector")
-    configure_logging(settings)
-    provider = setup_tracing(settings)
-    settle_heap()
-    try:
-        asyncio.run(serve(settings))
-    finally:
-        shutdown_tracing(provider)
+    run_process("projector", serve)
 
 
 if __name__ == "__main__":

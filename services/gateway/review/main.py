@@ -16,14 +16,11 @@ import asyncio
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from services.common.consumer import settle_heap
-from services.common.logs import configure_logging
-from services.common.tracing import setup_tracing, shutdown_tracing
 from services.gateway.db import make_engine
 from services.gateway.publisher import LazyPublisher
 from services.gateway.review.jobs import ReviewJobs
 from services.gateway.settings import GatewaySettings
-from services.gateway.worker import serve_with_health
+from services.gateway.worker import run_process, serve_with_health
 
 SERVICE = "review-jobs"
 
@@ -49,14 +46,7 @@ async def serve(settings: GatewaySettings) -> None:
 
 def main() -> None:
     """Run the review jobs until SIGTERM."""
-    settings = GatewaySettings(service_name=SERVICE)
-    configure_logging(settings)
-    provider = setup_tracing(settings)
-    settle_heap()
-    try:
-        asyncio.run(serve(settings))
-    finally:
-        shutdown_tracing(provider)
+    run_process(SERVICE, serve)
 
 
 if __name__ == "__main__":

@@ -447,3 +447,28 @@ async def test_a_projector_starting_after_a_replay_was_killed_builds_the_missing
         assert projector.bulk_targets is None
     finally:
         await projector.stop()
+
+
+async def test_a_chunk_stops_growing_at_its_byte_budget_and_the_rest_follows_in_order(
+    projector_settings: GatewaySettings, conn: asyncpg.Connection
+) -> None:
+    run = RunScenario(loans=120, batch_size=2)  # 60 batches a stage: far more than a fetch step
+    await publish_runs(projector_settings, [run])
+    await catch_up(projector_settings, conn)  # everything earlier in the module's topics
+    await reset(conn)
+    tight = projector_settings.model_copy(
+        update={"projector_max_records": 500, "projector_chunk_bytes": 1}
+    )
+    projector = Projector(tight, conn)
+    await projector.start()
+    try:
+        await asyncio.sleep(1)  # let the consumer fetch ahead: far more than a step is there
+        first = await projector.poll_once(timeout_ms=5_000)
+        assert 0 < first <= consumer_module.FETCH_STEP
+        await projector.catch_up(timeout=120)
+    finally:
+        await projector.stop()
+    facts = await conn.fetchval(
+        "SELECT count(*) FROM gateway.loan_facts WHERE run_id = $1", run.run_id
+    )
+    assert facts == 120

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from services.gateway import main as gateway_main
+from services.gateway import worker
 from services.gateway.projector import main as projector_main
 from services.gateway.review import main as jobs_main
 from services.scoring import main as scoring_main
@@ -54,7 +55,7 @@ def test_the_projector_freezes_its_imports_before_it_reads(
     async def serve(_settings: Any) -> None:
         thawed.append(gc.get_freeze_count())
 
-    monkeypatch.setattr(projector_main, "configure_logging", ignore)
+    monkeypatch.setattr(worker, "configure_logging", ignore)
     monkeypatch.setattr(projector_main, "serve", serve)
     projector_main.main()
     assert thawed and thawed[0] > 0
@@ -66,7 +67,7 @@ def test_the_review_jobs_process_freezes_its_imports_before_it_ticks(
     async def serve(_settings: Any) -> None:
         thawed.append(gc.get_freeze_count())
 
-    monkeypatch.setattr(jobs_main, "configure_logging", ignore)
+    monkeypatch.setattr(worker, "configure_logging", ignore)
     monkeypatch.setattr(jobs_main, "serve", serve)
     jobs_main.main()
     assert thawed and thawed[0] > 0
