@@ -176,6 +176,15 @@ _ADD_AUTO = text(
 )
 
 
+_LOCK_COUNTS = text(
+    """
+    INSERT INTO reporting.final_counts AS counted (run_id, final)
+    SELECT run_id, 0 FROM unnest(CAST(:run_ids AS uuid[])) AS runs (run_id) ORDER BY run_id
+    ON CONFLICT (run_id) DO UPDATE SET final = counted.final
+    """
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Readiness:
     """What deciding a run needs to know."""
@@ -240,7 +249,15 @@ class DecisionRepository:
 
     async def apply_decisions(self, writes: Sequence[DecisionWrite]) -> None:
         """Apply what the batch's accepted events do to the decisions, in log order: each run of
-        consecutive events of one kind in one statement (or one round trip)."""
+        consecutive events of one kind in one statement (or one round trip).
+
+        The runs' final counts (kept by triggers as the statements change decisions) are locked
+        first, all in run order in one statement: transactions touching the same runs then wait
+        for each other instead of deadlocking on them statement by statement.
+        """
+        run_ids = sorted({write.run_id for write in writes})
+        if run_ids:
+            await self.connection.execute(_LOCK_COUNTS, {"run_ids": run_ids})
         for kind, group in groupby(writes, key=type):
             events = list(group)
             if kind is AutoDecisionsRecorded:

@@ -690,12 +690,27 @@ async def test_through_the_broker_redelivered_batches_and_a_repeated_tape_event_
     assert (storage_root / f"outputs/{run_id}/purchase_tape.csv").is_file()
 
 
-_DECISION = text(
+_DECISIONS = text(
     "INSERT INTO reporting.decisions (loan_id, run_id, seq, decision_id, decision_type, final, "
-    "score, conditions, decided_at) VALUES (:loan, :run, :seq, :loan, 'approve', :final, 700, "
-    "'[]', now()) "
+    "score, conditions, decided_at) "
+    "SELECT loan, run, seq, loan, 'approve', final, 700, '[]', now() FROM unnest("
+    "CAST(:loans AS uuid[]), CAST(:runs AS uuid[]), CAST(:seqs AS int[]), "
+    "CAST(:finals AS boolean[])) AS rows (loan, run, seq, final) "
     "ON CONFLICT (loan_id) DO UPDATE SET final = excluded.final, run_id = excluded.run_id"
 )
+
+
+async def decide(connection: Any, rows: list[dict[str, Any]]) -> None:
+    """Store these decisions in one statement (inserting some, updating others, as an upsert)."""
+    await connection.execute(
+        _DECISIONS,
+        {
+            "loans": [row["loan"] for row in rows],
+            "runs": [row["run"] for row in rows],
+            "seqs": [row["seq"] for row in rows],
+            "finals": [row["final"] for row in rows],
+        },
+    )
 
 
 async def final_counts(engine: AsyncEngine, *run_ids: UUID) -> tuple[dict[UUID, int], ...]:
@@ -738,10 +753,18 @@ async def test_a_runs_final_count_follows_every_statement_that_makes_a_decision_
         ("insert", [{"loan": loans[1], "run": first, "seq": 1, "final": True}]),
         # a decision moved to the other run
         ("insert", [{"loan": loans[2], "run": second, "seq": 2, "final": True}]),
+        # one statement inserting into one run and updating another's (both transition tables)
+        (
+            "upsert",
+            [
+                {"loan": loans[5], "run": second, "seq": 5, "final": False},
+                {"loan": uuid4(), "run": first, "seq": 7, "final": True},
+            ],
+        ),
     ]
     for _, rows in steps:
         async with engine.begin() as connection:
-            await connection.execute(_DECISION, rows)
+            await decide(connection, rows)
         kept, stored = await final_counts(engine, first, second)
         assert kept == stored
     async with engine.begin() as connection:  # an override approved
@@ -749,19 +772,17 @@ async def test_a_runs_final_count_follows_every_statement_that_makes_a_decision_
             text("UPDATE reporting.decisions SET final = true WHERE loan_id = :loan"),
             {"loan": loans[0]},
         )
-    assert (await final_counts(engine, first, second)) == ({first: 2, second: 3},) * 2
+    assert (await final_counts(engine, first, second)) == ({first: 3, second: 2},) * 2
     async with engine.begin() as connection:  # a rejected override deleted, then a final one
         await connection.execute(
             text("DELETE FROM reporting.decisions WHERE loan_id = ANY(:loans)"),
             {"loans": [loans[3], loans[4]]},
         )
-    assert (await final_counts(engine, first, second)) == ({first: 2, second: 2},) * 2
+    assert (await final_counts(engine, first, second)) == ({first: 3, second: 1},) * 2
     async with engine.begin() as connection:  # a transaction that fails counts nothing
-        await connection.execute(
-            _DECISION, [{"loan": uuid4(), "run": first, "seq": 9, "final": True}]
-        )
+        await decide(connection, [{"loan": uuid4(), "run": first, "seq": 9, "final": True}])
         await connection.rollback()
-    assert (await final_counts(engine, first, second)) == ({first: 2, second: 2},) * 2
+    assert (await final_counts(engine, first, second)) == ({first: 3, second: 1},) * 2
 
 
 async def test_upgrading_to_kept_final_counts_starts_them_from_the_stored_decisions(
@@ -771,14 +792,15 @@ async def test_upgrading_to_kept_final_counts_starts_them_from_the_stored_decisi
     run_id = uuid4()
     await upgrade(engine, "reporting", "0004")
     async with engine.begin() as connection:
-        await connection.execute(
-            _DECISION,
+        await decide(
+            connection,
             [{"loan": uuid4(), "run": run_id, "seq": i, "final": i < 5} for i in range(7)],
         )
     await upgrade(engine, "reporting")
     assert await final_counts(engine, run_id) == ({run_id: 5},) * 2
     async with engine.begin() as connection:
-        await connection.execute(
-            _DECISION, [{"loan": uuid4(), "run": run_id, "seq": 7, "final": True}]
-        )
+        await decide(connection, [{"loan": uuid4(), "run": run_id, "seq": 7, "final": True}])
     assert await final_counts(engine, run_id) == ({run_id: 6},) * 2
+    async with engine.begin() as connection:  # a truncate forgets the counts with the decisions
+        await connection.execute(text("TRUNCATE reporting.decisions"))
+    assert await final_counts(engine, run_id) == ({},) * 2

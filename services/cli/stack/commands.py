@@ -71,6 +71,23 @@ def down(
 
 
 @app.command()
+def sweep(
+    delete: Annotated[
+        bool, typer.Option("--delete", help="Delete them (those whose server is not running).")
+    ] = False,
+) -> None:
+    """List the PostgreSQL clusters under /var/tmp/loan-engine that no stack links to any more:
+    a state folder deleted, or a checkout moved since (check which before --delete)."""
+    root = postgres.OUTSIDE_ROOT
+    if delete:
+        removed = postgres.sweep_orphans(root, progress)
+        progress(f"deleted: {', '.join(map(str, removed))}" if removed else "nothing to delete")
+        return
+    for folder in postgres.orphans(root):
+        typer.echo(f"{folder}\t(made for {postgres.owner(folder)})")
+
+
+@app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import fcntl
+import os
 import shutil
 import threading
 import time
@@ -40,14 +41,28 @@ MONITOR_NAMES = ("prometheus", "grafana")
 
 @contextlib.contextmanager
 def locked(settings: StackSettings) -> Iterator[None]:
-    """Serialise `up` and `down` on one state folder (two terminals, two test sessions)."""
-    settings.state.mkdir(parents=True, exist_ok=True)
-    with (settings.state / "lock").open("w") as handle:
+    """Serialise `up` and `down` on one state folder (two terminals, two test sessions).
+
+    A purge deletes the lock file (and the folder) while holding it: whoever was waiting then
+    holds a lock on a file no longer at the path, so it takes the lock again on the path's file.
+    """
+    path = settings.state / "lock"
+    while True:
+        settings.state.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a")
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            current = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        handle.close()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def infra_environment(settings: StackSettings) -> dict[str, str]:
@@ -269,7 +284,7 @@ def _stop(settings: StackSettings, progress: Progress) -> list[str]:
 def state_entries(settings: StackSettings) -> list[Path]:
     """Everything the stack writes in its state folder (but the PostgreSQL cluster)."""
     folder = settings.state
-    names = ("crashes", "state", "prometheus", "grafana", "state.tmp", "secrets.env", "lock")
+    names = ("crashes", "state", "prometheus", "grafana", "state.tmp", "secrets.env")
     return [
         kafka.kafka_dir(settings),
         settings.logs_dir,
@@ -305,13 +320,17 @@ def purge(settings: StackSettings, progress: Progress) -> tuple[list[str], list[
             else:
                 continue
             removed.append(path)
-    left = sorted(p.name for p in settings.state.iterdir()) if settings.state.exists() else []
+        lock = settings.state / "lock"
+        left = sorted(p.name for p in settings.state.iterdir() if p != lock)
+        if not left:
+            # The lock file last, still held: a waiter notices and takes the lock afresh.
+            lock.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # someone wrote into it meanwhile: it stays
+                settings.state.rmdir()
+                removed.append(settings.state)
     if left:
         others = ", ".join(left)
         progress(f"left {settings.state}: it holds files the stack did not write ({others})")
-    elif settings.state.exists():
-        settings.state.rmdir()
-        removed.append(settings.state)
     return stopped, removed
 
 

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from services.cli.stack import databases, ports
@@ -207,8 +208,20 @@ def orphaned(folder: Path) -> bool:
     return home is not None and not links_to(home, folder / "postgres")
 
 
+def orphans(root: Path) -> list[Path]:
+    """The orphaned cluster folders under `root` (see `orphaned`), whether or not they run."""
+    if not root.is_dir():
+        return []
+    return [
+        folder
+        for folder in sorted(root.iterdir())
+        if not folder.is_symlink() and folder.is_dir() and orphaned(folder)
+    ]
+
+
 def sweep_orphans(root: Path, progress: Progress) -> list[Path]:
-    """Remove every orphaned cluster folder under `root` whose server is not running."""
+    """Remove every orphaned cluster folder under `root` whose server is not running (only on
+    request, `stack sweep --delete`: a checkout moved since its cluster was made looks orphaned)."""
     removed = []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if folder.is_symlink() or not folder.is_dir() or not orphaned(folder):
@@ -228,9 +241,10 @@ def sweep_orphans(root: Path, progress: Progress) -> list[Path]:
     return removed
 
 
-def _remove_earlier(outside: Path, home: Path, progress: Progress) -> None:
-    # The cluster of an earlier state folder at this very path (`rm -rf .stack`, unmarked or
-    # still running when swept): `home` does not link to it, so nothing can reach its data.
+def _set_aside_earlier(outside: Path, home: Path, progress: Progress) -> None:
+    # The cluster of an earlier state folder at this very path (`rm -rf .stack`), or of a
+    # checkout moved away that still links to it: never deleted here, only moved aside (`stack
+    # sweep --delete` removes it once nothing links to it).
     if not outside.parent.exists():
         return
     pid = running_postmaster(outside)
@@ -239,8 +253,10 @@ def _remove_earlier(outside: Path, home: Path, progress: Progress) -> None:
             f"{outside} holds the cluster of an earlier {home}, and its server still runs "
             f"(pid {pid}): stop it (`kill {pid}`), then start again"
         )
-    shutil.rmtree(outside.parent)
-    progress(f"removed {outside.parent}: the cluster of an earlier {home}")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    aside = outside.parent.with_name(f"{outside.parent.name}.earlier-{stamp}")
+    outside.parent.rename(aside)
+    progress(f"moved {outside.parent} (the cluster of an earlier {home}) aside to {aside}")
 
 
 def _make_home(settings: StackSettings, progress: Progress) -> Path:
@@ -248,7 +264,8 @@ def _make_home(settings: StackSettings, progress: Progress) -> Path:
 
     As root the server runs as `postgres`; when a parent of the project is private (a clone under
     /root, say) the cluster lives under OUTSIDE_ROOT instead, `.stack/postgres` links to it and a
-    marker there names that link; clusters whose link is gone are removed on the way.
+    marker there names that link. Nothing is deleted on the way: a moved checkout still links to
+    its cluster, whose marker names the old path (`stack sweep` lists what no link reaches).
     """
     home = settings.state / "postgres"
     if home.exists():
@@ -262,8 +279,7 @@ def _make_home(settings: StackSettings, progress: Progress) -> Path:
         blocked = blocking_folder(home.parent, account.pw_uid, gids)
         if blocked is not None:
             outside = outside_home(home)
-            sweep_orphans(outside.parent.parent, progress)
-            _remove_earlier(outside, home, progress)
+            _set_aside_earlier(outside, home, progress)
             outside.mkdir(parents=True, exist_ok=True)
             for folder in (outside.parent, outside.parent.parent):
                 folder.chmod(0o755)

@@ -103,7 +103,9 @@ async def _check(session: AsyncSession, storage: Storage, run_id: UUID) -> Recon
         reconciler = Reconciler(reports)
         sources = await _download_inputs(storage, run_id, inputs)
         duplicates = files.enter_context(SqliteDuplicateIndex(Path(folder)))
-        source_iter = _source_loans(run_id, sources, row_edits, duplicates)
+        source_iter = files.enter_context(
+            closing(_source_loans(run_id, sources, row_edits, duplicates))
+        )
         pending = next(source_iter, None)
         async for row in repo.projected(session, run_id):
             projected = _projected(row)

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from services.cli.main import app
-from services.cli.stack import lifecycle, postgres, supervisor
+from services.cli.stack import commands, lifecycle, postgres, supervisor
 from services.cli.stack.errors import StackError, StartFailed
 from services.cli.stack.settings import StackSettings
 
@@ -219,7 +219,8 @@ def test_purging_a_stack_leaves_files_it_did_not_write_and_names_them(
     (tmp_path / "state" / "Procfile").write_text("web: python -m http.server\n")
     said: list[str] = []
     lifecycle.purge(settings, said.append)
-    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["Procfile"]
+    # The lock file stays with the folder: nothing else may take it while files are left.
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["Procfile", "lock"]
     assert "Procfile" in said[-1]
     assert list(outside_root.iterdir()) == []
 
@@ -260,7 +261,7 @@ def can_run_as_server_user() -> bool:
 
 
 @pytest.mark.skipif(not can_run_as_server_user(), reason="needs root and the postgres user")
-def test_a_cluster_made_outside_a_private_parent_is_marked_and_sweeps_orphans(
+def test_a_cluster_made_outside_a_private_parent_is_marked_and_deletes_no_other(
     tmp_path: Path, outside_root: Path
 ) -> None:
     private = tmp_path / "private"
@@ -273,8 +274,9 @@ def test_a_cluster_made_outside_a_private_parent_is_marked_and_sweeps_orphans(
     assert home == postgres.outside_home(private / "state" / "postgres", outside_root)
     assert postgres.owner(home.parent) == private / "state" / "postgres"
     assert (private / "state" / "postgres").resolve() == home
-    assert not orphan.parent.exists()
-    assert any("orphaned" in message for message in said)
+    # Looks orphaned, but a checkout moved since its cluster was made looks the same: kept.
+    assert postgres.orphaned(orphan.parent) and (orphan / "data" / "PG_VERSION").exists()
+    assert not any("orphaned" in message for message in said)
 
 
 @pytest.mark.skipif(not can_run_as_server_user(), reason="needs root and the postgres user")
@@ -290,6 +292,10 @@ def test_a_state_folder_made_again_at_the_same_path_gets_a_fresh_cluster(
     home = postgres._make_home(StackSettings(state_dir=private / "state"), said.append)
     assert home == earlier and list(home.iterdir()) == []
     assert postgres.owner(home.parent) == private / "state" / "postgres"
+    prefix = f"{home.parent.name}.earlier"
+    [aside] = [f for f in outside_root.iterdir() if f.name.startswith(prefix)]
+    assert (aside / "postgres" / "data" / "PG_VERSION").read_text() == "17\n"  # moved, not lost
+    assert any(str(aside) in message for message in said)
 
 
 @pytest.mark.skipif(not can_run_as_server_user(), reason="needs root and the postgres user")
@@ -318,3 +324,17 @@ def test_purging_a_stack_that_never_ran_deletes_nothing(tmp_path: Path) -> None:
     settings = StackSettings(state_dir=tmp_path / "never")
     assert lifecycle.purge(settings, lambda _: None) == ([], [])
     assert not (tmp_path / "never").exists()
+
+
+def test_stack_sweep_lists_the_clusters_no_stack_links_to_and_deletes_them_only_when_asked(
+    tmp_path: Path, outside_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kept = outside_cluster(tmp_path / "kept", outside_root)
+    gone = outside_cluster(tmp_path / "gone", outside_root)
+    (tmp_path / "gone" / "postgres").unlink()
+    commands.sweep(delete=False)
+    listed = capsys.readouterr().out
+    assert str(gone.parent) in listed and str(kept.parent) not in listed
+    assert gone.exists()
+    commands.sweep(delete=True)
+    assert not gone.parent.exists() and kept.exists()

@@ -55,6 +55,17 @@ END
 $$
 """
 
+# Truncating the decisions forgets their counts (transition tables do not see a TRUNCATE).
+FORGET_FUNCTION = """
+CREATE FUNCTION reporting.forget_final_counts() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    TRUNCATE reporting.final_counts;
+    RETURN NULL;
+END
+$$
+"""
+
 TRIGGERS = {
     "decisions_count_inserted": "INSERT ON reporting.decisions REFERENCING NEW TABLE AS new_rows",
     "decisions_count_updated": (
@@ -78,6 +89,11 @@ def upgrade() -> None:
             f"CREATE TRIGGER {name} AFTER {event} "
             "FOR EACH STATEMENT EXECUTE FUNCTION reporting.count_final_decisions()"
         )
+    op.execute(FORGET_FUNCTION)
+    op.execute(
+        "CREATE TRIGGER decisions_count_truncated AFTER TRUNCATE ON reporting.decisions "
+        "FOR EACH STATEMENT EXECUTE FUNCTION reporting.forget_final_counts()"
+    )
     op.execute(
         "INSERT INTO reporting.final_counts (run_id, final) "
         "SELECT run_id, count(*) FROM reporting.decisions WHERE final GROUP BY run_id"
@@ -85,6 +101,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER decisions_count_truncated ON reporting.decisions")
+    op.execute("DROP FUNCTION reporting.forget_final_counts()")
     for name in TRIGGERS:
         op.execute(f"DROP TRIGGER {name} ON reporting.decisions")
     op.execute("DROP FUNCTION reporting.count_final_decisions()")
