@@ -562,5 +562,6 @@ def test_down_purge_deletes_the_stacks_data_and_leaves_the_tests_own_files(stack
     assert result.returncode == 0, result.stderr
     assert "deleted:" in result.stderr
     left = sorted(path.name for path in stack.state.iterdir())
-    assert left == ["Procfile", "health_server.py", "operator"]
+    # The lock file stays while the folder does: nothing else may take the stack's lock anew.
+    assert left == ["Procfile", "health_server.py", "lock", "operator"]
     assert f"left {stack.state}" in result.stderr
