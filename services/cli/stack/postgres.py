@@ -229,9 +229,7 @@ def sweep_orphans(root: Path, progress: Progress) -> list[Path]:
     """Remove every orphaned cluster folder under `root` whose server is not running (only on
     request, `stack sweep --delete`: a checkout moved since its cluster was made looks orphaned)."""
     removed = []
-    for folder in sorted(root.iterdir()) if root.is_dir() else []:
-        if folder.is_symlink() or not folder.is_dir() or not orphaned(folder):
-            continue
+    for folder in orphans(root):
         pid = running_postmaster(folder / "postgres")
         if pid is not None:
             progress(f"left {folder}: its state folder is gone but its PostgreSQL runs (pid {pid})")
