@@ -172,6 +172,44 @@ batch_exception_counts = Table(
     Column("count", Integer, nullable=False),
 )
 
+# Each run's totals of the three batch tables above, kept by statement triggers on them as the
+# projector inserts batches (migration 0027): a summary or progress reads a row per run (and
+# stage, and exception type), not every batch of the run.
+run_totals = Table(
+    "run_totals",
+    metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("loans", BigInteger, nullable=False),
+    Column("to_purchase", BigInteger, nullable=False),
+    Column("projected", BigInteger, nullable=False),
+    Column("rejected", BigInteger, nullable=False),
+    Column("exceptions", BigInteger, nullable=False),
+    Column("present_fields", BigInteger, nullable=False),
+    Column("validity_420", BigInteger, nullable=False),
+    Column("unique_loans", BigInteger, nullable=False),
+    Column("rules_passed", BigInteger, nullable=False),
+    Column("dq_score", Numeric, nullable=False),
+)
+
+run_stage_totals = Table(
+    "run_stage_totals",
+    metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("stage", Text, primary_key=True),
+    Column("loans", BigInteger, nullable=False),
+    _ts("first_recorded_at", nullable=False),
+    _ts("last_recorded_at", nullable=False),
+)
+
+run_exception_totals = Table(
+    "run_exception_totals",
+    metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("exception_type", Text, primary_key=True),
+    Column("severity", Text, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
 LOAN_FIELD_COLUMNS = LOAN_FIELDS
 
 loan_facts = Table(
@@ -604,6 +642,9 @@ READ_MODEL_TABLES: tuple[Table, ...] = (
     run_batches,
     batch_stats,
     batch_exception_counts,
+    run_totals,
+    run_stage_totals,
+    run_exception_totals,
     loan_facts,
     loan_exceptions,
     tapes,

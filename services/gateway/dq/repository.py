@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.loans import LOAN_FIELDS, NUMERIC_FIELDS
 from contracts.quality import QualitySums
-from services.gateway.tables import batch_stats, loan_facts, runs
+from services.gateway.tables import loan_facts, run_totals, runs
 
 f = loan_facts.c
 
@@ -65,23 +65,18 @@ async def runs_between(
     limit: int,
 ) -> list[Any]:
     """Runs created in [start, end), oldest first, with their quality sums."""
-    s = batch_stats.c
-    sums = (
-        select(
-            s.run_id,
-            func.sum(s.loans).label("loans"),
-            func.sum(s.present_fields).label("present_fields"),
-            func.sum(s.validity_420).label("validity_420"),
-            func.sum(s.unique_loans).label("unique_loans"),
-            func.sum(s.rules_passed).label("rules_passed"),
-            func.sum(s.dq_score).label("dq_score"),
-        )
-        .group_by(s.run_id)
-        .subquery()
-    )
-    query = select(runs.c.run_id, runs.c.created_at, runs.c.status, sums).join(
-        sums, sums.c.run_id == runs.c.run_id
-    )
+    t = run_totals.c
+    query = select(
+        runs.c.run_id,
+        runs.c.created_at,
+        runs.c.status,
+        t.loans,
+        t.present_fields,
+        t.validity_420,
+        t.unique_loans,
+        t.rules_passed,
+        t.dq_score,
+    ).join(run_totals, t.run_id == runs.c.run_id)
     if team_scope is not None:
         query = query.where(runs.c.sales_team_id == team_scope)
     if start is not None:

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.lineage.tables import batch_positions
 from services.gateway.tables import (
-    batch_stats,
     exception_actions,
     loan_exceptions,
     loan_facts,
@@ -20,6 +19,7 @@ from services.gateway.tables import (
     review_cases,
     review_decisions,
     run_batches,
+    run_totals,
 )
 
 FINAL_DECISION = "final"
@@ -37,9 +37,7 @@ async def loans_per_batch(session: AsyncSession, run_id: UUID) -> dict[str, dict
 
 async def projected_loans(session: AsyncSession, run_id: UUID) -> int:
     """Loans of the run in the loan read model."""
-    query = select(func.coalesce(func.sum(batch_stats.c.loans), 0)).where(
-        batch_stats.c.run_id == run_id
-    )
+    query = select(run_totals.c.loans).where(run_totals.c.run_id == run_id)
     return int(await session.scalar(query) or 0)
 
 

@@ -144,8 +144,8 @@ async def pending_runs(session: AsyncSession, limit: int) -> list[UUID]:
         "ON c.run_id = r.run_id WHERE r.status IN ('completed', 'decided') "
         "AND r.completed_at IS NOT NULL "
         "AND (c.run_id IS NULL OR c.reconciled_at < r.completed_at) "
-        "AND r.total_loans = (SELECT COALESCE(SUM(b.loans), 0) FROM gateway.batch_stats b "
-        "WHERE b.run_id = r.run_id) "
+        "AND r.total_loans = COALESCE((SELECT t.loans FROM gateway.run_totals t "
+        "WHERE t.run_id = r.run_id), 0) "
         "ORDER BY r.completed_at LIMIT :limit"
     )
     return [row.run_id for row in await session.execute(query, {"limit": limit})]

@@ -6,16 +6,16 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.runs.progress import StageCount
 from services.gateway.runs.quality import QualitySums
 from services.gateway.tables import (
-    batch_exception_counts,
-    batch_stats,
     report_files,
-    run_batches,
+    run_exception_totals,
+    run_stage_totals,
+    run_totals,
     runs,
 )
 
@@ -54,18 +54,12 @@ async def list_runs(
 
 async def stage_counts(session: AsyncSession, run_id: UUID) -> dict[str, StageCount]:
     """Loans seen per loan topic for a run, with the first and last batch times."""
-    query = (
-        select(
-            run_batches.c.stage,
-            func.sum(run_batches.c.loan_count),
-            func.min(run_batches.c.recorded_at),
-            func.max(run_batches.c.recorded_at),
-        )
-        .where(run_batches.c.run_id == run_id)
-        .group_by(run_batches.c.stage)
+    c = run_stage_totals.c
+    query = select(c.stage, c.loans, c.first_recorded_at, c.last_recorded_at).where(
+        c.run_id == run_id
     )
     return {
-        stage: StageCount(int(total or 0), first, last)
+        stage: StageCount(int(total), first, last)
         for stage, total, first, last in await session.execute(query)
     }
 
@@ -86,38 +80,35 @@ async def dispositioned_sums(
     session: AsyncSession, run_id: UUID
 ) -> tuple[dict[str, int], QualitySums]:
     """Loans by disposition and exceptions so far, and the run's quality sums."""
-    c = batch_stats.c
-    query = select(
-        func.coalesce(func.sum(c.loans), 0),
-        func.coalesce(func.sum(c.to_purchase), 0),
-        func.coalesce(func.sum(c.projected), 0),
-        func.coalesce(func.sum(c.rejected), 0),
-        func.coalesce(func.sum(c.exceptions), 0),
-        func.coalesce(func.sum(c.present_fields), 0),
-        func.coalesce(func.sum(c.validity_420), 0),
-        func.coalesce(func.sum(c.unique_loans), 0),
-        func.coalesce(func.sum(c.rules_passed), 0),
-        func.coalesce(func.sum(c.dq_score), 0),
-    ).where(c.run_id == run_id)
-    row = (await session.execute(query)).one()
+    c = run_totals.c
+    row = (await session.execute(select(run_totals).where(c.run_id == run_id))).first()
+    if row is None:
+        counts = dict.fromkeys(("loans", "to_purchase", "projected", "rejected", "exceptions"), 0)
+        return counts, QualitySums()
     counts = {
-        "loans": int(row[0]),
-        "to_purchase": int(row[1]),
-        "projected": int(row[2]),
-        "rejected": int(row[3]),
-        "exceptions": int(row[4]),
+        "loans": row.loans,
+        "to_purchase": row.to_purchase,
+        "projected": row.projected,
+        "rejected": row.rejected,
+        "exceptions": row.exceptions,
     }
-    sums = QualitySums(int(row[0]), int(row[5]), int(row[6]), int(row[7]), int(row[8]), row[9])
+    sums = QualitySums(
+        row.loans,
+        row.present_fields,
+        row.validity_420,
+        row.unique_loans,
+        row.rules_passed,
+        row.dq_score,
+    )
     return counts, sums
 
 
 async def exception_counts(session: AsyncSession, run_id: UUID) -> list[tuple[str, str, int]]:
     """(exception_type, severity, count) of a run's exceptions so far."""
-    c = batch_exception_counts.c
+    c = run_exception_totals.c
     query = (
-        select(c.exception_type, c.severity, func.sum(c.count))
+        select(c.exception_type, c.severity, c.count)
         .where(c.run_id == run_id)
-        .group_by(c.exception_type, c.severity)
         .order_by(c.exception_type, c.severity)
     )
     return [(kind, severity, int(count)) for kind, severity, count in await session.execute(query)]
