@@ -201,15 +201,58 @@ async def test_a_runs_totals_follow_every_statement_on_its_batches(
     assert all(row[0] == second for rows in kept.values() for row in rows)
 
 
-async def test_a_truncate_of_the_batch_tables_forgets_the_totals(conn: asyncpg.Connection) -> None:
+async def test_an_upsert_or_a_merge_counts_each_row_it_changes_once(
+    conn: asyncpg.Connection,
+) -> None:
+    """One statement firing the UPDATE (or DELETE) trigger and then the INSERT one."""
+    run_id = uuid4()
+    await copy_batches(conn, (run_id, 1, 10), (run_id, 2, 7))
+    await conn.execute(
+        "INSERT INTO gateway.run_batches (run_id, stage, batch_seq, loan_count, recorded_at) "
+        "VALUES ($1, 'ingested', 1, 11, $2), ($1, 'ingested', 3, 100, $3) "
+        "ON CONFLICT (run_id, stage, batch_seq) DO UPDATE SET loan_count = excluded.loan_count, "
+        "recorded_at = excluded.recorded_at",
+        run_id,
+        T0 + timedelta(hours=1),
+        T0 - timedelta(hours=1),
+    )
+    kept = await assert_kept(conn, run_id)
+    assert kept["run_stage_totals"] == [
+        (run_id, "ingested", 118, T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    ]
+    await conn.execute(
+        "MERGE INTO gateway.batch_stats AS b USING (VALUES ($1::uuid, 1), ($1::uuid, 5)) "
+        "AS s(run_id, batch_seq) ON b.run_id = s.run_id AND b.batch_seq = s.batch_seq "
+        "WHEN MATCHED THEN DELETE "
+        "WHEN NOT MATCHED THEN "
+        "INSERT VALUES (s.run_id, s.batch_seq, 40, 40, 0, 0, 0, 0, 0, 0, 0, 1.5)",
+        run_id,
+    )
+    kept = await assert_kept(conn, run_id)
+    assert kept["run_totals"][0][1] == 47
+
+
+@pytest.mark.parametrize(
+    ("batches", "totals"),
+    [
+        ("batch_stats", "run_totals"),
+        ("run_batches", "run_stage_totals"),
+        ("batch_exception_counts", "run_exception_totals"),
+    ],
+)
+async def test_a_truncate_of_a_batch_table_forgets_its_totals_only(
+    conn: asyncpg.Connection, batches: str, totals: str
+) -> None:
     run_id = uuid4()
     await copy_batches(conn, (run_id, 1, 10))
-    assert all(await assert_kept(conn, run_id))
-    await conn.execute(
-        "TRUNCATE gateway.batch_stats, gateway.run_batches, gateway.batch_exception_counts"
-    )
+    assert all(rows for rows in (await assert_kept(conn, run_id)).values())
+    await conn.execute(f"TRUNCATE gateway.{batches}")
+    assert await conn.fetchval(f"SELECT count(*) FROM gateway.{totals}") == 0
     for table in TOTALS:
-        assert await conn.fetchval(f"SELECT count(*) FROM gateway.{table}") == 0
+        if table != totals:
+            assert await conn.fetchval(f"SELECT count(*) FROM gateway.{table}") > 0
+    for table in ("batch_stats", "run_batches", "batch_exception_counts"):
+        await conn.execute(f"TRUNCATE gateway.{table}")
 
 
 async def test_upgrading_to_kept_run_totals_starts_them_from_the_stored_batches(

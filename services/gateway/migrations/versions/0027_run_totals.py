@@ -41,63 +41,108 @@ STATS = (
 )
 
 
+MERGES = {
+    "sum": "kept.{column} + excluded.{column}",
+    "min": "least(kept.{column}, excluded.{column})",
+    "max": "greatest(kept.{column}, excluded.{column})",
+}
+
+
 @dataclass(frozen=True)
 class Totals:
-    """A table of per-run totals of a batch table: grouped by `keys`, each column an aggregate
-    of the batch rows and the way a new total joins a kept one."""
+    """A table of per-run totals of a batch table, grouped by `keys`: each column is the sum,
+    min or max of a column of the batch rows."""
 
     table: str
     source: str
     keys: tuple[str, ...]
-    columns: dict[str, tuple[str, str]]  # column: (aggregate over batch rows, merge with kept)
+    columns: dict[str, tuple[str, str]]  # total: (kind, batch column)
 
     @property
     def function(self) -> str:
         return f"{SCHEMA}.keep_{self.table}"
 
-    def aggregate(self, rows: str, where: str = "") -> str:
+    def _insert(self, select: str, merge: bool = True) -> str:
         keys = ", ".join(self.keys)
-        aggregates = ", ".join(aggregate for aggregate, _ in self.columns.values())
-        return f"SELECT {keys}, {aggregates} FROM {rows} {where} GROUP BY {keys} ORDER BY {keys}"
-
-    def insert(self, rows: str, where: str = "", merge: bool = True) -> str:
-        columns = ", ".join((*self.keys, *self.columns))
-        into = f"INSERT INTO {SCHEMA}.{self.table} AS kept ({columns}) "
+        into = f"INSERT INTO {SCHEMA}.{self.table} AS kept ({keys}, {', '.join(self.columns)}) "
         if not merge:
-            return into + self.aggregate(rows, where)
-        updates = ", ".join(f"{column} = {how}" for column, (_, how) in self.columns.items())
-        return (
-            into + self.aggregate(rows, where) + f" ON CONFLICT ({', '.join(self.keys)}) "
-            f"DO UPDATE SET {updates}"
+            return into + select
+        updates = ", ".join(
+            f"{column} = " + MERGES[kind].format(column=column)
+            for column, (kind, _) in self.columns.items()
         )
+        return into + select + f" ON CONFLICT ({keys}) DO UPDATE SET {updates}"
 
-    def recount(self) -> str:
-        """Count the touched runs' totals again from the batch rows left."""
-        return (
-            f"DELETE FROM {SCHEMA}.{self.table} WHERE run_id = ANY(touched);\n        "
-            + self.insert(f"{SCHEMA}.{self.source}", "WHERE run_id = ANY(touched)", merge=False)
+    def _aggregate(self, rows: str, sources: list[str] | None = None) -> str:
+        keys = ", ".join(self.keys)
+        kinds = [kind for kind, _ in self.columns.values()]
+        sources = sources or [source for _, source in self.columns.values()]
+        aggregates = ", ".join(
+            f"{kind}({source})" for kind, source in zip(kinds, sources, strict=True)
         )
+        return f"SELECT {keys}, {aggregates} FROM {rows} GROUP BY {keys} ORDER BY {keys}"
+
+    def count_all(self) -> str:
+        """The totals of every stored batch (the upgrade's start)."""
+        return self._insert(self._aggregate(f"{SCHEMA}.{self.source}"), merge=False)
+
+    def add(self, rows: str) -> str:
+        """Add the batch rows `rows` to the totals."""
+        return self._insert(self._aggregate(rows))
+
+    def change(self, new_rows: str | None) -> list[str]:
+        """Replace the rows `old_rows` by `new_rows` (none for a delete): sums move by the
+        difference; a min or max of a touched key, and whether the key has rows left, are read
+        again from the batch table."""
+        keys = ", ".join(self.keys)
+        values = [f"value_{index}" for index in range(len(self.columns))]
+        negated = ", ".join(
+            f"{'-' if kind == 'sum' else ''}{source} AS {value}"
+            for (kind, source), value in zip(self.columns.values(), values, strict=True)
+        )
+        plain = ", ".join(
+            f"{source} AS {value}"
+            for (_, source), value in zip(self.columns.values(), values, strict=True)
+        )
+        changed = f"SELECT {keys}, {negated} FROM old_rows"
+        if new_rows is not None:
+            changed = f"SELECT {keys}, {plain} FROM {new_rows} UNION ALL {changed}"
+        statements = [self._insert(self._aggregate(f"({changed}) AS changed", values))]
+        touched = f"({keys}) IN (SELECT {keys} FROM old_rows)"
+        same_key = " AND ".join(f"b.{key} = kept.{key}" for key in self.keys)
+        extremes = {c: spec for c, spec in self.columns.items() if spec[0] != "sum"}
+        if extremes:
+            assignments = ", ".join(
+                f"{column} = (SELECT {kind}(b.{source}) FROM {SCHEMA}.{self.source} b "
+                f"WHERE {same_key})"
+                for column, (kind, source) in extremes.items()
+            )
+            statements.append(
+                f"UPDATE {SCHEMA}.{self.table} AS kept SET {assignments} WHERE {touched} "
+                f"AND EXISTS (SELECT 1 FROM {SCHEMA}.{self.source} b WHERE {same_key})"
+            )
+        statements.append(
+            f"DELETE FROM {SCHEMA}.{self.table} AS kept WHERE {touched} "
+            f"AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.{self.source} b WHERE {same_key})"
+        )
+        return statements
 
     def keep_function(self) -> str:
         # Each branch reads only the transition tables its operation has (PL/pgSQL plans a
-        # statement when it first runs it). Totals rows are written in key order, so two
-        # transactions touching the same runs lock them in the same order.
+        # statement when it first runs it). Every branch changes the totals by its own rows
+        # only: an upsert or a MERGE fires the UPDATE or DELETE trigger and then the INSERT one
+        # in the same statement, and each counts its own share once. Totals rows are written in
+        # key order, so two transactions touching the same runs lock them in the same order.
+        def body(statements: list[str]) -> str:
+            return "".join(f"\n        {statement};" for statement in statements)
+
         return f"""
 CREATE FUNCTION {self.function}() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    touched uuid[];
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        {self.insert("new_rows")};
-    ELSIF TG_OP = 'DELETE' THEN
-        touched := ARRAY(SELECT DISTINCT run_id FROM old_rows ORDER BY run_id);
-        {self.recount()};
-    ELSE
-        touched := ARRAY(
-            SELECT run_id FROM old_rows UNION SELECT run_id FROM new_rows ORDER BY run_id
-        );
-        {self.recount()};
+    IF TG_OP = 'INSERT' THEN{body([self.add("new_rows")])}
+    ELSIF TG_OP = 'DELETE' THEN{body(self.change(None))}
+    ELSE{body(self.change("new_rows"))}
     END IF;
     RETURN NULL;
 END
@@ -119,45 +164,35 @@ $$
         }
 
 
-def _added(column: str) -> str:
-    return f"kept.{column} + excluded.{column}"
-
-
 TOTALS = (
     Totals(
         "run_totals",
         "batch_stats",
         ("run_id",),
-        {
-            **{column: (f"sum({column})", _added(column)) for column in STATS},
-            "dq_score": ("sum(dq_score)", _added("dq_score")),
-        },
+        {column: ("sum", column) for column in (*STATS, "dq_score")},
     ),
     Totals(
         "run_stage_totals",
         "run_batches",
         ("run_id", "stage"),
         {
-            "loans": ("sum(loan_count)", _added("loans")),
-            "first_recorded_at": (
-                "min(recorded_at)",
-                "least(kept.first_recorded_at, excluded.first_recorded_at)",
-            ),
-            "last_recorded_at": (
-                "max(recorded_at)",
-                "greatest(kept.last_recorded_at, excluded.last_recorded_at)",
-            ),
+            "loans": ("sum", "loan_count"),
+            "first_recorded_at": ("min", "recorded_at"),
+            "last_recorded_at": ("max", "recorded_at"),
         },
     ),
     Totals(
         "run_exception_totals",
         "batch_exception_counts",
         ("run_id", "exception_type", "severity"),
-        {"count": ("sum(count)", _added("count"))},
+        {"count": ("sum", "count")},
     ),
 )
 
 FORGET_FUNCTION = "gateway.forget_run_totals"
+LOCK_ORDER = tuple(
+    f"{SCHEMA}.{name}" for name in ("run_batches", "batch_stats", "batch_exception_counts")
+)
 
 
 def upgrade() -> None:
@@ -193,8 +228,11 @@ def upgrade() -> None:
         "    RETURN NULL;\n"
         "END\n$$"
     )
+    # The batches stay as they are until the upgrade commits. One statement takes the three
+    # tables in the order a projector chunk writes them: locking them one by one, in another
+    # order, deadlocked with a chunk in flight.
+    op.execute(f"LOCK TABLE {', '.join(LOCK_ORDER)} IN SHARE ROW EXCLUSIVE MODE")
     for totals in TOTALS:
-        op.execute(f"LOCK TABLE {SCHEMA}.{totals.source} IN SHARE MODE")
         op.execute(totals.keep_function())
         for name, event in totals.triggers().items():
             op.execute(
@@ -206,7 +244,7 @@ def upgrade() -> None:
             f"{SCHEMA}.{totals.source} FOR EACH STATEMENT "
             f"EXECUTE FUNCTION {FORGET_FUNCTION}('{totals.table}')"
         )
-        op.execute(totals.insert(f"{SCHEMA}.{totals.source}", merge=False))
+        op.execute(totals.count_all())
 
 
 def downgrade() -> None:
