@@ -12,6 +12,7 @@ import pytest
 from conftest import _create_database, _drop_database, gateway_settings
 
 from services.gateway.db import connect, migrate
+from services.gateway.projector.writer import STATS_COLUMNS
 from services.gateway.settings import GatewaySettings
 
 pytestmark = pytest.mark.integration
@@ -40,20 +41,6 @@ TOTALS = {
     ),
 }
 
-STATS_COLUMNS = [
-    "run_id",
-    "batch_seq",
-    "loans",
-    "to_purchase",
-    "projected",
-    "rejected",
-    "exceptions",
-    "present_fields",
-    "validity_420",
-    "unique_loans",
-    "rules_passed",
-    "dq_score",
-]
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
 
@@ -118,7 +105,7 @@ async def copy_batches(conn: asyncpg.Connection, *batches: tuple[UUID, int, int]
     await conn.copy_records_to_table(
         "batch_stats",
         schema_name="gateway",
-        columns=STATS_COLUMNS,
+        columns=list(STATS_COLUMNS),
         records=[stats(run_id, seq, loans) for run_id, seq, loans in batches],
     )
     await conn.copy_records_to_table(
