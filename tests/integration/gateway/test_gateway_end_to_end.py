@@ -29,6 +29,7 @@ from services.gateway.app import create_app
 from services.gateway.db import connect, migrate
 from services.gateway.facts.exports import escape_cell
 from services.gateway.projector.consumer import Projector
+from services.gateway.projector.maintenance import try_projector_lock
 from services.gateway.settings import GatewaySettings
 from tests.net import answers, free_port
 from tests.paths import GOLDEN
@@ -106,6 +107,10 @@ async def gateway(
     """The API and the projector, in process."""
     await migrate(e2e_settings)
     conn = await connect(e2e_settings)
+    # The lock the projector process holds: a rebuild then resets the read models and waits for
+    # this projector to replay them, as in a deployment, instead of running a second projector
+    # beside it (two building the same dropped indexes at once collided).
+    assert await try_projector_lock(conn)
     projector = Projector(e2e_settings, conn)
     await projector.start()
     stop = asyncio.Event()
