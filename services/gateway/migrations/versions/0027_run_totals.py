@@ -6,9 +6,10 @@ batches per stage, on every request: at a million loans (2,000 batches, 8,000 st
 growing with the run, and the slowest answers of the API under load. Three tables hold the
 totals per run (and stage, and exception type and severity). Statement triggers on the batch
 tables keep them from the rows each statement inserted (their transition tables), in the
-statement's own transaction; a statement that updates or deletes batch rows (the projector never
-does) has its runs' totals counted again from the rows left. A TRUNCATE forgets the totals. The
-totals start from the stored batches.
+statement's own transaction. A statement that updates or deletes batch rows (the projector never
+does) moves the sums by the difference and reads a touched key's first and last batch times
+again, so an upsert or a MERGE, which fires two triggers, counts each row once. A TRUNCATE forgets
+the totals. The totals start from the stored batches.
 
 Revision ID: 0027_run_totals
 Revises: 0026_review_overrides_index
