@@ -9,6 +9,7 @@ from uuid import UUID
 from sqlalchemy import Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.gateway.dq.repository import sums_of_row
 from services.gateway.runs.progress import StageCount
 from services.gateway.runs.quality import QualitySums
 from services.gateway.tables import (
@@ -76,31 +77,17 @@ async def report_row(session: AsyncSession, run_id: UUID, key: str) -> Any | Non
     return (await session.execute(query)).first()
 
 
+DISPOSITION_COUNTS = ("loans", "to_purchase", "projected", "rejected", "exceptions")
+
+
 async def dispositioned_sums(
     session: AsyncSession, run_id: UUID
 ) -> tuple[dict[str, int], QualitySums]:
     """Loans by disposition and exceptions so far, and the run's quality sums."""
-    c = run_totals.c
-    row = (await session.execute(select(run_totals).where(c.run_id == run_id))).first()
+    row = (await session.execute(select(run_totals).where(run_totals.c.run_id == run_id))).first()
     if row is None:
-        counts = dict.fromkeys(("loans", "to_purchase", "projected", "rejected", "exceptions"), 0)
-        return counts, QualitySums()
-    counts = {
-        "loans": row.loans,
-        "to_purchase": row.to_purchase,
-        "projected": row.projected,
-        "rejected": row.rejected,
-        "exceptions": row.exceptions,
-    }
-    sums = QualitySums(
-        row.loans,
-        row.present_fields,
-        row.validity_420,
-        row.unique_loans,
-        row.rules_passed,
-        row.dq_score,
-    )
-    return counts, sums
+        return dict.fromkeys(DISPOSITION_COUNTS, 0), QualitySums()
+    return {name: getattr(row, name) for name in DISPOSITION_COUNTS}, sums_of_row(row)
 
 
 async def exception_counts(session: AsyncSession, run_id: UUID) -> list[tuple[str, str, int]]:
