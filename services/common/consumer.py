@@ -162,12 +162,23 @@ NOT_TRANSIENT_KAFKA_ERRORS: tuple[type[BaseException], ...] = (
     RecordTooLargeError,
     RecordListTooLargeError,
 )
+# PostgreSQL errors that roll a transaction back for what ran beside it, not for what it did:
+# the same transaction tried again succeeds. Known by SQLSTATE, which asyncpg's errors and
+# SQLAlchemy's wrappers of them (a plain `DBAPIError` whose `.orig` says it) both carry.
+TRANSIENT_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure: a concurrent transaction won (REPEATABLE READ and up)
+        "40P01",  # deadlock_detected: PostgreSQL aborted this side of a lock cycle
+        "55P03",  # lock_not_available: NOWAIT or lock_timeout met a lock held by another
+    }
+)
 
 
 def is_transient(exc: BaseException) -> bool:
     """Whether `exc` says a dependency is down (retry) rather than that the message is bad.
 
-    Wrapped errors (`raise X from cause`) are transient when their cause is.
+    Wrapped errors (`raise X from cause`, or SQLAlchemy's `DBAPIError` with the driver's error
+    as `.orig`) are transient when what they wrap is.
     """
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -181,13 +192,22 @@ def is_transient(exc: BaseException) -> bool:
             return False
         if _says_transient(current):
             return True
-        current = current.__cause__
+        current = current.__cause__ or _wrapped(current)
     return False
+
+
+def _wrapped(exc: BaseException) -> BaseException | None:
+    """The driver error a SQLAlchemy error wraps (`.orig`), if any."""
+    orig = getattr(exc, "orig", None)
+    return orig if isinstance(orig, BaseException) else None
 
 
 def _says_transient(exc: BaseException) -> bool:
     if isinstance(exc, TRANSIENT_ERRORS) or getattr(exc, "connection_invalidated", False):
         # SQLAlchemy flags any DBAPI error that lost its connection as `connection_invalidated`.
+        return True
+    if getattr(exc, "sqlstate", None) in TRANSIENT_SQLSTATES:
+        # A deadlock or a serialization failure rolled the transaction back: try it again.
         return True
     if type(exc).__name__ == "InterfaceError" and "connection is closed" in str(exc):
         # asyncpg's own InterfaceError also means misuse; only a closed connection is transient.

@@ -4,6 +4,7 @@ team webhooks. Each notification id is deterministic, so a re-run raises nothing
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -102,12 +103,13 @@ class NotificationJobs:
             finished = await notify_runs(session, self.publisher, since, now)
         return {"overrides": overrides, "runs": finished}
 
-    async def deliver(self, now: datetime) -> Any:
-        """Deliver the webhooks due at `now` once (a slow receiver holds only this)."""
+    async def deliver(self, now: datetime, stop: asyncio.Event | None = None) -> Any:
+        """Deliver the webhooks due at `now` once (a slow receiver holds only this); once `stop`
+        is set, the POSTs in flight are abandoned and their deliveries stay pending."""
         async with (
             self.sessionmaker() as session,
             httpx.AsyncClient(
                 timeout=self.settings.webhook_timeout_seconds, transport=self.transport
             ) as client,
         ):
-            return await webhooks.deliver(session, client, self.settings, now)
+            return await webhooks.deliver(session, client, self.settings, now, stop)

@@ -4,6 +4,11 @@ retried with back-off (rules in `domain.py`), every try in the delivery log.
 A delivery is claimed by moving its next attempt past a lease (`FOR UPDATE SKIP LOCKED`), so two
 gateway replicas never POST the same try; a notification raised before its team's webhook was
 set is not sent. Deliveries are side effects, not read models: a rebuild never sends again.
+
+A stop (SIGTERM) does not wait for a slow receiver: the POSTs still in flight are abandoned, the
+answers already in are recorded, and each abandoned delivery stays pending, due again at once
+(its lease given back) with no try counted: the receiver never answered because the process
+went away, not because it refused. The next start sends it again (deliveries are at least once).
 """
 
 from __future__ import annotations
@@ -214,26 +219,79 @@ async def record(
     return state
 
 
+async def release(
+    session: AsyncSession, rows: list[Any], due: datetime, leased_until: datetime
+) -> None:
+    """Give back the lease of deliveries claimed but not tried to the end: pending, due at
+    `due`, their tries uncounted (unless another process has claimed them since)."""
+    await session.execute(
+        text(
+            f"UPDATE {SCHEMA}.webhook_deliveries SET next_attempt_at = :due "
+            "WHERE delivery_id = ANY(:ids) AND state = 'pending' AND next_attempt_at = :leased"
+        ),
+        {"ids": [row.delivery_id for row in rows], "due": due, "leased": leased_until},
+    )
+    await session.commit()
+
+
+async def _until_answered_or_stopped(
+    posts: list[asyncio.Task[Answer]], stop: asyncio.Event | None
+) -> None:
+    """Wait for every POST, or until `stop` is set: then cancel those still in flight."""
+    loop = asyncio.get_running_loop()
+    stopped = loop.create_task(stop.wait()) if stop is not None else loop.create_future()
+    waiting: set[asyncio.Future[Any]] = set(posts)
+    try:
+        while waiting and not stopped.done():
+            _, waiting = await asyncio.wait(
+                waiting | {stopped}, return_when=asyncio.FIRST_COMPLETED
+            )
+            waiting.discard(stopped)
+    finally:
+        stopped.cancel()
+        for task in waiting:
+            task.cancel()
+        if waiting:
+            await asyncio.wait(waiting)
+
+
 async def deliver(
     session: AsyncSession,
     client: httpx.AsyncClient,
     settings: GatewaySettings,
     now: datetime,
+    stop: asyncio.Event | None = None,
 ) -> dict[str, int]:
-    """Enqueue new deliveries, then try every due one once; counts by resulting state."""
+    """Enqueue new deliveries, then try every due one once; counts by resulting state.
+
+    Once `stop` is set, the POSTs in flight are abandoned (counted as `abandoned`) and their
+    deliveries released, due again at `now`; the answers already in are recorded.
+    """
     await enqueue(session, now)
-    rows = await claim(session, now, lease_of(settings))
+    if stop is not None and stop.is_set():
+        return {}
+    lease = lease_of(settings)
+    rows = await claim(session, now, lease)
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def bounded(row: Any) -> Answer:
         async with gate:
             return await post(client, row)
 
-    answers = await asyncio.gather(*(bounded(row) for row in rows))
+    posts = [asyncio.create_task(bounded(row)) for row in rows]
+    await _until_answered_or_stopped(posts, stop)
     counts: dict[str, int] = {}
-    for row, answer in zip(rows, answers, strict=True):
-        state = await record(session, row, answer, now, settings)
-        counts[state] = counts.get(state, 0) + 1
+    if abandoned := [row for row, task in zip(rows, posts, strict=True) if task.cancelled()]:
+        await release(session, abandoned, now, now + lease)
+        counts["abandoned"] = len(abandoned)
+        logger.info(
+            "webhook deliveries abandoned at stop, pending again",
+            extra={"abandoned": len(abandoned)},
+        )
+    for row, task in zip(rows, posts, strict=True):
+        if not task.cancelled():
+            state = await record(session, row, task.result(), now, settings)
+            counts[state] = counts.get(state, 0) + 1
     return counts
 
 

@@ -320,7 +320,9 @@ class ReviewJobs:
                 logger.info("review cases opened", extra={"opened": opened})
 
         async def webhooks() -> None:
-            await self.notifications.deliver(self.clock())
+            # A stop abandons the POSTs in flight (their deliveries stay pending): a receiver
+            # that never answers must not hold the process past its supervisor's stop timeout.
+            await self.notifications.deliver(self.clock(), stop)
 
         await asyncio.gather(self._every_tick(cases, stop), self._every_tick(webhooks, stop))
 

@@ -4,7 +4,9 @@ Runs the review jobs (`jobs.py`: case openings, auto decisions, SLA marks, auto-
 notifications, webhook delivery) every GATEWAY_REVIEW_JOB_SECONDS on an event loop of their own,
 not the API's: batch work that would otherwise hold up requests. Serves `/health`,
 `/health/ready` (broker, database) and `/metrics` on GATEWAY_JOBS_HTTP_PORT. SIGTERM finishes the
-tick in hand; then the publisher flushes and the engine closes.
+tick in hand, but for webhook POSTs still in flight: those are abandoned, their deliveries left
+pending for the next start (a receiver that never answers must not keep the process past its
+supervisor's stop timeout); then the publisher flushes and the engine closes.
 
 A failed tick (the database or the broker away) is logged and the next one retries; the
 publisher connects on first use and again after a failed start.

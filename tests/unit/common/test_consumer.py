@@ -6,6 +6,8 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, RecordTooLargeError
 from asyncpg.exceptions import AdminShutdownError, CannotConnectNowError
 from botocore.exceptions import ClientError
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+from sqlalchemy.exc import DBAPIError
 
 from services.common.consumer import (
     GC_THRESHOLDS,
@@ -79,6 +81,58 @@ def test_an_error_raised_while_handling_an_outage_is_not_transient_by_associatio
             raise KeyError("bug") from None
     except KeyError as error:
         assert not is_transient(error)
+
+
+def as_sqlalchemy_raises(error: asyncpg.PostgresError, chained: bool) -> BaseException:
+    """`error` as SQLAlchemy's asyncpg dialect raises it: translated to the dialect's DBAPI error
+    (`raise ... from error`), wrapped in a `DBAPIError` whose `.orig` is that; `chained` also
+    sets the wrapper's `__cause__` as the engine's `raise ... from` does."""
+    dbapi_error = AsyncAdapt_asyncpg_dbapi.Error(error.args[0], error)
+    dbapi_error.__cause__ = error
+    wrapper = DBAPIError.instance(
+        "UPDATE t SET v = 1", {}, dbapi_error, AsyncAdapt_asyncpg_dbapi.Error
+    )
+    if chained:
+        wrapper.__cause__ = dbapi_error
+    return wrapper
+
+
+TRANSACTION_CONFLICTS = [
+    asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
+    asyncpg.exceptions.SerializationError("could not serialize access"),
+    asyncpg.exceptions.LockNotAvailableError("could not obtain lock on row"),
+]
+
+
+@pytest.mark.parametrize("chained", [True, False])
+@pytest.mark.parametrize("error", TRANSACTION_CONFLICTS, ids=lambda error: type(error).__name__)
+def test_a_deadlock_or_serialization_failure_is_transient_raw_or_wrapped_by_sqlalchemy(
+    error: asyncpg.PostgresError, chained: bool
+) -> None:
+    assert is_transient(error)
+    wrapper = as_sqlalchemy_raises(error, chained)
+    assert type(wrapper) is DBAPIError  # not an OperationalError: only its SQLSTATE says so
+    assert getattr(wrapper.orig, "sqlstate", None) == error.sqlstate  # type: ignore[attr-defined]
+    assert is_transient(wrapper)
+    assert is_transient(wrapped(RuntimeError("handler"), wrapper))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.UniqueViolationError("duplicate key value"),
+        asyncpg.exceptions.CheckViolationError("violates check constraint"),
+        asyncpg.exceptions.InvalidTextRepresentationError("invalid input syntax for type uuid"),
+        # Deferred constraints checked at commit: the same data fails again.
+        asyncpg.exceptions.TransactionIntegrityConstraintViolationError("constraint violated"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_a_database_error_about_the_data_is_not_transient_raw_or_wrapped(
+    error: asyncpg.PostgresError,
+) -> None:
+    assert not is_transient(error)
+    assert not is_transient(as_sqlalchemy_raises(error, chained=True))
 
 
 def test_back_off_doubles_up_to_its_cap() -> None:
