@@ -8,6 +8,7 @@ root with `..`, absolute paths, backslashes or percent-encoded tricks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import shutil
 from collections.abc import AsyncIterator
@@ -20,6 +21,10 @@ from urllib.parse import unquote
 from services.common.settings import ServiceSettings
 
 CHUNK = 1024 * 1024
+
+PART_SIZE = 8 * 1024 * 1024
+"""The size of one part of an S3 multipart upload (S3 wants at least 5 MiB for all but the last):
+`S3Storage.put_file` holds one part in memory (two for a moment), whatever the file's size."""
 
 
 class StorageError(Exception):
@@ -226,8 +231,47 @@ class S3Storage:
             await s3.put_object(Bucket=self.bucket, Key=safe_key(key), Body=data)
 
     async def put_file(self, key: str, path: Path) -> None:
+        """Upload a file one part at a time, so its memory is a part or two whatever its size.
+
+        (aioboto3's `upload_file` reads ahead up to 100 parts of 8 MiB while it uploads, so a
+        100 MB tape sat in memory whole.) A file of up to one part is a single PUT; a larger one
+        a multipart upload, aborted when any part fails (no half object is ever visible).
+        """
+        clean = safe_key(key)
         async with self._client() as s3:
-            await s3.upload_file(str(path), self.bucket, safe_key(key))
+            with path.open("rb") as handle:
+                part = await asyncio.to_thread(handle.read, PART_SIZE)
+                if len(part) < PART_SIZE:
+                    await s3.put_object(Bucket=self.bucket, Key=clean, Body=part)
+                    return
+                created = await s3.create_multipart_upload(Bucket=self.bucket, Key=clean)
+                upload_id = created["UploadId"]
+                try:
+                    parts: list[dict[str, Any]] = []
+                    while part:
+                        number = len(parts) + 1
+                        answer = await s3.upload_part(
+                            Bucket=self.bucket,
+                            Key=clean,
+                            UploadId=upload_id,
+                            PartNumber=number,
+                            Body=part,
+                        )
+                        parts.append({"ETag": answer["ETag"], "PartNumber": number})
+                        del part  # the next part replaces it, not joins it
+                        part = await asyncio.to_thread(handle.read, PART_SIZE)
+                    await s3.complete_multipart_upload(
+                        Bucket=self.bucket,
+                        Key=clean,
+                        UploadId=upload_id,
+                        MultipartUpload={"Parts": parts},
+                    )
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await s3.abort_multipart_upload(
+                            Bucket=self.bucket, Key=clean, UploadId=upload_id
+                        )
+                    raise
 
     async def get_bytes(self, key: str) -> bytes:
         chunks = [chunk async for chunk in self.iter_bytes(key)]

@@ -7,6 +7,7 @@ from uuid import uuid4
 import pytest
 
 from services.common.storage import (
+    PART_SIZE,
     InvalidPath,
     LocalStorage,
     NotFound,
@@ -37,6 +38,18 @@ async def test_an_object_reads_back_whole_and_in_chunks(storage: Storage) -> Non
     chunks = [chunk async for chunk in storage.iter_bytes("inputs/a/tape.csv", chunk_size=65536)]
     assert b"".join(chunks) == data
     assert len(chunks) > 1
+
+
+async def test_a_file_of_several_parts_uploads_whole_and_in_order(
+    storage: Storage, tmp_path: Path
+) -> None:
+    # S3 takes it as a multipart upload of PART_SIZE parts, the last one shorter.
+    source = tmp_path / "tape.csv"
+    data = b"".join(bytes([n]) * (PART_SIZE // 2) for n in range(5)) + b"tail"
+    source.write_bytes(data)
+    await storage.put_file("inputs/big/tape.csv", source)
+    assert (await storage.stat("inputs/big/tape.csv")).size == len(data)
+    assert await storage.get_bytes("inputs/big/tape.csv") == data
 
 
 async def test_listing_is_by_prefix_sorted_with_sizes(storage: Storage, tmp_path: Path) -> None:

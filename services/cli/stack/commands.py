@@ -79,11 +79,15 @@ def sweep(
     """List the PostgreSQL clusters under /var/tmp/loan-engine that no stack links to any more:
     a state folder deleted, or a checkout moved since (check which before --delete)."""
     root = postgres.OUTSIDE_ROOT
-    if delete:
-        removed = postgres.sweep_orphans(root, progress)
-        progress(f"deleted: {', '.join(map(str, removed))}" if removed else "nothing to delete")
-        return
-    for folder in postgres.orphans(root):
+    try:
+        if delete:
+            removed = postgres.sweep_orphans(root, progress)
+            progress(f"deleted: {', '.join(map(str, removed))}" if removed else "nothing to delete")
+            return
+        found = postgres.orphans(root)
+    except StackError as error:
+        raise fail(error) from error
+    for folder in found:
         typer.echo(f"{folder}\t(made for {postgres.owner(folder)})")
 
 

@@ -19,3 +19,7 @@ class DownloadFailed(StackError):
 
 class StartFailed(StackError):
     """A process started but did not become ready."""
+
+
+class UnsafeFolder(StackError):
+    """A folder the stack would write into or delete from could be another user's doing."""

@@ -1,18 +1,20 @@
 """The stack's PostgreSQL: a private cluster under `.stack/postgres/`, or `DATABASE_URL`."""
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import pwd
 import re
 import shutil
+import stat
 import subprocess
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from services.cli.stack import databases, ports
-from services.cli.stack.errors import MissingTool, StackError, StartFailed
+from services.cli.stack.errors import MissingTool, StackError, StartFailed, UnsafeFolder
 from services.cli.stack.settings import StackSettings
 from services.cli.stack.urls import local_url
 
@@ -25,6 +27,10 @@ SERVER_USER = "postgres"
 OUTSIDE_ROOT = Path("/var/tmp/loan-engine")
 """Where a cluster lives when a parent of the stack's state folder is private to SERVER_USER:
 `<OUTSIDE_ROOT>/<digest>/postgres`, with `<state>/postgres` a symlink to it."""
+
+OUTSIDE_MODE = 0o755
+"""The mode of OUTSIDE_ROOT and of each `<digest>` folder: the server user passes through them,
+and nobody but their owner (root) adds, renames or removes an entry in them."""
 
 OWNER_FILE = "owner"
 """The marker in `<OUTSIDE_ROOT>/<digest>/` naming the symlink (`<state>/postgres`) of its stack."""
@@ -145,6 +151,85 @@ def _server_account() -> pwd.struct_passwd:
         ) from error
 
 
+def _trusted_uids() -> frozenset[int]:
+    """Who may own OUTSIDE_ROOT and its `<digest>` folders: root, and the user running the stack."""
+    return frozenset({0, os.geteuid()})
+
+
+def _unsafe(folder: Path) -> str | None:
+    """Why `folder` cannot be trusted as one the stack made (None when it can, or is absent).
+
+    A folder under world-writable /var/tmp could have been made, or replaced by a symlink, by
+    another local user, so that root writes a cluster into, or deletes, a place they choose.
+    """
+    try:
+        info = folder.lstat()
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        return f"is a symlink (to {os.readlink(folder)})"
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a folder"
+    if info.st_uid not in _trusted_uids():
+        return f"belongs to {_user_name(info.st_uid)}, not to root or {_user_name(os.geteuid())}"
+    if info.st_mode & 0o022:
+        return f"can be written by other users (mode {stat.filemode(info.st_mode)})"
+    return None
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def check_trusted(*folders: Path) -> None:
+    """Refuse (UnsafeFolder) unless each of `folders` that exists is a real folder of root's (or
+    the stack user's) that no one else can write to."""
+    for folder in folders:
+        reason = _unsafe(folder)
+        if reason is not None:
+            raise UnsafeFolder(
+                f"{folder} {reason}: another user could make the stack write or delete where "
+                "they choose, so the stack refuses to use it (nothing was deleted); check what "
+                f"it holds, then remove it (the stack makes it again, root's with mode "
+                f"{OUTSIDE_MODE:o}) or give it that owner and mode"
+            )
+
+
+def _make_trusted(folder: Path) -> None:
+    """`folder` (in /var/tmp or in a trusted folder) as a trusted folder of mode OUTSIDE_MODE:
+    made when missing, refused when it could be someone else's (see `check_trusted`)."""
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=OUTSIDE_MODE)
+    check_trusted(folder)
+    # Ours and no symlink (in a sticky or trusted parent none but us can replace it), and the
+    # server user must pass through it.
+    folder.chmod(OUTSIDE_MODE)
+
+
+def linked_outside(home: Path) -> Path | None:
+    """The `<OUTSIDE_ROOT>/<digest>` folder the symlink `home` points into, by its text or once
+    resolved; None when `home` is no symlink or points elsewhere."""
+    if not home.is_symlink():
+        return None
+    root = Path(os.path.abspath(OUTSIDE_ROOT))
+    text = Path(os.path.normpath(home.parent / os.readlink(home)))
+    for target in (text, home.resolve()):
+        if target != root and target.is_relative_to(root):
+            return root / target.relative_to(root).parts[0]
+    return None
+
+
+def check_link(home: Path) -> None:
+    """Refuse a `<state>/postgres` linking into OUTSIDE_ROOT unless the root and the `<digest>`
+    folder it links into are trusted (see `check_trusted`)."""
+    folder = linked_outside(home)
+    if folder is not None:
+        check_trusted(folder.parent, folder)
+
+
 def outside_home(home: Path, root: Path | None = None) -> Path:
     """Where the cluster of `home` (`<state>/postgres`) lives when it cannot live there."""
     digest = hashlib.sha256(str(home).encode()).hexdigest()[:12]
@@ -215,14 +300,19 @@ def orphaned(folder: Path) -> bool:
 
 
 def orphans(root: Path) -> list[Path]:
-    """The orphaned cluster folders under `root` (see `orphaned`), whether or not they run."""
-    if not root.is_dir():
+    """The orphaned cluster folders under `root` (see `orphaned`), whether or not they run.
+
+    Refused (UnsafeFolder) when `root` or a folder in it could be another user's (see
+    `check_trusted`); a symlink in it is never followed.
+    """
+    if not os.path.lexists(root):
         return []
-    return [
-        folder
-        for folder in sorted(root.iterdir())
-        if not folder.is_symlink() and folder.is_dir() and orphaned(folder)
+    check_trusted(root)
+    folders = [
+        folder for folder in sorted(root.iterdir()) if not folder.is_symlink() and folder.is_dir()
     ]
+    check_trusted(*folders)
+    return [folder for folder in folders if orphaned(folder)]
 
 
 def sweep_orphans(root: Path, progress: Progress) -> list[Path]:
@@ -273,6 +363,7 @@ def _make_home(settings: StackSettings, progress: Progress) -> Path:
     """
     home = settings.state / "postgres"
     if home.exists():
+        check_link(home)
         return home.resolve()
     if home.is_symlink():
         progress(f"{home} links to {home.resolve()}, which is gone: making a new cluster")
@@ -283,10 +374,12 @@ def _make_home(settings: StackSettings, progress: Progress) -> Path:
         blocked = blocking_folder(home.parent, account.pw_uid, gids)
         if blocked is not None:
             outside = outside_home(home)
+            # /var/tmp is everyone's: our folder there, and the one in it, must be root's alone.
+            _make_trusted(outside.parent.parent)
+            check_trusted(outside.parent)
             _set_aside_earlier(outside, home, progress)
-            outside.mkdir(parents=True, exist_ok=True)
-            for folder in (outside.parent, outside.parent.parent):
-                folder.chmod(0o755)
+            _make_trusted(outside.parent)
+            outside.mkdir(mode=0o700)
             home.parent.mkdir(parents=True, exist_ok=True)
             home.symlink_to(outside, target_is_directory=True)
             claim(outside, home)
@@ -301,11 +394,14 @@ def purge(settings: StackSettings, progress: Progress) -> list[Path]:
     under OUTSIDE_ROOT, that cluster and its folder. Refused while its server runs.
 
     A symlink to a folder the stack did not make (outside OUTSIDE_ROOT, or not the one of this
-    state folder) is removed without touching what it points to.
+    state folder) is removed without touching what it points to. A link into OUTSIDE_ROOT whose
+    root or `<digest>` folder could be another user's (see `check_trusted`) is refused, and
+    nothing is deleted.
     """
     home = settings.state / "postgres"
     if not home.exists() and not home.is_symlink():
         return []
+    check_link(home)
     cluster = home.resolve()
     pid = running_postmaster(cluster)
     if pid is not None:
@@ -336,10 +432,11 @@ def _own_for_server_user(path: Path) -> None:
     if os.geteuid() != 0:
         return
     account = _server_account()
-    for folder, _, files in os.walk(path.resolve()):
-        os.chown(folder, account.pw_uid, account.pw_gid)
-        for name in files:
-            os.chown(Path(folder) / name, account.pw_uid, account.pw_gid)
+    # Never through a symlink: the server user could plant one naming any file of root's.
+    for folder, folders, files in os.walk(path.resolve()):
+        os.chown(folder, account.pw_uid, account.pw_gid, follow_symlinks=False)
+        for name in (*folders, *files):
+            os.chown(Path(folder) / name, account.pw_uid, account.pw_gid, follow_symlinks=False)
 
 
 def _mark_outside(settings: StackSettings) -> None:
@@ -352,6 +449,7 @@ def _mark_outside(settings: StackSettings) -> None:
 
 def initialise(settings: StackSettings, binaries: Path, progress: Progress) -> Path:
     """`initdb` the private cluster once; return its data folder."""
+    check_link(settings.state / "postgres")
     data = cluster_dir(settings) / "data"
     if (data / "PG_VERSION").exists():
         _mark_outside(settings)

@@ -24,7 +24,8 @@ runner = CliRunner()
 @pytest.fixture
 def outside_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "outside"
-    root.mkdir()
+    root.mkdir(mode=postgres.OUTSIDE_MODE)
+    root.chmod(postgres.OUTSIDE_MODE)  # whatever the umask: the stack refuses a writable one
     monkeypatch.setattr(postgres, "OUTSIDE_ROOT", root)
     return root
 
@@ -49,6 +50,7 @@ def outside_cluster(state: Path, root: Path, *, marked: bool = True) -> Path:
     home = state / "postgres"
     outside = postgres.outside_home(home, root)
     (outside / "data" / "pg_wal").mkdir(parents=True)
+    outside.parent.chmod(postgres.OUTSIDE_MODE)
     (outside / "data" / "PG_VERSION").write_text("17\n")
     (outside / "postgres.log").write_text("log\n")
     state.mkdir(parents=True, exist_ok=True)
