@@ -4,12 +4,15 @@ Builds a run of N loans (realistic batches of 500, a third of them with exceptio
 either the decode-and-write path alone (`--direct`: plan + write_chunk, no broker) or the whole
 projector reading them from Kafka (`--kafka`: all four loan topics published first, then one
 `catch_up` timed; a replay from nothing this large runs without the loan tables' secondary
-indexes and builds them at the end, inside the timed part). Besides wall time it prints the CPU
-seconds of this process and of its PostgreSQL backend (from /proc, when the server runs on this
-machine): on a loaded machine wall time is noise, and loans / max(client, server) CPU-seconds is
-what two otherwise idle cores would carry. Uses DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS /
-TOPIC_PREFIX like the services; point it at a scratch database: it truncates the read models.
-With `--kafka`, a TOPIC_PREFIX starting with `bench-` gets its topics created and deleted again.
+indexes and builds them at the end, inside the timed part), or (`--log`) a projector replaying
+every topic of an existing stack (its TOPIC_PREFIX, read only: scores, reviews and all) into the
+scratch database, the way `projections rebuild` does, with the process's peak RSS. Besides
+wall time it prints the CPU seconds of this process and of its PostgreSQL backend (from /proc,
+when the server runs on this machine): on a loaded machine wall time is noise, and
+loans / max(client, server) CPU-seconds is what two otherwise idle cores would carry. Uses
+DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS / TOPIC_PREFIX like the services; point it at a scratch
+database: it truncates the read models. With `--kafka`, a TOPIC_PREFIX starting with `bench-`
+gets its topics created and deleted again.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +40,7 @@ from services.gateway.projector.maintenance import reset
 from services.gateway.projector.plan import Record, plan
 from services.gateway.projector.writer import current_generation, write_chunk
 from services.gateway.settings import GatewaySettings
+from services.gateway.tables import SCHEMA
 
 # The four stage topics every loan passes (scores have a shape of their own and are not timed).
 STAGE_TOPICS = (
@@ -217,13 +222,57 @@ async def through_kafka(settings: GatewaySettings, loans: int) -> Timing:
             await delete_topics(settings.kafka_bootstrap_servers, names)
 
 
+async def replay_log(settings: GatewaySettings) -> tuple[Timing, dict[str, int]]:
+    """Time for a projector to replay every topic of an existing stack into a scratch database."""
+    conn = await connect(settings)
+    try:
+        await reset(conn)
+        projector = Projector(settings, conn)
+        await projector.start()
+        try:
+            watch = Stopwatch(conn.get_server_pid())
+            await projector.catch_up(timeout=3600)
+            await projector.stop()
+            timing = watch.stop()
+        finally:
+            await projector.stop()
+        stages = await conn.fetch(
+            f"SELECT stage, sum(loan_count)::bigint AS loans FROM {SCHEMA}.run_batches "
+            "GROUP BY stage"
+        )
+        return timing, {row["stage"]: row["loans"] for row in stages}
+    finally:
+        await conn.close()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     """Run the benchmark and print loans per second."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loans", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=40, help="Batches per transaction (direct).")
     parser.add_argument("--kafka", action="store_true", help="Time the projector over Kafka.")
+    parser.add_argument(
+        "--log", action="store_true", help="Replay an existing stack's topics (TOPIC_PREFIX)."
+    )
     arguments = parser.parse_args()
+    if arguments.log:
+        settings = GatewaySettings()
+        asyncio.run(migrate(settings))
+        timing, stages = asyncio.run(replay_log(settings))
+        loans = stages.get("dispositioned", 0)
+        print(  # noqa: T201
+            f"log: {loans} dispositioned loans ({stages}) in {timing.wall:.1f}s = "
+            f"{loans / timing.wall:,.0f} loans/s wall; CPU: projector {timing.client_cpu:.2f}s, "
+            "PostgreSQL backend "
+            + ("unknown" if timing.server_cpu is None else f"{timing.server_cpu:.2f}s")
+            + f"; peak RSS {peak_rss_mb():.0f} MB"
+        )
+        return
     settings = GatewaySettings(projector_max_records=arguments.chunk * 4)
     asyncio.run(migrate(settings))
     if arguments.kafka:

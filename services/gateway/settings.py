@@ -119,7 +119,19 @@ class GatewaySettings(ServiceSettings):
         "(memory stays bounded behind a backlog of large records).",
     )
     projector_poll_ms: int = Field(200, gt=0, description="How long one poll waits for records.")
-    projector_fetch_max_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Bytes per fetch.")
+    projector_fetch_max_bytes: int = Field(
+        16 * 1024 * 1024,
+        gt=0,
+        description="Bytes (compressed) one fetch brings at most.",
+    )
+    projector_partition_fetch_bytes: int = Field(
+        1024 * 1024,
+        gt=0,
+        description="Bytes (compressed) one fetch brings of a partition at most. The consumer "
+        "keeps what it fetched of every partition until it is read, so its memory is about this "
+        "times the partitions behind: replaying a million scored loans peaked at 485 MB with "
+        "4 MiB (and 64 MiB fetches), 300 MB with 1 MiB, at the same speed.",
+    )
     projector_fetch_min_bytes: int = Field(
         1024 * 1024,
         gt=0,

@@ -84,7 +84,7 @@ def consumer_config(settings: GatewaySettings) -> dict[str, Any]:
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "fetch_max_bytes": settings.projector_fetch_max_bytes,
-        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+        "max_partition_fetch_bytes": settings.projector_partition_fetch_bytes,
         "fetch_min_bytes": settings.projector_fetch_min_bytes,
         "fetch_max_wait_ms": settings.projector_fetch_wait_ms,
     }
