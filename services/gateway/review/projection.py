@@ -190,13 +190,13 @@ async def write_reviews(conn: asyncpg.Connection, items: list[PositionedReview])
             elif isinstance(event, ReviewConditionFulfilled):
                 fulfilled[event.decision_id] = event.case_id
         actions.append(_action_row(item, before, after, reason))
-    if opened:
-        columns = (*OPENED_COLUMNS, *STATE_COLUMNS)
-        await conn.executemany(
-            f"INSERT INTO {SCHEMA}.review_cases ({_names(columns)}) VALUES ({_slots(columns)}) "
-            "ON CONFLICT (case_id) DO NOTHING",
-            [(*_opened_row(event), *_state_row(states[cid])) for cid, event in opened.items()],
-        )
+    await copy_or_ignore(
+        conn,
+        "review_cases",
+        (*OPENED_COLUMNS, *STATE_COLUMNS),
+        ("case_id",),
+        [(*_opened_row(event), *_state_row(states[cid])) for cid, event in opened.items()],
+    )
     updates = [cid for cid in changed if cid in existing or cid in opened]
     if updates:
         sets = ", ".join(f'"{name}" = ${i}' for i, name in enumerate(STATE_COLUMNS, 2))
@@ -204,11 +204,7 @@ async def write_reviews(conn: asyncpg.Connection, items: list[PositionedReview])
             f"UPDATE {SCHEMA}.review_cases SET {sets} WHERE case_id = $1",
             [(cid, *_state_row(states[cid])) for cid in updates],
         )
-    await conn.executemany(
-        f"INSERT INTO {SCHEMA}.review_actions ({_names(ACTION_COLUMNS)}) "
-        f"VALUES ({_slots(ACTION_COLUMNS)}) ON CONFLICT (event_id) DO NOTHING",
-        actions,
-    )
+    await copy_or_ignore(conn, "review_actions", ACTION_COLUMNS, ("event_id",), actions)
     await _write_decisions(conn, decided, reviewed)
     await conn.executemany(
         f"UPDATE {SCHEMA}.review_decisions SET fulfilled = $2 WHERE decision_id = $1",
@@ -331,10 +327,6 @@ async def write_auto_decisions(
 
 def _names(columns: tuple[str, ...]) -> str:
     return ", ".join(f'"{name}"' for name in columns)
-
-
-def _slots(columns: tuple[str, ...]) -> str:
-    return ", ".join(f"${i}" for i in range(1, len(columns) + 1))
 
 
 def _opened_row(event: ReviewCaseOpened) -> tuple[Any, ...]:
