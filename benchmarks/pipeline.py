@@ -259,10 +259,13 @@ async def run_once(
             on_requested.start()
 
         def seen(event: Any) -> None:
+            if event.run_id != run_id:
+                return
             moments.setdefault(event.event_type, time.perf_counter() - started)
             progress(f"{event.event_type} after {moments[event.event_type]:.1f}s")
 
-        view = await log.wait(run_id, timeout, seen, after_catch_up=False)
+        log.on_event = seen
+        view = await log.wait(run_id, timeout, after_catch_up=False)
     wall = time.perf_counter() - started
     if view is None:
         raise RuntimeError(f"run {run_id} never appeared in the log")

@@ -198,9 +198,17 @@ def describe(event: Any) -> str:
 
 
 class RunLog:
-    """A group-less reader of `runs.v1` from its beginning; use as an async context manager."""
+    """A group-less reader of `runs.v1` from its beginning; use as an async context manager.
 
-    def __init__(self, settings: CliSettings) -> None:
+    `on_event` is told of every event the reader folds, in log order, wherever it is read: while
+    starting, catching up or following. A follower that reported only what it read after its
+    catch-up would silently fold whatever the run did in the meantime (`started`, or the whole
+    run when it was quick).
+    """
+
+    def __init__(
+        self, settings: CliSettings, on_event: Callable[[Any], None] | None = None
+    ) -> None:
         self.settings = settings
         self.topic = settings.topic(RUNS)
         # No group: every partition is assigned to this reader, from its earliest offset.
@@ -213,6 +221,7 @@ class RunLog:
             auto_offset_reset="earliest",
         )
         self.runs: dict[UUID, RunView] = {}
+        self.on_event = on_event
 
     async def __aenter__(self) -> RunLog:
         try:
@@ -229,8 +238,8 @@ class RunLog:
     async def __aexit__(self, *_: object) -> None:
         await self.consumer.stop()
 
-    async def read(self, on_event: Callable[[Any], None] | None = None) -> list[Any]:
-        """Consume what is available now and fold it; the events read, in order."""
+    async def read(self) -> list[Any]:
+        """Consume what is available now, fold it and report it; the events read, in order."""
         polled = await self.consumer.getmany(timeout_ms=self.settings.poll_timeout_ms)
         events: list[Any] = []
         for records in polled.values():
@@ -242,8 +251,8 @@ class RunLog:
                 self.runs[event.run_id] = apply(
                     self.runs.get(event.run_id) or RunView(event.run_id), event
                 )
-                if on_event is not None:
-                    on_event(event)
+                if self.on_event is not None:
+                    self.on_event(event)
         return events
 
     async def catch_up(self) -> dict[UUID, RunView]:
@@ -260,12 +269,7 @@ class RunLog:
         return False
 
     async def wait(
-        self,
-        run_id: UUID,
-        timeout: float | None,
-        on_event: Callable[[Any], None] | None = None,
-        *,
-        after_catch_up: bool = True,
+        self, run_id: UUID, timeout: float | None, *, after_catch_up: bool = True
     ) -> RunView | None:
         """Follow the log until the run completes or fails (or the timeout passes)."""
         if after_catch_up:
@@ -273,15 +277,10 @@ class RunLog:
             view = self.runs.get(run_id)
             if view is not None and view.finished:
                 return view
-
-        def mine(event: Any) -> None:
-            if on_event is not None and event.run_id == run_id:
-                on_event(event)
-
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    await self.read(mine)
+                    await self.read()
                     view = self.runs.get(run_id)
                     if view is not None and view.finished:
                         return view

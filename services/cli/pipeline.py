@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError
 from contracts.ids import event_id
 from contracts.loans import RunParams
 from contracts.run_fold import DONE
-from contracts.runs import RunRequested
+from contracts.runs import RunReprocessRequested, RunRequested
 from contracts.topics import RUNS
 from services.cli import reach
 from services.cli.client import (
@@ -134,15 +134,27 @@ def exit_code(view: RunView | None) -> int:
     return 0 if view is not None and view.status in DONE else 1
 
 
-def follow_progress(run_id: UUID) -> Any:
-    """A progress printer for one run's events."""
-    return lambda event: progress(f"run {run_id}: {describe(event)}")
+def follow_progress(run_id: UUID, *, announced: bool = False) -> Callable[[Any], None]:
+    """A progress printer of one run's events (others are ignored). `announced`: the command has
+    said the run was requested, so the request event itself is not said again."""
+
+    def report(event: Any) -> None:
+        if event.run_id != run_id:
+            return
+        if announced and isinstance(event, RunRequested | RunReprocessRequested):
+            return
+        progress(f"run {run_id}: {describe(event)}")
+
+    return report
 
 
-async def follow(settings: CliSettings, run_id: UUID, timeout: float | None) -> RunView | None:
-    """Follow `runs.v1` until the run ends (or the timeout passes)."""
-    async with RunLog(settings) as log:
-        return await log.wait(run_id, timeout, follow_progress(run_id))
+async def follow(
+    settings: CliSettings, run_id: UUID, timeout: float | None, *, announced: bool = False
+) -> RunView | None:
+    """Follow `runs.v1` until the run ends (or the timeout passes), saying each of its events
+    once, in log order: those already in the log when the follower starts too."""
+    async with RunLog(settings, follow_progress(run_id, announced=announced)) as log:
+        return await log.wait(run_id, timeout)
 
 
 def same_names(files: list[Path]) -> str:
@@ -214,7 +226,7 @@ def run(
     if wait is None:
         print_result(RunView(run_id), as_json)
         return
-    view = run_async(follow(settings, run_id, wait), settings)
+    view = run_async(follow(settings, run_id, wait, announced=True), settings)
     print_result(view or RunView(run_id), as_json)
     raise typer.Exit(exit_code(view))
 

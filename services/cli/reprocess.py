@@ -149,7 +149,11 @@ def reprocess(
         raise _failed(error) from None
     _audit({**target, "child_run_id": str(child)}, "success")
     progress(f"run {child} requested: a reprocess of {parent}")
-    view = RunView(child) if wait is None else run_async(follow(settings, child, wait), settings)
+    view = (
+        RunView(child)
+        if wait is None
+        else run_async(follow(settings, child, wait, announced=True), settings)
+    )
     result = {**result_json(view or RunView(child)), "parent_run_id": str(parent)}
     if as_json:
         typer.echo(json.dumps(result))

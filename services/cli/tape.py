@@ -157,7 +157,8 @@ async def push_and_follow(
         if before is not None and before.status in DONE:
             return before
         log.runs.pop(run_id, None)
-        return await log.wait(run_id, timeout, follow_progress(run_id), after_catch_up=False)
+        log.on_event = follow_progress(run_id)
+        return await log.wait(run_id, timeout, after_catch_up=False)
 
 
 @app.command("push")
