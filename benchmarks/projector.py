@@ -36,7 +36,7 @@ from services.cli.stack.topics import delete_topics, ensure_topics
 from services.common.kafka import KafkaPublisher
 from services.gateway.db import connect, migrate
 from services.gateway.projector.consumer import Projector
-from services.gateway.projector.maintenance import reset
+from services.gateway.projector.maintenance import reset, try_projector_lock
 from services.gateway.projector.plan import Record, plan
 from services.gateway.projector.writer import current_generation, write_chunk
 from services.gateway.settings import GatewaySettings
@@ -226,6 +226,11 @@ async def replay_log(settings: GatewaySettings) -> tuple[Timing, dict[str, int]]
     """Time for a projector to replay every topic of an existing stack into a scratch database."""
     conn = await connect(settings)
     try:
+        if not await try_projector_lock(conn):
+            raise SystemExit(
+                "a projector runs on this database (it holds the projector lock): point "
+                "DATABASE_URL at a scratch database, not the stack's"
+            )
         await reset(conn)
         projector = Projector(settings, conn)
         await projector.start()

@@ -281,17 +281,21 @@ async def deliver(
     posts = [asyncio.create_task(bounded(row)) for row in rows]
     await _until_answered_or_stopped(posts, stop)
     counts: dict[str, int] = {}
-    if abandoned := [row for row, task in zip(rows, posts, strict=True) if task.cancelled()]:
-        await release(session, abandoned, now, now + lease)
-        counts["abandoned"] = len(abandoned)
-        logger.info(
-            "webhook deliveries abandoned at stop, pending again",
-            extra={"abandoned": len(abandoned)},
-        )
-    for row, task in zip(rows, posts, strict=True):
-        if not task.cancelled():
-            state = await record(session, row, task.result(), now, settings)
-            counts[state] = counts.get(state, 0) + 1
+    abandoned = [row for row, task in zip(rows, posts, strict=True) if task.cancelled()]
+    try:
+        # The answers first: a 2xx recorded is a POST never sent again.
+        for row, task in zip(rows, posts, strict=True):
+            if not task.cancelled():
+                state = await record(session, row, task.result(), now, settings)
+                counts[state] = counts.get(state, 0) + 1
+    finally:
+        if abandoned:
+            await release(session, abandoned, now, now + lease)
+            counts["abandoned"] = len(abandoned)
+            logger.info(
+                "webhook deliveries abandoned at stop, pending again",
+                extra={"abandoned": len(abandoned)},
+            )
     return counts
 
 
