@@ -130,7 +130,7 @@ class GatewaySettings(ServiceSettings):
         description="Bytes (compressed) one fetch brings of a partition at most. The consumer "
         "keeps what it fetched of every partition until it is read, so its memory is about this "
         "times the partitions behind: replaying a million scored loans peaked at 485 MB with "
-        "4 MiB (and 64 MiB fetches), 300 MB with 1 MiB, at the same speed.",
+        "4 MiB (and 64 MiB fetches), 300-319 MB with 1 MiB, at the same speed.",
     )
     projector_fetch_min_bytes: int = Field(
         1024 * 1024,
