@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from services.cli.stack.ports import port_is_open
 from services.ingest.tapegen import generate_tape
 from tests.net import free_port
 
@@ -62,14 +62,10 @@ def measure(tape: Path, kind: str, endpoint: str, root: Path) -> dict[str, int]:
 def wait_for(port: int, seconds: float = 30.0) -> None:
     """Until something listens on the loopback port."""
     deadline = time.monotonic() + seconds
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    while not port_is_open(port):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {seconds:.0f} s")
+        time.sleep(0.2)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote
 
 from services.common.settings import ServiceSettings
@@ -244,33 +244,16 @@ class S3Storage:
                 if len(part) < PART_SIZE:
                     await s3.put_object(Bucket=self.bucket, Key=clean, Body=part)
                     return
+                del part  # read again as the first part: held once, not twice
+                handle.seek(0)
                 created = await s3.create_multipart_upload(Bucket=self.bucket, Key=clean)
-                upload_id = created["UploadId"]
+                target = {"Bucket": self.bucket, "Key": clean, "UploadId": created["UploadId"]}
                 try:
-                    parts: list[dict[str, Any]] = []
-                    while part:
-                        number = len(parts) + 1
-                        answer = await s3.upload_part(
-                            Bucket=self.bucket,
-                            Key=clean,
-                            UploadId=upload_id,
-                            PartNumber=number,
-                            Body=part,
-                        )
-                        parts.append({"ETag": answer["ETag"], "PartNumber": number})
-                        del part  # the next part replaces it, not joins it
-                        part = await asyncio.to_thread(handle.read, PART_SIZE)
-                    await s3.complete_multipart_upload(
-                        Bucket=self.bucket,
-                        Key=clean,
-                        UploadId=upload_id,
-                        MultipartUpload={"Parts": parts},
-                    )
+                    parts = await _upload_parts(s3, target, handle)
+                    await s3.complete_multipart_upload(**target, MultipartUpload={"Parts": parts})
                 except BaseException:
                     with contextlib.suppress(Exception):
-                        await s3.abort_multipart_upload(
-                            Bucket=self.bucket, Key=clean, UploadId=upload_id
-                        )
+                        await s3.abort_multipart_upload(**target)
                     raise
 
     async def get_bytes(self, key: str) -> bytes:
@@ -364,3 +347,15 @@ def storage_from_settings(settings: ServiceSettings) -> LocalStorage | S3Storage
     if settings.storage_type == "s3":
         return S3Storage(settings.s3_bucket, settings.s3_endpoint_url, settings.s3_region)
     return LocalStorage(settings.storage_root)
+
+
+async def _upload_parts(s3: Any, target: dict[str, str], handle: BinaryIO) -> list[dict[str, Any]]:
+    """Upload the rest of `handle` one PART_SIZE part at a time (one part in memory); the parts'
+    list for `complete_multipart_upload`."""
+    parts: list[dict[str, Any]] = []
+    while part := await asyncio.to_thread(handle.read, PART_SIZE):
+        number = len(parts) + 1
+        answer = await s3.upload_part(**target, PartNumber=number, Body=part)
+        parts.append({"ETag": answer["ETag"], "PartNumber": number})
+        del part  # the next part replaces it, not joins it
+    return parts
