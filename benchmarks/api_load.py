@@ -50,9 +50,12 @@ class Results:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     statuses: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    # (wall-clock start, kind, seconds, status) of every request, for --trace.
+    trace: list[tuple[float, str, float, int | None]] = field(default_factory=list)
 
     def record(self, kind: str, seconds: float, status: int | None) -> None:
         self.latencies[kind].append(seconds)
+        self.trace.append((time.time() - seconds, kind, seconds, status))
         if status is not None:
             self.statuses[status] += 1
         if status != 200:
@@ -193,6 +196,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         elapsed = time.perf_counter() - started
         cpu = process_cpu_seconds(args.server_pid) - cpu if args.server_pid else 0.0
     summary = results.summary()
+    if args.trace:
+        with args.trace.open("w") as out:
+            for at, kind, seconds, status in sorted(results.trace):
+                out.write(f"{at:.3f}\t{kind}\t{seconds * 1000:.1f}\t{status}\n")
     server: dict[str, float] = {}
     if args.server_pid and summary["all"]["requests"]:
         server = {"server_cpu_ms_per_request": round(cpu * 1000 / summary["all"]["requests"], 2)}
@@ -228,6 +235,12 @@ def main() -> None:
     parser.add_argument("--loans", type=int, default=1000, help="Loans of --run-id (paging).")
     parser.add_argument(
         "--server-pid", type=int, default=None, help="The gateway's pid: its CPU per request."
+    )
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        help="Write each request's start (Unix time), kind, milliseconds and status to this file.",
     )
     args = parser.parse_args()
     if not 1 <= args.clients <= 500 or args.requests < 1 or args.seconds <= 0 or args.think < 0:

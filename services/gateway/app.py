@@ -122,6 +122,9 @@ def create_app(
         app.state.settings = config
         app.state.engine = engine
         app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        app.state.read_sessionmaker = async_sessionmaker(
+            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
         app.state.storage = storage or storage_from_settings(config)
         own_publisher = publisher is None
         app.state.publisher = publisher or LazyPublisher(config)
