@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from contracts.codec import DecodeError, decode
 from services.common.commits import CommitBatcher
+from services.common.metrics import time_collections
 
 M = TypeVar("M")  # a pydantic contract or a wire Struct
 # Collector thresholds of a started worker (CPython's defaults: 700, 10, 10).
@@ -61,7 +62,7 @@ def gc_paused() -> Iterator[None]:
 
 
 def settle_heap() -> None:
-    """After start-up: freeze what start-up built and make collections rarer.
+    """After start-up: freeze what start-up built, make collections rarer and time them.
 
     Imports, pydantic schemas and clients live as long as the process: frozen, no collection
     scans them again. Batches allocate acyclic objects that reference counting frees, so
@@ -71,6 +72,7 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    time_collections()
 
 
 def contract_decoder(model: type[M]) -> Callable[[StreamMessage[Any]], Awaitable[M]]:

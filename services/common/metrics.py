@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import logging
 import time
 from collections import Counter as Tally
@@ -141,6 +142,13 @@ HTTP_DURATION = Histogram(
     buckets=HTTP_BUCKETS,
     registry=REGISTRY,
 )
+GC_PAUSE = Histogram(
+    "loan_engine_gc_pause_seconds",
+    "Time the Python cyclic garbage collector held the process, by generation (0-2).",
+    ["generation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+    registry=REGISTRY,
+)
 PROJECTION_LAG = Gauge(
     "loan_engine_projection_lag_seconds",
     "Age of the newest record the projector has applied, per logical topic.",
@@ -153,6 +161,29 @@ for _status in ("requested", "started", "completed", "failed"):
     RUNS_TOTAL.labels(_status)
 for _disposition in ("to_purchase", "projected", "rejected"):
     LOANS_DISPOSITIONED.labels(_disposition)
+
+
+def time_collections() -> None:
+    """Observe every collection's pause in `GC_PAUSE` (once per process; idempotent).
+
+    A collection holds the GIL, so every request and batch in flight waits for it: when all
+    answers of one moment are slow together, this says whether the collector was the cause."""
+    if _gc_timer in gc.callbacks:
+        return
+    for generation in ("0", "1", "2"):
+        GC_PAUSE.labels(generation)
+    gc.callbacks.append(_gc_timer)
+
+
+_gc_started = [0.0]
+
+
+def _gc_timer(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+    else:
+        GC_PAUSE.labels(str(info["generation"])).observe(time.perf_counter() - _gc_started[0])
+
 
 UNKNOWN = "unknown"
 # A mounted metrics app answers `/metrics` with a redirect to `/metrics/`: neither is API traffic.

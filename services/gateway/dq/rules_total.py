@@ -10,8 +10,13 @@ from services.gateway.tables import loan_facts
 
 
 async def rule_set_version_of_run(session: AsyncSession, run_id: UUID) -> str | None:
-    """The rule-set version the run's loans were evaluated with (None before any was)."""
-    query = select(loan_facts.c.rule_set_version).where(loan_facts.c.run_id == run_id).limit(1)
+    """The rule-set version the run's loans were evaluated with (None before any was).
+
+    Its first loan by the primary key: without the ORDER BY, the planner guesses a run's loans
+    are everywhere in the table and scans it from the start, which for the run being appended
+    meant reading every earlier run's loans first (1.1 s at 1,000,000 under a run)."""
+    c = loan_facts.c
+    query = select(c.rule_set_version).where(c.run_id == run_id).order_by(c.seq).limit(1)
     return await session.scalar(query)
 
 
