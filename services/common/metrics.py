@@ -170,19 +170,23 @@ def time_collections() -> None:
     answers of one moment are slow together, this says whether the collector was the cause."""
     if _gc_timer in gc.callbacks:
         return
-    for generation in ("0", "1", "2"):
-        GC_PAUSE.labels(generation)
     gc.callbacks.append(_gc_timer)
 
 
+# One child per generation, looked up once: the callback must not take the histogram's own
+# lock, which a scrape holds while copying its children (a copy that may start a collection).
+_GC_PAUSES = tuple(GC_PAUSE.labels(str(generation)) for generation in range(3))
 _gc_started = [0.0]
 
 
 def _gc_timer(phase: str, info: dict[str, int]) -> None:
     if phase == "start":
         _gc_started[0] = time.perf_counter()
-    else:
-        GC_PAUSE.labels(str(info["generation"])).observe(time.perf_counter() - _gc_started[0])
+        return
+    try:
+        _GC_PAUSES[info["generation"]].observe(time.perf_counter() - _gc_started[0])
+    except Exception:  # a collector callback that raises is reported on every collection
+        logger.debug("gc pause not recorded", exc_info=True)
 
 
 UNKNOWN = "unknown"

@@ -3,6 +3,7 @@ request's in a transaction, as before."""
 
 from collections.abc import Iterator
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -47,11 +48,12 @@ async def test_a_read_request_begins_no_transaction(
 async def test_a_read_request_sees_what_a_write_request_just_committed(
     client: httpx.AsyncClient, world: World, transactions: list[bool]
 ) -> None:
+    username = f"reader_{uuid4().hex[:8]}"
     created = await client.post(
         "/api/admin/users",
         json={
-            "username": "reader_after_write",
-            "email": "reader_after_write@example.com",
+            "username": username,
+            "email": f"{username}@example.com",
             "role": "analyst",
             "password": PASSWORD,
         },
@@ -61,4 +63,4 @@ async def test_a_read_request_sees_what_a_write_request_just_committed(
     assert all(transactions), "a write request runs in a transaction"
     read = await client.get(f"/api/admin/users/{created.json()['id']}", headers=world.admin)
     assert read.status_code == 200, read.text
-    assert read.json()["username"] == "reader_after_write"
+    assert read.json()["username"] == username

@@ -2,7 +2,7 @@
 
 import gc
 
-from services.common.metrics import GC_PAUSE, REGISTRY, time_collections
+from services.common.metrics import GC_PAUSE, REGISTRY, _gc_timer, time_collections
 
 
 def collections(generation: int) -> float:
@@ -12,12 +12,13 @@ def collections(generation: int) -> float:
     return value or 0.0
 
 
-def test_a_full_collection_is_observed_once_however_often_timing_is_turned_on() -> None:
+def test_a_full_collection_is_observed_however_often_timing_is_turned_on() -> None:
     time_collections()
     time_collections()
+    assert gc.callbacks.count(_gc_timer) == 1
     before = collections(2)
     gc.collect()
-    assert collections(2) == before + 1
+    assert collections(2) >= before + 1  # a collection of its own may come on top
     assert REGISTRY.get_sample_value("loan_engine_gc_pause_seconds_sum", {"generation": "2"})
 
 
